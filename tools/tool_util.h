@@ -1,0 +1,28 @@
+/*
+ * tool_util.h: what the command-line front ends share: one-line errors and
+ * the parsing of sizes and durations. Tools exit; libraries never do.
+ */
+#ifndef WASP_TOOL_UTIL_H
+#define WASP_TOOL_UTIL_H
+
+#include <stdint.h>
+#include <stdnoreturn.h>
+
+/* Exit statuses of the tools, documented in docs/tools.md. */
+#define WASP_EXIT_TOOL_ERROR 125  /* bad arguments or the host failed */
+#define WASP_EXIT_GUEST_TIMEOUT 124
+#define WASP_EXIT_GUEST_FAULT 139 /* 128 + SIGSEGV: "the guest crashed" */
+
+extern const char *tool_name;
+
+/* Prints "TOOL: message" on stderr and exits with WASP_EXIT_TOOL_ERROR. */
+noreturn void tool_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* "16M", "4096", "1G", "64k" -> bytes. Returns 0 or -1 on a malformed size. */
+int parse_size(const char *s, uint64_t *out);
+/* "500ms", "2s", "1.5s", "3m", "100us", "10" (seconds) -> ns. 0 or -1. */
+int parse_duration(const char *s, uint64_t *out_ns);
+/* Decimal or 0x-prefixed hex. 0 or -1. */
+int parse_u64(const char *s, uint64_t *out);
+
+#endif

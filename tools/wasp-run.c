@@ -1,0 +1,213 @@
+/*
+ * wasp-run: run one virtine image from the command line.
+ *
+ * All the work is libwasp's; this file turns arguments into a config,
+ * errors into one line on stderr, and the guest's exit into an exit status.
+ */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tool_util.h"
+#include "vmm.h"
+
+/* Harmless by default: output, the argument/result buffers and the snapshot
+ * marker touch nothing on the host but stdout. Files, stdin and the clock
+ * must be asked for (docs/hypercalls.md). */
+#define DEFAULT_ALLOW "console_write,get_arg,set_ret,snapshot"
+
+static const char usage[] =
+	"usage: wasp-run [options] IMAGE [-- ARG...]\n"
+	"Run a virtine image in its own KVM virtual machine.\n"
+	"\n"
+	"  -m, --mem SIZE        guest memory, multiple of 4K, 64K..4G (default 16M)\n"
+	"      --load-addr ADDR  guest-physical load address (default 0x8000)\n"
+	"      --mode MODE       entry mode: auto (from the image header), real\n"
+	"                        (16-bit at the load address) or long (direct\n"
+	"                        64-bit ring-3 entry); default auto\n"
+	"  -a, --allow LIST      hypercalls the guest may make, comma-separated\n"
+	"                        names, 'files', 'all' or 'none'\n"
+	"                        (default " DEFAULT_ALLOW ")\n"
+	"  -d, --dir DIR         host directory the file hypercalls are confined to\n"
+	"  -t, --timeout DUR     stop the guest after DUR (e.g. 500ms, 2s, 1m)\n"
+	"      --no-stdin        the guest reads end-of-file from stdin\n"
+	"  -s, --stats           print create/load/run times and exit counts on stderr\n"
+	"  -h, --help            show this help\n"
+	"\n"
+	"ARGs after -- reach the guest through the get_arg hypercall as\n"
+	"NUL-separated strings.\n"
+	"\n"
+	"Exit status: the guest's exit code (low 8 bits); 124 when the timeout\n"
+	"stopped it; 139 when it faulted (triple fault, access outside its memory,\n"
+	"unknown port); 125 when wasp-run itself failed (bad arguments, no KVM).\n";
+
+static void print_fault(const struct wasp_exit *e)
+{
+	const struct wasp_regs *r = &e->fault.regs;
+	fprintf(stderr, "%s: guest fault: %s", tool_name, wasp_fault_kind_name(e->fault.kind));
+	if (e->fault.kind == WASP_FAULT_MMIO)
+		fprintf(stderr, " at 0x%llx", (unsigned long long)e->fault.addr);
+	else if (e->fault.kind == WASP_FAULT_IO)
+		fprintf(stderr, " (port 0x%llx)", (unsigned long long)e->fault.addr);
+	fprintf(stderr, " (rip=0x%llx rsp=0x%llx rax=0x%llx cr0=0x%llx cr3=0x%llx efer=0x%llx)\n",
+		(unsigned long long)r->rip, (unsigned long long)r->rsp,
+		(unsigned long long)r->rax, (unsigned long long)e->fault.cr0,
+		(unsigned long long)e->fault.cr3, (unsigned long long)e->fault.efer);
+}
+
+/* Packs ARGs as NUL-separated strings, the form the guest runtime parses. */
+static char *pack_args(int argc, char **argv, size_t *len)
+{
+	size_t n = 0;
+	for (int i = 0; i < argc; i++)
+		n += strlen(argv[i]) + 1;
+	char *buf = malloc(n ? n : 1), *p = buf;
+	if (!buf)
+		tool_die("out of memory");
+	for (int i = 0; i < argc; i++) {
+		size_t l = strlen(argv[i]) + 1;
+		memcpy(p, argv[i], l);
+		p += l;
+	}
+	*len = n;
+	return buf;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"mem", required_argument, NULL, 'm'},
+		{"load-addr", required_argument, NULL, 'L'},
+		{"mode", required_argument, NULL, 'M'},
+		{"allow", required_argument, NULL, 'a'},
+		{"dir", required_argument, NULL, 'd'},
+		{"timeout", required_argument, NULL, 't'},
+		{"no-stdin", no_argument, NULL, 'N'},
+		{"stats", no_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	struct wasp_config cfg;
+	const char *allow = DEFAULT_ALLOW;
+	uint64_t load_addr = WASP_GPA_LOAD, timeout_ns = 0, mem;
+	enum wasp_mode mode = WASP_MODE_AUTO;
+	bool stats = false;
+	int c;
+
+	tool_name = "wasp-run";
+	wasp_config_init(&cfg);
+	while ((c = getopt_long(argc, argv, "+m:a:d:t:sh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			if (parse_size(optarg, &mem) < 0 || mem == 0)
+				tool_die("--mem: '%s' is not a size (try 16M)", optarg);
+			cfg.mem_size = (size_t)mem;
+			break;
+		case 'L':
+			if (parse_u64(optarg, &load_addr) < 0 || load_addr == 0)
+				tool_die("--load-addr: '%s' is not an address (try 0x8000)", optarg);
+			break;
+		case 'M':
+			if (!strcmp(optarg, "auto"))
+				mode = WASP_MODE_AUTO;
+			else if (!strcmp(optarg, "real"))
+				mode = WASP_MODE_REAL;
+			else if (!strcmp(optarg, "long"))
+				mode = WASP_MODE_LONG;
+			else
+				tool_die("--mode: '%s' is not auto, real or long", optarg);
+			break;
+		case 'a':
+			allow = optarg;
+			if (wasp_hypercall_names_valid(allow) < 0)
+				tool_die("--allow: %s", wasp_last_error());
+			break;
+		case 'd':
+			cfg.sandbox_dir = optarg;
+			break;
+		case 't':
+			if (parse_duration(optarg, &timeout_ns) < 0 || timeout_ns == 0)
+				tool_die("--timeout: '%s' is not a duration (try 500ms or 2s)", optarg);
+			break;
+		case 'N':
+			cfg.no_stdin = true;
+			break;
+		case 's':
+			stats = true;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			fputs("Try 'wasp-run --help'.\n", stderr);
+			return WASP_EXIT_TOOL_ERROR;
+		}
+	}
+	if (optind >= argc)
+		tool_die("no image given (try 'wasp-run --help')");
+	const char *image = argv[optind++];
+	if (optind < argc && !strcmp(argv[optind], "--"))
+		optind++;
+	else if (optind < argc)
+		tool_die("unexpected '%s' after the image: put guest arguments after --",
+			 argv[optind]);
+
+	/* A closed stdout must become an error from console_write, not a kill. */
+	signal(SIGPIPE, SIG_IGN);
+
+	struct wasp_virtine *v;
+	if (wasp_virtine_create(&cfg, &v) < 0)
+		tool_die("%s", wasp_last_error());
+	if (wasp_virtine_allow(v, allow) < 0)
+		tool_die("--allow: %s", wasp_last_error());
+	size_t arg_len;
+	char *args = pack_args(argc - optind, argv + optind, &arg_len);
+	if (wasp_virtine_set_arg(v, args, arg_len) < 0)
+		tool_die("%s", wasp_last_error());
+	free(args);
+	if (wasp_virtine_load_file(v, image, load_addr, mode) < 0)
+		tool_die("%s", wasp_last_error());
+
+	struct wasp_exit e;
+	if (wasp_virtine_run(v, timeout_ns, &e) < 0)
+		tool_die("%s", wasp_last_error());
+	fflush(stdout);
+
+	int status;
+	switch (e.reason) {
+	case WASP_EXIT_EXITED:
+		status = (int)(e.code & 0xff);
+		break;
+	case WASP_EXIT_TIMEOUT:
+		fprintf(stderr, "%s: guest stopped after the %.3f s timeout\n", tool_name,
+			(double)timeout_ns / 1e9);
+		status = WASP_EXIT_GUEST_TIMEOUT;
+		break;
+	case WASP_EXIT_FAULT:
+		print_fault(&e);
+		status = WASP_EXIT_GUEST_FAULT;
+		break;
+	default:
+		fprintf(stderr, "%s: unexpected exit: %s\n", tool_name,
+			wasp_exit_reason_name(e.reason));
+		status = WASP_EXIT_TOOL_ERROR;
+		break;
+	}
+
+	if (stats) {
+		struct wasp_stats st;
+		wasp_virtine_stats(v, &st);
+		fprintf(stderr,
+			"wasp-run: stats: create %.1f us, load %.1f us, run %.1f us, "
+			"exits %llu (io %llu), hypercalls %llu (denied %llu), exit %s code %lld\n",
+			st.create_ns / 1e3, st.load_ns / 1e3, st.run_ns / 1e3,
+			(unsigned long long)st.exits, (unsigned long long)st.io_exits,
+			(unsigned long long)st.hypercalls, (unsigned long long)st.hypercalls_denied,
+			wasp_exit_reason_name(e.reason), (long long)e.code);
+	}
+	wasp_virtine_destroy(v);
+	return status;
+}

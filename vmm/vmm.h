@@ -1,0 +1,202 @@
+/*
+ * vmm.h: the virtine, the one reader-facing header of vmm/.
+ *
+ * A virtine is one KVM VM with one vCPU and one contiguous guest-physical
+ * region at 0, backed by a memfd. The functions here return 0 (or a
+ * non-negative value) on success and a negative errno on failure; the
+ * failing call leaves a one-line explanation in wasp_last_error(). They
+ * never exit or abort the calling process, whatever the guest does.
+ *
+ * Threads: one thread runs a virtine at a time. wasp_virtine_pause() is the
+ * only call that may come from another thread while it runs.
+ */
+#ifndef WASP_VMM_H
+#define WASP_VMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wasp_abi.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A guest-physical address. Never dereference it: translate it with
+ * wasp_virtine_gpa(), which checks it against guest memory. */
+typedef uint64_t wasp_gpa_t;
+
+struct wasp_virtine;
+
+/* How the vCPU starts. */
+enum wasp_mode {
+	WASP_MODE_AUTO = -1, /* from the image header; real mode without one */
+	WASP_MODE_REAL = 0,  /* 16-bit real mode at the load address */
+	WASP_MODE_LONG = 1,  /* direct 64-bit entry, ring 3, host-built page tables */
+};
+
+struct wasp_config {
+	size_t mem_size;      /* bytes, page aligned; 0: 16 MiB */
+	const char *sandbox_dir; /* host directory the file hypercalls may use; NULL: none */
+	int console_fd;       /* console writes go here; default (0 is taken as) 1 */
+	int stdin_fd;         /* WASP_HC_STDIN_READ reads here; default (0 is taken as) 0 */
+	bool no_stdin;        /* true: WASP_HC_STDIN_READ reads EOF */
+	/* Return unregistered hypercall numbers to the caller as
+	 * WASP_EXIT_HYPERCALL instead of answering -ENOSYS. */
+	bool hypercall_exits;
+};
+
+/* Why wasp_virtine_run() returned. */
+enum wasp_exit_reason {
+	WASP_EXIT_EXITED = 0, /* guest asked to exit; code in exit.code */
+	WASP_EXIT_HYPERCALL,  /* unregistered hypercall with hypercall_exits set */
+	WASP_EXIT_FAULT,      /* guest cannot go on; exit.fault says why */
+	WASP_EXIT_TIMEOUT,    /* the run's wall-clock limit passed */
+	WASP_EXIT_PAUSED,     /* wasp_virtine_pause(): stopped at an exit boundary */
+};
+
+enum wasp_fault_kind {
+	WASP_FAULT_SHUTDOWN = 0, /* triple fault */
+	WASP_FAULT_INTERNAL,     /* KVM could not emulate or enter the guest */
+	WASP_FAULT_MMIO,         /* access to guest-physical memory that does not exist */
+	WASP_FAULT_IO,           /* `in`/`out` to a port with no meaning */
+	WASP_FAULT_HALT,         /* `hlt` with nothing to wake the vCPU */
+	WASP_FAULT_UNHANDLED,    /* any other KVM exit */
+};
+
+/* General-purpose registers, the layout of struct kvm_regs. */
+struct wasp_regs {
+	uint64_t rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp;
+	uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+	uint64_t rip, rflags;
+};
+
+struct wasp_exit {
+	enum wasp_exit_reason reason;
+	int64_t code; /* EXITED: the guest's exit code */
+	struct {
+		uint64_t nr;      /* HYPERCALL: rax */
+		uint64_t args[6]; /* rdi rsi rdx r10 r8 r9 */
+	} hypercall;
+	struct {
+		enum wasp_fault_kind kind;
+		uint32_t kvm_exit;   /* KVM_EXIT_* that caused it */
+		uint64_t addr;       /* MMIO: guest-physical address; IO: port */
+		struct wasp_regs regs; /* registers when it happened */
+		uint64_t cr0, cr3, cr4, efer;
+	} fault;
+};
+
+/* Counters of one virtine since creation (or the last reset of stats). */
+struct wasp_stats {
+	uint64_t runs, exits, hypercalls, hypercalls_denied, io_exits;
+	uint64_t create_ns, load_ns, run_ns; /* time in create, load, run */
+};
+
+/* Sets every field of `cfg` to its default. */
+void wasp_config_init(struct wasp_config *cfg);
+
+/* Creates a virtine: VM, vCPU, guest memory. Returns 0 and sets *out. */
+int wasp_virtine_create(const struct wasp_config *cfg, struct wasp_virtine **out);
+
+/* Destroys a virtine and everything it holds. Accepts NULL. */
+void wasp_virtine_destroy(struct wasp_virtine *v);
+
+/* Copies `len` bytes of image to guest-physical `gpa` (0: WASP_GPA_LOAD)
+ * and sets the vCPU to enter it in `mode` (WASP_MODE_AUTO reads the image
+ * header). Returns 0, -EINVAL for a bad mode/header, -E2BIG when it does not fit. */
+int wasp_virtine_load(struct wasp_virtine *v, const void *image, size_t len,
+		      wasp_gpa_t gpa, enum wasp_mode mode);
+
+/* Reads an image file and loads it as wasp_virtine_load() does. */
+int wasp_virtine_load_file(struct wasp_virtine *v, const char *path, wasp_gpa_t gpa,
+			   enum wasp_mode mode);
+
+/* Runs the vCPU until an exit the caller must see; hypercalls the virtine
+ * may make are served on the way. timeout_ns > 0 bounds this call in wall
+ * time. Returns 0 and fills *exit, or a negative errno when the host failed
+ * (not the guest: a guest's failure is a WASP_EXIT_FAULT). */
+int wasp_virtine_run(struct wasp_virtine *v, uint64_t timeout_ns, struct wasp_exit *exit);
+
+/* Asks a running virtine to stop at its next exit boundary; its run returns
+ * WASP_EXIT_PAUSED. Safe from any thread (not from a signal handler). If the
+ * virtine is not running, the next run returns PAUSED at once. */
+void wasp_virtine_pause(struct wasp_virtine *v);
+
+/* The answer (rax) to a WASP_EXIT_HYPERCALL, given before the next run. */
+int wasp_virtine_set_hypercall_result(struct wasp_virtine *v, int64_t result);
+
+int wasp_virtine_get_regs(struct wasp_virtine *v, struct wasp_regs *regs);
+int wasp_virtine_set_regs(struct wasp_virtine *v, const struct wasp_regs *regs);
+
+/* Host pointer to guest memory [gpa, gpa+len), or NULL when any of it lies
+ * outside guest memory (overflow included). Writing through it is invisible
+ * to KVM's dirty log: use wasp_virtine_gpa_w() for writes. */
+void *wasp_virtine_gpa(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len);
+
+/* As wasp_virtine_gpa(), and records the pages as dirtied by the host. */
+void *wasp_virtine_gpa_w(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len);
+
+/* Copies a NUL-terminated guest string of at most cap-1 bytes into buf.
+ * Returns its length, -EFAULT outside memory, -ENAMETOOLONG if longer. */
+int wasp_virtine_read_str(struct wasp_virtine *v, wasp_gpa_t gpa, char *buf, size_t cap);
+
+size_t wasp_virtine_mem_size(const struct wasp_virtine *v);
+/* The memfd behind guest memory (owned by the virtine). */
+int wasp_virtine_mem_fd(const struct wasp_virtine *v);
+/* Bitmap (one bit per 4 KiB page) of pages the host wrote; may be cleared by the caller. */
+uint64_t *wasp_virtine_host_dirty(struct wasp_virtine *v);
+
+void wasp_virtine_stats(const struct wasp_virtine *v, struct wasp_stats *out);
+
+/* ---- Hypercalls -------------------------------------------------------- */
+
+/* A handler gets the six arguments and returns the guest's rax (a negative
+ * errno for failure). It must check every guest pointer it uses. */
+typedef int64_t (*wasp_hypercall_fn)(struct wasp_virtine *v, const uint64_t args[6],
+				     void *opaque);
+
+/* Registers (or replaces) hypercall `nr` (WASP_HC_USER_BASE..WASP_HC_MAX-1)
+ * under `name`. It starts denied, like every hypercall: allow it by name. */
+int wasp_virtine_register_hypercall(struct wasp_virtine *v, unsigned nr, const char *name,
+				    wasp_hypercall_fn fn, void *opaque);
+
+/* Allows the hypercalls named in a comma-separated list ("console_write,open",
+ * "all" for every registered one, "" for none; exit is always allowed).
+ * Returns -ENOENT naming the first unknown name in wasp_last_error(). */
+int wasp_virtine_allow(struct wasp_virtine *v, const char *names);
+/* Allows or denies one hypercall by number. */
+int wasp_virtine_allow_nr(struct wasp_virtine *v, unsigned nr, bool allowed);
+bool wasp_virtine_allowed(const struct wasp_virtine *v, unsigned nr);
+
+/* The name of a built-in or registered hypercall, or NULL. */
+const char *wasp_virtine_hypercall_name(const struct wasp_virtine *v, unsigned nr);
+
+/* Checks a comma-separated list of built-in hypercall names without a
+ * virtine (for argument parsing). Returns 0 or -ENOENT with the bad name
+ * in wasp_last_error(). */
+int wasp_hypercall_names_valid(const char *names);
+
+/* Function-style virtines: the argument buffer WASP_HC_GET_ARG returns (copied). */
+int wasp_virtine_set_arg(struct wasp_virtine *v, const void *arg, size_t len);
+/* The buffer the guest gave WASP_HC_SET_RET, valid until the next set/run; len 0 if none. */
+const void *wasp_virtine_ret(const struct wasp_virtine *v, size_t *len);
+/* Number of WASP_HC_SNAPSHOT calls seen (the snapshot point). */
+uint64_t wasp_virtine_snapshot_marks(const struct wasp_virtine *v);
+
+/* ---- Names and errors -------------------------------------------------- */
+
+const char *wasp_exit_reason_name(enum wasp_exit_reason r);
+const char *wasp_fault_kind_name(enum wasp_fault_kind k);
+
+/* The message the last failing wasp call on this thread left. */
+const char *wasp_last_error(void);
+
+/* Bare measurements used by the benchmark: nanoseconds on CLOCK_MONOTONIC. */
+uint64_t wasp_now_ns(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WASP_VMM_H */

@@ -1,0 +1,162 @@
+/*
+ * vmm_hc_builtin.c: the built-in hypercalls that touch no files: console,
+ * stdin, clock, the argument/return buffers of function-style virtines and
+ * the snapshot-point marker. The file hypercalls are in vmm_hc_file.c.
+ */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmm_internal.h"
+
+/* Writes all of buf to fd, retrying short writes and EINTR. */
+static int64_t write_all(int fd, const void *buf, size_t len)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = write(fd, (const char *)buf + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return done ? (int64_t)done : -errno;
+		done += (size_t)n;
+	}
+	return (int64_t)done;
+}
+
+static int64_t hc_console_write(struct wasp_virtine *v, const uint64_t a[6], void *opaque)
+{
+	(void)opaque;
+	const void *buf = wasp_virtine_gpa(v, a[0], a[1]);
+	if (!buf)
+		return -EFAULT;
+	return write_all(v->cfg.console_fd, buf, a[1]);
+}
+
+static int64_t hc_stdin_read(struct wasp_virtine *v, const uint64_t a[6], void *opaque)
+{
+	(void)opaque;
+	void *buf = wasp_virtine_gpa(v, a[0], a[1]);
+	if (!buf)
+		return -EFAULT;
+	if (v->cfg.no_stdin)
+		return 0;
+	/* A pause interrupts a blocked read; the guest runtime retries -EINTR. */
+	ssize_t n = read(v->cfg.stdin_fd, buf, a[1]);
+	if (n < 0)
+		return -errno;
+	wasp_mark_dirty(v, a[0], (size_t)n);
+	return n;
+}
+
+static int64_t hc_clock(struct wasp_virtine *v, const uint64_t a[6], void *opaque)
+{
+	(void)v, (void)opaque;
+	struct timespec t;
+	clockid_t id;
+	switch (a[0]) {
+	case WASP_CLOCK_REALTIME: id = CLOCK_REALTIME; break;
+	case WASP_CLOCK_MONOTONIC: id = CLOCK_MONOTONIC; break;
+	default: return -EINVAL;
+	}
+	clock_gettime(id, &t);
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static int64_t hc_get_arg(struct wasp_virtine *v, const uint64_t a[6], void *opaque)
+{
+	(void)opaque;
+	size_t n = v->arg_len < a[1] ? v->arg_len : a[1];
+	void *buf = wasp_virtine_gpa(v, a[0], a[1]); /* the whole buffer must be guest memory */
+	if (!buf)
+		return -EFAULT;
+	if (n)
+		memcpy(buf, v->arg, n);
+	wasp_mark_dirty(v, a[0], n);
+	return (int64_t)v->arg_len;
+}
+
+static int64_t hc_set_ret(struct wasp_virtine *v, const uint64_t a[6], void *opaque)
+{
+	(void)opaque;
+	const void *buf = wasp_virtine_gpa(v, a[0], a[1]);
+	if (!buf)
+		return -EFAULT;
+	if (a[1] > WASP_MAX_ARG)
+		return -E2BIG;
+	uint8_t *copy = malloc(a[1] ? a[1] : 1);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, buf, a[1]);
+	free(v->ret);
+	v->ret = copy;
+	v->ret_len = a[1];
+	return 0;
+}
+
+static int64_t hc_snapshot(struct wasp_virtine *v, const uint64_t a[6], void *opaque)
+{
+	(void)a, (void)opaque;
+	v->snapshot_marks++;
+	return 0;
+}
+
+int wasp_virtine_set_arg(struct wasp_virtine *v, const void *arg, size_t len)
+{
+	if (len > WASP_MAX_ARG)
+		return wasp_fail(-E2BIG, "argument of %zu bytes exceeds %u", len, WASP_MAX_ARG);
+	uint8_t *copy = malloc(len ? len : 1);
+	if (!copy)
+		return wasp_fail(-ENOMEM, "out of memory for the argument");
+	if (len)
+		memcpy(copy, arg, len);
+	free(v->arg);
+	v->arg = copy;
+	v->arg_len = len;
+	return 0;
+}
+
+const void *wasp_virtine_ret(const struct wasp_virtine *v, size_t *len)
+{
+	*len = v->ret ? v->ret_len : 0;
+	return v->ret;
+}
+
+uint64_t wasp_virtine_snapshot_marks(const struct wasp_virtine *v)
+{
+	return v->snapshot_marks;
+}
+
+/* The built-in table. exit has no handler: the run loop ends the run. */
+static const struct {
+	unsigned nr;
+	const char *name;
+	wasp_hypercall_fn fn;
+} builtins[] = {
+	{WASP_HC_EXIT, "exit", NULL},
+	{WASP_HC_CONSOLE_WRITE, "console_write", hc_console_write},
+	{WASP_HC_STDIN_READ, "stdin_read", hc_stdin_read},
+	{WASP_HC_OPEN, "open", wasp_hc_open},
+	{WASP_HC_CLOSE, "close", wasp_hc_close},
+	{WASP_HC_READ, "read", wasp_hc_read},
+	{WASP_HC_WRITE, "write", wasp_hc_write},
+	{WASP_HC_PREAD, "pread", wasp_hc_pread},
+	{WASP_HC_PWRITE, "pwrite", wasp_hc_pwrite},
+	{WASP_HC_LSEEK, "lseek", wasp_hc_lseek},
+	{WASP_HC_FSTAT, "fstat", wasp_hc_fstat},
+	{WASP_HC_CLOCK, "clock", hc_clock},
+	{WASP_HC_GET_ARG, "get_arg", hc_get_arg},
+	{WASP_HC_SET_RET, "set_ret", hc_set_ret},
+	{WASP_HC_SNAPSHOT, "snapshot", hc_snapshot},
+};
+
+void wasp_hc_register_builtins(struct wasp_virtine *v)
+{
+	for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++)
+		v->hc[builtins[i].nr] = (struct wasp_hc_entry){
+			.name = builtins[i].name,
+			.fn = builtins[i].fn,
+		};
+}

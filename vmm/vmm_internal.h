@@ -1,0 +1,136 @@
+/*
+ * vmm_internal.h: what the files of vmm/ share and nobody else sees.
+ */
+#ifndef WASP_VMM_INTERNAL_H
+#define WASP_VMM_INTERNAL_H
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+
+#include "vmm.h"
+
+#define WASP_PAGE_SIZE 4096u
+#define WASP_DEFAULT_MEM (16u << 20)
+#define WASP_MAX_FILES 32      /* guest fds 3 .. 3+WASP_MAX_FILES-1 */
+#define WASP_FIRST_FD 3
+#define WASP_MAX_ARG (1u << 20)  /* argument and return buffers */
+
+/* ---- errors and logs --------------------------------------------------- */
+
+/* Records a one-line message for wasp_last_error() and returns `err`
+ * (a negative errno), so a failure reads `return wasp_fail(-EINVAL, ...)`. */
+int wasp_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- ioctl wrappers ----------------------------------------------------
+ * Raw tier: returns ioctl's result or -errno. Checked tier: the same, and a
+ * failure names the command in wasp_last_error(). The static assert catches
+ * an argument whose size disagrees with the command's encoded size. */
+static inline int wasp__ioctl(int fd, unsigned long cmd, void *arg)
+{
+	int r = ioctl(fd, cmd, arg);
+	return r < 0 ? -errno : r;
+}
+int wasp__ioctl_checked(int fd, unsigned long cmd, const char *name, void *arg);
+#define kvm_ioctl(fd, cmd, arg)                                                          \
+	({                                                                               \
+		_Static_assert(!_IOC_SIZE(cmd) || sizeof(*(arg)) == _IOC_SIZE(cmd),      \
+			       "ioctl argument does not match " #cmd);                    \
+		wasp__ioctl_checked(fd, cmd, #cmd, arg);                                 \
+	})
+
+/* ---- the KVM system fd, opened once per process ------------------------ */
+struct wasp_kvm {
+	int fd;
+	int run_size;
+	bool sync_regs;              /* KVM_CAP_SYNC_REGS offers regs + sregs */
+	struct kvm_cpuid2 *cpuid;    /* supported, already filtered */
+	uint64_t xcr0;               /* XCR0 to give long-mode guests (0: no XSAVE) */
+	int kick_signal;
+};
+/* Opens /dev/kvm on first use. Returns 0, or -errno with wasp_last_error() set. */
+int wasp_kvm_get(const struct wasp_kvm **out);
+
+/* ---- hypercall table --------------------------------------------------- */
+struct wasp_hc_entry {
+	const char *name;
+	wasp_hypercall_fn fn;
+	void *opaque;
+	bool allowed;
+};
+
+struct wasp_file {
+	int host_fd; /* -1: slot free */
+	int flags;   /* WASP_O_* as opened (kept for checkpoints) */
+	char *path;  /* relative to the sandbox */
+};
+
+struct wasp_virtine {
+	struct wasp_config cfg;
+	int vm_fd, vcpu_fd, mem_fd;
+	uint8_t *mem;
+	size_t mem_size;
+	struct kvm_run *run;
+	uint64_t *host_dirty; /* one bit per page the host wrote */
+
+	/* set by load: whether arguments are 64-bit (long mode) is read from
+	 * EFER on each hypercall, since a boot stub changes mode on its own */
+	enum wasp_mode mode;
+
+	/* pause/kick: `runner` is the thread inside wasp_virtine_run() */
+	atomic_bool pause_req;
+	atomic_bool timed_out;
+	atomic_bool running;
+	pthread_t runner;
+	pthread_mutex_t kick_lock;
+
+	/* a WASP_EXIT_HYPERCALL answered by the caller before the next run */
+	bool hc_pending;
+	struct wasp_hc_entry hc[WASP_HC_MAX];
+
+	/* host state behind hypercalls */
+	int sandbox_fd; /* -1: no file access */
+	struct wasp_file files[WASP_MAX_FILES];
+	uint8_t *arg;
+	size_t arg_len;
+	uint8_t *ret;
+	size_t ret_len;
+	uint64_t snapshot_marks;
+
+	struct wasp_stats stats;
+};
+
+/* vmm_x86_64.c: the CPU state each entry mode starts from */
+int wasp_x86_setup_cpuid(struct wasp_virtine *v);
+int wasp_x86_enter_real(struct wasp_virtine *v, wasp_gpa_t ip);
+int wasp_x86_enter_long(struct wasp_virtine *v, wasp_gpa_t rip);
+void wasp_x86_filter_cpuid(struct kvm_cpuid2 *cpuid);
+uint64_t wasp_x86_pick_xcr0(const struct kvm_cpuid2 *cpuid);
+
+/* vmm_hypercall.c */
+void wasp_hc_init(struct wasp_virtine *v);
+void wasp_hc_fini(struct wasp_virtine *v);
+/* Serves hypercall `nr`; returns true and sets *result when the table
+ * handled it, false when the caller should see it (hypercall_exits). */
+bool wasp_hc_dispatch(struct wasp_virtine *v, uint64_t nr, const uint64_t args[6],
+		      int64_t *result);
+/* Built-in handlers and their names, in vmm_hc_builtin.c / vmm_hc_file.c */
+void wasp_hc_register_builtins(struct wasp_virtine *v);
+int64_t wasp_hc_open(struct wasp_virtine *v, const uint64_t a[6], void *opaque);
+int64_t wasp_hc_close(struct wasp_virtine *v, const uint64_t a[6], void *opaque);
+int64_t wasp_hc_read(struct wasp_virtine *v, const uint64_t a[6], void *opaque);
+int64_t wasp_hc_write(struct wasp_virtine *v, const uint64_t a[6], void *opaque);
+int64_t wasp_hc_pread(struct wasp_virtine *v, const uint64_t a[6], void *opaque);
+int64_t wasp_hc_pwrite(struct wasp_virtine *v, const uint64_t a[6], void *opaque);
+int64_t wasp_hc_lseek(struct wasp_virtine *v, const uint64_t a[6], void *opaque);
+int64_t wasp_hc_fstat(struct wasp_virtine *v, const uint64_t a[6], void *opaque);
+int wasp_hc_files_init(struct wasp_virtine *v);
+void wasp_hc_files_fini(struct wasp_virtine *v);
+
+/* Marks host-written pages dirty */
+void wasp_mark_dirty(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len);
+
+#endif /* WASP_VMM_INTERNAL_H */
