@@ -46,7 +46,8 @@ int wasp__ioctl_checked(int fd, unsigned long cmd, const char *name, void *arg);
 struct wasp_kvm {
 	int fd;
 	int run_size;
-	bool sync_regs;              /* KVM_CAP_SYNC_REGS offers regs + sregs */
+	bool sync_regs;              /* KVM_CAP_SYNC_REGS offers regs */
+	bool sync_sregs;             /* ... and sregs */
 	struct kvm_cpuid2 *cpuid;    /* supported, already filtered */
 	uint64_t xcr0;               /* XCR0 to give long-mode guests (0: no XSAVE) */
 	int kick_signal;
@@ -105,6 +106,8 @@ struct wasp_virtine {
 
 /* vmm_x86_64.c: the CPU state each entry mode starts from */
 int wasp_x86_setup_cpuid(struct wasp_virtine *v);
+/* Records a new vCPU's special registers as every load's starting point. */
+int wasp_x86_capture_reset(struct wasp_virtine *v);
 int wasp_x86_enter_real(struct wasp_virtine *v, wasp_gpa_t ip);
 int wasp_x86_enter_long(struct wasp_virtine *v, wasp_gpa_t rip);
 void wasp_x86_filter_cpuid(struct kvm_cpuid2 *cpuid);

@@ -62,6 +62,7 @@ static void kvm_init_once(void)
 	}
 	r = ioctl(k->fd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS);
 	k->sync_regs = r > 0 && (r & KVM_SYNC_X86_REGS);
+	k->sync_sregs = k->sync_regs && (r & KVM_SYNC_X86_SREGS);
 
 	/* Ask for the supported CPUID list, growing the buffer until it fits. */
 	for (int n = 64; n <= 4096; n *= 2) {
@@ -212,6 +213,9 @@ int wasp_virtine_create(const struct wasp_config *cfg, struct wasp_virtine **out
 	if (k->sync_regs)
 		v->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
 
+	r = wasp_x86_capture_reset(v);
+	if (r < 0)
+		goto fail;
 	r = wasp_x86_setup_cpuid(v);
 	if (r < 0)
 		goto fail;
@@ -342,6 +346,11 @@ static int load_finish(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len, enum 
 	v->run->kvm_dirty_regs = 0; /* forget any pending register write */
 	v->hc_pending = false;
 	v->mode = mode;
+	/* A real-mode image may switch modes itself, so each hypercall needs
+	 * EFER and CS: have KVM hand them over with the exit, not by ioctl. */
+	if (kvm_global.sync_regs)
+		v->run->kvm_valid_regs = KVM_SYNC_X86_REGS |
+					 (mode == WASP_MODE_REAL && kvm_global.sync_sregs ? KVM_SYNC_X86_SREGS : 0);
 	switch (mode) {
 	case WASP_MODE_REAL:
 		return wasp_x86_enter_real(v, gpa);
@@ -509,7 +518,9 @@ static bool guest_in_long_mode(struct wasp_virtine *v)
 	struct kvm_sregs s;
 	if (v->mode == WASP_MODE_LONG)
 		return true; /* ring 3 cannot leave long mode */
-	if (wasp__ioctl(v->vcpu_fd, KVM_GET_SREGS, &s) < 0)
+	if (v->run->kvm_valid_regs & KVM_SYNC_X86_SREGS)
+		s = v->run->s.regs.sregs;
+	else if (wasp__ioctl(v->vcpu_fd, KVM_GET_SREGS, &s) < 0)
 		return false;
 	return (s.efer & (1u << 10)) && s.cs.l;
 }

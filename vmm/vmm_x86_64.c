@@ -94,6 +94,26 @@ int wasp_x86_setup_cpuid(struct wasp_virtine *v)
 	return kvm_ioctl(v->vcpu_fd, KVM_SET_CPUID2, k->cpuid);
 }
 
+/* The special registers of a freshly created vCPU, read once per process:
+ * each load starts from them instead of asking KVM again (an ioctl costs
+ * about as much as a guest exit on PVM), and a reloaded virtine gets the
+ * same clean state as a new one. */
+static struct kvm_sregs reset_sregs;
+static bool have_reset_sregs;
+static pthread_mutex_t reset_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int wasp_x86_capture_reset(struct wasp_virtine *v)
+{
+	int r = 0;
+	pthread_mutex_lock(&reset_lock);
+	if (!have_reset_sregs) {
+		r = kvm_ioctl(v->vcpu_fd, KVM_GET_SREGS, &reset_sregs);
+		have_reset_sregs = r == 0;
+	}
+	pthread_mutex_unlock(&reset_lock);
+	return r;
+}
+
 static struct kvm_segment segment(uint16_t sel, uint8_t type, uint8_t dpl, bool code64)
 {
 	struct kvm_segment s = {
@@ -119,9 +139,7 @@ int wasp_x86_enter_real(struct wasp_virtine *v, wasp_gpa_t ip)
 	if (ip >= 0x100000)
 		return wasp_fail(-EINVAL, "real mode cannot start above 1 MiB (load address 0x%llx)",
 				 (unsigned long long)ip);
-	r = kvm_ioctl(v->vcpu_fd, KVM_GET_SREGS, &s);
-	if (r < 0)
-		return r;
+	s = reset_sregs;
 	/* cs:ip = 0:load as in the original Wasp (so `[org 0x8000]` with ds = 0
 	 * addresses linearly); above 64 KiB the segment takes the high part. */
 	uint16_t cs = ip > 0xffff ? (uint16_t)(ip >> 4) : 0;
@@ -188,9 +206,7 @@ int wasp_x86_enter_long(struct wasp_virtine *v, wasp_gpa_t rip)
 				 (unsigned long long)rip);
 	build_page_tables(v);
 
-	r = kvm_ioctl(v->vcpu_fd, KVM_GET_SREGS, &s);
-	if (r < 0)
-		return r;
+	s = reset_sregs;
 	s.cr3 = WASP_GPA_PML4;
 	s.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT | (k->xcr0 ? CR4_OSXSAVE : 0);
 	s.cr0 = CR0_PG | CR0_AM | CR0_WP | CR0_NE | CR0_ET | CR0_MP | CR0_PE;
