@@ -32,9 +32,7 @@
  * Guest memory layout for images entered in 64-bit mode (by the host's direct
  * entry or by the guest's own boot stub). Guest-virtual equals
  * guest-physical (identity map), so hypercall pointers are guest-physical.
- * Page 0 is mapped for the supervisor only (present, writable, no user
- * bit) so a NULL dereference at CPL 3 faults; leaving it out entirely makes
- * PVM's ring-3 `out` path triple-fault.
+ * Page 0 is not mapped, so a NULL dereference faults.
  */
 #define WASP_GPA_PML4 0x1000u
 #define WASP_GPA_PT0 0x2000u  /* 4 KiB pages for the first 2 MiB */
@@ -43,6 +41,22 @@
 #define WASP_GPA_PD_COUNT 4u
 #define WASP_GPA_LOAD 0x8000u /* default image load address (Wasp's) */
 #define WASP_MEM_MAX (4ull << 30)
+
+/*
+ * Task state segment for ring-3 I/O. RFLAGS.IOPL = 3 should be enough for
+ * ring 3 to execute `out`, but some KVMs (PVM) consult the TSS I/O
+ * permission bitmap anyway, and the reset TR (base 0) points into the
+ * unmapped page 0, so every hypercall would triple-fault. The host's direct
+ * entry and the guest's boot stub therefore both load TR with a 64-bit TSS at
+ * WASP_GPA_TSS, the upper half of the PML4 page (PML4 entries 256-511 are
+ * never used by a map below 4 GiB): the I/O map base (u16 at offset 0x66) is
+ * WASP_TSS_IOMAP, followed by a zero bitmap that allows ports 0-255, and the
+ * limit WASP_TSS_LIMIT covers the bitmap plus one byte. All other TSS bytes
+ * stay zero, so none of them looks like a present PML4 entry.
+ */
+#define WASP_GPA_TSS 0x1800u
+#define WASP_TSS_IOMAP 0x68u
+#define WASP_TSS_LIMIT 0x88u
 
 /*
  * Entry state. In every mode the host sets rdi = guest memory size in bytes

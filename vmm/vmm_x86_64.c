@@ -169,9 +169,8 @@ int wasp_x86_enter_real(struct wasp_virtine *v, wasp_gpa_t ip)
 }
 
 /* Identity map of guest memory with user bits (wasp_abi.h's layout). Page 0
- * is mapped for the supervisor only, so a NULL dereference at CPL 3 faults
- * instead of reading zeros. It cannot be left out altogether: on PVM an
- * `out` from ring 3 then triple-faults (measured; docs/design.md). */
+ * is not mapped, so a NULL dereference faults instead of reading zeros; the
+ * TSS lives in the upper half of the PML4 page (see below). */
 static void build_page_tables(struct wasp_virtine *v)
 {
 	uint64_t *pml4 = (uint64_t *)(v->mem + WASP_GPA_PML4);
@@ -185,11 +184,13 @@ static void build_page_tables(struct wasp_virtine *v)
 	for (uint64_t g = 0; g * (1ull << 30) < mem; g++)
 		pdpt[g] = (WASP_GPA_PD + g * WASP_PAGE_SIZE) | PTE_UPPER;
 	pd[0] = WASP_GPA_PT0 | PTE_UPPER;
-	pt0[0] = PTE_P | PTE_RW;
 	for (uint64_t j = 1; j * (2ull << 20) < mem; j++)
 		pd[j] = (j * (2ull << 20)) | PTE_UPPER | PTE_PS;
 	for (uint64_t p = 1; p < 512 && p * WASP_PAGE_SIZE < mem; p++)
 		pt0[p] = (p * WASP_PAGE_SIZE) | PTE_UPPER;
+	/* The TSS's I/O map base; the all-zero bitmap after it allows ports 0-255. */
+	uint16_t iomap = WASP_TSS_IOMAP;
+	memcpy(v->mem + WASP_GPA_TSS + 0x66, &iomap, sizeof iomap);
 }
 
 int wasp_x86_enter_long(struct wasp_virtine *v, wasp_gpa_t rip)
@@ -220,6 +221,17 @@ int wasp_x86_enter_long(struct wasp_virtine *v, wasp_gpa_t rip)
 	s.idt.limit = 0;
 	s.gdt.base = 0;
 	s.gdt.limit = 0;
+	/* IOPL 3 alone should let ring 3 use `out`, but PVM consults the TSS
+	 * I/O bitmap anyway; the reset TR points at page 0, which is unmapped,
+	 * and every hypercall would triple-fault (measured). So TR names a
+	 * 64-bit TSS whose bitmap allows the low ports (wasp_abi.h). */
+	s.tr = (struct kvm_segment){
+		.base = WASP_GPA_TSS,
+		.limit = WASP_TSS_LIMIT,
+		.selector = 0x28,
+		.type = 11, /* busy 64-bit TSS */
+		.present = 1,
+	};
 	r = kvm_ioctl(v->vcpu_fd, KVM_SET_SREGS, &s);
 	if (r < 0)
 		return r;
