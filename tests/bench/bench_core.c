@@ -1,0 +1,1038 @@
+/*
+ * bench_core.c: wasp-bench-core, the core benchmark of wasp.
+ *
+ * It measures, each over many iterations and reported as median, p10, p90
+ * and minimum in microseconds:
+ *
+ *   1. the floor: a bare KVM_RUN exit round trip driven here with raw KVM
+ *      ioctls (no libwasp), a guest looping on `out` in real mode (ring 0),
+ *      in long mode at ring 0 and at ring 3 (IOPL 3). The cheapest median of
+ *      those is "the floor" every row is compared with. Variants show what
+ *      KVM_CAP_SYNC_REGS and KVM_GET/SET_REGS add to an exit, what an MMIO
+ *      exit costs next to an `out`, and what a bare VM+vCPU costs;
+ *   2. the virtine's life through libwasp: create (16 MiB), load of the
+ *      three-byte image `out 0xFA, eax`, its first run, destroy, and the
+ *      whole create+load+run+destroy cycle; once with no other VM of ours
+ *      alive and once with one resident virtine (KVM's set-up and tear-down
+ *      are much dearer for the only VM on a PVM host);
+ *   3. a trivial 64-bit image (direct long-mode entry) re-loaded and run on
+ *      a virtine that already exists;
+ *   4. the hypercall round trip: K hypercalls in one run, per call = run/K,
+ *      for an allowed built-in (clock), an embedder-registered no-op and a
+ *      denied call;
+ *   5. context baselines as in the Wasp paper (Fig. 8): pthread_create+join,
+ *      fork+waitpid, vfork+exec of /bin/true.
+ *
+ * The machines are noisy and drift over seconds, so the whole suite runs in
+ * several rounds, each adding its share of samples to every row: drift then
+ * touches every row alike and ratios to the floor stay meaningful. Every exit
+ * is checked (reason, port, exit code): a benchmark that times faults is
+ * worthless. Nothing here asserts on time.
+ *
+ * Usage: wasp-bench-core [--quick] [--csv PATH] [--cpu N]
+ * Exit status: 0 done, 1 a step failed, 2 bad usage, 77 no usable /dev/kvm.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmm.h"
+
+#define EXIT_SKIP 77
+
+/* ---- parameters (totals over all rounds) -------------------------------- */
+
+struct params {
+	int rounds;
+	int floor_iters;  /* timed KVM_RUN exits per floor variant */
+	int floor_warmup; /* untimed exits per variant and round */
+	int create_iters; /* create/load/first run/destroy samples */
+	int create_warmup;
+	int run_iters;    /* load+run samples on an existing virtine */
+	int run_warmup;
+	int hc_k;         /* hypercalls per run */
+	int hc_runs;      /* runs (samples) per hypercall variant */
+	int proc_iters;   /* pthread/fork/vfork samples */
+	int proc_warmup;
+};
+
+static const struct params full_params = {
+	.rounds = 5,
+	.floor_iters = 20000, .floor_warmup = 200,
+	.create_iters = 400, .create_warmup = 3,
+	.run_iters = 3000, .run_warmup = 30,
+	.hc_k = 1000, .hc_runs = 40,
+	.proc_iters = 500, .proc_warmup = 5,
+};
+
+static const struct params quick_params = {
+	.rounds = 2,
+	.floor_iters = 2000, .floor_warmup = 50,
+	.create_iters = 40, .create_warmup = 2,
+	.run_iters = 300, .run_warmup = 10,
+	.hc_k = 200, .hc_runs = 8,
+	.proc_iters = 50, .proc_warmup = 2,
+};
+
+static struct params P;
+
+/* This round's share of a total. */
+static int share(int total)
+{
+	return (total + P.rounds - 1) / P.rounds;
+}
+
+/* ---- failure ------------------------------------------------------------ */
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+	fflush(stdout);
+	fputs("wasp-bench-core: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+/* A libwasp call failed: its own message is in wasp_last_error(). */
+static void check(int r, const char *what)
+{
+	if (r < 0)
+		die("%s: %s (%s)", what, wasp_last_error(), strerror(-r));
+}
+
+static void expect_exit(const struct wasp_exit *e, int64_t code, const char *what)
+{
+	if (e->reason == WASP_EXIT_EXITED && e->code == code)
+		return;
+	if (e->reason == WASP_EXIT_EXITED)
+		die("%s: guest exited with code %lld, expected %lld", what, (long long)e->code,
+		    (long long)code);
+	if (e->reason == WASP_EXIT_FAULT)
+		die("%s: guest fault %s (kvm exit %u, addr 0x%llx, rip 0x%llx), expected exit %lld",
+		    what, wasp_fault_kind_name(e->fault.kind), e->fault.kvm_exit,
+		    (unsigned long long)e->fault.addr, (unsigned long long)e->fault.regs.rip,
+		    (long long)code);
+	die("%s: run ended with %s, expected exit %lld", what, wasp_exit_reason_name(e->reason),
+	    (long long)code);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+/* ---- rows: named sample sets, filled over the rounds -------------------- */
+
+struct row {
+	char name[48];
+	const char *section; /* the section it first appeared in */
+	double *us;
+	size_t n, cap;
+	/* filled by finish() */
+	double median, p10, p90, min;
+};
+
+#define MAX_ROWS 64
+static struct row rows[MAX_ROWS];
+static size_t nrows;
+static const char *cur_section = "";
+
+/* The row called `name`, created (in order of first use) if new. */
+static struct row *row(const char *name)
+{
+	for (size_t i = 0; i < nrows; i++)
+		if (!strcmp(rows[i].name, name))
+			return &rows[i];
+	if (nrows == MAX_ROWS)
+		die("too many result rows");
+	struct row *r = &rows[nrows++];
+	snprintf(r->name, sizeof r->name, "%s", name);
+	r->section = cur_section;
+	return r;
+}
+
+static void add_us(struct row *r, double us)
+{
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 256;
+		double *p = realloc(r->us, cap * sizeof *p);
+		if (!p)
+			die("out of memory for %zu samples", cap);
+		r->us = p;
+		r->cap = cap;
+	}
+	r->us[r->n++] = us;
+}
+
+static void add_ns(struct row *r, uint64_t ns)
+{
+	add_us(r, (double)ns / 1000.0);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double pct(const double *sorted, size_t n, double q)
+{
+	size_t i = (size_t)(q * (double)(n - 1) + 0.5);
+	return sorted[i < n ? i : n - 1];
+}
+
+static void finish(struct row *r)
+{
+	if (!r->n)
+		die("%s: no samples", r->name);
+	qsort(r->us, r->n, sizeof *r->us, cmp_double);
+	r->median = pct(r->us, r->n, 0.5);
+	r->p10 = pct(r->us, r->n, 0.1);
+	r->p90 = pct(r->us, r->n, 0.9);
+	r->min = r->us[0];
+}
+
+/* ---- 1. the floor: raw KVM, no libwasp ---------------------------------- */
+
+#define RAW_MEM (4u << 20)
+#define RAW_CODE 0x8000u
+#define RAW_PORT 0x10u
+#define RAW_MMIO 0x3f000000u /* mapped by the page tables, not backed: MMIO */
+
+static int kvm_fd = -1;
+static int kvm_run_size;
+static bool kvm_sync_regs;
+
+/* The rows the floor is chosen from. */
+static const char *const floor_candidates[] = {
+	"kvm_out_ring0_real", "kvm_out_ring0_long", "kvm_out_ring3_long",
+};
+
+enum raw_mode { RAW_REAL, RAW_LONG0, RAW_LONG3 };
+
+struct rawvm {
+	int vm, vcpu;
+	struct kvm_run *run;
+	uint8_t *mem;
+};
+
+static void raw_ioctl(int fd, unsigned long cmd, void *arg, const char *name)
+{
+	if (ioctl(fd, cmd, arg) < 0)
+		die("floor: %s: %s", name, strerror(errno));
+}
+
+static void raw_open(struct rawvm *r, enum raw_mode mode, const uint8_t *code, size_t len)
+{
+	r->vm = ioctl(kvm_fd, KVM_CREATE_VM, 0);
+	if (r->vm < 0)
+		die("floor: KVM_CREATE_VM: %s", strerror(errno));
+	/* VMX without unrestricted guest needs it for real mode; harmless elsewhere. */
+	ioctl(r->vm, KVM_SET_TSS_ADDR, 0xfffbd000ul);
+
+	r->mem = mmap(NULL, RAW_MEM, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (r->mem == MAP_FAILED)
+		die("floor: mmap guest memory: %s", strerror(errno));
+	/* Identity map of the first GiB with 2 MiB user pages: PML4 0x1000 ->
+	 * PDPT 0x2000 -> PD 0x3000. Page 0 is mapped (PVM triple-faults a
+	 * ring-3 `out` without it). */
+	uint64_t *pml4 = (uint64_t *)(r->mem + 0x1000), *pdpt = (uint64_t *)(r->mem + 0x2000),
+		 *pd = (uint64_t *)(r->mem + 0x3000);
+	pml4[0] = 0x2000 | 7;
+	pdpt[0] = 0x3000 | 7;
+	for (uint64_t i = 0; i < 512; i++)
+		pd[i] = (i << 21) | 0x87; /* present, rw, user, 2 MiB */
+	memcpy(r->mem + RAW_CODE, code, len);
+
+	struct kvm_userspace_memory_region region = {
+		.slot = 0,
+		.memory_size = RAW_MEM,
+		.userspace_addr = (uint64_t)(uintptr_t)r->mem,
+	};
+	raw_ioctl(r->vm, KVM_SET_USER_MEMORY_REGION, &region, "KVM_SET_USER_MEMORY_REGION");
+	r->vcpu = ioctl(r->vm, KVM_CREATE_VCPU, 0);
+	if (r->vcpu < 0)
+		die("floor: KVM_CREATE_VCPU: %s", strerror(errno));
+	r->run = mmap(NULL, (size_t)kvm_run_size, PROT_READ | PROT_WRITE, MAP_SHARED, r->vcpu, 0);
+	if (r->run == MAP_FAILED)
+		die("floor: mmap kvm_run: %s", strerror(errno));
+
+	int n = 256;
+	struct kvm_cpuid2 *cpuid =
+		calloc(1, sizeof(*cpuid) + (size_t)n * sizeof(struct kvm_cpuid_entry2));
+	if (!cpuid)
+		die("floor: out of memory");
+	cpuid->nent = (uint32_t)n;
+	raw_ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid, "KVM_GET_SUPPORTED_CPUID");
+	raw_ioctl(r->vcpu, KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2");
+	free(cpuid);
+
+	struct kvm_sregs s;
+	raw_ioctl(r->vcpu, KVM_GET_SREGS, &s, "KVM_GET_SREGS");
+	struct kvm_regs g = {.rip = RAW_CODE, .rsp = 0x7000, .rflags = 2};
+	if (mode == RAW_REAL) {
+		struct kvm_segment seg = {.limit = 0xffff, .type = 3, .present = 1, .s = 1};
+		s.ds = s.es = s.fs = s.gs = s.ss = seg;
+		seg.type = 11;
+		s.cs = seg;
+		s.cr0 = 0x10; /* ET */
+		s.cr3 = s.cr4 = s.efer = 0;
+	} else {
+		int cpl = mode == RAW_LONG3 ? 3 : 0;
+		s.cr3 = 0x1000;
+		s.cr4 = 0x20 | 0x200;   /* PAE, OSFXSR */
+		s.cr0 = 0x80050033;     /* PG, AM, WP, NE, ET, MP, PE */
+		s.efer = 0x500;         /* LMA, LME */
+		struct kvm_segment cs = {.limit = 0xffffffff, .selector = cpl ? 0x1b : 0x08,
+					 .type = 11, .present = 1, .dpl = (uint8_t)cpl, .s = 1,
+					 .l = 1, .g = 1};
+		struct kvm_segment ds = {.limit = 0xffffffff, .selector = cpl ? 0x23 : 0x10,
+					 .type = 3, .present = 1, .dpl = (uint8_t)cpl, .db = 1,
+					 .s = 1, .g = 1};
+		s.cs = cs;
+		s.ds = s.es = s.fs = s.gs = s.ss = ds;
+		if (cpl)
+			g.rflags |= 0x3000; /* IOPL 3: `out` is legal at CPL 3 */
+	}
+	raw_ioctl(r->vcpu, KVM_SET_SREGS, &s, "KVM_SET_SREGS");
+	raw_ioctl(r->vcpu, KVM_SET_REGS, &g, "KVM_SET_REGS");
+}
+
+static void raw_close(struct rawvm *r)
+{
+	/* The kvm_run mapping holds the vCPU (and so the VM) alive: unmap it too. */
+	munmap(r->run, (size_t)kvm_run_size);
+	close(r->vcpu);
+	close(r->vm);
+	munmap(r->mem, RAW_MEM);
+}
+
+static const char *kvm_exit_name(uint32_t reason)
+{
+	switch (reason) {
+	case KVM_EXIT_IO: return "IO";
+	case KVM_EXIT_MMIO: return "MMIO";
+	case KVM_EXIT_HLT: return "HLT";
+	case KVM_EXIT_SHUTDOWN: return "SHUTDOWN (triple fault)";
+	case KVM_EXIT_FAIL_ENTRY: return "FAIL_ENTRY";
+	case KVM_EXIT_INTERNAL_ERROR: return "INTERNAL_ERROR";
+	case KVM_EXIT_INTR: return "INTR";
+	default: return "other";
+	}
+}
+
+/* Checks that the exit just taken is the one the loop makes. */
+static void raw_check_exit(struct rawvm *r, uint32_t want, const char *what)
+{
+	struct kvm_run *run = r->run;
+	if (run->exit_reason == want) {
+		if (want == KVM_EXIT_IO && run->io.direction == KVM_EXIT_IO_OUT &&
+		    run->io.port == RAW_PORT)
+			return;
+		if (want == KVM_EXIT_MMIO && run->mmio.is_write && run->mmio.phys_addr == RAW_MMIO)
+			return;
+	}
+	struct kvm_regs g;
+	unsigned long long rip = ioctl(r->vcpu, KVM_GET_REGS, &g) == 0 ? g.rip : 0;
+	if (run->exit_reason == KVM_EXIT_IO)
+		die("%s: IO exit %s port 0x%x, expected out to 0x%x (rip 0x%llx)", what,
+		    run->io.direction == KVM_EXIT_IO_OUT ? "out" : "in", run->io.port, RAW_PORT, rip);
+	if (run->exit_reason == KVM_EXIT_MMIO)
+		die("%s: MMIO %s at 0x%llx, expected write at 0x%x (rip 0x%llx)", what,
+		    run->mmio.is_write ? "write" : "read", (unsigned long long)run->mmio.phys_addr,
+		    RAW_MMIO, rip);
+	die("%s: KVM exit %u (%s), expected %s (rip 0x%llx)", what, run->exit_reason,
+	    kvm_exit_name(run->exit_reason), kvm_exit_name(want), rip);
+}
+
+static void raw_run(struct rawvm *r, const char *what)
+{
+	while (ioctl(r->vcpu, KVM_RUN, 0) < 0)
+		if (errno != EINTR)
+			die("%s: KVM_RUN: %s", what, strerror(errno));
+}
+
+enum raw_regs {
+	REGS_NONE,       /* plain KVM_RUN */
+	REGS_SYNC,       /* kvm_valid_regs = REGS: KVM copies regs into kvm_run on exit */
+	REGS_SYNC_DIRTY, /* ... and the host hands them back (kvm_dirty_regs) each entry */
+	REGS_IOCTL,      /* KVM_GET_REGS + KVM_SET_REGS around each KVM_RUN */
+};
+
+/* Times consecutive exits of a guest looping on the exit `want`, each
+ * KVM_RUN on its own (clock_gettime costs ~30 ns here, nothing next to it). */
+static void floor_bench(const char *name, enum raw_mode mode, const uint8_t *code, size_t len,
+			uint32_t want, enum raw_regs regs)
+{
+	struct row *row_ = row(name);
+	int iters = share(P.floor_iters);
+	struct rawvm r;
+	struct kvm_regs g;
+
+	raw_open(&r, mode, code, len);
+	if (regs == REGS_SYNC || regs == REGS_SYNC_DIRTY)
+		r.run->kvm_valid_regs = KVM_SYNC_X86_REGS;
+	for (int i = -P.floor_warmup; i < iters; i++) {
+		bool dirty = regs == REGS_SYNC_DIRTY && i > -P.floor_warmup;
+		uint64_t t0, t1;
+		if (dirty) {
+			r.run->s.regs.regs.rax = (uint64_t)i; /* what a hypercall answer does */
+			r.run->kvm_dirty_regs = KVM_SYNC_X86_REGS;
+		}
+		t0 = now_ns();
+		if (regs == REGS_IOCTL) {
+			raw_ioctl(r.vcpu, KVM_GET_REGS, &g, "KVM_GET_REGS");
+			g.rax = (uint64_t)i;
+			raw_ioctl(r.vcpu, KVM_SET_REGS, &g, "KVM_SET_REGS");
+		}
+		raw_run(&r, name);
+		t1 = now_ns();
+		raw_check_exit(&r, want, name);
+		if (dirty && r.run->s.regs.regs.rax != (uint64_t)i)
+			die("%s: synced rax 0x%llx, expected 0x%llx (sync regs not applied)", name,
+			    (unsigned long long)r.run->s.regs.regs.rax, (unsigned long long)i);
+		if (i >= 0)
+			add_ns(row_, t1 - t0);
+	}
+	raw_close(&r);
+}
+
+/* What one vCPU state ioctl costs (a PVM host charges for each one; the
+ * load and hypercall paths are made of them). */
+static void ioctl_bench(void)
+{
+	static const uint8_t pio[] = {0xe7, RAW_PORT, 0xeb, 0xfc};
+	struct row *r_get = row("kvm_ioctl_get_regs");
+	struct row *r_set = row("kvm_ioctl_set_regs");
+	struct row *r_sget = row("kvm_ioctl_get_sregs");
+	struct row *r_sset = row("kvm_ioctl_set_sregs");
+	int iters = share(P.floor_iters) / 4;
+	struct kvm_regs g;
+	struct kvm_sregs s;
+	struct rawvm r;
+
+	raw_open(&r, RAW_LONG3, pio, sizeof pio);
+	raw_run(&r, "ioctl cost");
+	raw_check_exit(&r, KVM_EXIT_IO, "ioctl cost");
+	for (int i = -P.floor_warmup; i < iters; i++) {
+		uint64_t t0 = now_ns();
+		raw_ioctl(r.vcpu, KVM_GET_REGS, &g, "KVM_GET_REGS");
+		uint64_t t1 = now_ns();
+		raw_ioctl(r.vcpu, KVM_SET_REGS, &g, "KVM_SET_REGS");
+		uint64_t t2 = now_ns();
+		raw_ioctl(r.vcpu, KVM_GET_SREGS, &s, "KVM_GET_SREGS");
+		uint64_t t3 = now_ns();
+		raw_ioctl(r.vcpu, KVM_SET_SREGS, &s, "KVM_SET_SREGS");
+		uint64_t t4 = now_ns();
+		if (i >= 0) {
+			add_ns(r_get, t1 - t0);
+			add_ns(r_set, t2 - t1);
+			add_ns(r_sget, t3 - t2);
+			add_ns(r_sset, t4 - t3);
+		}
+	}
+	/* The vCPU still runs the loop it ran before. */
+	raw_run(&r, "ioctl cost");
+	raw_check_exit(&r, KVM_EXIT_IO, "ioctl cost (after)");
+	raw_close(&r);
+}
+
+/* KVM_CREATE_VM + KVM_CREATE_VCPU + close, bare. With `resident`, another
+ * VM of ours stays alive meanwhile. */
+static void kvm_create_bench(bool resident)
+{
+	struct row *row_ = row(resident ? "kvm_create_vm_vcpu_close_resident"
+					: "kvm_create_vm_vcpu_close");
+	int iters = share(P.create_iters);
+	int keep_vm = -1, keep_vcpu = -1;
+
+	if (resident) {
+		keep_vm = ioctl(kvm_fd, KVM_CREATE_VM, 0);
+		if (keep_vm < 0)
+			die("KVM_CREATE_VM: %s", strerror(errno));
+		keep_vcpu = ioctl(keep_vm, KVM_CREATE_VCPU, 0);
+		if (keep_vcpu < 0)
+			die("KVM_CREATE_VCPU: %s", strerror(errno));
+	}
+	for (int i = -P.create_warmup; i < iters; i++) {
+		uint64_t t0 = now_ns();
+		int vm = ioctl(kvm_fd, KVM_CREATE_VM, 0);
+		if (vm < 0)
+			die("KVM_CREATE_VM: %s", strerror(errno));
+		int vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+		if (vcpu < 0)
+			die("KVM_CREATE_VCPU: %s", strerror(errno));
+		close(vcpu);
+		close(vm);
+		uint64_t t1 = now_ns();
+		if (i >= 0)
+			add_ns(row_, t1 - t0);
+	}
+	if (resident) {
+		close(keep_vcpu);
+		close(keep_vm);
+	}
+}
+
+static void round_floor(void)
+{
+	/* l: out 0x10, eax (out ax in 16-bit code); jmp l */
+	static const uint8_t pio[] = {0xe7, RAW_PORT, 0xeb, 0xfc};
+	/* mov rax, RAW_MMIO; l: mov [rax], eax; jmp l */
+	static const uint8_t mmio[] = {0x48, 0xc7, 0xc0, 0x00, 0x00, 0x00, 0x3f,
+				       0x89, 0x00, 0xeb, 0xfc};
+
+	cur_section = "floor: raw KVM_RUN round trip of an `out` exit (no libwasp)";
+	floor_bench(floor_candidates[0], RAW_REAL, pio, sizeof pio, KVM_EXIT_IO, REGS_NONE);
+	floor_bench(floor_candidates[1], RAW_LONG0, pio, sizeof pio, KVM_EXIT_IO, REGS_NONE);
+	floor_bench(floor_candidates[2], RAW_LONG3, pio, sizeof pio, KVM_EXIT_IO, REGS_NONE);
+
+	cur_section = "exit-path variants and bare VM cost (raw KVM)";
+	if (kvm_sync_regs) {
+		floor_bench("kvm_out_ring3_sync_regs", RAW_LONG3, pio, sizeof pio, KVM_EXIT_IO,
+			    REGS_SYNC);
+		floor_bench("kvm_out_ring3_sync_regs_dirty", RAW_LONG3, pio, sizeof pio,
+			    KVM_EXIT_IO, REGS_SYNC_DIRTY);
+	}
+	floor_bench("kvm_out_ring3_get_set_regs", RAW_LONG3, pio, sizeof pio, KVM_EXIT_IO,
+		    REGS_IOCTL);
+	ioctl_bench();
+	floor_bench("kvm_mmio_ring0_long", RAW_LONG0, mmio, sizeof mmio, KVM_EXIT_MMIO, REGS_NONE);
+	floor_bench("kvm_mmio_ring3_long", RAW_LONG3, mmio, sizeof mmio, KVM_EXIT_MMIO, REGS_NONE);
+	kvm_create_bench(false);
+	kvm_create_bench(true);
+}
+
+/* ---- 2. a virtine's life through libwasp -------------------------------- */
+
+/* The smallest virtine: `out 0xFA, eax` in real mode (eax = 0 at entry). */
+static const uint8_t img_exit3[] = {0x66, 0xe7, 0xfa};
+
+static struct wasp_config bench_config(void)
+{
+	struct wasp_config cfg;
+	wasp_config_init(&cfg);
+	cfg.mem_size = 16u << 20;
+	cfg.no_stdin = true;
+	return cfg;
+}
+
+static struct row *rowf(const char *base, bool resident)
+{
+	char name[48];
+	snprintf(name, sizeof name, "%s%s", base, resident ? "_resident" : "");
+	return row(name);
+}
+
+/* Create, load, first run, destroy, each timed, then the cycle as one. With
+ * `resident`, one more virtine stays alive meanwhile (as a pool would). */
+static void lifecycle_bench(bool resident)
+{
+	struct wasp_config cfg = bench_config();
+	struct row *r_create = rowf("virtine_create_16m", resident);
+	struct row *r_load = rowf("virtine_load_3b", resident);
+	struct row *r_run = rowf("virtine_first_run_3b", resident);
+	struct row *r_destroy = rowf("virtine_destroy", resident);
+	struct row *r_cycle = rowf("virtine_cycle", resident);
+	int iters = share(P.create_iters);
+	struct wasp_virtine *v, *keep = NULL;
+	struct wasp_exit e;
+
+	if (resident)
+		check(wasp_virtine_create(&cfg, &keep), "wasp_virtine_create (resident)");
+	for (int i = -P.create_warmup; i < iters; i++) {
+		uint64_t t0 = now_ns();
+		check(wasp_virtine_create(&cfg, &v), "wasp_virtine_create");
+		uint64_t t1 = now_ns();
+		check(wasp_virtine_load(v, img_exit3, sizeof img_exit3, 0, WASP_MODE_AUTO),
+		      "wasp_virtine_load");
+		uint64_t t2 = now_ns();
+		check(wasp_virtine_run(v, 0, &e), "wasp_virtine_run");
+		uint64_t t3 = now_ns();
+		expect_exit(&e, 0, "first run of the 3-byte image");
+		wasp_virtine_destroy(v);
+		uint64_t t4 = now_ns();
+		if (i >= 0) {
+			add_ns(r_create, t1 - t0);
+			add_ns(r_load, t2 - t1);
+			add_ns(r_run, t3 - t2);
+			add_ns(r_destroy, t4 - t3);
+		}
+	}
+	/* The whole cycle timed as one, as a user of virtines pays it. */
+	for (int i = -P.create_warmup; i < iters; i++) {
+		uint64_t t0 = now_ns();
+		check(wasp_virtine_create(&cfg, &v), "wasp_virtine_create");
+		check(wasp_virtine_load(v, img_exit3, sizeof img_exit3, 0, WASP_MODE_AUTO),
+		      "wasp_virtine_load");
+		check(wasp_virtine_run(v, 0, &e), "wasp_virtine_run");
+		wasp_virtine_destroy(v);
+		uint64_t t1 = now_ns();
+		expect_exit(&e, 0, "create+load+run+destroy");
+		if (i >= 0)
+			add_ns(r_cycle, t1 - t0);
+	}
+	wasp_virtine_destroy(keep);
+}
+
+static void round_lifecycle(void)
+{
+	cur_section = "virtine life (libwasp, 16 MiB, 3-byte real-mode image)";
+	lifecycle_bench(false);
+	lifecycle_bench(true);
+}
+
+/* ---- 3. trivial run on an existing virtine ------------------------------ */
+
+/* Wraps 64-bit code in the image header of wasp_abi.h (a short jump over
+ * the header, then the code): loaded with WASP_MODE_AUTO it enters long mode
+ * at ring 3 directly. Returns the image length. */
+static size_t make_long_image(uint8_t *buf, size_t cap, const uint8_t *code, size_t len)
+{
+	struct wasp_image_header h;
+	size_t off = WASP_IMAGE_HEADER_OFFSET + sizeof h;
+
+	if (off + len > cap || off - 2 > 127)
+		die("image buffer too small");
+	memset(&h, 0, sizeof h);
+	memcpy(h.magic, WASP_IMAGE_MAGIC, sizeof h.magic);
+	h.abi_version = WASP_ABI_VERSION;
+	h.mode = WASP_IMAGE_LONG;
+	h.load_addr = WASP_GPA_LOAD;
+	h.entry64 = WASP_GPA_LOAD + off;
+	h.mem_end = WASP_GPA_LOAD + off + len;
+	buf[0] = 0xeb; /* jmp short over the header */
+	buf[1] = (uint8_t)(off - 2);
+	memcpy(buf + WASP_IMAGE_HEADER_OFFSET, &h, sizeof h);
+	memcpy(buf + off, code, len);
+	return off + len;
+}
+
+static void round_reuse(void)
+{
+	/* mov rax, rsp; out 0xFA, eax. The exit code is the entry rsp: the top of
+	 * guest memory in 64-bit entry (0x1000 if it ran in real mode by mistake). */
+	static const uint8_t code64[] = {0x48, 0x89, 0xe0, 0xe7, 0xfa};
+	struct wasp_config cfg = bench_config();
+	struct wasp_virtine *v;
+	struct wasp_exit e;
+	uint8_t img[128];
+	size_t len = make_long_image(img, sizeof img, code64, sizeof code64);
+	int64_t want = (int64_t)cfg.mem_size;
+	int iters = share(P.run_iters);
+
+	cur_section = "trivial run on an existing virtine (re-load resets the vCPU)";
+	struct row *r_load = row("long_load");
+	struct row *r_run = row("long_run");
+	struct row *r_both = row("long_load_run");
+	struct row *r_real = row("real_load_run_3b");
+
+	check(wasp_virtine_create(&cfg, &v), "wasp_virtine_create");
+	for (int i = -P.run_warmup; i < iters; i++) {
+		uint64_t t0 = now_ns();
+		check(wasp_virtine_load(v, img, len, 0, WASP_MODE_AUTO), "wasp_virtine_load (64-bit)");
+		uint64_t t1 = now_ns();
+		check(wasp_virtine_run(v, 0, &e), "wasp_virtine_run (64-bit)");
+		uint64_t t2 = now_ns();
+		expect_exit(&e, want, "trivial 64-bit run");
+		if (i >= 0) {
+			add_ns(r_load, t1 - t0);
+			add_ns(r_run, t2 - t1);
+			add_ns(r_both, t2 - t0);
+		}
+	}
+	/* The same with the 3-byte real-mode image: the emulated ring-0 path. */
+	for (int i = -P.run_warmup; i < iters; i++) {
+		uint64_t t0 = now_ns();
+		check(wasp_virtine_load(v, img_exit3, sizeof img_exit3, 0, WASP_MODE_AUTO),
+		      "wasp_virtine_load (3 bytes)");
+		check(wasp_virtine_run(v, 0, &e), "wasp_virtine_run (3 bytes)");
+		uint64_t t1 = now_ns();
+		expect_exit(&e, 0, "3-byte run on a reused virtine");
+		if (i >= 0)
+			add_ns(r_real, t1 - t0);
+	}
+	wasp_virtine_destroy(v);
+}
+
+/* ---- 4. hypercall round trip -------------------------------------------- */
+
+#define HC_NOOP (WASP_HC_USER_BASE + 0)
+
+static int64_t hc_noop(struct wasp_virtine *v, const uint64_t args[6], void *opaque)
+{
+	(void)v;
+	(void)args;
+	++*(uint64_t *)opaque;
+	return 0;
+}
+
+/*
+ * K hypercalls in a loop at ring 3, counting the negative answers:
+ *
+ *      mov ebx, K
+ *      xor ebp, ebp
+ *   l: mov eax, NR
+ *      mov edi, ARG
+ *      out 0xFF, al
+ *      test rax, rax
+ *      jns ok
+ *      inc ebp
+ *  ok: dec ebx
+ *      jnz l
+ *      mov eax, ebp
+ *      out 0xFA, eax      ; exit code = number of failed calls
+ */
+static size_t make_hc_image(uint8_t *buf, size_t cap, uint32_t k, uint32_t nr, uint32_t arg)
+{
+	uint8_t c[] = {
+		0xbb, 0, 0, 0, 0,          /*  0 mov ebx, K */
+		0x31, 0xed,                /*  5 xor ebp, ebp */
+		0xb8, 0, 0, 0, 0,          /*  7 l: mov eax, NR */
+		0xbf, 0, 0, 0, 0,          /* 12 mov edi, ARG */
+		0xe6, WASP_PORT_HYPERCALL, /* 17 out 0xFF, al */
+		0x48, 0x85, 0xc0,          /* 19 test rax, rax */
+		0x79, 0x02,                /* 22 jns ok */
+		0xff, 0xc5,                /* 24 inc ebp */
+		0xff, 0xcb,                /* 26 ok: dec ebx */
+		0x75, (uint8_t)(7 - 30),   /* 28 jnz l */
+		0x89, 0xe8,                /* 30 mov eax, ebp */
+		0xe7, WASP_PORT_EXIT,      /* 32 out 0xFA, eax */
+	};
+	memcpy(c + 1, &k, 4);
+	memcpy(c + 8, &nr, 4);
+	memcpy(c + 13, &arg, 4);
+	return make_long_image(buf, cap, c, sizeof c);
+}
+
+static void hc_bench(const char *name, uint32_t nr, uint32_t arg, const char *allow,
+		     bool expect_fail)
+{
+	struct wasp_config cfg = bench_config();
+	struct wasp_virtine *v;
+	struct wasp_exit e;
+	struct wasp_stats st;
+	struct row *row_ = row(name);
+	uint64_t noop_calls = 0;
+	uint8_t img[128];
+	uint32_t k = (uint32_t)P.hc_k;
+	size_t len = make_hc_image(img, sizeof img, k, nr, arg);
+	int runs = share(P.hc_runs), warm = 1;
+
+	check(wasp_virtine_create(&cfg, &v), "wasp_virtine_create");
+	if (nr == HC_NOOP)
+		check(wasp_virtine_register_hypercall(v, HC_NOOP, "bench_noop", hc_noop, &noop_calls),
+		      "wasp_virtine_register_hypercall");
+	if (allow)
+		check(wasp_virtine_allow(v, allow), "wasp_virtine_allow");
+	else if (wasp_virtine_allowed(v, nr))
+		die("%s: hypercall %u is allowed by default", name, nr);
+
+	for (int i = -warm; i < runs; i++) {
+		check(wasp_virtine_load(v, img, len, 0, WASP_MODE_AUTO),
+		      "wasp_virtine_load (hypercalls)");
+		uint64_t t0 = now_ns();
+		check(wasp_virtine_run(v, 0, &e), "wasp_virtine_run (hypercalls)");
+		uint64_t t1 = now_ns();
+		expect_exit(&e, expect_fail ? (int64_t)k : 0, name);
+		if (i >= 0)
+			add_us(row_, (double)(t1 - t0) / 1000.0 / (double)k);
+	}
+	/* The counters say every call took the path this row names. */
+	wasp_virtine_stats(v, &st);
+	uint64_t total = (uint64_t)k * (uint64_t)(runs + warm);
+	if (nr == HC_NOOP && noop_calls != total)
+		die("%s: handler ran %llu times, expected %llu", name,
+		    (unsigned long long)noop_calls, (unsigned long long)total);
+	if (st.hypercalls != total)
+		die("%s: libwasp counted %llu hypercalls, expected %llu", name,
+		    (unsigned long long)st.hypercalls, (unsigned long long)total);
+	if (st.hypercalls_denied != (expect_fail ? total : 0))
+		die("%s: libwasp counted %llu denied hypercalls, expected %llu", name,
+		    (unsigned long long)st.hypercalls_denied,
+		    (unsigned long long)(expect_fail ? total : 0));
+	wasp_virtine_destroy(v);
+}
+
+static void round_hypercalls(void)
+{
+	cur_section = "hypercall round trip (ring 3 `out 0xFF`; per call = run time / K)";
+	hc_bench("hypercall_clock", WASP_HC_CLOCK, WASP_CLOCK_MONOTONIC, "clock", false);
+	hc_bench("hypercall_noop_user", HC_NOOP, 0, "bench_noop", false);
+	hc_bench("hypercall_denied", WASP_HC_CLOCK, WASP_CLOCK_MONOTONIC, NULL, true);
+}
+
+/* ---- 5. context baselines ------------------------------------------------ */
+
+static void *thread_fn(void *arg)
+{
+	return arg;
+}
+
+static void wait_child(pid_t pid, const char *what)
+{
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			die("%s: waitpid: %s", what, strerror(errno));
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		die("%s: child ended with status 0x%x", what, status);
+}
+
+static void round_baselines(void)
+{
+	static char arg0[] = "true";
+	char *argv[] = {arg0, NULL};
+	char *envp[] = {NULL};
+	int iters = share(P.proc_iters);
+
+	cur_section = "context baselines (Wasp paper, Fig. 8)";
+	struct row *r = row("pthread_create_join");
+	for (int i = -P.proc_warmup; i < iters; i++) {
+		pthread_t t;
+		void *ret;
+		uint64_t t0 = now_ns();
+		int err = pthread_create(&t, NULL, thread_fn, NULL);
+		if (err)
+			die("pthread_create: %s", strerror(err));
+		err = pthread_join(t, &ret);
+		if (err)
+			die("pthread_join: %s", strerror(err));
+		uint64_t t1 = now_ns();
+		if (i >= 0)
+			add_ns(r, t1 - t0);
+	}
+
+	r = row("fork_waitpid");
+	fflush(NULL); /* nothing buffered may be written twice */
+	for (int i = -P.proc_warmup; i < iters; i++) {
+		uint64_t t0 = now_ns();
+		pid_t pid = fork();
+		if (pid < 0)
+			die("fork: %s", strerror(errno));
+		if (pid == 0)
+			_exit(0);
+		wait_child(pid, "fork");
+		uint64_t t1 = now_ns();
+		if (i >= 0)
+			add_ns(r, t1 - t0);
+	}
+
+	if (access("/bin/true", X_OK) != 0)
+		return; /* no row; noted at the end */
+	r = row("vfork_exec_true");
+	for (int i = -P.proc_warmup; i < iters; i++) {
+		uint64_t t0 = now_ns();
+		pid_t pid = vfork();
+		if (pid < 0)
+			die("vfork: %s", strerror(errno));
+		if (pid == 0) {
+			execve("/bin/true", argv, envp);
+			_exit(127);
+		}
+		wait_child(pid, "vfork+exec /bin/true");
+		uint64_t t1 = now_ns();
+		if (i >= 0)
+			add_ns(r, t1 - t0);
+	}
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+#define NAME_W 38
+
+/* The result table in order, with a "floor" row after the candidates. */
+static struct row *out_rows[MAX_ROWS + 1];
+static size_t nout;
+static struct row floor_row;
+static const char *floor_name;
+static double floor_us;
+
+static void choose_floor(void)
+{
+	const struct row *best = NULL;
+	size_t last = 0;
+	for (size_t i = 0; i < nrows; i++) {
+		finish(&rows[i]);
+		for (size_t c = 0; c < sizeof floor_candidates / sizeof *floor_candidates; c++) {
+			if (strcmp(rows[i].name, floor_candidates[c]))
+				continue;
+			last = i;
+			if (!best || rows[i].median < best->median)
+				best = &rows[i];
+		}
+	}
+	if (!best)
+		die("no floor measured");
+	floor_row = *best;
+	snprintf(floor_row.name, sizeof floor_row.name, "floor");
+	floor_name = best->name;
+	floor_us = best->median;
+	for (size_t i = 0; i < nrows; i++) {
+		out_rows[nout++] = &rows[i];
+		if (i == last)
+			out_rows[nout++] = &floor_row;
+	}
+}
+
+static void print_table(void)
+{
+	const char *section = NULL;
+	printf("%-*s %10s %10s %10s %10s %7s %8s\n", NAME_W, "name", "median_us", "p10_us",
+	       "p90_us", "min_us", "iters", "x_floor");
+	for (size_t i = 0; i < nout; i++) {
+		const struct row *r = out_rows[i];
+		if (r->section && r->section != section) {
+			section = r->section;
+			printf("-- %s\n", section);
+		}
+		printf("%-*s %10.2f %10.2f %10.2f %10.2f %7zu %8.2f\n", NAME_W, r->name, r->median,
+		       r->p10, r->p90, r->min, r->n, r->median / floor_us);
+	}
+}
+
+static void write_csv(FILE *f)
+{
+	fprintf(f, "name,median_us,p10_us,p90_us,min_us,iterations,ratio_to_floor\n");
+	for (size_t i = 0; i < nout; i++) {
+		const struct row *r = out_rows[i];
+		fprintf(f, "%s,%.3f,%.3f,%.3f,%.3f,%zu,%.3f\n", r->name, r->median, r->p10, r->p90,
+			r->min, r->n, r->median / floor_us);
+	}
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: wasp-bench-core [--quick] [--csv PATH] [--cpu N]\n"
+		"  --quick     fewer iterations (a smoke run of a few seconds)\n"
+		"  --csv PATH  also write the results as CSV to PATH\n"
+		"  --cpu N     pin the benchmark (and its vCPUs) to CPU N\n"
+		"Times are in microseconds over many iterations; x_floor is a row's median over\n"
+		"the cheapest raw KVM `out` exit round trip (the floor). Exit 77: no usable KVM.\n");
+}
+
+int main(int argc, char **argv)
+{
+	const char *csv_path = NULL;
+	bool quick = false;
+	int cpu = -1;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--quick")) {
+			quick = true;
+		} else if (!strcmp(argv[i], "--csv") && i + 1 < argc) {
+			csv_path = argv[++i];
+		} else if (!strncmp(argv[i], "--csv=", 6) && argv[i][6]) {
+			csv_path = argv[i] + 6;
+		} else if (!strcmp(argv[i], "--cpu") && i + 1 < argc) {
+			char *end;
+			long n = strtol(argv[++i], &end, 10);
+			if (*end || end == argv[i] || n < 0 || n >= CPU_SETSIZE) {
+				fprintf(stderr, "wasp-bench-core: --cpu wants a CPU number, not '%s'\n",
+					argv[i]);
+				return 2;
+			}
+			cpu = (int)n;
+		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			usage(stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "wasp-bench-core: unknown argument '%s'\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	P = quick ? quick_params : full_params;
+	if (cpu >= 0) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(cpu, &set);
+		if (sched_setaffinity(0, sizeof set, &set) < 0) {
+			fprintf(stderr, "wasp-bench-core: cannot pin to CPU %d: %s\n", cpu,
+				strerror(errno));
+			return 2;
+		}
+	}
+
+	kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm_fd < 0) {
+		int err = errno;
+		fprintf(stderr, "wasp-bench-core: /dev/kvm: %s (%s); skipping: this benchmark needs KVM\n",
+			strerror(err),
+			err == ENOENT ? "this host offers no KVM" : "this user may not use it");
+		return EXIT_SKIP;
+	}
+	if (ioctl(kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
+		fprintf(stderr, "wasp-bench-core: /dev/kvm speaks an unknown API version; skipping\n");
+		return EXIT_SKIP;
+	}
+	kvm_run_size = ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (kvm_run_size < (int)sizeof(struct kvm_run))
+		die("KVM_GET_VCPU_MMAP_SIZE: %d", kvm_run_size);
+	int sync = ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS);
+	kvm_sync_regs = sync > 0 && (sync & KVM_SYNC_X86_REGS);
+
+	/* Fail early, with the path in the message, rather than after the run. */
+	FILE *csv = NULL;
+	if (csv_path) {
+		csv = fopen(csv_path, "w");
+		if (!csv)
+			die("%s: %s", csv_path, strerror(errno));
+	}
+
+	printf("wasp-bench-core (%s): %d rounds; times in microseconds (CLOCK_MONOTONIC)",
+	       quick ? "quick" : "full", P.rounds);
+	if (cpu >= 0)
+		printf("; pinned to CPU %d", cpu);
+	printf("\n");
+	fflush(stdout);
+	uint64_t t0 = now_ns();
+	for (int round = 1; round <= P.rounds; round++) {
+		round_floor();
+		round_lifecycle();
+		round_reuse();
+		round_hypercalls();
+		round_baselines();
+		fprintf(stderr, "wasp-bench-core: round %d/%d done (%.1f s)\n", round, P.rounds,
+			(double)(now_ns() - t0) / 1e9);
+	}
+
+	choose_floor();
+	print_table();
+	printf("floor = %s = %.2f us; hypercall K = %d per run", floor_name, floor_us, P.hc_k);
+	if (!kvm_sync_regs)
+		printf("; no KVM_CAP_SYNC_REGS (sync rows skipped)");
+	if (access("/bin/true", X_OK) != 0)
+		printf("; no /bin/true (vfork+exec skipped)");
+	printf("; %.1f s\n\n", (double)(now_ns() - t0) / 1e9);
+	write_csv(stdout);
+	if (csv) {
+		write_csv(csv);
+		if (fflush(csv) != 0 || ferror(csv) || fclose(csv) != 0)
+			die("%s: write failed: %s", csv_path, strerror(errno));
+		printf("(CSV written to %s)\n", csv_path);
+	}
+	close(kvm_fd);
+	return 0;
+}
