@@ -89,11 +89,17 @@ filecopy)
 	# Without the file hypercalls allowed, the copy is refused.
 	run --dir "$work" "$G/filecopy.bin" -- src.bin dst2.bin
 	[ "$rc" -ne 0 ] && [ ! -e "$work/dst2.bin" ] || fail "copy ran without files allowed" ;;
-badptr) run --allow=all --dir "$work" "$T/badptr.bin"; expect_rc 0 ;;
+badptr) run --allow=all --dir "$work" "$T/badptr.bin" -- x; expect_rc 0 ;;
 escape)
-	mkdir "$work/box"; echo secret >"$work/outside.txt"; echo hi >"$work/box/inside.txt"
+	mkdir -p "$work/box/sub"; echo secret >"$work/outside.txt"; echo hi >"$work/box/inside.txt"
 	ln -s "$work/outside.txt" "$work/box/link_out"
-	run --allow=all --dir "$work/box" "$T/escape.bin"; expect_rc 0 ;;
+	ln -s "$work" "$work/box/link_dir"
+	run --allow=all --dir "$work/box" "$T/escape.bin"; expect_rc 0
+	[ ! -e "$work/escape_created.txt" ] || fail "a file was created outside the sandbox" ;;
+rtcheck) run "$T/rtcheck.bin" -- one two; expect_rc 0 ;;
+argret)
+	# wasp-run shows no return buffer; the guest must still run cleanly.
+	run "$T/argret.bin" -- abc; expect_rc 0 ;;
 denied) run --allow=console_write "$T/denied.bin"; expect_rc 0 ;;
 triple) run "$T/triple.bin"; expect_rc 139; expect_err_has "triple fault" ;;
 nullderef) run "$T/nullderef.bin"; expect_rc 139; expect_err_has "triple fault" ;;

@@ -76,12 +76,16 @@ static void put_call(struct wasp_virtine *v, uint64_t nr, uint64_t a0, uint64_t 
 static int64_t call_once(struct wasp_virtine *v, uint64_t nr, uint64_t a0, uint64_t a1,
 			 uint64_t a2)
 {
+	/* A reload zeroes guest memory: keep the test's scratch pages. */
+	static uint8_t scratch[0x3000];
 	char path[512];
+	memcpy(scratch, wasp_virtine_gpa(v, 0xa000, sizeof scratch), sizeof scratch);
 	snprintf(path, sizeof path, "%s/hcall.bin", asm_dir);
 	if (wasp_virtine_load_file(v, path, 0, WASP_MODE_AUTO) < 0) {
 		fprintf(stderr, "load: %s\n", wasp_last_error());
 		exit(1);
 	}
+	memcpy(wasp_virtine_gpa(v, 0xa000, sizeof scratch), scratch, sizeof scratch);
 	put_call(v, nr, a0, a1, a2);
 	struct wasp_exit e = run(v, 0);
 	CHECK(e.reason == WASP_EXIT_EXITED, "hypercall %llu: exit %s", (unsigned long long)nr,
@@ -100,8 +104,10 @@ static void t_exit3(void)
 	struct wasp_exit e = run(v, 0);
 	CHECK(e.reason == WASP_EXIT_EXITED && e.code == 0, "reason %d code %lld", e.reason,
 	      (long long)e.code);
-	/* Loading again resets the vCPU: the same image runs again. */
+	/* Loading again resets the vCPU and zeroes memory: the same image runs again. */
+	memset(wasp_virtine_gpa(v, 0x100000, 16), 0xab, 16);
 	CHECK(wasp_virtine_load(v, img, sizeof img, 0, WASP_MODE_AUTO) == 0, "reload");
+	CHECK(*(uint8_t *)wasp_virtine_gpa(v, 0x100000, 1) == 0, "memory zeroed on reload");
 	e = run(v, 0);
 	CHECK(e.reason == WASP_EXIT_EXITED && e.code == 0, "second run %d", e.reason);
 	wasp_virtine_destroy(v);

@@ -105,7 +105,9 @@ void wasp_virtine_destroy(struct wasp_virtine *v);
 
 /* Copies `len` bytes of image to guest-physical `gpa` (0: WASP_GPA_LOAD)
  * and sets the vCPU to enter it in `mode` (WASP_MODE_AUTO reads the image
- * header). Returns 0, -EINVAL for a bad mode/header, -E2BIG when it does not fit. */
+ * header). Memory outside the image is zero afterwards, also in a virtine
+ * that ran before. Returns 0, -EINVAL for a bad mode/header, -E2BIG when
+ * it does not fit. */
 int wasp_virtine_load(struct wasp_virtine *v, const void *image, size_t len,
 		      wasp_gpa_t gpa, enum wasp_mode mode);
 
@@ -184,6 +186,50 @@ int wasp_virtine_set_arg(struct wasp_virtine *v, const void *arg, size_t len);
 const void *wasp_virtine_ret(const struct wasp_virtine *v, size_t *len);
 /* Number of WASP_HC_SNAPSHOT calls seen (the snapshot point). */
 uint64_t wasp_virtine_snapshot_marks(const struct wasp_virtine *v);
+
+/* ---- State access for checkpoints (ckpt/) -------------------------------
+ * ckpt/ captures and re-applies vCPU state with the KVM ioctls itself; the
+ * vmm hands it the vCPU and keeps the host-side state behind hypercalls. */
+
+/* The KVM vCPU fd. Never KVM_RUN it: wasp_virtine_run() owns that. */
+int wasp_virtine_vcpu_fd(const struct wasp_virtine *v);
+
+/* Finishes an `out` the vCPU is still inside (after a HYPERCALL or EXITED
+ * exit) by re-entering KVM_RUN with immediate_exit, so the vCPU state is
+ * at an instruction boundary. Harmless when nothing is pending. */
+int wasp_virtine_complete_io(struct wasp_virtine *v);
+
+/* The entry mode of the loaded image (decides 32/64-bit hypercall args). */
+enum wasp_mode wasp_virtine_mode(const struct wasp_virtine *v);
+void wasp_virtine_set_mode(struct wasp_virtine *v, enum wasp_mode mode);
+
+/* Whether the last run ended on a hypercall the caller has not answered. */
+bool wasp_virtine_hypercall_pending(const struct wasp_virtine *v);
+void wasp_virtine_set_hypercall_pending(struct wasp_virtine *v, bool pending);
+
+/* The guest's open files: fills the fields of the idx-th slot and returns 1,
+ * 0 when that slot is free, -EINVAL past the last slot. */
+int wasp_virtine_file_at(const struct wasp_virtine *v, unsigned idx, unsigned *guest_fd,
+			 const char **path, int *flags, int64_t *offset);
+/* Reopens a file as the guest had it: same guest fd, flags (without
+ * creating or truncating) and offset, inside this virtine's sandbox.
+ * -ENOENT with a message naming the file when it has vanished. */
+int wasp_virtine_file_restore(struct wasp_virtine *v, unsigned guest_fd, const char *path,
+			      int flags, int64_t offset);
+
+/* The return buffer and snapshot marks, as a restored virtine had them. */
+int wasp_virtine_set_ret(struct wasp_virtine *v, const void *ret, size_t len);
+void wasp_virtine_set_snapshot_marks(struct wasp_virtine *v, uint64_t marks);
+/* Bytes the guest has written to its console (kept across checkpoints). */
+uint64_t wasp_virtine_console_bytes(const struct wasp_virtine *v);
+void wasp_virtine_set_console_bytes(struct wasp_virtine *v, uint64_t n);
+
+/* The MSRs KVM reports as saveable (KVM_GET_MSR_INDEX_LIST), read once. */
+int wasp_host_msr_list(const uint32_t **indices, uint32_t *count);
+
+/* The CPUID this process gives new vCPUs (KVM's list after wasp's filter):
+ * what a restore checks a checkpoint's features against. */
+int wasp_host_cpuid(const void **kvm_cpuid2);
 
 /* ---- Names and errors -------------------------------------------------- */
 

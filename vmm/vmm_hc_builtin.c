@@ -32,7 +32,10 @@ static int64_t hc_console_write(struct wasp_virtine *v, const uint64_t a[6], voi
 	const void *buf = wasp_virtine_gpa(v, a[0], a[1]);
 	if (!buf)
 		return -EFAULT;
-	return write_all(v->cfg.console_fd, buf, a[1]);
+	int64_t n = write_all(v->cfg.console_fd, buf, a[1]);
+	if (n > 0)
+		v->console_bytes += (uint64_t)n;
+	return n;
 }
 
 static int64_t hc_stdin_read(struct wasp_virtine *v, const uint64_t a[6], void *opaque)
@@ -86,14 +89,7 @@ static int64_t hc_set_ret(struct wasp_virtine *v, const uint64_t a[6], void *opa
 		return -EFAULT;
 	if (a[1] > WASP_MAX_ARG)
 		return -E2BIG;
-	uint8_t *copy = malloc(a[1] ? a[1] : 1);
-	if (!copy)
-		return -ENOMEM;
-	memcpy(copy, buf, a[1]);
-	free(v->ret);
-	v->ret = copy;
-	v->ret_len = a[1];
-	return 0;
+	return wasp_virtine_set_ret(v, buf, a[1]);
 }
 
 static int64_t hc_snapshot(struct wasp_virtine *v, const uint64_t a[6], void *opaque)
@@ -127,6 +123,36 @@ const void *wasp_virtine_ret(const struct wasp_virtine *v, size_t *len)
 uint64_t wasp_virtine_snapshot_marks(const struct wasp_virtine *v)
 {
 	return v->snapshot_marks;
+}
+
+void wasp_virtine_set_snapshot_marks(struct wasp_virtine *v, uint64_t marks)
+{
+	v->snapshot_marks = marks;
+}
+
+int wasp_virtine_set_ret(struct wasp_virtine *v, const void *ret, size_t len)
+{
+	if (len > WASP_MAX_ARG)
+		return wasp_fail(-E2BIG, "return buffer of %zu bytes exceeds %u", len, WASP_MAX_ARG);
+	uint8_t *copy = malloc(len ? len : 1);
+	if (!copy)
+		return wasp_fail(-ENOMEM, "out of memory for the return buffer");
+	if (len)
+		memcpy(copy, ret, len);
+	free(v->ret);
+	v->ret = copy;
+	v->ret_len = len;
+	return 0;
+}
+
+uint64_t wasp_virtine_console_bytes(const struct wasp_virtine *v)
+{
+	return v->console_bytes;
+}
+
+void wasp_virtine_set_console_bytes(struct wasp_virtine *v, uint64_t n)
+{
+	v->console_bytes = n;
 }
 
 /* The built-in table. exit has no handler: the run loop ends the run. */

@@ -76,6 +76,34 @@ static int host_flags(uint64_t flags)
 	return f;
 }
 
+/* Opens path beneath the sandbox into files[slot]. Returns 0 or -errno. */
+static int open_in_sandbox(struct wasp_virtine *v, int slot, const char *path, int guest_flags,
+			   int flags, mode_t mode)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK),
+		.mode = (flags & O_CREAT) ? mode : 0,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd = (int)syscall(SYS_openat2, v->sandbox_fd, path, &how, sizeof how);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EACCES;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+
+	char *copy = strdup(path);
+	if (!copy) {
+		close(fd);
+		return -ENOMEM;
+	}
+	v->files[slot] = (struct wasp_file){.host_fd = fd, .flags = guest_flags, .path = copy};
+	return 0;
+}
+
 int64_t wasp_hc_open(struct wasp_virtine *v, const uint64_t a[6], void *opaque)
 {
 	(void)opaque;
@@ -103,28 +131,49 @@ int64_t wasp_hc_open(struct wasp_virtine *v, const uint64_t a[6], void *opaque)
 	if (slot < 0)
 		return -EMFILE;
 
-	struct open_how how = {
-		.flags = (uint64_t)(flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK),
-		.mode = (flags & O_CREAT) ? (a[2] & 0777) : 0,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
-	};
-	int fd = (int)syscall(SYS_openat2, v->sandbox_fd, path, &how, sizeof how);
-	if (fd < 0)
-		return -errno;
-	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return -EACCES;
-	}
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	int r = open_in_sandbox(v, slot, path, (int)a[1], flags, (mode_t)(a[2] & 0777));
+	return r < 0 ? r : WASP_FIRST_FD + slot;
+}
 
-	char *copy = strdup(path);
-	if (!copy) {
-		close(fd);
-		return -ENOMEM;
+int wasp_virtine_file_at(const struct wasp_virtine *v, unsigned idx, unsigned *guest_fd,
+			 const char **path, int *flags, int64_t *offset)
+{
+	if (idx >= WASP_MAX_FILES)
+		return -EINVAL;
+	const struct wasp_file *f = &v->files[idx];
+	if (f->host_fd < 0)
+		return 0;
+	*guest_fd = WASP_FIRST_FD + idx;
+	*path = f->path;
+	*flags = f->flags;
+	*offset = lseek(f->host_fd, 0, SEEK_CUR);
+	return 1;
+}
+
+int wasp_virtine_file_restore(struct wasp_virtine *v, unsigned guest_fd, const char *path,
+			      int flags, int64_t offset)
+{
+	if (v->sandbox_fd < 0)
+		return wasp_fail(-EACCES, "the guest had '%s' open but no sandbox directory was given",
+				 path);
+	if (guest_fd < WASP_FIRST_FD || guest_fd >= WASP_FIRST_FD + WASP_MAX_FILES ||
+	    v->files[guest_fd - WASP_FIRST_FD].host_fd >= 0)
+		return wasp_fail(-EINVAL, "bad or duplicate guest fd %u for '%s'", guest_fd, path);
+	/* Never create or truncate on restore: the file must be the one the
+	 * guest was using, at the offset it had reached. */
+	int hflags = host_flags((uint64_t)flags & ~(uint64_t)(WASP_O_CREAT | WASP_O_TRUNC | WASP_O_EXCL));
+	if (hflags < 0 || offset < 0)
+		return wasp_fail(-EINVAL, "bad flags or offset for '%s'", path);
+	int r = open_in_sandbox(v, guest_fd - WASP_FIRST_FD, path, flags, hflags, 0);
+	if (r < 0)
+		return wasp_fail(r, "cannot reopen the guest's file '%s' in %s: %s", path,
+				 v->cfg.sandbox_dir, strerror(-r));
+	if (lseek(v->files[guest_fd - WASP_FIRST_FD].host_fd, offset, SEEK_SET) < 0) {
+		r = -errno;
+		wasp_fail(r, "cannot seek '%s' to %lld: %s", path, (long long)offset, strerror(-r));
+		return r;
 	}
-	v->files[slot] = (struct wasp_file){.host_fd = fd, .flags = (int)a[1], .path = copy};
-	return WASP_FIRST_FD + slot;
+	return 0;
 }
 
 int64_t wasp_hc_close(struct wasp_virtine *v, const uint64_t a[6], void *opaque)

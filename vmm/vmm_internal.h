@@ -80,6 +80,7 @@ struct wasp_virtine {
 	/* set by load: whether arguments are 64-bit (long mode) is read from
 	 * EFER on each hypercall, since a boot stub changes mode on its own */
 	enum wasp_mode mode;
+	bool used; /* has run since memory was last known to be zero */
 
 	/* pause/kick: `runner` is the thread inside wasp_virtine_run() */
 	atomic_bool pause_req;
@@ -100,6 +101,7 @@ struct wasp_virtine {
 	uint8_t *ret;
 	size_t ret_len;
 	uint64_t snapshot_marks;
+	uint64_t console_bytes;
 
 	struct wasp_stats stats;
 };

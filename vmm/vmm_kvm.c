@@ -345,12 +345,9 @@ static int load_finish(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len, enum 
 
 	v->run->kvm_dirty_regs = 0; /* forget any pending register write */
 	v->hc_pending = false;
-	v->mode = mode;
 	/* A real-mode image may switch modes itself, so each hypercall needs
-	 * EFER and CS: have KVM hand them over with the exit, not by ioctl. */
-	if (kvm_global.sync_regs)
-		v->run->kvm_valid_regs = KVM_SYNC_X86_REGS |
-					 (mode == WASP_MODE_REAL && kvm_global.sync_sregs ? KVM_SYNC_X86_SREGS : 0);
+	 * EFER and CS: set_mode has KVM hand them over with the exit. */
+	wasp_virtine_set_mode(v, mode);
 	switch (mode) {
 	case WASP_MODE_REAL:
 		return wasp_x86_enter_real(v, gpa);
@@ -363,6 +360,22 @@ static int load_finish(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len, enum 
 	default:
 		return wasp_fail(-EINVAL, "unknown entry mode %d", (int)mode);
 	}
+}
+
+/* The ABI promises zero memory outside the image at entry (the guest
+ * runtime does not clear .bss). A virtine that has run is zeroed by
+ * punching out its memfd's pages: cost follows the pages it touched, not
+ * its size, and the memory goes back to the host. */
+static int zero_if_used(struct wasp_virtine *v)
+{
+	if (!v->used)
+		return 0;
+	if (fallocate(v->mem_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+		      (off_t)v->mem_size) < 0)
+		return wasp_fail(-errno, "clearing guest memory: %s", strerror(errno));
+	memset(v->host_dirty, 0, (v->mem_size / WASP_PAGE_SIZE + 63) / 64 * sizeof(uint64_t));
+	v->used = false;
+	return 0;
 }
 
 static int check_fit(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len)
@@ -382,7 +395,7 @@ int wasp_virtine_load(struct wasp_virtine *v, const void *image, size_t len, was
 	if (!gpa)
 		gpa = WASP_GPA_LOAD;
 	int r = check_fit(v, gpa, len);
-	if (r < 0)
+	if (r < 0 || (r = zero_if_used(v)) < 0)
 		return r;
 	memcpy(v->mem + gpa, image, len);
 	r = load_finish(v, gpa, len, mode);
@@ -415,6 +428,8 @@ int wasp_virtine_load_file(struct wasp_virtine *v, const char *path, wasp_gpa_t 
 		wasp_fail(r, "%s: %s", path, wasp_last_error());
 		goto out;
 	}
+	if ((r = zero_if_used(v)) < 0)
+		goto out;
 	/* Read straight into guest memory: no staging copy. */
 	size_t done = 0;
 	while (done < (size_t)st.st_size) {
@@ -479,6 +494,90 @@ int wasp_virtine_set_hypercall_result(struct wasp_virtine *v, int64_t result)
 	r = wasp_virtine_set_regs(v, &regs);
 	if (r == 0)
 		v->hc_pending = false;
+	return r;
+}
+
+/* ---- state access for ckpt/ ------------------------------------------ */
+
+int wasp_virtine_vcpu_fd(const struct wasp_virtine *v)
+{
+	return v->vcpu_fd;
+}
+
+int wasp_virtine_complete_io(struct wasp_virtine *v)
+{
+	v->run->immediate_exit = 1;
+	int r = ioctl(v->vcpu_fd, KVM_RUN, 0);
+	int e = errno;
+	v->run->immediate_exit = 0;
+	if (r < 0 && e != EINTR && e != EAGAIN)
+		return wasp_fail(-e, "KVM_RUN (completing I/O): %s", strerror(e));
+	return 0;
+}
+
+enum wasp_mode wasp_virtine_mode(const struct wasp_virtine *v)
+{
+	return v->mode;
+}
+
+void wasp_virtine_set_mode(struct wasp_virtine *v, enum wasp_mode mode)
+{
+	v->mode = mode;
+	if (kvm_global.sync_regs)
+		v->run->kvm_valid_regs = KVM_SYNC_X86_REGS |
+					 (mode == WASP_MODE_REAL && kvm_global.sync_sregs ? KVM_SYNC_X86_SREGS : 0);
+}
+
+bool wasp_virtine_hypercall_pending(const struct wasp_virtine *v)
+{
+	return v->hc_pending;
+}
+
+void wasp_virtine_set_hypercall_pending(struct wasp_virtine *v, bool pending)
+{
+	v->hc_pending = pending;
+}
+
+static struct kvm_msr_list *msr_list;
+static pthread_once_t msr_once = PTHREAD_ONCE_INIT;
+
+static void msr_list_once(void)
+{
+	struct kvm_msr_list probe = {.nmsrs = 0};
+	/* The first call fails with E2BIG and says how many there are. */
+	if (ioctl(kvm_global.fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG)
+		return;
+	struct kvm_msr_list *l = calloc(1, sizeof *l + probe.nmsrs * sizeof(uint32_t));
+	if (!l)
+		return;
+	l->nmsrs = probe.nmsrs;
+	if (ioctl(kvm_global.fd, KVM_GET_MSR_INDEX_LIST, l) < 0) {
+		free(l);
+		return;
+	}
+	msr_list = l;
+}
+
+int wasp_host_msr_list(const uint32_t **indices, uint32_t *count)
+{
+	const struct wasp_kvm *k;
+	int r = wasp_kvm_get(&k);
+	if (r < 0)
+		return r;
+	pthread_once(&msr_once, msr_list_once);
+	if (!msr_list)
+		return wasp_fail(-EIO, "KVM_GET_MSR_INDEX_LIST failed");
+	*indices = msr_list->indices;
+	*count = msr_list->nmsrs;
+	return 0;
+}
+
+int wasp_host_cpuid(const void **kvm_cpuid2)
+{
+	const struct wasp_kvm *k;
+	int r = wasp_kvm_get(&k);
+	if (r == 0)
+		*kvm_cpuid2 = k->cpuid;
 	return r;
 }
 
@@ -655,6 +754,7 @@ int wasp_virtine_run(struct wasp_virtine *v, uint64_t timeout_ns, struct wasp_ex
 	pthread_mutex_unlock(&v->kick_lock);
 	current_run = v->run;
 	v->stats.runs++;
+	v->used = true;
 
 	for (;;) {
 		int r = ioctl(v->vcpu_fd, KVM_RUN, 0);
