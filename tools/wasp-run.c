@@ -3,6 +3,9 @@
  *
  * All the work is libwasp's; this file turns arguments into a config,
  * errors into one line on stderr, and the guest's exit into an exit status.
+ * The virtine always runs under the runner (migrate.h), so every wasp-run
+ * has a control socket and answers wasp-ckpt; the checkpoint triggers
+ * (SIGUSR1, a trigger file, a period) are docs/triggers.md.
  */
 #define _GNU_SOURCE
 #include <getopt.h>
@@ -10,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "migrate.h"
+#include "tool_run.h"
 #include "tool_util.h"
 #include "vmm.h"
 
@@ -37,26 +43,15 @@ static const char usage[] =
 	"  -s, --stats           print create/load/run times and exit counts on stderr\n"
 	"  -h, --help            show this help\n"
 	"\n"
+	"%s"
+	"\n"
 	"ARGs after -- reach the guest through the get_arg hypercall as\n"
 	"NUL-separated strings.\n"
 	"\n"
 	"Exit status: the guest's exit code (low 8 bits); 124 when the timeout\n"
 	"stopped it; 139 when it faulted (triple fault, access outside its memory,\n"
-	"unknown port); 125 when wasp-run itself failed (bad arguments, no KVM).\n";
-
-static void print_fault(const struct wasp_exit *e)
-{
-	const struct wasp_regs *r = &e->fault.regs;
-	fprintf(stderr, "%s: guest fault: %s", tool_name, wasp_fault_kind_name(e->fault.kind));
-	if (e->fault.kind == WASP_FAULT_MMIO)
-		fprintf(stderr, " at 0x%llx", (unsigned long long)e->fault.addr);
-	else if (e->fault.kind == WASP_FAULT_IO)
-		fprintf(stderr, " (port 0x%llx)", (unsigned long long)e->fault.addr);
-	fprintf(stderr, " (rip=0x%llx rsp=0x%llx rax=0x%llx cr0=0x%llx cr3=0x%llx efer=0x%llx)\n",
-		(unsigned long long)r->rip, (unsigned long long)r->rsp,
-		(unsigned long long)r->rax, (unsigned long long)e->fault.cr0,
-		(unsigned long long)e->fault.cr3, (unsigned long long)e->fault.efer);
-}
+	"unknown port); 125 when wasp-run itself failed (bad arguments, no KVM);\n"
+	"0 when it stopped after a checkpoint (the work goes on elsewhere).\n";
 
 /* Packs ARGs as NUL-separated strings, the form the guest runtime parses. */
 static char *pack_args(int argc, char **argv, size_t *len)
@@ -88,8 +83,10 @@ int main(int argc, char **argv)
 		{"no-stdin", no_argument, NULL, 'N'},
 		{"stats", no_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
+		TOOL_RUN_LONG_OPTIONS,
 		{0},
 	};
+	struct wasp_runner_opts ro;
 	struct wasp_config cfg;
 	const char *allow = DEFAULT_ALLOW;
 	uint64_t load_addr = WASP_GPA_LOAD, timeout_ns = 0, mem;
@@ -98,7 +95,10 @@ int main(int argc, char **argv)
 	int c;
 
 	tool_name = "wasp-run";
+	tool_block_sigusr1();
+
 	wasp_config_init(&cfg);
+	wasp_runner_opts_init(&ro);
 	while ((c = getopt_long(argc, argv, "+m:a:d:t:sh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
@@ -139,15 +139,18 @@ int main(int argc, char **argv)
 			stats = true;
 			break;
 		case 'h':
-			fputs(usage, stdout);
+			printf(usage, tool_run_usage);
 			return 0;
 		default:
+			if (tool_run_option(c, optarg, &ro))
+				break;
 			fputs("Try 'wasp-run --help'.\n", stderr);
 			return WASP_EXIT_TOOL_ERROR;
 		}
 	}
 	if (optind >= argc)
 		tool_die("no image given (try 'wasp-run --help')");
+	tool_run_check(&ro);
 	const char *image = argv[optind++];
 	if (optind < argc && !strcmp(argv[optind], "--"))
 		optind++;
@@ -171,31 +174,12 @@ int main(int argc, char **argv)
 	if (wasp_virtine_load_file(v, image, load_addr, mode) < 0)
 		tool_die("%s", wasp_last_error());
 
-	struct wasp_exit e;
-	if (wasp_virtine_run(v, timeout_ns, &e) < 0)
-		tool_die("%s", wasp_last_error());
-	fflush(stdout);
-
-	int status;
-	switch (e.reason) {
-	case WASP_EXIT_EXITED:
-		status = (int)(e.code & 0xff);
-		break;
-	case WASP_EXIT_TIMEOUT:
-		fprintf(stderr, "%s: guest stopped after the %.3f s timeout\n", tool_name,
-			(double)timeout_ns / 1e9);
-		status = WASP_EXIT_GUEST_TIMEOUT;
-		break;
-	case WASP_EXIT_FAULT:
-		print_fault(&e);
-		status = WASP_EXIT_GUEST_FAULT;
-		break;
-	default:
-		fprintf(stderr, "%s: unexpected exit: %s\n", tool_name,
-			wasp_exit_reason_name(e.reason));
-		status = WASP_EXIT_TOOL_ERROR;
-		break;
-	}
+	/* The runner: the vCPU on this thread, the triggers on its own. */
+	struct wasp_runner_result res;
+	ro.timeout_ns = timeout_ns;
+	tool_run_virtine(v, &ro, &res);
+	const struct wasp_exit e = res.exit;
+	int status = tool_exit_status(&res, timeout_ns);
 
 	if (stats) {
 		struct wasp_stats st;

@@ -182,6 +182,8 @@ int wasp_hypercall_names_valid(const char *names);
 
 /* Function-style virtines: the argument buffer WASP_HC_GET_ARG returns (copied). */
 int wasp_virtine_set_arg(struct wasp_virtine *v, const void *arg, size_t len);
+/* The argument buffer as set (NULL if none). */
+const void *wasp_virtine_arg(const struct wasp_virtine *v, size_t *len);
 /* The buffer the guest gave WASP_HC_SET_RET, valid until the next set/run; len 0 if none. */
 const void *wasp_virtine_ret(const struct wasp_virtine *v, size_t *len);
 /* Number of WASP_HC_SNAPSHOT calls seen (the snapshot point). */
@@ -227,8 +229,10 @@ void wasp_virtine_set_console_bytes(struct wasp_virtine *v, uint64_t n);
 /* The MSRs KVM reports as saveable (KVM_GET_MSR_INDEX_LIST), read once. */
 int wasp_host_msr_list(const uint32_t **indices, uint32_t *count);
 
-/* The CPUID this process gives new vCPUs (KVM's list after wasp's filter):
- * what a restore checks a checkpoint's features against. */
+/* The CPUID a guest on this host sees: read back from the first vCPU made
+ * (KVM's supported list after wasp's filter, as this host's KVM applied
+ * it); before any virtine exists, the filtered list itself. What a restore
+ * checks a checkpoint's features against. */
 int wasp_host_cpuid(const void **kvm_cpuid2);
 
 /* ---- Names and errors -------------------------------------------------- */
@@ -238,6 +242,14 @@ const char *wasp_fault_kind_name(enum wasp_fault_kind k);
 
 /* The message the last failing wasp call on this thread left. */
 const char *wasp_last_error(void);
+
+/* For libwasp's own parts (ckpt/, migrate/): records the message for
+ * wasp_last_error() and returns `err`, so a failure reads
+ * `return wasp_fail(-EINVAL, "...", ...)`. */
+int wasp_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The process's /dev/kvm fd (opened on first use), or -errno. */
+int wasp_kvm_fd(void);
 
 /* Bare measurements used by the benchmark: nanoseconds on CLOCK_MONOTONIC. */
 uint64_t wasp_now_ns(void);

@@ -13,10 +13,14 @@ static _Thread_local char last_error[512];
 
 int wasp_fail(int err, const char *fmt, ...)
 {
+	/* Format aside first: callers prefix the previous message with
+	 * wasp_fail(r, "%s: %s", path, wasp_last_error()). */
+	char msg[sizeof last_error];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(last_error, sizeof last_error, fmt, ap);
+	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	memcpy(last_error, msg, sizeof msg);
 	return err;
 }
 

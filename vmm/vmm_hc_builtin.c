@@ -114,6 +114,12 @@ int wasp_virtine_set_arg(struct wasp_virtine *v, const void *arg, size_t len)
 	return 0;
 }
 
+const void *wasp_virtine_arg(const struct wasp_virtine *v, size_t *len)
+{
+	*len = v->arg ? v->arg_len : 0;
+	return v->arg;
+}
+
 const void *wasp_virtine_ret(const struct wasp_virtine *v, size_t *len)
 {
 	*len = v->ret ? v->ret_len : 0;

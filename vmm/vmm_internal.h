@@ -21,9 +21,7 @@
 
 /* ---- errors and logs --------------------------------------------------- */
 
-/* Records a one-line message for wasp_last_error() and returns `err`
- * (a negative errno), so a failure reads `return wasp_fail(-EINVAL, ...)`. */
-int wasp_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* wasp_fail() is declared in vmm.h: ckpt/ and migrate/ use it too. */
 
 /* ---- ioctl wrappers ----------------------------------------------------
  * Raw tier: returns ioctl's result or -errno. Checked tier: the same, and a
@@ -108,6 +106,8 @@ struct wasp_virtine {
 
 /* vmm_x86_64.c: the CPU state each entry mode starts from */
 int wasp_x86_setup_cpuid(struct wasp_virtine *v);
+/* CPUID a guest here sees (read back from the first vCPU), NULL before one. */
+const struct kvm_cpuid2 *wasp_x86_effective_cpuid(void);
 /* Records a new vCPU's special registers as every load's starting point. */
 int wasp_x86_capture_reset(struct wasp_virtine *v);
 int wasp_x86_enter_real(struct wasp_virtine *v, wasp_gpa_t ip);

@@ -31,9 +31,11 @@ static _Thread_local struct kvm_run *volatile current_run;
 static void kick_handler(int sig)
 {
 	(void)sig;
+	int saved = errno;
 	struct kvm_run *run = current_run;
 	if (run)
 		run->immediate_exit = 1;
+	errno = saved;
 }
 
 static void kvm_init_once(void)
@@ -538,6 +540,13 @@ void wasp_virtine_set_hypercall_pending(struct wasp_virtine *v, bool pending)
 	v->hc_pending = pending;
 }
 
+int wasp_kvm_fd(void)
+{
+	const struct wasp_kvm *k;
+	int r = wasp_kvm_get(&k);
+	return r < 0 ? r : k->fd;
+}
+
 static struct kvm_msr_list *msr_list;
 static pthread_once_t msr_once = PTHREAD_ONCE_INIT;
 
@@ -576,9 +585,11 @@ int wasp_host_cpuid(const void **kvm_cpuid2)
 {
 	const struct wasp_kvm *k;
 	int r = wasp_kvm_get(&k);
-	if (r == 0)
-		*kvm_cpuid2 = k->cpuid;
-	return r;
+	if (r < 0)
+		return r;
+	const struct kvm_cpuid2 *eff = wasp_x86_effective_cpuid();
+	*kvm_cpuid2 = eff ? eff : k->cpuid;
+	return 0;
 }
 
 /* ---- run -------------------------------------------------------------- */

@@ -9,6 +9,7 @@
  * legal there, which is the cheapest way out of ring 3 (docs/design.md).
  */
 #define _GNU_SOURCE
+#include <stdlib.h>
 #include <string.h>
 
 #include "vmm_internal.h"
@@ -85,15 +86,6 @@ uint64_t wasp_x86_pick_xcr0(const struct kvm_cpuid2 *c)
 	return supported & (XFEATURE_X87 | XFEATURE_SSE | XFEATURE_AVX);
 }
 
-int wasp_x86_setup_cpuid(struct wasp_virtine *v)
-{
-	const struct wasp_kvm *k;
-	int r = wasp_kvm_get(&k);
-	if (r < 0)
-		return r;
-	return kvm_ioctl(v->vcpu_fd, KVM_SET_CPUID2, k->cpuid);
-}
-
 /* The special registers of a freshly created vCPU, read once per process:
  * each load starts from them instead of asking KVM again (an ioctl costs
  * about as much as a guest exit on PVM), and a reloaded virtine gets the
@@ -112,6 +104,46 @@ int wasp_x86_capture_reset(struct wasp_virtine *v)
 	}
 	pthread_mutex_unlock(&reset_lock);
 	return r;
+}
+
+/* What a guest on this host really sees: KVM_GET_CPUID2 of the first vCPU
+ * after its CPUID was set. On most hosts that is the filtered list we set;
+ * PVM instead reports (and lets ring-3 guests see) the host's own, richer
+ * features, so a restore must compare against this, not against the list
+ * KVM_GET_SUPPORTED_CPUID gave. */
+static struct kvm_cpuid2 *effective_cpuid;
+
+int wasp_x86_setup_cpuid(struct wasp_virtine *v)
+{
+	const struct wasp_kvm *k;
+	int r = wasp_kvm_get(&k);
+	if (r < 0)
+		return r;
+	r = kvm_ioctl(v->vcpu_fd, KVM_SET_CPUID2, k->cpuid);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&reset_lock);
+	if (!effective_cpuid) {
+		size_t n = k->cpuid->nent + 64;
+		struct kvm_cpuid2 *c = calloc(1, sizeof *c + n * sizeof(struct kvm_cpuid_entry2));
+		if (c) {
+			c->nent = (uint32_t)n;
+			if (ioctl(v->vcpu_fd, KVM_GET_CPUID2, c) == 0)
+				effective_cpuid = c;
+			else
+				free(c);
+		}
+	}
+	pthread_mutex_unlock(&reset_lock);
+	return 0;
+}
+
+const struct kvm_cpuid2 *wasp_x86_effective_cpuid(void)
+{
+	pthread_mutex_lock(&reset_lock);
+	const struct kvm_cpuid2 *c = effective_cpuid;
+	pthread_mutex_unlock(&reset_lock);
+	return c;
 }
 
 static struct kvm_segment segment(uint16_t sel, uint8_t type, uint8_t dpl, bool code64)

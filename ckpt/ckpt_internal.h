@@ -1,0 +1,59 @@
+/*
+ * ckpt_internal.h: what the files of ckpt/ share.
+ */
+#ifndef WASP_CKPT_INTERNAL_H
+#define WASP_CKPT_INTERNAL_H
+
+#include <errno.h>
+#include <string.h>
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+
+#include "ckpt_stream.h"
+
+/* Checked vCPU ioctl: -errno with the command's name in wasp_last_error(). */
+static inline int wasp_ckpt_ioctl(int fd, unsigned long cmd, const char *name, void *arg)
+{
+	int r = ioctl(fd, cmd, arg);
+	return r < 0 ? wasp_fail(-errno, "%s: %s", name, strerror(errno)) : r;
+}
+
+/* The vCPU as KVM gives it, between capture and encoding (or decoding and
+ * apply). */
+struct wasp_vcpu_state {
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	void *xsave; /* struct kvm_xsave of xsave_size bytes, or NULL */
+	size_t xsave_size;
+	struct kvm_fpu fpu;
+	bool have_fpu;
+	struct kvm_xcrs xcrs;
+	bool have_xcrs;
+	struct kvm_msrs *msrs;
+	struct kvm_vcpu_events events;
+	struct kvm_debugregs debugregs;
+	struct kvm_mp_state mp_state;
+	struct kvm_cpuid2 *cpuid;
+	enum wasp_mode mode;
+};
+
+/* ckpt_vcpu.c */
+int wasp_vcpu_capture(struct wasp_virtine *v, struct wasp_vcpu_state *s);
+/* Applies s; fills `unrestored` with what the host accepted but did not
+ * keep. -errno when the state could not be applied or did not read back. */
+int wasp_vcpu_apply(struct wasp_virtine *v, const struct wasp_vcpu_state *s, char *unrestored,
+		    size_t cap);
+void wasp_vcpu_state_free(struct wasp_vcpu_state *s);
+
+/* ckpt_proto.c: between wasp_vcpu_state and the Vcpu record */
+int wasp_vcpu_to_proto(const struct wasp_vcpu_state *s, Wasp__Vcpu **out);
+void wasp_vcpu_proto_free(Wasp__Vcpu *p);
+int wasp_vcpu_from_proto(const Wasp__Vcpu *p, struct wasp_vcpu_state *s);
+
+/* ckpt_cpuid.c: refuses CPUID features this host lacks, naming them */
+int wasp_cpuid_check(const struct kvm_cpuid2 *guest, const char *simulate_missing);
+void wasp_cpu_vendor(char out[13]);
+
+#endif

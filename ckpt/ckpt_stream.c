@@ -1,0 +1,736 @@
+/*
+ * ckpt_stream.c: framing of checkpoint streams (formats/stream.md).
+ *
+ * The writer packs each record into one reusable buffer behind its varint
+ * length and hands the sink one write per record. The reader trusts
+ * nothing: every length is bounded before anything is allocated, every
+ * error names the record (counted from 0, the header) and the byte offset
+ * of its length prefix, and a stream is only "whole" once the end record's
+ * counts and checksum match and nothing follows it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckpt_stream.h"
+#include "vmm_internal.h" /* wasp_fail */
+
+#define PAGE 4096u
+#define VARINT_MAX 10
+#define READ_BLOCK (256u << 10)
+
+static size_t varint_put(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+static const char *body_name(Wasp__Record__BodyCase c)
+{
+	switch (c) {
+	case WASP__RECORD__BODY_HEADER:
+		return "header";
+	case WASP__RECORD__BODY_VCPU:
+		return "vcpu";
+	case WASP__RECORD__BODY_MEMORY:
+		return "memory";
+	case WASP__RECORD__BODY_HOST:
+		return "host";
+	case WASP__RECORD__BODY_END:
+		return "end";
+	default:
+		return "unknown";
+	}
+}
+
+/* ---- writer ----------------------------------------------------------- */
+
+struct wasp_stream_writer {
+	struct wasp_sink sink;
+	uint8_t *buf; /* reused for every record: varint + packed record */
+	size_t cap;
+	uint64_t bytes, records, pages;
+	uint32_t crc;
+	int err; /* sticky: once a write failed the stream is broken */
+	bool finished;
+};
+
+/* Writes bytes whose CRC-32C is `crc` (computed by the caller). */
+static int writer_emit_crc(struct wasp_stream_writer *w, const void *buf, size_t len, uint32_t crc)
+{
+	int r = w->sink.write(w->sink.ctx, buf, len);
+	if (r < 0) {
+		w->err = r;
+		return r; /* the sink said why */
+	}
+	w->crc = wasp_crc32c_combine(w->crc, crc, len);
+	w->bytes += len;
+	return 0;
+}
+
+static int writer_emit(struct wasp_stream_writer *w, const void *buf, size_t len)
+{
+	return writer_emit_crc(w, buf, len, wasp_crc32c(0, buf, len));
+}
+
+static int writer_usable(struct wasp_stream_writer *w)
+{
+	if (w->err)
+		return wasp_fail(w->err, "checkpoint stream: an earlier write failed");
+	if (w->finished)
+		return wasp_fail(-EINVAL, "checkpoint stream: already finished");
+	return 0;
+}
+
+int wasp_stream_writer_open(const struct wasp_sink *sink, struct wasp_stream_writer **out)
+{
+	struct wasp_stream_writer *w;
+	int r;
+
+	*out = NULL;
+	if (!sink || !sink->write)
+		return wasp_fail(-EINVAL, "checkpoint stream: no sink");
+	w = calloc(1, sizeof *w);
+	if (!w)
+		return wasp_fail(-ENOMEM, "checkpoint stream: out of memory");
+	w->sink = *sink;
+	r = writer_emit(w, WASP_STREAM_MAGIC, WASP_STREAM_MAGIC_LEN);
+	if (r < 0) {
+		free(w);
+		return r;
+	}
+	*out = w;
+	return 0;
+}
+
+static int writer_pack(struct wasp_stream_writer *w, const Wasp__Record *rec, uint64_t pages)
+{
+	size_t len = wasp__record__get_packed_size(rec), n;
+
+	if (len > WASP_STREAM_MAX_RECORD)
+		return wasp_fail(
+		    -EFBIG, "checkpoint stream: %s record of %zu bytes exceeds the %u-byte limit",
+		    body_name(rec->body_case), len, WASP_STREAM_MAX_RECORD);
+	if (len + VARINT_MAX > w->cap) {
+		size_t cap = w->cap ? w->cap : 4096;
+		while (cap < len + VARINT_MAX)
+			cap *= 2;
+		uint8_t *b = realloc(w->buf, cap);
+		if (!b)
+			return wasp_fail(
+			    -ENOMEM, "checkpoint stream: out of memory for a %zu-byte record", len);
+		w->buf = b;
+		w->cap = cap;
+	}
+	n = varint_put(w->buf, len);
+	wasp__record__pack(rec, w->buf + n);
+	int r = writer_emit(w, w->buf, n + len);
+	if (r < 0)
+		return r;
+	w->records++;
+	w->pages += pages;
+	return 0;
+}
+
+int wasp_stream_write_record(struct wasp_stream_writer *w, const Wasp__Record *rec)
+{
+	uint64_t pages = 0;
+	int r = writer_usable(w);
+
+	if (r < 0)
+		return r;
+	if (rec->body_case == WASP__RECORD__BODY__NOT_SET ||
+	    rec->body_case == WASP__RECORD__BODY_END)
+		return wasp_fail(-EINVAL, "checkpoint stream: write_record takes no %s record",
+				 rec->body_case == WASP__RECORD__BODY_END ? "end" : "empty");
+	if (w->records >= WASP_STREAM_MAX_RECORDS)
+		return wasp_fail(-EFBIG, "checkpoint stream: more than %u records",
+				 WASP_STREAM_MAX_RECORDS);
+	if (rec->body_case == WASP__RECORD__BODY_MEMORY)
+		for (size_t i = 0; i < rec->memory->n_ranges; i++)
+			pages += rec->memory->ranges[i]->count;
+	return writer_pack(w, rec, pages);
+}
+
+int wasp_stream_write_framed(struct wasp_stream_writer *w, const void *frame, size_t len,
+			     uint64_t pages, uint32_t crc)
+{
+	int r = writer_usable(w);
+
+	if (r < 0)
+		return r;
+	if (w->records >= WASP_STREAM_MAX_RECORDS)
+		return wasp_fail(-EFBIG, "checkpoint stream: more than %u records",
+				 WASP_STREAM_MAX_RECORDS);
+	if (len > WASP_STREAM_MAX_RECORD + VARINT_MAX)
+		return wasp_fail(
+		    -EFBIG, "checkpoint stream: framed record of %zu bytes exceeds the limit", len);
+	r = writer_emit_crc(w, frame, len, crc);
+	if (r < 0)
+		return r;
+	w->records++;
+	w->pages += pages;
+	return 0;
+}
+
+int wasp_stream_writer_finish(struct wasp_stream_writer *w)
+{
+	Wasp__Record rec = WASP__RECORD__INIT;
+	Wasp__End end = WASP__END__INIT;
+	int r = writer_usable(w);
+
+	if (r < 0)
+		return r;
+	end.records = w->records;
+	end.bytes = w->bytes;
+	end.pages = w->pages;
+	end.crc32c = w->crc;
+	rec.body_case = WASP__RECORD__BODY_END;
+	rec.end = &end;
+	r = writer_pack(w, &rec, 0);
+	if (r < 0)
+		return r;
+	w->finished = true;
+	return 0;
+}
+
+uint64_t wasp_stream_writer_bytes(const struct wasp_stream_writer *w)
+{
+	return w ? w->bytes : 0;
+}
+
+void wasp_stream_writer_free(struct wasp_stream_writer *w)
+{
+	if (!w)
+		return;
+	free(w->buf);
+	free(w);
+}
+
+/* ---- chunk check ------------------------------------------------------ */
+
+/* Checks one list of ranges: each in bounds, sorted, not overlapping.
+ * Returns the page total in *pages (bounded by mem_pages, so no overflow). */
+static int check_ranges(Wasp__PageRange *const *rs, size_t n, uint64_t mem_pages, const char *what,
+			uint64_t *pages, char *msg, size_t msz)
+{
+	uint64_t next = 0, total = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t first = rs[i]->first, count = rs[i]->count, end;
+		if (count == 0) {
+			snprintf(msg, msz, "%s %zu (first page %" PRIu64 ") is empty", what, i,
+				 first);
+			return -EINVAL;
+		}
+		if (__builtin_add_overflow(first, count, &end) || end > mem_pages) {
+			snprintf(msg, msz,
+				 "%s %zu (pages %" PRIu64 "+%" PRIu64
+				 ") is outside guest memory of %" PRIu64 " pages",
+				 what, i, first, count, mem_pages);
+			return -EINVAL;
+		}
+		if (i && first < next) {
+			snprintf(msg, msz,
+				 "%s %zu (first page %" PRIu64
+				 ") overlaps or precedes the one before it",
+				 what, i, first);
+			return -EINVAL;
+		}
+		next = end;
+		total += count; /* <= mem_pages: ranges are disjoint and in bounds */
+	}
+	*pages = total;
+	return 0;
+}
+
+/* Data ranges and zero ranges, each sorted, must not share a page. */
+static int check_disjoint(const Wasp__MemoryChunk *c, char *msg, size_t msz)
+{
+	size_t i = 0, j = 0;
+
+	while (i < c->n_ranges && j < c->n_zero_ranges) {
+		const Wasp__PageRange *a = c->ranges[i], *b = c->zero_ranges[j];
+		if (a->first + a->count <= b->first)
+			i++;
+		else if (b->first + b->count <= a->first)
+			j++;
+		else {
+			snprintf(msg, msz, "range %zu and zero range %zu share pages", i, j);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int check_chunk_msg(const Wasp__MemoryChunk *c, size_t mem_size, char *msg, size_t msz)
+{
+	uint64_t mem_pages = mem_size / PAGE, pages = 0, zpages = 0;
+	int r;
+
+	if (!c) {
+		snprintf(msg, msz, "no memory chunk");
+		return -EINVAL;
+	}
+	r = check_ranges(c->ranges, c->n_ranges, mem_pages, "range", &pages, msg, msz);
+	if (r < 0)
+		return r;
+	r = check_ranges(c->zero_ranges, c->n_zero_ranges, mem_pages, "zero range", &zpages, msg,
+			 msz);
+	if (r < 0)
+		return r;
+	r = check_disjoint(c, msg, msz);
+	if (r < 0)
+		return r;
+	if (c->raw_size > WASP_STREAM_MAX_CHUNK_RAW) {
+		snprintf(msg, msz, "raw size %" PRIu64 " exceeds the %u-byte chunk limit",
+			 c->raw_size, WASP_STREAM_MAX_CHUNK_RAW);
+		return -EINVAL;
+	}
+	if (pages > WASP_STREAM_MAX_CHUNK_RAW / PAGE || c->raw_size != pages * PAGE) {
+		snprintf(msg, msz,
+			 "raw size %" PRIu64 " does not match its ranges (%" PRIu64 " pages)",
+			 c->raw_size, pages);
+		return -EINVAL;
+	}
+	switch (c->has_codec ? c->codec : WASP__MEMORY_CHUNK__CODEC__ZSTD) {
+	case WASP__MEMORY_CHUNK__CODEC__NONE:
+		if (c->data.len != c->raw_size) {
+			snprintf(msg, msz, "uncompressed data of %zu bytes, raw size %" PRIu64,
+				 c->data.len, c->raw_size);
+			return -EINVAL;
+		}
+		break;
+	case WASP__MEMORY_CHUNK__CODEC__ZSTD:
+		if ((c->raw_size == 0) != (c->data.len == 0)) {
+			snprintf(msg, msz, "compressed data of %zu bytes for raw size %" PRIu64,
+				 c->data.len, c->raw_size);
+			return -EINVAL;
+		}
+		break;
+	default:
+		snprintf(msg, msz, "unknown codec %d", (int)c->codec);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int wasp_stream_check_chunk(const Wasp__MemoryChunk *c, size_t mem_size)
+{
+	char msg[256];
+	int r = check_chunk_msg(c, mem_size, msg, sizeof msg);
+	if (r < 0)
+		return wasp_fail(r, "memory chunk: %s", msg);
+	return 0;
+}
+
+/* ---- reader ----------------------------------------------------------- */
+
+struct wasp_stream_reader {
+	struct wasp_source src;
+	uint8_t *in; /* read-ahead block: varints come byte by byte */
+	size_t in_pos, in_len;
+	bool eof;
+	uint8_t *rec; /* one record's bytes, reused */
+	size_t rec_cap;
+	uint64_t bytes; /* consumed so far, magic included */
+	uint64_t records, pages;
+	uint32_t crc, end_crc;
+	int state; /* 0 reading, 1 after a valid end, <0 failed (sticky) */
+	bool seen_vcpu, seen_host;
+	uint64_t mem_size;
+};
+
+/* Refills the read-ahead block. >0 bytes available, 0 at end, -errno. */
+static int reader_fill(struct wasp_stream_reader *r)
+{
+	if (r->in_pos < r->in_len)
+		return 1;
+	if (r->eof)
+		return 0;
+	r->in_pos = r->in_len = 0;
+	ssize_t n = r->src.read(r->src.ctx, r->in, READ_BLOCK);
+	if (n < 0)
+		return (int)n;
+	if (n == 0) {
+		r->eof = true;
+		return 0;
+	}
+	if ((size_t)n > READ_BLOCK)
+		return wasp_fail(-EIO, "the source returned more bytes than asked for");
+	r->in_len = (size_t)n;
+	return 1;
+}
+
+/* Reads up to len bytes into dst, from the block and then the source
+ * directly (a big record is not copied through the block). Returns the
+ * bytes read (short only at the end) or -errno. Feeds the checksum. */
+static ssize_t reader_get(struct wasp_stream_reader *r, uint8_t *dst, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		if (r->in_pos < r->in_len) {
+			size_t n = r->in_len - r->in_pos;
+			if (n > len - got)
+				n = len - got;
+			memcpy(dst + got, r->in + r->in_pos, n);
+			r->in_pos += n;
+			got += n;
+			continue;
+		}
+		if (r->eof)
+			break;
+		if (len - got >= READ_BLOCK) {
+			ssize_t n = r->src.read(r->src.ctx, dst + got, len - got);
+			if (n < 0)
+				return n;
+			if ((size_t)n > len - got)
+				return wasp_fail(-EIO,
+						 "the source returned more bytes than asked for");
+			if (n == 0)
+				r->eof = true;
+			got += (size_t)n;
+			continue;
+		}
+		int f = reader_fill(r);
+		if (f < 0)
+			return f;
+	}
+	r->crc = wasp_crc32c(r->crc, dst, got);
+	r->bytes += got;
+	return (ssize_t)got;
+}
+
+static int reader_failed(struct wasp_stream_reader *r, int err)
+{
+	r->state = err;
+	return err;
+}
+
+/* Fails with the source's own message behind ours. */
+static int reader_io_error(struct wasp_stream_reader *r, int err, uint64_t n, uint64_t at)
+{
+	char why[256];
+	snprintf(why, sizeof why, "%s", wasp_last_error());
+	return reader_failed(
+	    r,
+	    wasp_fail(err, "record %" PRIu64 " at byte %" PRIu64 ": read failed: %s", n, at, why));
+}
+
+int wasp_stream_reader_open(const struct wasp_source *src, struct wasp_stream_reader **out)
+{
+	struct wasp_stream_reader *r;
+	uint8_t magic[WASP_STREAM_MAGIC_LEN];
+	ssize_t n;
+
+	*out = NULL;
+	if (!src || !src->read)
+		return wasp_fail(-EINVAL, "checkpoint stream: no source");
+	r = calloc(1, sizeof *r);
+	if (!r || !(r->in = malloc(READ_BLOCK))) {
+		free(r);
+		return wasp_fail(-ENOMEM, "checkpoint stream: out of memory");
+	}
+	r->src = *src;
+	n = reader_get(r, magic, sizeof magic);
+	if (n < 0) {
+		char why[256];
+		snprintf(why, sizeof why, "%s", wasp_last_error());
+		wasp_stream_reader_free(r);
+		return wasp_fail((int)n, "checkpoint stream: reading the magic failed: %s", why);
+	}
+	if (n == 0 || memcmp(magic, WASP_STREAM_MAGIC, (size_t)n) != 0) {
+		wasp_stream_reader_free(r);
+		return wasp_fail(-EINVAL, n ? "not a wasp checkpoint (bad magic)"
+					    : "not a wasp checkpoint (empty stream)");
+	}
+	if (n < WASP_STREAM_MAGIC_LEN) {
+		wasp_stream_reader_free(r);
+		return wasp_fail(-EINVAL,
+				 "truncated: the stream ends inside the magic, at byte %zd", n);
+	}
+	*out = r;
+	return 0;
+}
+
+/* Reads a record's varint length: 1 and *len, 0 at a clean end before its
+ * first byte, or -errno. At most 10 bytes; the value must fit 64 bits. */
+static int read_varint(struct wasp_stream_reader *r, uint64_t n, uint64_t at, uint64_t *len)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < VARINT_MAX; i++) {
+		uint8_t b;
+		ssize_t got = reader_get(r, &b, 1);
+		if (got < 0)
+			return reader_io_error(r, (int)got, n, at);
+		if (got == 0) {
+			if (i == 0)
+				return 0;
+			return reader_failed(r, wasp_fail(-EINVAL,
+							  "truncated: record %" PRIu64
+							  " at byte %" PRIu64
+							  ": the stream ends inside its length",
+							  n, at));
+		}
+		if (i == VARINT_MAX - 1 && b > 1)
+			break; /* bits beyond 64 */
+		v |= (uint64_t)(b & 0x7f) << (7 * i);
+		if (!(b & 0x80)) {
+			*len = v;
+			return 1;
+		}
+	}
+	return reader_failed(r,
+			     wasp_fail(-EINVAL,
+				       "record %" PRIu64 " at byte %" PRIu64
+				       ": length is not a valid varint (overlong or over 64 bits)",
+				       n, at));
+}
+
+static int check_header(struct wasp_stream_reader *r, const Wasp__Header *h, uint64_t at)
+{
+	uint32_t page = h->has_page_size ? h->page_size : PAGE;
+
+	if (h->version_major > WASP_CKPT_VERSION_MAJOR)
+		return wasp_fail(-EPROTONOSUPPORT,
+				 "checkpoint format %u.x is newer than this wasp (%d.x)",
+				 h->version_major, WASP_CKPT_VERSION_MAJOR);
+	if (h->version_major == 0)
+		return wasp_fail(-EPROTONOSUPPORT, "checkpoint format 0.%u was never a wasp format",
+				 h->version_minor);
+	if (page != PAGE)
+		return wasp_fail(-EINVAL,
+				 "header (record 0 at byte %" PRIu64
+				 "): page size %u is not supported (only %u)",
+				 at, page, PAGE);
+	if (h->mem_size == 0 || h->mem_size % PAGE || h->mem_size > SIZE_MAX / 2)
+		return wasp_fail(-EINVAL,
+				 "header (record 0 at byte %" PRIu64 "): guest memory size %" PRIu64
+				 " is not a positive multiple of %u",
+				 at, h->mem_size, PAGE);
+	if (h->id.len != 16)
+		return wasp_fail(-EINVAL,
+				 "header (record 0 at byte %" PRIu64 "): id of %zu bytes, not 16",
+				 at, h->id.len);
+	if (h->has_parent_id && h->parent_id.len != 16)
+		return wasp_fail(-EINVAL,
+				 "header (record 0 at byte %" PRIu64
+				 "): parent id of %zu bytes, not 16",
+				 at, h->parent_id.len);
+	if (h->kind != WASP__HEADER__KIND__FULL && h->kind != WASP__HEADER__KIND__INCREMENTAL)
+		return wasp_fail(-EINVAL, "header (record 0 at byte %" PRIu64 "): unknown kind %d",
+				 at, (int)h->kind);
+	if (h->kind == WASP__HEADER__KIND__INCREMENTAL && !h->has_parent_id)
+		return wasp_fail(-EINVAL,
+				 "header (record 0 at byte %" PRIu64
+				 "): an incremental checkpoint without a parent id",
+				 at);
+	r->mem_size = h->mem_size;
+	return 0;
+}
+
+static int check_end(struct wasp_stream_reader *r, const Wasp__End *e, uint64_t n, uint64_t at,
+		     uint32_t crc)
+{
+	const char *what = NULL;
+	uint64_t said = 0, is = 0;
+
+	if (e->records != n)
+		what = "records", said = e->records, is = n;
+	else if (e->bytes != at)
+		what = "bytes", said = e->bytes, is = at;
+	else if (e->pages != r->pages)
+		what = "pages", said = e->pages, is = r->pages;
+	if (what)
+		return wasp_fail(-EINVAL,
+				 "end record (record %" PRIu64 " at byte %" PRIu64
+				 ") counts %" PRIu64 " %s, the stream has %" PRIu64,
+				 n, at, said, what, is);
+	if (e->crc32c != crc)
+		return wasp_fail(-EBADMSG,
+				 "checksum mismatch: end record (record %" PRIu64
+				 " at byte %" PRIu64 ") says crc32c 0x%08x, the stream's is 0x%08x",
+				 n, at, e->crc32c, crc);
+	return 0;
+}
+
+/* Checks one decoded record in its place in the stream. */
+static int check_record(struct wasp_stream_reader *r, Wasp__Record *rec, uint64_t n, uint64_t at)
+{
+	char msg[256];
+	int err;
+
+	if (n == 0 && rec->body_case != WASP__RECORD__BODY_HEADER)
+		return wasp_fail(-EINVAL,
+				 "record 0 at byte %" PRIu64 " is not a header (it is a %s record)",
+				 at, body_name(rec->body_case));
+	switch (rec->body_case) {
+	case WASP__RECORD__BODY_HEADER:
+		if (n != 0)
+			return wasp_fail(-EINVAL,
+					 "record %" PRIu64 " at byte %" PRIu64 ": a second header",
+					 n, at);
+		return check_header(r, rec->header, at);
+	case WASP__RECORD__BODY_VCPU:
+	case WASP__RECORD__BODY_HOST: {
+		bool *seen =
+		    rec->body_case == WASP__RECORD__BODY_VCPU ? &r->seen_vcpu : &r->seen_host;
+		if (*seen)
+			return wasp_fail(
+			    -EINVAL, "record %" PRIu64 " at byte %" PRIu64 ": a second %s record",
+			    n, at, body_name(rec->body_case));
+		*seen = true;
+		return 0;
+	}
+	case WASP__RECORD__BODY_MEMORY: {
+		uint64_t pages = 0;
+		err = check_chunk_msg(rec->memory, r->mem_size, msg, sizeof msg);
+		if (err < 0)
+			return wasp_fail(err,
+					 "record %" PRIu64 " at byte %" PRIu64 ": memory chunk: %s",
+					 n, at, msg);
+		for (size_t i = 0; i < rec->memory->n_ranges; i++)
+			pages += rec->memory->ranges[i]->count; /* <= 4096 per chunk */
+		r->pages += pages;
+		return 0;
+	}
+	default:
+		return 0;
+	}
+}
+
+int wasp_stream_read_record(struct wasp_stream_reader *r, Wasp__Record **out)
+{
+	*out = NULL;
+	if (r->state < 0)
+		return wasp_fail(r->state, "checkpoint stream: the reader failed earlier");
+	if (r->state == 1)
+		return 0;
+
+	for (;;) {
+		uint64_t n = r->records, at = r->bytes, len = 0;
+		uint32_t crc_before = r->crc;
+		Wasp__Record *rec;
+		ssize_t got;
+		int err = read_varint(r, n, at, &len);
+
+		if (err < 0)
+			return err;
+		if (err == 0)
+			return reader_failed(
+			    r,
+			    wasp_fail(-EINVAL,
+				      "truncated: no end record (the stream ends at byte %" PRIu64
+				      " after %" PRIu64 " records)",
+				      at, n));
+		if (len > WASP_STREAM_MAX_RECORD)
+			return reader_failed(r, wasp_fail(-EFBIG,
+							  "record %" PRIu64 " at byte %" PRIu64
+							  ": length %" PRIu64
+							  " exceeds the %u-byte limit",
+							  n, at, len, WASP_STREAM_MAX_RECORD));
+		if (len > r->rec_cap) {
+			size_t cap = r->rec_cap ? r->rec_cap : 4096;
+			while (cap < len)
+				cap *= 2;
+			free(r->rec); /* the old bytes are not needed */
+			r->rec = malloc(cap);
+			r->rec_cap = r->rec ? cap : 0;
+			if (!r->rec)
+				return reader_failed(
+				    r, wasp_fail(-ENOMEM,
+						 "record %" PRIu64 " at byte %" PRIu64
+						 ": out of memory for %" PRIu64 " bytes",
+						 n, at, len));
+		}
+		got = reader_get(r, r->rec, (size_t)len);
+		if (got < 0)
+			return reader_io_error(r, (int)got, n, at);
+		if ((uint64_t)got < len)
+			return reader_failed(r, wasp_fail(-EINVAL,
+							  "truncated: record %" PRIu64
+							  " at byte %" PRIu64 " needs %" PRIu64
+							  " bytes, the stream has %zd",
+							  n, at, len, got));
+		rec = wasp__record__unpack(NULL, (size_t)len, r->rec);
+		if (!rec)
+			return reader_failed(r, wasp_fail(-EINVAL,
+							  "record %" PRIu64 " at byte %" PRIu64
+							  " does not decode (%" PRIu64 " bytes)",
+							  n, at, len));
+		if (rec->body_case != WASP__RECORD__BODY_END && n >= WASP_STREAM_MAX_RECORDS) {
+			wasp__record__free_unpacked(rec, NULL);
+			return reader_failed(r, wasp_fail(-EFBIG,
+							  "record %" PRIu64 " at byte %" PRIu64
+							  ": more than %u records",
+							  n, at, WASP_STREAM_MAX_RECORDS));
+		}
+		if (rec->body_case == WASP__RECORD__BODY__NOT_SET && !rec->base.n_unknown_fields) {
+			wasp__record__free_unpacked(rec, NULL);
+			return reader_failed(r, wasp_fail(-EINVAL,
+							  "record %" PRIu64 " at byte %" PRIu64
+							  " is empty (no record kind)",
+							  n, at));
+		}
+		err = check_record(r, rec, n, at);
+		if (err < 0) {
+			wasp__record__free_unpacked(rec, NULL);
+			return reader_failed(r, err);
+		}
+		r->records = n + 1;
+		if (rec->body_case == WASP__RECORD__BODY__NOT_SET) {
+			/* A record kind newer than this reader (a minor addition,
+			 * by the versioning rule): counted, checksummed, skipped. */
+			wasp__record__free_unpacked(rec, NULL);
+			continue;
+		}
+		if (rec->body_case != WASP__RECORD__BODY_END) {
+			*out = rec;
+			return 1;
+		}
+		err = check_end(r, rec->end, n, at, crc_before);
+		wasp__record__free_unpacked(rec, NULL);
+		if (err < 0)
+			return reader_failed(r, err);
+		err = reader_fill(r);
+		if (err < 0)
+			return reader_io_error(r, err, n + 1, r->bytes);
+		if (err > 0)
+			return reader_failed(
+			    r,
+			    wasp_fail(-EINVAL,
+				      "trailing bytes after the end record (at byte %" PRIu64 ")",
+				      r->bytes));
+		r->end_crc = crc_before;
+		r->state = 1;
+		return 0;
+	}
+}
+
+uint64_t wasp_stream_reader_bytes(const struct wasp_stream_reader *r)
+{
+	return r ? r->bytes : 0;
+}
+
+uint32_t wasp_stream_reader_crc32c(const struct wasp_stream_reader *r)
+{
+	return r ? r->end_crc : 0;
+}
+
+void wasp_stream_reader_free(struct wasp_stream_reader *r)
+{
+	if (!r)
+		return;
+	free(r->in);
+	free(r->rec);
+	free(r);
+}

@@ -1,0 +1,1600 @@
+/*
+ * migrate_runner.c: the runner (a virtine plus a control thread that turns
+ * SIGUSR1, a trigger file, a period and control-socket requests into
+ * checkpoints) and the client side of its control socket.
+ *
+ * Who does what, and why:
+ *  - The control thread owns every fd that can wake it (signalfd, inotify,
+ *    timerfd, the listening socket and its clients, a wake eventfd) and the
+ *    queue of requests. It starts one checkpoint at a time: it makes the
+ *    head of the queue `inflight` and calls wasp_virtine_pause().
+ *  - The vCPU thread (the caller of wasp_runner_run) owns the vCPU. When its
+ *    run returns WASP_EXIT_PAUSED it saves the virtine itself (KVM state
+ *    may only be read by the thread that runs it, and the guest must not
+ *    move meanwhile), posts the result to the `done` list, wakes the control
+ *    thread and resumes the guest, or returns when asked to stop.
+ *  - Replies, log lines for requests that never reached the vCPU, and the
+ *    removal of the trigger file happen on the control thread, so socket
+ *    I/O never delays the guest.
+ * `inflight`, `done`, `state` and `quit` are shared under `lock`; the rest
+ * belongs to one thread.
+ *
+ * The protocol on the socket is docs/triggers.md.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "migrate.h"
+
+#define MAX_CLIENTS 64     /* connections at once */
+#define MAX_QUEUED 64      /* requests waiting for their checkpoint */
+#define MSG_MAX 4096       /* one request or reply */
+#define PROBE_TIMEOUT_NS 2000000000ull /* answering a ping at start-up */
+#define DEFAULT_RUN_DIR "/run/wasp"
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static int copy_str(char **dst, const char *src)
+{
+	*dst = NULL;
+	if (!src)
+		return 0;
+	if (!(*dst = strdup(src)))
+		return wasp_fail(-ENOMEM, "out of memory");
+	return 0;
+}
+
+/* Bytes a line may not carry raw (space, controls, '%', non-ASCII) become %XX. */
+static void pct_encode(const char *s, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+	for (; *s && o + 4 < cap; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c <= 0x20 || c >= 0x7f || c == '%') {
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		} else {
+			out[o++] = (char)c;
+		}
+	}
+	out[o] = '\0';
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Decodes %XX; bytes that must not reach a log line (controls) become '?'. */
+static void pct_decode(const char *s, char *out, size_t cap)
+{
+	size_t o = 0;
+	while (*s && o + 1 < cap) {
+		int c = (unsigned char)*s++;
+		if (c == '%' && hexval(s[0]) >= 0 && hexval(s[1]) >= 0) {
+			c = hexval(s[0]) * 16 + hexval(s[1]);
+			s += 2;
+		}
+		out[o++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+	}
+	out[o] = '\0';
+}
+
+/* One line of text safe to send: no newline inside. */
+static void one_line(char *s)
+{
+	for (; *s; s++)
+		if (*s == '\n' || *s == '\r')
+			*s = ' ';
+}
+
+static uint64_t remaining_ms(uint64_t deadline)
+{
+	if (!deadline)
+		return UINT64_MAX;
+	uint64_t now = wasp_now_ns();
+	return now >= deadline ? 0 : (deadline - now + 999999) / 1000000;
+}
+
+/* Waits for `events` on fd until the deadline (0: forever). 1 ready, 0 timed out, -errno. */
+static int wait_fd(int fd, short events, uint64_t deadline)
+{
+	for (;;) {
+		uint64_t ms = remaining_ms(deadline);
+		struct pollfd p = {.fd = fd, .events = events};
+		int n = poll(&p, 1, ms == UINT64_MAX ? -1 : ms > INT_MAX ? INT_MAX : (int)ms);
+		if (n > 0)
+			return 1;
+		if (n == 0 && ms != UINT64_MAX && remaining_ms(deadline) == 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/* Sends one message (and an fd, if fd >= 0) on a SEQPACKET socket. */
+static int send_msg(int sock, const char *line, int fd)
+{
+	struct iovec iov = {.iov_base = (void *)line, .iov_len = strlen(line)};
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (fd >= 0) {
+		memset(&cm, 0, sizeof cm);
+		m.msg_control = cm.buf;
+		m.msg_controllen = sizeof cm.buf;
+		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof fd);
+	}
+	for (;;) {
+		ssize_t n = sendmsg(sock, &m, MSG_NOSIGNAL);
+		if (n >= 0)
+			return 0;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+/* ---- where the sockets live ------------------------------------------- */
+
+/* 0 when `d` is a directory owned by us and writable by no one else;
+ * creates it (0700) when missing and `create`. */
+static int dir_usable(const char *d, bool create, char *why, size_t cap)
+{
+	struct stat st;
+	if (lstat(d, &st) < 0) {
+		if (errno != ENOENT || !create)
+			goto err;
+		if (mkdir(d, 0700) < 0 && errno != EEXIST)
+			goto err;
+		if (lstat(d, &st) < 0)
+			goto err;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(why, cap, "%s: not a directory", d);
+		return -ENOTDIR;
+	}
+	if (st.st_uid != geteuid()) {
+		snprintf(why, cap, "%s: owned by uid %u, not by this user (%u)", d,
+			 (unsigned)st.st_uid, (unsigned)geteuid());
+		return -EACCES;
+	}
+	if (st.st_mode & 022) {
+		snprintf(why, cap, "%s: writable by others (mode %03o)", d,
+			 (unsigned)(st.st_mode & 0777));
+		return -EACCES;
+	}
+	if (access(d, W_OK | X_OK) < 0)
+		goto err;
+	return 0;
+err:;
+	int e = errno;
+	snprintf(why, cap, "%s: %s", d, strerror(e));
+	return -e;
+}
+
+/* The default places, in order; n of them set. */
+static int candidate_dirs(char dirs[3][PATH_MAX])
+{
+	int n = 0;
+	snprintf(dirs[n++], PATH_MAX, "%s", DEFAULT_RUN_DIR);
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	if (xdg && *xdg == '/')
+		snprintf(dirs[n++], PATH_MAX, "%s/wasp", xdg);
+	snprintf(dirs[n++], PATH_MAX, "/tmp/wasp-%u", (unsigned)geteuid());
+	return n;
+}
+
+int wasp_runner_dir(char *buf, size_t cap, bool create)
+{
+	char why[PATH_MAX + 128];
+	const char *env = getenv("WASP_RUN_DIR");
+	int r;
+
+	if (env && *env) {
+		if ((r = dir_usable(env, create, why, sizeof why)) < 0)
+			return wasp_fail(r, "WASP_RUN_DIR %s", why);
+		if ((size_t)snprintf(buf, cap, "%s", env) >= cap)
+			return wasp_fail(-ENAMETOOLONG, "WASP_RUN_DIR is too long");
+		return 0;
+	}
+	char dirs[3][PATH_MAX];
+	int n = candidate_dirs(dirs);
+	char first_why[sizeof why] = "";
+	for (int i = 0; i < n; i++) {
+		if ((r = dir_usable(dirs[i], create, why, sizeof why)) == 0) {
+			if ((size_t)snprintf(buf, cap, "%s", dirs[i]) >= cap)
+				return wasp_fail(-ENAMETOOLONG, "%s: path too long", dirs[i]);
+			return 0;
+		}
+		if (!first_why[0])
+			snprintf(first_why, sizeof first_why, "%s", why);
+	}
+	return wasp_fail(create ? -EACCES : -ENOENT,
+			 "no usable directory for control sockets (%s; set WASP_RUN_DIR)",
+			 first_why);
+}
+
+int wasp_runner_name_valid(const char *name)
+{
+	size_t len = strlen(name);
+	bool digits = true;
+	if (len == 0 || len > WASP_RUNNER_NAME_MAX)
+		return wasp_fail(-EINVAL, "name '%s' must have 1 to %d characters", name,
+				 WASP_RUNNER_NAME_MAX);
+	if (name[0] == '.' || name[0] == '-')
+		return wasp_fail(-EINVAL, "name '%s' must not start with '%c'", name, name[0]);
+	for (const char *p = name; *p; p++) {
+		if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-')
+			return wasp_fail(-EINVAL, "name '%s' may hold only letters, digits, '.', '_' and '-'",
+					 name);
+		digits = digits && isdigit((unsigned char)*p);
+	}
+	if (digits)
+		return wasp_fail(-EINVAL, "name '%s' is all digits: it would read as a pid", name);
+	return 0;
+}
+
+static int sock_addr(const char *path, struct sockaddr_un *a)
+{
+	memset(a, 0, sizeof *a);
+	a->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof a->sun_path)
+		return wasp_fail(-ENAMETOOLONG, "socket path too long: %s", path);
+	strcpy(a->sun_path, path);
+	return 0;
+}
+
+/* Connects to a SEQPACKET socket; the send timeout bounds a full backlog. */
+static int connect_path(const char *path, uint64_t deadline, int *out)
+{
+	struct sockaddr_un a;
+	int r = sock_addr(path, &a);
+	if (r < 0)
+		return r;
+	int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -errno;
+	if (deadline) {
+		uint64_t ms = remaining_ms(deadline);
+		struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (long)(ms % 1000) * 1000};
+		if (ms == 0)
+			tv.tv_usec = 1000;
+		setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	}
+	if (connect(s, (struct sockaddr *)&a, sizeof a) < 0) {
+		r = errno == EINPROGRESS ? -ETIMEDOUT : -errno;
+		close(s);
+		return r;
+	}
+	*out = s;
+	return 0;
+}
+
+/* Receives one reply message into buf (NUL-terminated, newline dropped).
+ * 0, -ECONNRESET at end of stream, -ETIMEDOUT, -errno. */
+static int recv_line(int s, char *buf, size_t cap, uint64_t deadline)
+{
+	for (;;) {
+		int w = wait_fd(s, POLLIN, deadline);
+		if (w < 0)
+			return w;
+		if (w == 0)
+			return -ETIMEDOUT;
+		ssize_t n = recv(s, buf, cap - 1, MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n < 0)
+			return errno == ECONNRESET ? -ECONNRESET : -errno;
+		if (n == 0)
+			return -ECONNRESET;
+		buf[n] = '\0';
+		char *nl = strchr(buf, '\n');
+		if (nl)
+			*nl = '\0';
+		return 0;
+	}
+}
+
+/* Parses "ok wasp-run pid=P name=N proto=V". 0 or -EPROTO. */
+static int parse_ping(const char *line, struct wasp_runner_peer *peer)
+{
+	char name[WASP_RUNNER_NAME_MAX + 2];
+	int pid, proto, n = 0;
+	if (sscanf(line, "ok wasp-run pid=%d name=%65s proto=%d%n", &pid, name, &proto, &n) != 3 ||
+	    line[n] != '\0' || pid <= 0 || strlen(name) > WASP_RUNNER_NAME_MAX)
+		return -EPROTO;
+	peer->pid = pid;
+	snprintf(peer->name, sizeof peer->name, "%s", strcmp(name, "-") ? name : "");
+	return 0;
+}
+
+/* Pings a connected socket. 0 with *peer, -EACCES when refused, -EPROTO
+ * when the answer is not a runner's, -ECONNRESET, -ETIMEDOUT. */
+static int ping(int s, uint64_t deadline, struct wasp_runner_peer *peer, char *line, size_t cap)
+{
+	int r = send_msg(s, "ping\n", -1);
+	if (r < 0)
+		return r == -EPIPE ? -ECONNRESET : r;
+	if ((r = recv_line(s, line, cap, deadline)) < 0)
+		return r;
+	if (!strncmp(line, "error ", 6))
+		return strstr(line, "permission denied") ? -EACCES : -EPROTO;
+	return parse_ping(line, peer);
+}
+
+/* ---- the runner --------------------------------------------------------- */
+
+enum trigger { TRIG_SIGNAL, TRIG_FILE, TRIG_PERIOD, TRIG_SOCKET };
+static const char *const trigger_names[] = {
+	[TRIG_SIGNAL] = "SIGUSR1",
+	[TRIG_FILE] = "trigger file",
+	[TRIG_PERIOD] = "period",
+	[TRIG_SOCKET] = "socket",
+};
+
+enum vcpu_state { V_IDLE, V_RUNNING, V_ENDED };
+
+struct client;
+
+struct request {
+	struct request *next;
+	unsigned long seq;     /* checkpoint number, for the log */
+	enum trigger trig;
+	int fd;                /* destination (socket requests); -1: checkpoint_path */
+	bool stop;
+	bool queued;           /* control thread: still in the queue */
+	atomic_bool cancel;    /* its client went away while it was being written */
+	pid_t peer;            /* socket requests: the client's pid */
+	char to[256];          /* the destination, for the log */
+	struct client *client; /* control thread: who to answer; NULL once gone */
+	/* the result, written by whoever finishes the request */
+	int err;
+	char msg[384];
+	uint64_t bytes, ns;
+	bool stopped, logged;
+};
+
+struct client {
+	int fd;                /* -1: free slot */
+	pid_t pid;
+	struct request *req;   /* the request being answered, or NULL */
+};
+
+/* epoll tags; clients are CLIENT_TAG + slot. */
+enum { TAG_WAKE = 1, TAG_SIGNAL, TAG_INOTIFY, TAG_TIMER, TAG_LISTEN, CLIENT_TAG = 16 };
+
+struct wasp_runner {
+	struct wasp_virtine *v;
+	struct wasp_runner_opts o;
+	char *name, *ckpt_path, *trigger_path, *trigger_base, *log_prefix;
+	char sock_path[WASP_RUNNER_PATH_MAX], name_path[WASP_RUNNER_PATH_MAX];
+	dev_t sock_dev;
+	ino_t sock_ino;
+	bool have_sock, have_name;
+
+	int epfd, wakefd, sigfd, inofd, timerfd, lfd;
+	int cancelfd; /* wakes a checkpoint write blocked on its destination */
+	sigset_t old_mask;
+	bool mask_set;
+	pthread_t thread;
+	bool thread_started;
+	uint64_t start_ns; /* first run, for the timeout */
+
+	pthread_mutex_t lock;
+	struct request *inflight;          /* lock */
+	struct request *done, **done_tail; /* lock */
+	enum vcpu_state state;             /* lock */
+	bool quit;                         /* lock */
+
+	/* control thread only */
+	struct request *queue, **queue_tail;
+	unsigned nqueued;
+	unsigned long seq;
+	bool sig_pending, file_pending, period_pending;
+	struct client clients[MAX_CLIENTS];
+};
+
+void wasp_runner_opts_init(struct wasp_runner_opts *o)
+{
+	memset(o, 0, sizeof *o);
+}
+
+const char *wasp_runner_socket_path(const struct wasp_runner *r)
+{
+	return r->have_sock ? r->sock_path : NULL;
+}
+
+const char *wasp_runner_name_path(const struct wasp_runner *r)
+{
+	return r->have_name ? r->name_path : NULL;
+}
+
+static void wake(struct wasp_runner *r)
+{
+	uint64_t one = 1;
+	ssize_t n = write(r->wakefd, &one, sizeof one);
+	(void)n; /* a full counter already wakes the thread */
+}
+
+static void log_result(struct wasp_runner *r, struct request *q)
+{
+	if (!r->o.log || q->logged)
+		return;
+	q->logged = true;
+	char src[64];
+	if (q->trig == TRIG_SOCKET)
+		snprintf(src, sizeof src, "socket, pid %d", (int)q->peer);
+	else
+		snprintf(src, sizeof src, "%s", trigger_names[q->trig]);
+	if (q->err)
+		fprintf(r->o.log, "%s: checkpoint %lu (%s) to %s failed: %s\n", r->log_prefix, q->seq,
+			src, q->to, q->msg);
+	else
+		fprintf(r->o.log, "%s: checkpoint %lu (%s) to %s: %llu bytes in %.1f ms%s\n",
+			r->log_prefix, q->seq, src, q->to, (unsigned long long)q->bytes,
+			q->ns / 1e6, q->stopped ? "; stopping the virtine" : "");
+	fflush(r->o.log);
+}
+
+static void fail_request(struct request *q, int err, const char *msg)
+{
+	q->err = err;
+	snprintf(q->msg, sizeof q->msg, "%s", msg);
+}
+
+/* ---- control thread: clients -------------------------------------------- */
+
+static void client_watch(struct wasp_runner *r, int slot, bool readable)
+{
+	struct epoll_event ev = {.events = readable ? EPOLLIN : 0, .data.u64 = CLIENT_TAG + slot};
+	epoll_ctl(r->epfd, EPOLL_CTL_MOD, r->clients[slot].fd, &ev);
+}
+
+static void client_reply(struct wasp_runner *r, int slot, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void client_reply(struct wasp_runner *r, int slot, const char *fmt, ...)
+{
+	char line[MSG_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line - 1, fmt, ap);
+	va_end(ap);
+	one_line(line);
+	strcat(line, "\n");
+	/* The client waits for this one message; if its buffer is full or it
+	 * is gone, it loses the answer, and the runner never blocks on it. */
+	struct iovec iov = {.iov_base = line, .iov_len = strlen(line)};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+	ssize_t n = sendmsg(r->clients[slot].fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)n;
+}
+
+static void client_drop(struct wasp_runner *r, int slot);
+
+/* Ends a request on the control thread: answer, log, clean up, free. */
+static void finish_request(struct wasp_runner *r, struct request *q)
+{
+	log_result(r, q);
+	if (q->client) {
+		int slot = (int)(q->client - r->clients);
+		if (q->err)
+			client_reply(r, slot, "error %s", q->msg);
+		else
+			client_reply(r, slot, "ok bytes=%llu ms=%.3f%s", (unsigned long long)q->bytes,
+				     q->ns / 1e6, q->stopped ? " stopped=1" : "");
+		q->client->req = NULL;
+		client_watch(r, slot, true);
+	}
+	switch (q->trig) {
+	case TRIG_SIGNAL:
+		r->sig_pending = false;
+		break;
+	case TRIG_PERIOD:
+		r->period_pending = false;
+		break;
+	case TRIG_FILE:
+		r->file_pending = false;
+		/* Its disappearance says "done" to whoever created it. */
+		if (unlink(r->trigger_path) < 0 && errno != ENOENT && r->o.log)
+			fprintf(r->o.log, "%s: cannot remove the trigger file %s: %s\n",
+				r->log_prefix, r->trigger_path, strerror(errno));
+		break;
+	case TRIG_SOCKET:
+		break;
+	}
+	if (q->fd >= 0)
+		close(q->fd);
+	free(q);
+}
+
+static void enqueue(struct wasp_runner *r, struct request *q)
+{
+	q->seq = ++r->seq;
+	q->queued = true;
+	q->next = NULL;
+	*r->queue_tail = q;
+	r->queue_tail = &q->next;
+	r->nqueued++;
+}
+
+static void unqueue(struct wasp_runner *r, struct request *q)
+{
+	for (struct request **p = &r->queue; *p; p = &(*p)->next) {
+		if (*p != q)
+			continue;
+		*p = q->next;
+		if (!*p)
+			r->queue_tail = p;
+		r->nqueued--;
+		q->queued = false;
+		return;
+	}
+}
+
+static void client_drop(struct wasp_runner *r, int slot)
+{
+	struct client *c = &r->clients[slot];
+	if (c->req) {
+		if (c->req->queued) {
+			/* Nobody is waiting for it any more: never take it. */
+			struct request *q = c->req;
+			unqueue(r, q);
+			q->client = NULL;
+			fail_request(q, -ECANCELED, "the client went away before its turn");
+			finish_request(r, q);
+		} else {
+			/* Being written (or done): it finishes unanswered. A write
+			 * that waits on a reader nobody drives any more is given up,
+			 * so the guest does not stand still for it. */
+			pthread_mutex_lock(&r->lock);
+			if (r->inflight == c->req) {
+				atomic_store(&c->req->cancel, true);
+				uint64_t one = 1;
+				ssize_t n = write(r->cancelfd, &one, sizeof one);
+				(void)n;
+			}
+			pthread_mutex_unlock(&r->lock);
+			c->req->client = NULL;
+		}
+	}
+	epoll_ctl(r->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	c->fd = -1;
+	c->req = NULL;
+}
+
+static struct request *new_request(enum trigger t)
+{
+	struct request *q = calloc(1, sizeof *q);
+	if (q) {
+		q->trig = t;
+		q->fd = -1;
+	}
+	return q;
+}
+
+/* The virtine can take no more checkpoints: say so at once. */
+static bool virtine_ended(struct wasp_runner *r)
+{
+	pthread_mutex_lock(&r->lock);
+	bool ended = r->state == V_ENDED;
+	pthread_mutex_unlock(&r->lock);
+	return ended;
+}
+
+/* One request line from a client, with the fds that came with it. */
+static void client_request(struct wasp_runner *r, int slot, char *line, int *fds, int nfds)
+{
+	struct client *c = &r->clients[slot];
+	char *save = NULL, *cmd = strtok_r(line, " ", &save);
+	int keep = -1; /* the fd the request takes */
+
+	if (!cmd) {
+		client_reply(r, slot, "error empty request");
+	} else if (!strcmp(cmd, "ping")) {
+		client_reply(r, slot, "ok wasp-run pid=%d name=%s proto=%d", (int)getpid(),
+			     r->name ? r->name : "-", WASP_CONTROL_PROTO);
+	} else if (!strcmp(cmd, "checkpoint")) {
+		bool stop = false;
+		char to[256] = "";
+		const char *bad = NULL;
+		char badbuf[128];
+		for (char *kv; (kv = strtok_r(NULL, " ", &save)) && !bad;) {
+			if (!strcmp(kv, "stop=0") || !strcmp(kv, "stop=1")) {
+				stop = kv[5] == '1';
+			} else if (!strcmp(kv, "kind=full")) {
+			} else if (!strcmp(kv, "kind=incremental")) {
+				bad = "incremental checkpoints are not supported yet";
+			} else if (!strncmp(kv, "to=", 3)) {
+				pct_decode(kv + 3, to, sizeof to);
+			} else {
+				snprintf(badbuf, sizeof badbuf, "unknown parameter '%.64s'", kv);
+				bad = badbuf;
+			}
+		}
+		if (!bad && nfds != 1)
+			bad = nfds ? "send exactly one destination file descriptor"
+				   : "checkpoint needs a destination file descriptor (SCM_RIGHTS)";
+		if (!bad && virtine_ended(r))
+			bad = "the virtine has already exited";
+		if (!bad && r->nqueued >= MAX_QUEUED)
+			bad = "too many checkpoint requests are waiting";
+		struct request *q = NULL;
+		if (!bad && !(q = new_request(TRIG_SOCKET)))
+			bad = "out of memory";
+		if (bad) {
+			client_reply(r, slot, "error %s", bad);
+		} else {
+			q->fd = keep = fds[0];
+			q->stop = stop;
+			q->peer = c->pid;
+			q->client = c;
+			if (to[0])
+				snprintf(q->to, sizeof q->to, "%s", to);
+			else
+				snprintf(q->to, sizeof q->to, "an fd from pid %d", (int)c->pid);
+			c->req = q;
+			client_watch(r, slot, false); /* one request at a time per client */
+			enqueue(r, q);
+		}
+	} else {
+		client_reply(r, slot, "error unknown request '%.64s'", cmd);
+	}
+	for (int i = 0; i < nfds; i++)
+		if (fds[i] != keep)
+			close(fds[i]);
+}
+
+static void client_readable(struct wasp_runner *r, int slot)
+{
+	char buf[MSG_MAX + 1];
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int) * 8)];
+	} cm;
+	struct iovec iov = {.iov_base = buf, .iov_len = MSG_MAX};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+			   .msg_controllen = sizeof cm.b};
+	ssize_t n = recvmsg(r->clients[slot].fd, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		client_drop(r, slot);
+		return;
+	}
+	int fds[8], nfds = 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		for (int i = 0; i < k && nfds < 8; i++)
+			memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+	}
+	if (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+		client_reply(r, slot, "error %s", (m.msg_flags & MSG_TRUNC)
+					 ? "request too long"
+					 : "too many file descriptors");
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
+		return;
+	}
+	buf[n] = '\0';
+	char *nl = strchr(buf, '\n');
+	if (nl)
+		*nl = '\0';
+	client_request(r, slot, buf, fds, nfds);
+}
+
+static void accept_clients(struct wasp_runner *r)
+{
+	for (;;) {
+		int fd = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0)
+			return; /* EAGAIN, or an aborted connection */
+		struct ucred cred;
+		socklen_t len = sizeof cred;
+		const char *refuse = NULL;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+			refuse = "error cannot tell who you are\n";
+		else if (cred.uid != geteuid() && cred.uid != 0)
+			refuse = "error permission denied\n";
+		int slot = -1;
+		for (int i = 0; i < MAX_CLIENTS && slot < 0 && !refuse; i++)
+			if (r->clients[i].fd < 0)
+				slot = i;
+		if (!refuse && slot < 0)
+			refuse = "error too many connections\n";
+		if (refuse) {
+			send(fd, refuse, strlen(refuse), MSG_NOSIGNAL | MSG_DONTWAIT);
+			close(fd);
+			continue;
+		}
+		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = CLIENT_TAG + slot};
+		if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			close(fd);
+			continue;
+		}
+		r->clients[slot] = (struct client){.fd = fd, .pid = cred.pid};
+	}
+}
+
+/* ---- control thread: triggers ------------------------------------------- */
+
+static void trigger(struct wasp_runner *r, enum trigger t)
+{
+	bool *pending = t == TRIG_SIGNAL ? &r->sig_pending
+		      : t == TRIG_FILE   ? &r->file_pending
+					 : &r->period_pending;
+	if (*pending)
+		return; /* one is on its way: this one folds into it */
+	struct request *q = new_request(t);
+	if (!q)
+		return;
+	q->stop = r->o.stop_after_trigger;
+	snprintf(q->to, sizeof q->to, "%s", r->ckpt_path ? r->ckpt_path : "(nowhere)");
+	*pending = true;
+	if (!r->ckpt_path) {
+		q->seq = ++r->seq;
+		fail_request(q, -EINVAL, "no checkpoint path is set");
+		finish_request(r, q);
+		return;
+	}
+	if (virtine_ended(r)) {
+		q->seq = ++r->seq;
+		fail_request(q, -ESRCH, "the virtine has already exited");
+		finish_request(r, q);
+		return;
+	}
+	enqueue(r, q);
+}
+
+static void read_signals(struct wasp_runner *r)
+{
+	struct signalfd_siginfo si;
+	bool any = false;
+	while (read(r->sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+		any = true;
+	if (any)
+		trigger(r, TRIG_SIGNAL);
+}
+
+static bool trigger_file_exists(struct wasp_runner *r)
+{
+	struct stat st;
+	return lstat(r->trigger_path, &st) == 0;
+}
+
+static void read_inotify(struct wasp_runner *r)
+{
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool hit = false;
+	ssize_t n;
+	while ((n = read(r->inofd, buf, sizeof buf)) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			struct inotify_event *ev = (struct inotify_event *)p;
+			if ((ev->mask & IN_Q_OVERFLOW) ||
+			    (ev->len && !strcmp(ev->name, r->trigger_base)))
+				hit = true;
+			p += sizeof *ev + ev->len;
+		}
+	}
+	/* Events can trail the checkpoint that already removed the file
+	 * (create, then close-write): only a file that is there counts. */
+	if (hit && trigger_file_exists(r))
+		trigger(r, TRIG_FILE);
+}
+
+static void read_timer(struct wasp_runner *r)
+{
+	uint64_t ticks;
+	if (read(r->timerfd, &ticks, sizeof ticks) == (ssize_t)sizeof ticks)
+		trigger(r, TRIG_PERIOD);
+}
+
+/* ---- control thread: the loop ------------------------------------------- */
+
+/* Results the vCPU thread posted. */
+static void deliver_done(struct wasp_runner *r)
+{
+	pthread_mutex_lock(&r->lock);
+	struct request *list = r->done;
+	r->done = NULL;
+	r->done_tail = &r->done;
+	pthread_mutex_unlock(&r->lock);
+	while (list) {
+		struct request *next = list->next;
+		finish_request(r, list);
+		list = next;
+	}
+}
+
+/* Starts the next checkpoint when none is under way. */
+static void start_next(struct wasp_runner *r)
+{
+	if (!r->queue)
+		return;
+	pthread_mutex_lock(&r->lock);
+	if (r->inflight || r->quit) {
+		pthread_mutex_unlock(&r->lock);
+		return;
+	}
+	if (r->state == V_ENDED) {
+		pthread_mutex_unlock(&r->lock);
+		while (r->queue) {
+			struct request *q = r->queue;
+			unqueue(r, q);
+			fail_request(q, -ESRCH, "the virtine has already exited");
+			finish_request(r, q);
+		}
+		return;
+	}
+	struct request *q = r->queue;
+	unqueue(r, q);
+	r->inflight = q;
+	pthread_mutex_unlock(&r->lock);
+	/* After `inflight` is set: the vCPU thread reads it once paused. */
+	wasp_virtine_pause(r->v);
+}
+
+static void control_shutdown(struct wasp_runner *r)
+{
+	pthread_mutex_lock(&r->lock);
+	struct request *q = r->inflight;
+	r->inflight = NULL;
+	pthread_mutex_unlock(&r->lock);
+	deliver_done(r);
+	if (q) {
+		fail_request(q, -ESRCH, "the virtine has stopped");
+		finish_request(r, q);
+	}
+	while ((q = r->queue)) {
+		unqueue(r, q);
+		fail_request(q, -ESRCH, "the virtine has stopped");
+		finish_request(r, q);
+	}
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		if (r->clients[i].fd >= 0)
+			client_drop(r, i);
+}
+
+static void *control_main(void *arg)
+{
+	struct wasp_runner *r = arg;
+	struct epoll_event evs[16];
+
+	if (r->trigger_path && trigger_file_exists(r))
+		trigger(r, TRIG_FILE);
+	for (;;) {
+		start_next(r);
+		int n = epoll_wait(r->epfd, evs, 16, -1);
+		if (n < 0 && errno != EINTR)
+			break; /* cannot happen with a valid epfd; shut down cleanly */
+		for (int i = 0; i < n; i++) {
+			uint64_t tag = evs[i].data.u64;
+			if (tag == TAG_WAKE) {
+				uint64_t cnt;
+				ssize_t rd = read(r->wakefd, &cnt, sizeof cnt);
+				(void)rd;
+			} else if (tag == TAG_SIGNAL) {
+				read_signals(r);
+			} else if (tag == TAG_INOTIFY) {
+				read_inotify(r);
+			} else if (tag == TAG_TIMER) {
+				read_timer(r);
+			} else if (tag == TAG_LISTEN) {
+				accept_clients(r);
+			} else if (tag >= CLIENT_TAG && tag < CLIENT_TAG + MAX_CLIENTS) {
+				int slot = (int)(tag - CLIENT_TAG);
+				if (r->clients[slot].fd < 0)
+					continue; /* dropped earlier in this batch */
+				if (evs[i].events & EPOLLIN)
+					client_readable(r, slot);
+				else if (evs[i].events & (EPOLLHUP | EPOLLERR))
+					client_drop(r, slot);
+			}
+		}
+		deliver_done(r);
+		pthread_mutex_lock(&r->lock);
+		bool quit = r->quit;
+		pthread_mutex_unlock(&r->lock);
+		if (quit)
+			break;
+	}
+	control_shutdown(r);
+	return NULL;
+}
+
+/* ---- setup -------------------------------------------------------------- */
+
+/* Connects to an existing socket file: 1 with *pid when something listens
+ * there, 0 when nothing does (a stale file), -errno. */
+static int probe_socket(const char *path, pid_t *pid, int *sock)
+{
+	int s, r = connect_path(path, wasp_now_ns() + PROBE_TIMEOUT_NS, &s);
+	if (r == -ECONNREFUSED || r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r == -EAGAIN || r == -ETIMEDOUT ? 1 : r; /* full backlog: busy, so alive */
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+	*pid = getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 ? cred.pid : 0;
+	if (sock)
+		*sock = s;
+	else
+		close(s);
+	return 1;
+}
+
+static int bind_pid_socket(struct wasp_runner *r, const char *dir)
+{
+	struct sockaddr_un a;
+	pid_t holder = 0;
+	int n = snprintf(r->sock_path, sizeof r->sock_path, "%s/%d.sock", dir, (int)getpid());
+	if (n < 0 || (size_t)n >= sizeof r->sock_path)
+		return wasp_fail(-ENAMETOOLONG, "control socket path too long: %s/%d.sock", dir,
+				 (int)getpid());
+	sock_addr(r->sock_path, &a);
+
+	/* A file there is from an earlier process with this pid (or, across pid
+	 * namespaces sharing the directory, another live one). */
+	struct stat st;
+	if (lstat(r->sock_path, &st) == 0) {
+		int live = probe_socket(r->sock_path, &holder, NULL);
+		if (live > 0 && holder != getpid())
+			return wasp_fail(-EADDRINUSE, "control socket %s is in use by pid %d",
+					 r->sock_path, (int)holder);
+		if (unlink(r->sock_path) < 0 && errno != ENOENT)
+			return wasp_fail(-errno, "cannot remove the stale %s: %s", r->sock_path,
+					 strerror(errno));
+	}
+	r->lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (r->lfd < 0)
+		return wasp_fail(-errno, "socket: %s", strerror(errno));
+	if (bind(r->lfd, (struct sockaddr *)&a, sizeof a) < 0)
+		return wasp_fail(-errno, "bind %s: %s", r->sock_path, strerror(errno));
+	r->have_sock = true;
+	if (chmod(r->sock_path, 0600) < 0 || lstat(r->sock_path, &st) < 0)
+		return wasp_fail(-errno, "%s: %s", r->sock_path, strerror(errno));
+	r->sock_dev = st.st_dev;
+	r->sock_ino = st.st_ino;
+	if (listen(r->lfd, 32) < 0)
+		return wasp_fail(-errno, "listen %s: %s", r->sock_path, strerror(errno));
+	return 0;
+}
+
+/* Whether a name's socket belongs to a live runner of that name. 1 with
+ * *holder, 0 stale. */
+static int name_live(struct wasp_runner *r, pid_t *holder)
+{
+	int s = -1;
+	int live = probe_socket(r->name_path, holder, &s);
+	if (live <= 0)
+		return live < 0 ? 1 : 0; /* cannot tell: leave it alone */
+	if (s < 0)
+		return 1; /* busy */
+	if (*holder == getpid()) {
+		close(s);
+		return 0; /* points at our own new socket: left by an earlier us */
+	}
+	struct wasp_runner_peer peer;
+	char line[MSG_MAX];
+	int p = ping(s, wasp_now_ns() + PROBE_TIMEOUT_NS, &peer, line, sizeof line);
+	close(s);
+	if (p == 0) {
+		*holder = peer.pid;
+		return !strcmp(peer.name, r->name); /* another name: a reused pid */
+	}
+	return 1; /* something lives there and did not answer: do not steal it */
+}
+
+static int link_name(struct wasp_runner *r, const char *dir)
+{
+	char target[32];
+	int n = snprintf(r->name_path, sizeof r->name_path, "%s/%s.sock", dir, r->name);
+	if (n < 0 || (size_t)n >= sizeof r->name_path)
+		return wasp_fail(-ENAMETOOLONG, "control socket path too long: %s/%s.sock", dir,
+				 r->name);
+	snprintf(target, sizeof target, "%d.sock", (int)getpid());
+
+	/* Two runners starting with one name: the lock makes check-and-take one
+	 * step, so exactly one of them gets it. */
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return wasp_fail(-errno, "%s: %s", dir, strerror(errno));
+	int err = 0;
+	if (flock(dfd, LOCK_EX) < 0) {
+		err = wasp_fail(-errno, "lock %s: %s", dir, strerror(errno));
+		goto out;
+	}
+	for (int tries = 0;; tries++) {
+		if (symlink(target, r->name_path) == 0) {
+			r->have_name = true;
+			break;
+		}
+		if (errno != EEXIST || tries == 2) {
+			err = wasp_fail(-errno, "%s: %s", r->name_path, strerror(errno));
+			break;
+		}
+		pid_t holder = 0;
+		if (name_live(r, &holder)) {
+			if (holder > 0)
+				err = wasp_fail(-EADDRINUSE, "name %s is in use by pid %d", r->name,
+						(int)holder);
+			else
+				err = wasp_fail(-EADDRINUSE, "name %s is in use (%s)", r->name,
+						r->name_path);
+			break;
+		}
+		unlink(r->name_path);
+	}
+out:
+	close(dfd); /* drops the lock */
+	return err;
+}
+
+static int watch_fd(struct wasp_runner *r, int fd, uint64_t tag)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = tag};
+	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return wasp_fail(-errno, "epoll_ctl: %s", strerror(errno));
+	return 0;
+}
+
+static int setup_triggers(struct wasp_runner *r)
+{
+	int e;
+	if (r->o.handle_sigusr1) {
+		sigset_t set;
+		sigemptyset(&set);
+		sigaddset(&set, SIGUSR1);
+		if ((e = pthread_sigmask(SIG_BLOCK, &set, &r->old_mask)) != 0)
+			return wasp_fail(-e, "pthread_sigmask: %s", strerror(e));
+		r->mask_set = true;
+		r->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+		if (r->sigfd < 0)
+			return wasp_fail(-errno, "signalfd: %s", strerror(errno));
+		if ((e = watch_fd(r, r->sigfd, TAG_SIGNAL)) < 0)
+			return e;
+	}
+	if (r->trigger_path) {
+		char *copy = strdup(r->trigger_path);
+		if (!copy)
+			return wasp_fail(-ENOMEM, "out of memory");
+		char *slash = strrchr(copy, '/');
+		const char *dir = slash ? (slash == copy ? "/" : copy) : ".";
+		if (slash)
+			*slash = '\0';
+		const char *base = slash ? slash + 1 : copy;
+		if (!*base || !strcmp(base, ".") || !strcmp(base, "..")) {
+			free(copy);
+			return wasp_fail(-EINVAL, "trigger file %s: not a file name", r->trigger_path);
+		}
+		if (copy_str(&r->trigger_base, base) < 0) {
+			free(copy);
+			return -ENOMEM;
+		}
+		r->inofd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+		if (r->inofd < 0) {
+			free(copy);
+			return wasp_fail(-errno, "inotify_init1: %s", strerror(errno));
+		}
+		if (inotify_add_watch(r->inofd, dir, IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE |
+							     IN_ONLYDIR) < 0) {
+			e = errno;
+			int err = wasp_fail(-e, "trigger file %s: directory %s: %s", r->trigger_path,
+					    dir, strerror(e));
+			free(copy);
+			return err;
+		}
+		free(copy);
+		if ((e = watch_fd(r, r->inofd, TAG_INOTIFY)) < 0)
+			return e;
+	}
+	if (r->o.checkpoint_every_ns) {
+		r->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+		if (r->timerfd < 0)
+			return wasp_fail(-errno, "timerfd_create: %s", strerror(errno));
+		uint64_t ns = r->o.checkpoint_every_ns;
+		struct timespec t = {.tv_sec = (time_t)(ns / 1000000000ull),
+				     .tv_nsec = (long)(ns % 1000000000ull)};
+		struct itimerspec its = {.it_interval = t, .it_value = t};
+		if (timerfd_settime(r->timerfd, 0, &its, NULL) < 0)
+			return wasp_fail(-errno, "timerfd_settime: %s", strerror(errno));
+		if ((e = watch_fd(r, r->timerfd, TAG_TIMER)) < 0)
+			return e;
+	}
+	return 0;
+}
+
+int wasp_runner_create(struct wasp_virtine *v, const struct wasp_runner_opts *o,
+		       struct wasp_runner **out)
+{
+	int err;
+
+	*out = NULL;
+	if (!v || !o)
+		return wasp_fail(-EINVAL, "wasp_runner_create: no virtine or options");
+	if ((o->trigger_file || o->checkpoint_every_ns) && !o->checkpoint_path)
+		return wasp_fail(-EINVAL, "a trigger file or a checkpoint period needs a checkpoint path");
+	if (o->name && (err = wasp_runner_name_valid(o->name)) < 0)
+		return err;
+	if (o->name && o->no_socket)
+		return wasp_fail(-EINVAL, "a name needs the control socket");
+
+	struct wasp_runner *r = calloc(1, sizeof *r);
+	if (!r)
+		return wasp_fail(-ENOMEM, "out of memory");
+	r->v = v;
+	r->o = *o;
+	r->epfd = r->wakefd = r->sigfd = r->inofd = r->timerfd = r->lfd = r->cancelfd = -1;
+	r->done_tail = &r->done;
+	r->queue_tail = &r->queue;
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		r->clients[i].fd = -1;
+	pthread_mutex_init(&r->lock, NULL);
+	if (copy_str(&r->name, o->name) < 0 || copy_str(&r->ckpt_path, o->checkpoint_path) < 0 ||
+	    copy_str(&r->trigger_path, o->trigger_file) < 0 ||
+	    copy_str(&r->log_prefix, o->log_prefix ? o->log_prefix : "wasp") < 0) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	/* The strings are ours now; keep no pointer into the caller's. */
+	r->o.name = r->name;
+	r->o.checkpoint_path = r->ckpt_path;
+	r->o.trigger_file = r->trigger_path;
+	r->o.log_prefix = r->log_prefix;
+	r->o.run_dir = NULL;
+
+	r->epfd = epoll_create1(EPOLL_CLOEXEC);
+	r->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	r->cancelfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (r->epfd < 0 || r->wakefd < 0 || r->cancelfd < 0) {
+		err = wasp_fail(-errno, "epoll/eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	if ((err = watch_fd(r, r->wakefd, TAG_WAKE)) < 0)
+		goto fail;
+
+	if (!o->no_socket) {
+		char dir[PATH_MAX], why[PATH_MAX + 128];
+		if (o->run_dir) {
+			if ((err = dir_usable(o->run_dir, true, why, sizeof why)) < 0) {
+				err = wasp_fail(err, "run directory %s", why);
+				goto fail;
+			}
+			snprintf(dir, sizeof dir, "%s", o->run_dir);
+		} else if ((err = wasp_runner_dir(dir, sizeof dir, true)) < 0) {
+			goto fail;
+		}
+		if ((err = bind_pid_socket(r, dir)) < 0)
+			goto fail;
+		if (r->name && (err = link_name(r, dir)) < 0)
+			goto fail;
+		if ((err = watch_fd(r, r->lfd, TAG_LISTEN)) < 0)
+			goto fail;
+	}
+	if ((err = setup_triggers(r)) < 0)
+		goto fail;
+
+	/* The control thread takes no asynchronous signal: they belong to the
+	 * program (SIGINT, SIGTERM) or arrive through the signalfd (SIGUSR1). */
+	sigset_t all, cur;
+	sigfillset(&all);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGFPE);
+	sigdelset(&all, SIGILL);
+	pthread_sigmask(SIG_SETMASK, &all, &cur);
+	err = pthread_create(&r->thread, NULL, control_main, r);
+	pthread_sigmask(SIG_SETMASK, &cur, NULL);
+	if (err) {
+		err = wasp_fail(-err, "pthread_create: %s", strerror(err));
+		goto fail;
+	}
+	r->thread_started = true;
+	*out = r;
+	return 0;
+fail:
+	wasp_runner_destroy(r);
+	return err;
+}
+
+void wasp_runner_destroy(struct wasp_runner *r)
+{
+	if (!r)
+		return;
+	if (r->thread_started) {
+		pthread_mutex_lock(&r->lock);
+		r->quit = true;
+		pthread_mutex_unlock(&r->lock);
+		wake(r);
+		pthread_join(r->thread, NULL);
+	}
+	/* Remove only what is still ours. */
+	if (r->have_name) {
+		char target[64], want[32];
+		ssize_t n = readlink(r->name_path, target, sizeof target - 1);
+		snprintf(want, sizeof want, "%d.sock", (int)getpid());
+		if (n > 0 && (target[n] = '\0', !strcmp(target, want)))
+			unlink(r->name_path);
+	}
+	if (r->have_sock) {
+		struct stat st;
+		if (lstat(r->sock_path, &st) == 0 && st.st_dev == r->sock_dev &&
+		    st.st_ino == r->sock_ino)
+			unlink(r->sock_path);
+	}
+	if (r->sigfd >= 0) {
+		/* SIGUSR1s still pending would kill the process once unblocked. */
+		struct signalfd_siginfo si;
+		while (read(r->sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+			;
+	}
+	if (r->mask_set)
+		pthread_sigmask(SIG_SETMASK, &r->old_mask, NULL);
+	int fds[] = {r->epfd, r->wakefd, r->sigfd, r->inofd, r->timerfd, r->lfd, r->cancelfd};
+	for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	/* Whatever the thread never saw (a failed create). */
+	for (struct request *q = r->queue, *next; q; q = next) {
+		next = q->next;
+		if (q->fd >= 0)
+			close(q->fd);
+		free(q);
+	}
+	pthread_mutex_destroy(&r->lock);
+	free(r->name);
+	free(r->ckpt_path);
+	free(r->trigger_path);
+	free(r->trigger_base);
+	free(r->log_prefix);
+	free(r);
+}
+
+/* ---- the vCPU thread ---------------------------------------------------- */
+
+/* A sink into a client's fd that gives up when the client goes away: the fd
+ * is non-blocking while we write, and a full pipe is waited for together
+ * with the cancel eventfd. (A regular file never waits.) */
+struct client_sink {
+	int fd, cancelfd;
+	struct request *q;
+};
+
+static int client_sink_write(void *ctx, const void *buf, size_t len)
+{
+	struct client_sink *s = ctx;
+	const char *p = buf;
+
+	while (len) {
+		if (atomic_load(&s->q->cancel))
+			return wasp_fail(-ECANCELED, "canceled: the client went away");
+		ssize_t n = write(s->fd, p, len);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+		} else if (n < 0 && errno == EAGAIN) {
+			struct pollfd pf[2] = {{.fd = s->fd, .events = POLLOUT},
+					       {.fd = s->cancelfd, .events = POLLIN}};
+			if (poll(pf, 2, -1) < 0 && errno != EINTR)
+				return wasp_fail(-errno, "poll: %s", strerror(errno));
+			if (pf[1].revents & POLLIN) {
+				uint64_t cnt;
+				ssize_t rd = read(s->cancelfd, &cnt, sizeof cnt);
+				(void)rd; /* the flag, checked above, says whether it is ours */
+			}
+		} else if (n < 0 && errno != EINTR) {
+			return wasp_fail(-errno, "writing the checkpoint: %s", strerror(errno));
+		} else if (n == 0) {
+			return wasp_fail(-EIO, "writing the checkpoint: wrote nothing");
+		}
+	}
+	return 0;
+}
+
+/* Saves the paused virtine for request q. SIGPIPE is held back so a reader
+ * that went away fails this checkpoint instead of killing the process. */
+static void take_checkpoint(struct wasp_runner *r, struct request *q)
+{
+	sigset_t pipe_set, old, pending;
+	struct wasp_ckpt_stats st;
+	int err;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	sigpending(&pending);
+	bool had_pipe = sigismember(&pending, SIGPIPE);
+
+	memset(&st, 0, sizeof st);
+	uint64_t t0 = wasp_now_ns();
+	if (q->fd >= 0) {
+		struct client_sink cs = {.fd = q->fd, .cancelfd = r->cancelfd, .q = q};
+		struct wasp_sink sink = {.write = client_sink_write, .ctx = &cs};
+		int fl = fcntl(q->fd, F_GETFL);
+		if (fl >= 0 && !(fl & O_NONBLOCK))
+			fcntl(q->fd, F_SETFL, fl | O_NONBLOCK);
+		err = wasp_ckpt_save(r->v, &r->o.save, &sink, &st);
+		/* The description is shared with the client: give it back as it was. */
+		if (fl >= 0 && !(fl & O_NONBLOCK))
+			fcntl(q->fd, F_SETFL, fl);
+	} else {
+		err = wasp_ckpt_save_file(r->v, &r->o.save, r->ckpt_path, &st);
+	}
+	q->ns = wasp_now_ns() - t0;
+	q->bytes = st.bytes;
+	if (err < 0)
+		fail_request(q, err, wasp_last_error());
+
+	if (!had_pipe) {
+		struct timespec zero = {0, 0};
+		while (sigtimedwait(&pipe_set, NULL, &zero) > 0)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void post_done(struct wasp_runner *r, struct request *q)
+{
+	q->next = NULL;
+	*r->done_tail = q;
+	r->done_tail = &q->next;
+}
+
+int wasp_runner_run(struct wasp_runner *r, struct wasp_runner_result *res)
+{
+	struct wasp_exit *e = &res->exit;
+	int err = 0;
+
+	memset(res, 0, sizeof *res);
+	pthread_mutex_lock(&r->lock);
+	if (r->state == V_ENDED) {
+		pthread_mutex_unlock(&r->lock);
+		return wasp_fail(-ESRCH, "the virtine has already exited");
+	}
+	r->state = V_RUNNING;
+	pthread_mutex_unlock(&r->lock);
+	if (!r->start_ns)
+		r->start_ns = wasp_now_ns();
+	uint64_t deadline = r->o.timeout_ns ? r->start_ns + r->o.timeout_ns : 0;
+
+	for (;;) {
+		uint64_t left = 0;
+		if (deadline) {
+			uint64_t now = wasp_now_ns();
+			if (now >= deadline) {
+				memset(e, 0, sizeof *e);
+				e->reason = WASP_EXIT_TIMEOUT;
+				break;
+			}
+			left = deadline - now;
+		}
+		if ((err = wasp_virtine_run(r->v, left, e)) < 0)
+			break;
+		if (e->reason != WASP_EXIT_PAUSED)
+			break;
+
+		pthread_mutex_lock(&r->lock);
+		struct request *q = r->inflight;
+		pthread_mutex_unlock(&r->lock);
+		if (!q)
+			continue; /* a pause whose request was taken already: go on */
+
+		take_checkpoint(r, q);
+		bool stop = q->stop && !q->err;
+		q->stopped = stop;
+		log_result(r, q);
+		if (stop) {
+			res->stopped = true;
+			snprintf(res->stopped_to, sizeof res->stopped_to, "%s", q->to);
+		}
+		if (!q->err)
+			res->checkpoints++;
+
+		pthread_mutex_lock(&r->lock);
+		r->inflight = NULL;
+		post_done(r, q); /* q belongs to the control thread from here */
+		pthread_mutex_unlock(&r->lock);
+		wake(r);
+		if (stop)
+			break;
+	}
+
+	bool over = err < 0 || (e->reason != WASP_EXIT_HYPERCALL && e->reason != WASP_EXIT_PAUSED);
+	pthread_mutex_lock(&r->lock);
+	r->state = over ? V_ENDED : V_IDLE;
+	if (over && r->inflight) {
+		/* The pause came too late: the guest was gone before it landed. */
+		struct request *q = r->inflight;
+		r->inflight = NULL;
+		fail_request(q, -ESRCH, "the virtine has already exited");
+		post_done(r, q);
+	}
+	pthread_mutex_unlock(&r->lock);
+	wake(r);
+	return err;
+}
+
+/* ---- the client side ---------------------------------------------------- */
+
+static bool all_digits(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!isdigit((unsigned char)*s))
+			return false;
+	return true;
+}
+
+int wasp_runner_connect(const char *target, uint64_t timeout_ns, int *sock,
+			struct wasp_runner_peer *peer)
+{
+	uint64_t deadline = timeout_ns ? wasp_now_ns() + timeout_ns : 0;
+	bool is_pid = all_digits(target);
+	long pid = 0;
+	char what[WASP_RUNNER_NAME_MAX + 32];
+
+	*sock = -1;
+	memset(peer, 0, sizeof *peer);
+	if (is_pid) {
+		char *end;
+		errno = 0;
+		pid = strtol(target, &end, 10);
+		if (errno || pid <= 0 || pid > INT_MAX)
+			return wasp_fail(-EINVAL, "'%s' is not a pid", target);
+		snprintf(what, sizeof what, "pid %ld", pid);
+	} else {
+		if (wasp_runner_name_valid(target) < 0)
+			return wasp_fail(-EINVAL, "'%s' is neither a pid nor a virtine name", target);
+		snprintf(what, sizeof what, "virtine %s", target);
+	}
+
+	/* Where it may be: $WASP_RUN_DIR alone, or every default place (a
+	 * runner picks the first usable one, which may differ for its user). */
+	char dirs[3][PATH_MAX];
+	int ndirs;
+	const char *env = getenv("WASP_RUN_DIR");
+	if (env && *env) {
+		snprintf(dirs[0], PATH_MAX, "%s", env);
+		ndirs = 1;
+	} else {
+		ndirs = candidate_dirs(dirs);
+	}
+	char path[PATH_MAX] = "", denied[PATH_MAX] = "";
+	bool found = false;
+	for (int i = 0; i < ndirs && !found; i++) {
+		struct stat st;
+		int n = snprintf(path, sizeof path, "%s/%s.sock", dirs[i], target);
+		if (n < 0 || (size_t)n >= sizeof path)
+			continue;
+		if (stat(path, &st) == 0)
+			found = true;
+		else if (errno == EACCES && !denied[0])
+			snprintf(denied, sizeof denied, "%s", path);
+	}
+	if (!found) {
+		if (denied[0])
+			return wasp_fail(-EACCES, "%s: permission denied (%s)", what, denied);
+		if (!is_pid)
+			return wasp_fail(-ENOENT, "no virtine named %s", target);
+		if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+			return wasp_fail(-ESRCH, "no wasp-run with pid %ld", pid);
+		return wasp_fail(-ENOTSOCK, "pid %ld is not a virtine (no control socket)", pid);
+	}
+
+	int s, r = connect_path(path, deadline, &s);
+	if (r == -ECONNREFUSED || r == -ENOENT) {
+		/* A file left by a runner that died. */
+		if (!is_pid)
+			return wasp_fail(-ENOENT, "no virtine named %s (stale socket %s)", target, path);
+		if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+			return wasp_fail(-ESRCH, "no wasp-run with pid %ld (stale socket %s)", pid, path);
+		return wasp_fail(-ENOTSOCK, "pid %ld is not a virtine (stale socket %s)", pid, path);
+	}
+	if (r == -EACCES || r == -EPERM)
+		return wasp_fail(-EACCES, "%s: permission denied (%s)", what, path);
+	if (r == -EPROTOTYPE || r == -ENOTSOCK)
+		return wasp_fail(-ENOTSOCK, "%s is not a virtine's control socket", path);
+	if (r == -ETIMEDOUT || r == -EAGAIN)
+		return wasp_fail(-ETIMEDOUT, "%s: no answer (%s)", what, path);
+	if (r < 0)
+		return wasp_fail(r, "connect %s: %s", path, strerror(-r));
+
+	char line[MSG_MAX];
+	r = ping(s, deadline, peer, line, sizeof line);
+	if (r < 0) {
+		close(s);
+		switch (r) {
+		case -EACCES:
+			return wasp_fail(-EACCES, "%s: permission denied (the runner refused this user)",
+					 what);
+		case -ETIMEDOUT:
+			return wasp_fail(-ETIMEDOUT, "%s did not answer in time (%s)", what, path);
+		case -ECONNRESET:
+			return wasp_fail(-ECONNRESET, "%s closed the connection (%s)", what, path);
+		default:
+			return wasp_fail(-EPROTO, "%s does not answer as a wasp runner (%s)", path, what);
+		}
+	}
+	if (!is_pid && strcmp(peer->name, target)) {
+		close(s);
+		return wasp_fail(-ENOENT, "no virtine named %s (%s answers as pid %d)", target, path,
+				 (int)peer->pid);
+	}
+	snprintf(peer->path, sizeof peer->path, "%s", path);
+	*sock = s;
+	return 0;
+}
+
+int wasp_runner_request_checkpoint(int sock, const struct wasp_checkpoint_request *req,
+				   int dest_fd, uint64_t timeout_ns,
+				   struct wasp_checkpoint_reply *rep)
+{
+	uint64_t deadline = timeout_ns ? wasp_now_ns() + timeout_ns : 0;
+	char line[MSG_MAX], to[768] = "";
+
+	memset(rep, 0, sizeof *rep);
+	if (req->to)
+		pct_encode(req->to, to, sizeof to);
+	snprintf(line, sizeof line, "checkpoint stop=%d kind=%s%s%s\n", req->stop ? 1 : 0,
+		 req->incremental ? "incremental" : "full", to[0] ? " to=" : "", to);
+	int r = send_msg(sock, line, dest_fd);
+	if (r == -EPIPE || r == -ECONNRESET)
+		return wasp_fail(-ECONNRESET, "the runner closed the connection");
+	if (r < 0)
+		return wasp_fail(r, "send: %s", strerror(-r));
+	r = recv_line(sock, line, sizeof line, deadline);
+	if (r == -ECONNRESET)
+		return wasp_fail(-ECONNRESET,
+				 "the connection closed before the checkpoint was done (did the virtine's process die?)");
+	if (r == -ETIMEDOUT)
+		return wasp_fail(-ETIMEDOUT, "no answer in time");
+	if (r < 0)
+		return wasp_fail(r, "recv: %s", strerror(-r));
+	if (!strncmp(line, "error ", 6))
+		return wasp_fail(-EREMOTEIO, "%s", line + 6);
+	unsigned long long bytes;
+	double ms;
+	int n = 0;
+	if (sscanf(line, "ok bytes=%llu ms=%lf%n", &bytes, &ms, &n) != 2)
+		return wasp_fail(-EPROTO, "unexpected answer: %.100s", line);
+	rep->bytes = bytes;
+	rep->ms = ms;
+	rep->stopped = strstr(line + n, "stopped=1") != NULL;
+	return 0;
+}

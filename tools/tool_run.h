@@ -1,0 +1,54 @@
+/*
+ * tool_run.h: what wasp-run and wasp-restore share: the checkpoint-trigger
+ * options, running a virtine under the runner, and turning how it ended
+ * into an exit status (docs/tools.md).
+ */
+#ifndef WASP_TOOL_RUN_H
+#define WASP_TOOL_RUN_H
+
+#include <getopt.h>
+#include <stdbool.h>
+
+#include "migrate.h"
+
+/* getopt codes of the shared long options. */
+enum {
+	TOOL_OPT_NAME = 256,
+	TOOL_OPT_CKPT_PATH,
+	TOOL_OPT_TRIGGER,
+	TOOL_OPT_EVERY,
+	TOOL_OPT_STOP_AFTER,
+};
+
+#define TOOL_RUN_LONG_OPTIONS                                                      \
+	{"name", required_argument, NULL, TOOL_OPT_NAME},                          \
+	{"checkpoint-path", required_argument, NULL, TOOL_OPT_CKPT_PATH},          \
+	{"trigger-file", required_argument, NULL, TOOL_OPT_TRIGGER},               \
+	{"checkpoint-every", required_argument, NULL, TOOL_OPT_EVERY},             \
+	{"stop-after-checkpoint", no_argument, NULL, TOOL_OPT_STOP_AFTER}
+
+/* The --help text of those options. */
+extern const char tool_run_usage[];
+
+/* SIGUSR1 asks for a checkpoint. Call first thing in main, before any
+ * thread exists, so every thread inherits the block and only the runner's
+ * signalfd sees it. */
+void tool_block_sigusr1(void);
+
+/* Handles one of the shared options into `ro`; false when `c` is not one. */
+bool tool_run_option(int c, const char *arg, struct wasp_runner_opts *ro);
+
+/* Checks the shared options fit together (exits on error). */
+void tool_run_check(const struct wasp_runner_opts *ro);
+
+/* Runs v under a runner with `ro` (logging to stderr as tool_name), with
+ * the socket files removed on SIGINT/SIGTERM/SIGHUP too. Exits on a host
+ * failure; fills *res. */
+void tool_run_virtine(struct wasp_virtine *v, struct wasp_runner_opts *ro,
+		      struct wasp_runner_result *res);
+
+/* The tool's exit status for how the run ended, with a line on stderr for
+ * anything but a normal exit. */
+int tool_exit_status(const struct wasp_runner_result *res, uint64_t timeout_ns);
+
+#endif

@@ -1,0 +1,166 @@
+/*
+ * wasp-ckpt: checkpoint a running virtine (a wasp-run, or any program using
+ * the runner) through its control socket.
+ *
+ * The destination is opened here and its file descriptor handed to the
+ * runner, which writes the checkpoint straight into it: a file (replaced
+ * atomically once the runner says "ok") or this process's stdout (a pipe to
+ * ssh, wasp-restore -i -, ...). The protocol is docs/triggers.md.
+ */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "migrate.h"
+#include "tool_ckpt.h"
+#include "tool_util.h"
+
+static const char usage[] =
+	"usage: wasp-ckpt [options] TARGET\n"
+	"Checkpoint a running virtine. TARGET is the pid of its wasp-run or the\n"
+	"name it was given with wasp-run --name.\n"
+	"\n"
+	"  -o, --output FILE   where the checkpoint goes; '-' is stdout (which must\n"
+	"                      not be a terminal); default TARGET.wckpt. A file is\n"
+	"                      replaced atomically, only once the checkpoint is whole\n"
+	"      --stop          stop the virtine once the checkpoint is written\n"
+	"                      (its wasp-run exits 0)\n"
+	"      --incremental   only the pages changed since the last checkpoint\n"
+	"                      (not supported yet)\n"
+	"  -t, --timeout DUR   give up after DUR (e.g. 10s); default: wait\n"
+	"  -q, --quiet         no summary line on stderr\n"
+	"  -h, --help          show this help\n"
+	"\n"
+	"The virtine keeps running, exactly where it was, unless --stop is given.\n"
+	"Exit status: 0 when the checkpoint is written; 125 when it is not (no such\n"
+	"virtine, permission denied, the virtine's own error, a lost connection),\n"
+	"with one line on stderr; an earlier FILE is then left as it was.\n";
+
+static struct tool_out out = {.fd = -1};
+
+/* Interrupted: leave no temporary file behind, then die of the signal. */
+static void on_fatal_signal(int sig)
+{
+	tool_out_abort(&out);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"output", required_argument, NULL, 'o'},
+		{"stop", no_argument, NULL, 'S'},
+		{"incremental", no_argument, NULL, 'I'},
+		{"timeout", required_argument, NULL, 't'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	struct wasp_checkpoint_request req = {0};
+	const char *output = NULL;
+	uint64_t timeout_ns = 0;
+	bool quiet = false;
+	int c;
+
+	tool_name = "wasp-ckpt";
+	while ((c = getopt_long(argc, argv, "o:t:qh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			if (!*optarg)
+				tool_die("--output: empty file name");
+			output = optarg;
+			break;
+		case 'S':
+			req.stop = true;
+			break;
+		case 'I':
+			req.incremental = true;
+			break;
+		case 't':
+			if (parse_duration(optarg, &timeout_ns) < 0 || timeout_ns == 0)
+				tool_die("--timeout: '%s' is not a duration (try 500ms or 10s)", optarg);
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			fputs("Try 'wasp-ckpt --help'.\n", stderr);
+			return WASP_EXIT_TOOL_ERROR;
+		}
+	}
+	if (optind >= argc)
+		tool_die("no target given: a pid or a virtine name (try 'wasp-ckpt --help')");
+	const char *target = argv[optind++];
+	if (optind < argc)
+		tool_die("unexpected '%s': give one target", argv[optind]);
+	if (req.incremental)
+		tool_die("incremental checkpoints are not supported yet");
+	bool is_pid = strspn(target, "0123456789") == strlen(target);
+	if (!is_pid && wasp_runner_name_valid(target) < 0)
+		tool_die("'%s' is neither a pid nor a virtine name (%s)", target, wasp_last_error());
+
+	char *default_output = NULL;
+	if (!output) {
+		if (asprintf(&default_output, "%s.wckpt", target) < 0)
+			tool_die("out of memory");
+		output = default_output;
+	}
+	char err[512];
+	if (!strcmp(output, "-") && isatty(STDOUT_FILENO))
+		tool_die("refusing to write a checkpoint to a terminal (redirect stdout or give -o FILE)");
+
+	/* Our own writes go through the socket with MSG_NOSIGNAL; this is for
+	 * the pipe we pass on, should we ever write to it. */
+	signal(SIGPIPE, SIG_IGN);
+
+	/* One deadline for connecting, waiting in the queue and writing. */
+	uint64_t deadline = timeout_ns ? wasp_now_ns() + timeout_ns : 0;
+	int sock;
+	struct wasp_runner_peer peer;
+	if (wasp_runner_connect(target, timeout_ns, &sock, &peer) < 0)
+		tool_die("%s", wasp_last_error());
+
+	/* Only now, so that "no such virtine" leaves no file behind. */
+	if (tool_out_open(&out, output, err, sizeof err) < 0)
+		tool_die("%s", err);
+	signal(SIGINT, on_fatal_signal);
+	signal(SIGTERM, on_fatal_signal);
+	signal(SIGHUP, on_fatal_signal);
+
+	struct wasp_checkpoint_reply rep;
+	req.to = out.is_stdout ? "wasp-ckpt's stdout" : output;
+	uint64_t now = wasp_now_ns(), left = 0;
+	if (deadline)
+		left = deadline > now ? deadline - now : 1; /* 1 ns: fails at once, as it should */
+	if (wasp_runner_request_checkpoint(sock, &req, out.fd, left, &rep) < 0) {
+		snprintf(err, sizeof err, "%s", wasp_last_error());
+		tool_out_abort(&out);
+		if (is_pid)
+			tool_die("pid %s: %s", target, err);
+		tool_die("virtine %s: %s", target, err);
+	}
+	close(sock);
+	if (tool_out_commit(&out, err, sizeof err) < 0)
+		tool_die("%s", err);
+
+	if (!quiet) {
+		char who[WASP_RUNNER_NAME_MAX + 32];
+		if (peer.name[0])
+			snprintf(who, sizeof who, "%s (pid %d)", peer.name, (int)peer.pid);
+		else
+			snprintf(who, sizeof who, "pid %d", (int)peer.pid);
+		fprintf(stderr, "wasp-ckpt: checkpoint of %s to %s: %llu bytes in %.1f ms%s\n", who,
+			out.is_stdout ? "stdout" : output, (unsigned long long)rep.bytes, rep.ms,
+			rep.stopped ? "; the virtine stopped" : "");
+	}
+	free(default_output);
+	return 0;
+}
