@@ -354,6 +354,11 @@ int wasp_ckpt_restore(const struct wasp_restore_opts *opts, const struct wasp_so
 		case WASP__RECORD__BODY_MEMORY:
 			if ((r = wasp_stream_check_chunk(rec->memory, cfg.mem_size)) < 0)
 				goto out;
+			stats->chunks++;
+			stats->raw_bytes += rec->memory->raw_size;
+			stats->pages += rec->memory->raw_size / 4096;
+			for (size_t i = 0; i < rec->memory->n_zero_ranges; i++)
+				stats->zero_pages += rec->memory->zero_ranges[i]->count;
 			r = wasp_memory_applier_submit(ap, rec);
 			rec = NULL; /* the applier owns it now */
 			if (r < 0)

@@ -1,24 +1,67 @@
 #!/usr/bin/env bash
-# demo.sh: set up, build, and run the demo virtine: a C function in its own
-# KVM virtual machine that prints and returns a value.
+# demo.sh: set up, build, and show the product: a virtine that is
+# checkpointed while it runs, restored in a new process, and finishes with
+# the same result as a run that was never interrupted.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
 echo "== building wasp"
 "$root/scripts/build.sh"
-run=$root/build/tools/wasp-run
-img=$root/build/guest/hello.bin
+B=$root/build
+run=$B/tools/wasp-run
+work=$(mktemp -d /tmp/wasp-demo-XXXXXX)
+trap 'rm -rf "$work"' EXIT
 
 echo "== the three-byte virtine (out 0xFA, eax) exits 0:"
-printf '\x66\xe7\xfa' >"$root/build/exit3.bin"
-"$run" "$root/build/exit3.bin" && echo "   exit status $?"
+printf '\x66\xe7\xfa' >"$work/exit3.bin"
+"$run" "$work/exit3.bin" && echo "   exit status $?"
 
-echo "== a C virtine, entered directly in 64-bit ring 3:"
+echo "== a C virtine, entered directly in 64-bit ring 3, prints and returns 42:"
 set +e
-"$run" --stats "$img"
-echo "   exit status $? (the value the virtine returned)"
-echo "== the same image booted from 16-bit real mode by its own stub:"
-"$run" --mode real "$img"
+"$run" --stats "$B/guest/hello.bin"
 echo "   exit status $?"
-echo "== fib(25) in a virtine:"
-"$run" "$root/build/guest/fib64.bin" -- 25
+set -e
+
+# counter: 40 steps of deterministic work; it keeps state in memory, a
+# running hash, and appends each step to counter.log in its sandbox.
+allow=console_write,get_arg,files
+args=(-- 40 20000000)
+mkdir "$work/ref" "$work/box"
+echo "== an uninterrupted run of the counter virtine (for reference)"
+set +e
+"$run" --allow=$allow --dir "$work/ref" "$B/guest/counter.bin" "${args[@]}" >"$work/ref.out"
+ref_status=$?
+set -e
+tail -n 1 "$work/ref.out"
+
+echo "== the same virtine, checkpointed mid-run and stopped (wasp-ckpt --stop)"
+"$run" --allow=$allow --dir "$work/box" --name wasp-demo "$B/guest/counter.bin" "${args[@]}" \
+	>"$work/part1.out" &
+pid=$!
+# Wait until it is well under way, then take the checkpoint.
+for _ in $(seq 200); do
+	[ "$(wc -l <"$work/part1.out")" -ge 10 ] && break
+	sleep 0.05
+done
+"$B/tools/wasp-ckpt" wasp-demo --stop -o "$work/demo.wckpt"
+wait "$pid"
+echo "   the first process printed $(wc -l <"$work/part1.out") lines and exited"
+"$B/tools/wasp-inspect" "$work/demo.wckpt" | grep -E '^(checksum|  (rip|pages|ratio|console_bytes)|    - fd)'
+
+echo "== restored in a new process (wasp-restore), it continues where it stopped:"
+set +e
+"$B/tools/wasp-restore" --stats --dir "$work/box" "$work/demo.wckpt" >"$work/part2.out"
+status=$?
+set -e
+head -n 2 "$work/part2.out" | sed 's/^/   /'
+echo "   ..."
+tail -n 1 "$work/part2.out" | sed 's/^/   /'
+
+cat "$work/part1.out" "$work/part2.out" >"$work/both.out"
+if cmp -s "$work/both.out" "$work/ref.out" && cmp -s "$work/box/counter.log" "$work/ref/counter.log" &&
+	[ "$status" -eq "$ref_status" ]; then
+	echo "== same output, same counter.log, same exit status ($status) as the uninterrupted run"
+else
+	echo "== MISMATCH with the uninterrupted run" >&2
+	exit 1
+fi
