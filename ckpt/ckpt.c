@@ -157,6 +157,7 @@ int wasp_ckpt_save(struct wasp_virtine *v, const struct wasp_save_opts *opts,
 	struct wasp_vcpu_state vs;
 	Wasp__Vcpu *vpb = NULL;
 	struct host_pb *hb = NULL;
+	uint64_t *data = NULL;
 	uint64_t t0 = wasp_now_ns();
 	int r;
 
@@ -218,8 +219,12 @@ int wasp_ckpt_save(struct wasp_virtine *v, const struct wasp_save_opts *opts,
 	if ((r = wasp_stream_write_record(w, &rec)) < 0)
 		goto out;
 
+	/* Only pages the memfd holds data for: reading a hole would allocate
+	 * it, and every one of them is zero anyway. */
 	const uint8_t *mem = wasp_virtine_gpa(v, 0, wasp_virtine_mem_size(v));
-	r = wasp_stream_write_memory(w, mem, wasp_virtine_mem_size(v), NULL, false, opts, stats);
+	if ((r = wasp_memfd_data_pages(wasp_virtine_mem_fd(v), wasp_virtine_mem_size(v), &data)) < 0)
+		goto out;
+	r = wasp_stream_write_memory(w, mem, wasp_virtine_mem_size(v), data, false, opts, stats);
 	if (r < 0)
 		goto out;
 
@@ -232,6 +237,7 @@ int wasp_ckpt_save(struct wasp_virtine *v, const struct wasp_save_opts *opts,
 	stats->write_ns = ts.ns;
 out:
 	wasp_stream_writer_free(w);
+	free(data);
 	wasp_vcpu_proto_free(vpb);
 	wasp_vcpu_state_free(&vs);
 	free(hb);
