@@ -146,59 +146,32 @@ static int host_apply(struct wasp_virtine *v, const Wasp__Host *h, const char *a
 
 /* ---- save ------------------------------------------------------------- */
 
-int wasp_ckpt_save(struct wasp_virtine *v, const struct wasp_save_opts *opts,
-		   const struct wasp_sink *sink, struct wasp_ckpt_stats *stats)
+static size_t bitmap_words(struct wasp_virtine *v)
 {
-	struct wasp_ckpt_stats local;
-	struct wasp_save_opts defaults = {0};
-	struct timed_sink ts = {.inner = sink};
-	struct wasp_sink timed = {.write = timed_write, .ctx = &ts};
-	struct wasp_stream_writer *w = NULL;
-	struct wasp_vcpu_state vs;
-	Wasp__Vcpu *vpb = NULL;
-	struct host_pb *hb = NULL;
-	uint64_t *data = NULL;
-	uint64_t t0 = wasp_now_ns();
-	int r;
+	return (wasp_virtine_mem_size(v) / 4096 + 63) / 64;
+}
 
-	if (!stats)
-		stats = &local;
-	memset(stats, 0, sizeof *stats);
-	if (!opts)
-		opts = &defaults;
-
-	r = wasp_vcpu_capture(v, &vs);
-	if (r < 0)
-		return r;
-	hb = calloc(1, sizeof *hb);
-	if (!hb) {
-		r = wasp_fail(-ENOMEM, "out of memory");
-		goto out;
-	}
-	host_to_proto(v, hb);
-	if ((r = wasp_vcpu_to_proto(&vs, &vpb)) < 0)
-		goto out;
-	stats->capture_ns = wasp_now_ns() - t0;
-
-	if ((r = wasp_stream_writer_open(&timed, &w)) < 0)
-		goto out;
-
+static int write_header(struct wasp_stream_writer *w, struct wasp_virtine *v, bool incremental,
+			const uint8_t *parent_id, uint8_t id[16])
+{
 	Wasp__Header hdr;
 	wasp__header__init(&hdr);
-	uint8_t id[16];
-	if (getrandom(id, sizeof id, 0) != sizeof id) {
-		r = wasp_fail(-EIO, "getrandom: %s", strerror(errno));
-		goto out;
-	}
+	if (getrandom(id, 16, 0) != 16)
+		return wasp_fail(-EIO, "getrandom: %s", strerror(errno));
 	char vendor[13];
 	wasp_cpu_vendor(vendor);
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
 	hdr.version_major = WASP_CKPT_VERSION_MAJOR;
 	hdr.version_minor = WASP_CKPT_VERSION_MINOR;
-	hdr.kind = WASP__HEADER__KIND__FULL;
+	hdr.kind = incremental ? WASP__HEADER__KIND__INCREMENTAL : WASP__HEADER__KIND__FULL;
 	hdr.id.data = id;
-	hdr.id.len = sizeof id;
+	hdr.id.len = 16;
+	if (incremental) {
+		hdr.has_parent_id = true;
+		hdr.parent_id.data = (uint8_t *)parent_id;
+		hdr.parent_id.len = 16;
+	}
 	hdr.mem_size = wasp_virtine_mem_size(v);
 	hdr.cpu_vendor = vendor;
 	hdr.has_created_unix_ns = true;
@@ -211,36 +184,114 @@ int wasp_ckpt_save(struct wasp_virtine *v, const struct wasp_save_opts *opts,
 	wasp__record__init(&rec);
 	rec.body_case = WASP__RECORD__BODY_HEADER;
 	rec.header = &hdr;
-	if ((r = wasp_stream_write_record(w, &rec)) < 0)
+	return wasp_stream_write_record(w, &rec);
+}
+
+/* Host and vCPU records and the end: what every stream closes with. The
+ * guest must be stopped. */
+static int write_state(struct wasp_stream_writer *w, struct wasp_virtine *v,
+		       struct wasp_ckpt_stats *stats)
+{
+	struct wasp_vcpu_state vs;
+	Wasp__Vcpu *vpb = NULL;
+	struct host_pb *hb = NULL;
+	Wasp__Record rec;
+	uint64_t t0 = wasp_now_ns();
+	int r = wasp_vcpu_capture(v, &vs);
+	if (r < 0)
+		return r;
+	hb = calloc(1, sizeof *hb);
+	if (!hb) {
+		r = wasp_fail(-ENOMEM, "out of memory");
 		goto out;
+	}
+	host_to_proto(v, hb);
+	if ((r = wasp_vcpu_to_proto(&vs, &vpb)) < 0)
+		goto out;
+	stats->capture_ns += wasp_now_ns() - t0;
+
 	wasp__record__init(&rec);
 	rec.body_case = WASP__RECORD__BODY_HOST;
 	rec.host = &hb->host;
 	if ((r = wasp_stream_write_record(w, &rec)) < 0)
 		goto out;
-
-	/* Only pages the memfd holds data for: reading a hole would allocate
-	 * it, and every one of them is zero anyway. */
-	const uint8_t *mem = wasp_virtine_gpa(v, 0, wasp_virtine_mem_size(v));
-	if ((r = wasp_memfd_data_pages(wasp_virtine_mem_fd(v), wasp_virtine_mem_size(v), &data)) < 0)
-		goto out;
-	r = wasp_stream_write_memory(w, mem, wasp_virtine_mem_size(v), data, false, opts, stats);
-	if (r < 0)
-		goto out;
-
 	wasp__record__init(&rec);
 	rec.body_case = WASP__RECORD__BODY_VCPU;
 	rec.vcpu = vpb;
-	if ((r = wasp_stream_write_record(w, &rec)) < 0 || (r = wasp_stream_writer_finish(w)) < 0)
+	if ((r = wasp_stream_write_record(w, &rec)) < 0)
 		goto out;
-	stats->bytes = wasp_stream_writer_bytes(w);
-	stats->write_ns = ts.ns;
+	r = wasp_stream_writer_finish(w);
 out:
-	wasp_stream_writer_free(w);
-	free(data);
 	wasp_vcpu_proto_free(vpb);
 	wasp_vcpu_state_free(&vs);
 	free(hb);
+	return r;
+}
+
+int wasp_ckpt_save(struct wasp_virtine *v, const struct wasp_save_opts *opts,
+		   const struct wasp_sink *sink, struct wasp_ckpt_stats *stats)
+{
+	struct wasp_ckpt_stats local;
+	struct wasp_save_opts defaults = {0};
+	struct timed_sink ts = {.inner = sink};
+	struct wasp_sink timed = {.write = timed_write, .ctx = &ts};
+	struct wasp_stream_writer *w = NULL;
+	uint64_t *pages = NULL, *dirty = NULL;
+	uint64_t t0 = wasp_now_ns();
+	size_t words = bitmap_words(v);
+	int r;
+
+	if (!stats)
+		stats = &local;
+	memset(stats, 0, sizeof *stats);
+	if (!opts)
+		opts = &defaults;
+	if (opts->incremental && (!opts->parent_id || !wasp_virtine_dirty_active(v)))
+		return wasp_fail(-ENOENT, "no parent checkpoint: take a full one first");
+
+	/* Finish a pending out first, so the pages it wrote are in this one. */
+	if ((r = wasp_virtine_complete_io(v)) < 0)
+		return r;
+	/* The pages dirtied since the last checkpoint: what an incremental one
+	 * carries, and, for a full one, the baseline the next one counts from.
+	 * Given back if this checkpoint fails, so none is ever lost. */
+	if (wasp_virtine_dirty_active(v)) {
+		if (!(dirty = calloc(words, sizeof *dirty))) {
+			r = wasp_fail(-ENOMEM, "out of memory");
+			goto out;
+		}
+		if ((r = wasp_virtine_dirty_fetch(v, dirty)) < 0)
+			goto out;
+	}
+
+	if ((r = wasp_stream_writer_open(&timed, &w)) < 0 ||
+	    (r = write_header(w, v, opts->incremental, opts->parent_id, stats->id)) < 0)
+		goto out;
+
+	const uint8_t *mem = wasp_virtine_gpa(v, 0, wasp_virtine_mem_size(v));
+	if (opts->incremental) {
+		r = wasp_stream_write_memory(w, mem, wasp_virtine_mem_size(v), dirty, true, opts, stats);
+	} else {
+		/* Only pages the memfd holds data for: reading a hole would
+		 * allocate it, and every one of them is zero anyway. */
+		r = wasp_memfd_data_pages(wasp_virtine_mem_fd(v), wasp_virtine_mem_size(v), &pages);
+		if (r == 0)
+			r = wasp_stream_write_memory(w, mem, wasp_virtine_mem_size(v), pages, false,
+						     opts, stats);
+	}
+	if (r < 0 || (r = write_state(w, v, stats)) < 0)
+		goto out;
+	if (opts->track_dirty && (r = wasp_virtine_dirty_start(v)) < 0)
+		goto out;
+	stats->incremental = opts->incremental;
+	stats->bytes = wasp_stream_writer_bytes(w);
+	stats->write_ns = ts.ns;
+out:
+	if (r < 0 && dirty)
+		wasp_virtine_dirty_return(v, dirty);
+	wasp_stream_writer_free(w);
+	free(pages);
+	free(dirty);
 	stats->total_ns = wasp_now_ns() - t0;
 	return r;
 }
@@ -248,7 +299,10 @@ out:
 int wasp_ckpt_save_file(struct wasp_virtine *v, const struct wasp_save_opts *opts,
 			const char *path, struct wasp_ckpt_stats *stats)
 {
+	struct wasp_ckpt_stats local;
 	struct wasp_atomic_file f;
+	if (!stats)
+		stats = &local;
 	int r = wasp_atomic_open(path, &f);
 	if (r < 0)
 		return r;
@@ -258,7 +312,13 @@ int wasp_ckpt_save_file(struct wasp_virtine *v, const struct wasp_save_opts *opt
 		wasp_atomic_abort(&f);
 		return r;
 	}
-	return wasp_atomic_commit(&f);
+	/* fsync, rename and the directory's fsync are part of writing it. */
+	uint64_t t0 = wasp_now_ns();
+	r = wasp_atomic_commit(&f);
+	uint64_t sync = wasp_now_ns() - t0;
+	stats->write_ns += sync;
+	stats->total_ns += sync;
+	return r;
 }
 
 int wasp_ckpt_save_buffer(struct wasp_virtine *v, const struct wasp_save_opts *opts, void **buf,
@@ -280,21 +340,8 @@ int wasp_ckpt_save_buffer(struct wasp_virtine *v, const struct wasp_save_opts *o
 
 static int check_header(const Wasp__Header *h)
 {
-	if (h->version_major > WASP_CKPT_VERSION_MAJOR)
-		return wasp_fail(-EPROTONOSUPPORT,
-				 "checkpoint format %u.%u is newer than this wasp (%u.%u)",
-				 h->version_major, h->version_minor, WASP_CKPT_VERSION_MAJOR,
-				 WASP_CKPT_VERSION_MINOR);
-	if (h->version_major < 1)
-		return wasp_fail(-EPROTONOSUPPORT, "checkpoint format %u.%u is unknown",
-				 h->version_major, h->version_minor);
-	if (h->kind != WASP__HEADER__KIND__FULL)
-		return wasp_fail(-ENOTSUP, "incremental checkpoints cannot be restored yet");
-	if (h->has_page_size && h->page_size != 4096)
-		return wasp_fail(-EINVAL, "checkpoint page size %u, this host uses 4096", h->page_size);
-	if (h->mem_size == 0 || h->mem_size % 4096 || h->mem_size > WASP_MEM_MAX)
-		return wasp_fail(-EINVAL, "checkpoint guest memory size %llu is not valid",
-				 (unsigned long long)h->mem_size);
+	/* The stream reader already holds versions, sizes and ids to the
+	 * rules; what is left is whether this host can take the guest. */
 	if (h->has_abi_version && h->abi_version != WASP_ABI_VERSION)
 		return wasp_fail(-EPROTONOSUPPORT, "checkpoint guest speaks ABI %u, this host %u",
 				 h->abi_version, WASP_ABI_VERSION);
@@ -306,85 +353,117 @@ static int check_header(const Wasp__Header *h)
 	return 0;
 }
 
-int wasp_ckpt_restore(const struct wasp_restore_opts *opts, const struct wasp_source *src,
-		      struct wasp_virtine **out, struct wasp_ckpt_stats *stats)
+static void hex_id(char out[33], const uint8_t *id)
 {
-	struct wasp_restore_opts defaults = {0};
-	struct wasp_ckpt_stats local;
-	struct wasp_stream_reader *rd = NULL;
-	struct wasp_memory_applier *ap = NULL;
-	struct wasp_virtine *v = NULL;
-	Wasp__Record *rec = NULL, *host = NULL, *vcpu = NULL;
-	struct wasp_vcpu_state vs = {0};
-	uint64_t t0 = wasp_now_ns();
-	int r;
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", id[i]);
+}
 
-	*out = NULL;
-	if (!opts)
-		opts = &defaults;
-	if (!stats)
-		stats = &local;
-	memset(stats, 0, sizeof *stats);
+/* A restore in progress: one virtine, the memory applier, and the latest
+ * host and vCPU records, across one stream or a chain of them. */
+struct restore {
+	const struct wasp_restore_opts *opts;
+	struct wasp_ckpt_stats *stats;
+	struct wasp_virtine *v;
+	struct wasp_memory_applier *ap;
+	Wasp__Record *host, *vcpu;
+	uint8_t id[16];
+	size_t mem_size;
+};
+
+static void keep(Wasp__Record **slot, Wasp__Record *rec)
+{
+	if (*slot)
+		wasp__record__free_unpacked(*slot, NULL);
+	*slot = rec;
+}
+
+/* Reads stream number `index` of a chain into the restore. */
+static int read_stream(struct restore *rs, const struct wasp_source *src, size_t index)
+{
+	struct wasp_stream_reader *rd = NULL;
+	Wasp__Record *rec = NULL;
+	int r;
 
 	if ((r = wasp_stream_reader_open(src, &rd)) < 0)
 		goto out;
-	r = wasp_stream_read_record(rd, &rec);
-	if (r == 0)
+	if ((r = wasp_stream_read_record(rd, &rec)) == 0)
 		r = wasp_fail(-EINVAL, "checkpoint has no header");
 	if (r < 0)
 		goto out;
-	if (rec->body_case != WASP__RECORD__BODY_HEADER) {
-		r = wasp_fail(-EINVAL, "checkpoint does not start with a header record");
+	const Wasp__Header *h = rec->header; /* the reader checked record 0 is one */
+	if ((r = check_header(h)) < 0)
+		goto out;
+	bool inc = h->kind == WASP__HEADER__KIND__INCREMENTAL;
+	if (index == 0 && inc) {
+		char p[33];
+		hex_id(p, h->parent_id.data);
+		r = wasp_fail(-ENOENT,
+			      "this is an incremental checkpoint: restore it after its parent %s "
+			      "(and that one's parents)", p);
 		goto out;
 	}
-	if ((r = check_header(rec->header)) < 0)
-		goto out;
-
-	struct wasp_config cfg;
-	if (opts->config)
-		cfg = *opts->config;
-	else
-		wasp_config_init(&cfg);
-	cfg.mem_size = rec->header->mem_size;
+	if (index > 0) {
+		char want[33], got[33];
+		hex_id(want, rs->id);
+		if (!inc) {
+			r = wasp_fail(-EINVAL, "checkpoint %zu of the chain is a full one; only the first may be",
+				      index + 1);
+			goto out;
+		}
+		if (memcmp(h->parent_id.data, rs->id, 16)) {
+			hex_id(got, h->parent_id.data);
+			r = wasp_fail(-EINVAL,
+				      "checkpoint %zu of the chain follows %s, not the one before it (%s)",
+				      index + 1, got, want);
+			goto out;
+		}
+		if (h->mem_size != rs->mem_size) {
+			r = wasp_fail(-EINVAL, "checkpoint %zu of the chain has %llu bytes of memory, not %zu",
+				      index + 1, (unsigned long long)h->mem_size, rs->mem_size);
+			goto out;
+		}
+	}
+	memcpy(rs->id, h->id.data, 16);
+	if (index == 0) {
+		struct wasp_config cfg;
+		if (rs->opts->config)
+			cfg = *rs->opts->config;
+		else
+			wasp_config_init(&cfg);
+		cfg.mem_size = rs->mem_size = h->mem_size;
+		if ((r = wasp_virtine_create(&cfg, &rs->v)) < 0)
+			goto out;
+		uint8_t *mem = wasp_virtine_gpa(rs->v, 0, cfg.mem_size);
+		if ((r = wasp_memory_applier_new(mem, cfg.mem_size, rs->opts->threads, &rs->ap)) < 0)
+			goto out;
+	}
 	wasp__record__free_unpacked(rec, NULL);
 	rec = NULL;
-	if ((r = wasp_virtine_create(&cfg, &v)) < 0)
-		goto out;
-	uint8_t *mem = wasp_virtine_gpa(v, 0, cfg.mem_size);
-	if ((r = wasp_memory_applier_new(mem, cfg.mem_size, opts->threads, &ap)) < 0)
-		goto out;
 
-	/* Every record up to a verified end. */
+	/* Every record up to a verified end. Memory goes straight into the new
+	 * guest's memory, in stream order, so a later copy of a page wins. */
 	while ((r = wasp_stream_read_record(rd, &rec)) > 0) {
 		switch (rec->body_case) {
 		case WASP__RECORD__BODY_MEMORY:
-			if ((r = wasp_stream_check_chunk(rec->memory, cfg.mem_size)) < 0)
-				goto out;
-			stats->chunks++;
-			stats->raw_bytes += rec->memory->raw_size;
-			stats->pages += rec->memory->raw_size / 4096;
+			rs->stats->chunks++;
+			rs->stats->raw_bytes += rec->memory->raw_size;
+			rs->stats->pages += rec->memory->raw_size / 4096;
 			for (size_t i = 0; i < rec->memory->n_zero_ranges; i++)
-				stats->zero_pages += rec->memory->zero_ranges[i]->count;
-			r = wasp_memory_applier_submit(ap, rec);
+				rs->stats->zero_pages += rec->memory->zero_ranges[i]->count;
+			r = wasp_memory_applier_submit(rs->ap, rec);
 			rec = NULL; /* the applier owns it now */
 			if (r < 0)
 				goto out;
 			break;
 		case WASP__RECORD__BODY_HOST:
-		case WASP__RECORD__BODY_VCPU: {
-			Wasp__Record **slot = rec->body_case == WASP__RECORD__BODY_HOST ? &host : &vcpu;
-			if (*slot) {
-				r = wasp_fail(-EINVAL, "checkpoint has two %s records",
-					      slot == &host ? "host" : "vCPU");
-				goto out;
-			}
-			*slot = rec;
+			keep(&rs->host, rec);
 			rec = NULL;
 			break;
-		}
-		case WASP__RECORD__BODY_HEADER:
-			r = wasp_fail(-EINVAL, "checkpoint has a second header");
-			goto out;
+		case WASP__RECORD__BODY_VCPU:
+			keep(&rs->vcpu, rec);
+			rec = NULL;
+			break;
 		default:
 			/* A record kind from a newer minor version: skip it. */
 			wasp__record__free_unpacked(rec, NULL);
@@ -392,55 +471,125 @@ int wasp_ckpt_restore(const struct wasp_restore_opts *opts, const struct wasp_so
 			break;
 		}
 	}
+	if (r == 0)
+		rs->stats->bytes += wasp_stream_reader_bytes(rd);
+out:
+	if (rec)
+		wasp__record__free_unpacked(rec, NULL);
+	wasp_stream_reader_free(rd);
+	return r;
+}
+
+int wasp_ckpt_restore_chain(const struct wasp_restore_opts *opts,
+			    const struct wasp_source *const *srcs, size_t n,
+			    struct wasp_virtine **out, struct wasp_ckpt_stats *stats)
+{
+	struct wasp_restore_opts defaults = {0};
+	struct wasp_ckpt_stats local;
+	struct wasp_vcpu_state vs = {0};
+	uint64_t t0 = wasp_now_ns();
+	int r = 0;
+
+	*out = NULL;
+	if (!stats)
+		stats = &local;
+	memset(stats, 0, sizeof *stats);
+	struct restore rs = {.opts = opts ? opts : &defaults, .stats = stats};
+	if (n == 0)
+		return wasp_fail(-EINVAL, "no checkpoint to restore");
+
+	for (size_t i = 0; i < n && r == 0; i++) {
+		r = read_stream(&rs, srcs[i], i);
+		if (r < 0 && n > 1)
+			wasp_fail(r, "checkpoint %zu of %zu: %s", i + 1, n, wasp_last_error());
+	}
 	if (r < 0)
 		goto out;
-	stats->bytes = wasp_stream_reader_bytes(rd);
-	if ((r = wasp_memory_applier_finish(ap, stats)) < 0)
+	if ((r = wasp_memory_applier_finish(rs.ap, stats)) < 0)
 		goto out;
 	stats->read_ns = wasp_now_ns() - t0;
-	if (!host || !vcpu) {
-		r = wasp_fail(-EINVAL, "checkpoint lacks its %s record", host ? "vCPU" : "host");
+	if (!rs.host || !rs.vcpu) {
+		r = wasp_fail(-EINVAL, "checkpoint lacks its %s record", rs.host ? "vCPU" : "host");
 		goto out;
 	}
 
 	uint64_t t1 = wasp_now_ns();
-	if ((r = wasp_vcpu_from_proto(vcpu->vcpu, &vs)) < 0 ||
-	    (r = wasp_cpuid_check(vs.cpuid, opts->simulate_missing_cpuid)) < 0 ||
-	    (r = host_apply(v, host->host, opts->allow)) < 0 ||
-	    (r = wasp_vcpu_apply(v, &vs, stats->unrestored, sizeof stats->unrestored)) < 0)
+	if ((r = wasp_vcpu_from_proto(rs.vcpu->vcpu, &vs)) < 0 ||
+	    (r = wasp_cpuid_check(vs.cpuid, rs.opts->simulate_missing_cpuid)) < 0 ||
+	    (r = host_apply(rs.v, rs.host->host, rs.opts->allow)) < 0 ||
+	    (r = wasp_vcpu_apply(rs.v, &vs, stats->unrestored, sizeof stats->unrestored)) < 0)
 		goto out;
 	stats->apply_ns = wasp_now_ns() - t1;
-	*out = v;
-	v = NULL;
+	memcpy(stats->id, rs.id, 16);
+	*out = rs.v;
+	rs.v = NULL;
 out:
-	if (rec)
-		wasp__record__free_unpacked(rec, NULL);
-	if (host)
-		wasp__record__free_unpacked(host, NULL);
-	if (vcpu)
-		wasp__record__free_unpacked(vcpu, NULL);
+	keep(&rs.host, NULL);
+	keep(&rs.vcpu, NULL);
 	wasp_vcpu_state_free(&vs);
-	wasp_memory_applier_free(ap);
-	wasp_stream_reader_free(rd);
-	wasp_virtine_destroy(v);
+	wasp_memory_applier_free(rs.ap);
+	wasp_virtine_destroy(rs.v);
 	stats->total_ns = wasp_now_ns() - t0;
+	return r;
+}
+
+int wasp_ckpt_restore(const struct wasp_restore_opts *opts, const struct wasp_source *src,
+		      struct wasp_virtine **out, struct wasp_ckpt_stats *stats)
+{
+	return wasp_ckpt_restore_chain(opts, &src, 1, out, stats);
+}
+
+int wasp_ckpt_restore_files(const struct wasp_restore_opts *opts, const char *const *paths,
+			    size_t n, struct wasp_virtine **out, struct wasp_ckpt_stats *stats)
+{
+	int fds[64];
+	struct wasp_source srcs[64];
+	const struct wasp_source *ptrs[64] = {0};
+	size_t opened = 0;
+	int r = 0;
+
+	*out = NULL;
+	if (n > 64)
+		return wasp_fail(-E2BIG, "a chain of %zu checkpoints; at most 64", n);
+	for (; opened < n; opened++) {
+		fds[opened] = open(paths[opened], O_RDONLY | O_CLOEXEC);
+		if (fds[opened] < 0) {
+			r = wasp_fail(-errno, "%s: %s", paths[opened], strerror(errno));
+			goto out;
+		}
+		srcs[opened] = wasp_source_fd(&fds[opened]);
+		ptrs[opened] = &srcs[opened];
+	}
+	r = wasp_ckpt_restore_chain(opts, ptrs, n, out, stats);
+	if (r < 0 && n == 1)
+		wasp_fail(r, "%s: %s", paths[0], wasp_last_error());
+out:
+	while (opened > 0)
+		close(fds[--opened]);
+	return r;
+}
+
+int wasp_ckpt_merge_files(const char *const *paths, size_t n, const char *out_path,
+			  const struct wasp_save_opts *opts, struct wasp_ckpt_stats *stats)
+{
+	/* Through a virtine that never runs: the chain restored, then saved
+	 * whole. The vCPU goes through KVM and back, like any checkpoint. */
+	struct wasp_virtine *v;
+	int r = wasp_ckpt_restore_files(NULL, paths, n, &v, NULL);
+	if (r < 0)
+		return r;
+	struct wasp_save_opts full = opts ? *opts : (struct wasp_save_opts){0};
+	full.incremental = false;
+	full.track_dirty = false;
+	r = wasp_ckpt_save_file(v, &full, out_path, stats);
+	wasp_virtine_destroy(v);
 	return r;
 }
 
 int wasp_ckpt_restore_file(const struct wasp_restore_opts *opts, const char *path,
 			   struct wasp_virtine **out, struct wasp_ckpt_stats *stats)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		*out = NULL;
-		return wasp_fail(-errno, "%s: %s", path, strerror(errno));
-	}
-	struct wasp_source src = wasp_source_fd(&fd);
-	int r = wasp_ckpt_restore(opts, &src, out, stats);
-	if (r < 0)
-		wasp_fail(r, "%s: %s", path, wasp_last_error());
-	close(fd);
-	return r;
+	return wasp_ckpt_restore_files(opts, &path, 1, out, stats);
 }
 
 int wasp_ckpt_restore_buffer(const struct wasp_restore_opts *opts, const void *buf, size_t len,

@@ -46,6 +46,15 @@ struct wasp_save_opts {
 	int threads;       /* compression threads; 0: one per online CPU (max 8) */
 	int level;         /* zstd level; 0: 1 (fast) */
 	size_t chunk_size; /* raw bytes per memory chunk; 0: 1 MiB (max 16 MiB) */
+	/* Save only the pages dirtied since the checkpoint named parent_id,
+	 * which must be the last one taken of this virtine with tracking on
+	 * (see track_dirty). -ENOENT "no parent" otherwise. */
+	bool incremental;
+	const uint8_t *parent_id; /* 16 bytes, with incremental */
+	/* Start (or keep) tracking dirty pages from this checkpoint on, so
+	 * the next one can be incremental. Costs the guest a fault on the
+	 * first write to each page after each checkpoint. */
+	bool track_dirty;
 };
 
 /* Time (ns) and size of each phase, for tools and the benchmark. */
@@ -58,6 +67,8 @@ struct wasp_ckpt_stats {
 	/* restore: fields this host accepted but did not restore (e.g. the TSC
 	 * on PVM), as a comma-separated list; "" when everything round-tripped */
 	char unrestored[256];
+	uint8_t id[16];        /* save: the new checkpoint's id; restore: the last one's */
+	bool incremental;      /* save: it was incremental */
 };
 
 /* Saves a stopped virtine to a sink. */
@@ -100,6 +111,47 @@ int wasp_ckpt_restore_file(const struct wasp_restore_opts *opts, const char *pat
 			   struct wasp_virtine **out, struct wasp_ckpt_stats *stats);
 int wasp_ckpt_restore_buffer(const struct wasp_restore_opts *opts, const void *buf, size_t len,
 			     struct wasp_virtine **out, struct wasp_ckpt_stats *stats);
+
+/* Restores a chain: a full checkpoint followed by incremental ones, each
+ * naming the one before as its parent (checked: a missing or mismatched
+ * link is an error naming both ids). vCPU and host state come from the
+ * last. Same guarantees as wasp_ckpt_restore(). */
+int wasp_ckpt_restore_chain(const struct wasp_restore_opts *opts,
+			    const struct wasp_source *const *srcs, size_t n,
+			    struct wasp_virtine **out, struct wasp_ckpt_stats *stats);
+int wasp_ckpt_restore_files(const struct wasp_restore_opts *opts, const char *const *paths,
+			    size_t n, struct wasp_virtine **out, struct wasp_ckpt_stats *stats);
+
+/* Writes one full checkpoint equal to the chain `paths` (full first) to
+ * `out_path` (atomically), without running the guest. */
+int wasp_ckpt_merge_files(const char *const *paths, size_t n, const char *out_path,
+			  const struct wasp_save_opts *opts, struct wasp_ckpt_stats *stats);
+
+/* ---- Live checkpoints (the stream of a live migration) -----------------
+ * A full checkpoint written while the guest runs: all memory first, then
+ * rounds of the pages dirtied meanwhile (a page may come several times;
+ * readers apply chunks in stream order, so the last copy wins), and, with
+ * the guest stopped, the last dirty pages, host and vCPU state and the end
+ * record. The result restores like any checkpoint. */
+struct wasp_live;
+
+/* Starts tracking dirty pages and writes the header and all of memory.
+ * The virtine may run meanwhile (on another thread). */
+int wasp_live_begin(struct wasp_virtine *v, const struct wasp_save_opts *opts,
+		    const struct wasp_sink *sink, struct wasp_live **out);
+/* Pages dirtied since the last round (or begin), without sending them. */
+int wasp_live_dirty_pages(struct wasp_live *l, uint64_t *pages);
+/* Sends the pages dirtied since the last round; *pages gets their count
+ * and *bytes the stream bytes it took. The guest may run. */
+int wasp_live_round(struct wasp_live *l, uint64_t *pages, uint64_t *bytes);
+/* The guest must be stopped (its run returned): sends the last dirty
+ * pages, host and vCPU state and the end record. Dirty tracking stays on
+ * until wasp_live_free() so a failed migration can simply resume. */
+int wasp_live_finish(struct wasp_live *l, struct wasp_ckpt_stats *stats);
+/* Stream bytes written so far. */
+uint64_t wasp_live_bytes(const struct wasp_live *l);
+/* Stops tracking (unless it was on before begin) and frees. Accepts NULL. */
+void wasp_live_free(struct wasp_live *l);
 
 /* Decodes a checkpoint without restoring it and prints a description to
  * `out`: text, or one JSON object when json is set. Returns 0 when the

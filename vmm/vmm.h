@@ -226,6 +226,23 @@ void wasp_virtine_set_snapshot_marks(struct wasp_virtine *v, uint64_t marks);
 uint64_t wasp_virtine_console_bytes(const struct wasp_virtine *v);
 void wasp_virtine_set_console_bytes(struct wasp_virtine *v, uint64_t n);
 
+/* ---- Dirty page tracking (incremental checkpoints, live migration) ----
+ * Bitmaps have one bit per 4 KiB page: bit p%64 of word p/64. */
+
+/* Starts KVM's dirty log on guest memory; pages the host writes for the
+ * guest (hypercall handlers) are counted too. Idempotent. */
+int wasp_virtine_dirty_start(struct wasp_virtine *v);
+/* Stops it. */
+int wasp_virtine_dirty_stop(struct wasp_virtine *v);
+bool wasp_virtine_dirty_active(const struct wasp_virtine *v);
+/* ORs into `bitmap` the pages written since the previous fetch (or the
+ * start) and starts counting afresh. May be called from another thread
+ * while the vCPU runs: a page written during the fetch is reported now or
+ * next time, never lost. */
+int wasp_virtine_dirty_fetch(struct wasp_virtine *v, uint64_t *bitmap);
+/* Puts pages back as dirty (after a fetch whose use failed). */
+void wasp_virtine_dirty_return(struct wasp_virtine *v, const uint64_t *bitmap);
+
 /* The MSRs KVM reports as saveable (KVM_GET_MSR_INDEX_LIST), read once. */
 int wasp_host_msr_list(const uint32_t **indices, uint32_t *count);
 

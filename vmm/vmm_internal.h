@@ -73,7 +73,12 @@ struct wasp_virtine {
 	uint8_t *mem;
 	size_t mem_size;
 	struct kvm_run *run;
-	uint64_t *host_dirty; /* one bit per page the host wrote */
+	uint64_t *host_dirty; /* one bit per page the host wrote (atomic OR) */
+	/* KVM's dirty log, on while dirty_active; manual_protect: re-arm with
+	 * KVM_CLEAR_DIRTY_LOG after each fetch instead of at GET time */
+	bool dirty_active, manual_protect;
+	uint64_t *kvm_dirty; /* scratch for KVM_GET_DIRTY_LOG */
+	pthread_mutex_t dirty_lock;
 
 	/* set by load: whether arguments are 64-bit (long mode) is read from
 	 * EFER on each hypercall, since a boot stub changes mode on its own */

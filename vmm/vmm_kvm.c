@@ -151,6 +151,7 @@ int wasp_virtine_create(const struct wasp_config *cfg, struct wasp_virtine **out
 	v->mem = MAP_FAILED;
 	v->run = MAP_FAILED;
 	pthread_mutex_init(&v->kick_lock, NULL);
+	pthread_mutex_init(&v->dirty_lock, NULL);
 	wasp_hc_init(v);
 
 	v->mem_size = v->cfg.mem_size;
@@ -252,7 +253,9 @@ void wasp_virtine_destroy(struct wasp_virtine *v)
 	if (v->mem_fd >= 0)
 		close(v->mem_fd);
 	free(v->host_dirty);
+	free(v->kvm_dirty);
 	pthread_mutex_destroy(&v->kick_lock);
+	pthread_mutex_destroy(&v->dirty_lock);
 	free(v);
 }
 
@@ -270,8 +273,110 @@ void wasp_mark_dirty(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len)
 {
 	if (!len)
 		return;
+	/* Atomic: a migration thread may be fetching the bitmap meanwhile. */
 	for (uint64_t p = gpa / WASP_PAGE_SIZE; p <= (gpa + len - 1) / WASP_PAGE_SIZE; p++)
-		v->host_dirty[p / 64] |= 1ull << (p % 64);
+		__atomic_fetch_or(&v->host_dirty[p / 64], 1ull << (p % 64), __ATOMIC_RELAXED);
+}
+
+static size_t bitmap_words(const struct wasp_virtine *v)
+{
+	return (v->mem_size / WASP_PAGE_SIZE + 63) / 64;
+}
+
+/* Re-registers the memory slot with or without KVM's dirty log. */
+static int set_slot_flags(struct wasp_virtine *v, uint32_t flags)
+{
+	struct kvm_userspace_memory_region region = {
+		.slot = 0,
+		.flags = flags,
+		.guest_phys_addr = 0,
+		.memory_size = v->mem_size,
+		.userspace_addr = (uint64_t)(uintptr_t)v->mem,
+	};
+	return kvm_ioctl(v->vm_fd, KVM_SET_USER_MEMORY_REGION, &region);
+}
+
+int wasp_virtine_dirty_start(struct wasp_virtine *v)
+{
+	int r = 0;
+	pthread_mutex_lock(&v->dirty_lock);
+	if (v->dirty_active)
+		goto out;
+	if (!v->kvm_dirty && !(v->kvm_dirty = calloc(bitmap_words(v), sizeof(uint64_t)))) {
+		r = wasp_fail(-ENOMEM, "out of memory for the dirty log");
+		goto out;
+	}
+	/* Manual protection re-arms only the pages we cleared, after we have
+	 * read them: cheaper, and no write can slip between get and clear. */
+	if (!v->manual_protect &&
+	    ioctl(kvm_global.fd, KVM_CHECK_EXTENSION, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) > 0) {
+		struct kvm_enable_cap cap = {
+			.cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
+			.args = {KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE},
+		};
+		v->manual_protect = ioctl(v->vm_fd, KVM_ENABLE_CAP, &cap) == 0;
+	}
+	if ((r = set_slot_flags(v, KVM_MEM_LOG_DIRTY_PAGES)) < 0)
+		goto out;
+	/* Pages the host wrote before now belong to the past checkpoint. */
+	memset(v->host_dirty, 0, bitmap_words(v) * sizeof(uint64_t));
+	v->dirty_active = true;
+out:
+	pthread_mutex_unlock(&v->dirty_lock);
+	return r;
+}
+
+int wasp_virtine_dirty_stop(struct wasp_virtine *v)
+{
+	int r = 0;
+	pthread_mutex_lock(&v->dirty_lock);
+	if (v->dirty_active && (r = set_slot_flags(v, 0)) == 0)
+		v->dirty_active = false;
+	pthread_mutex_unlock(&v->dirty_lock);
+	return r;
+}
+
+bool wasp_virtine_dirty_active(const struct wasp_virtine *v)
+{
+	return v->dirty_active;
+}
+
+int wasp_virtine_dirty_fetch(struct wasp_virtine *v, uint64_t *bitmap)
+{
+	size_t words = bitmap_words(v);
+	int r = 0;
+	pthread_mutex_lock(&v->dirty_lock);
+	if (!v->dirty_active) {
+		r = wasp_fail(-EINVAL, "dirty page tracking is not on");
+		goto out;
+	}
+	struct kvm_dirty_log log = {.slot = 0, .dirty_bitmap = v->kvm_dirty};
+	memset(v->kvm_dirty, 0, words * sizeof(uint64_t));
+	if ((r = kvm_ioctl(v->vm_fd, KVM_GET_DIRTY_LOG, &log)) < 0)
+		goto out;
+	if (v->manual_protect) {
+		/* num_pages must be a multiple of 64 or reach the slot's end. */
+		struct kvm_clear_dirty_log clear = {
+			.slot = 0,
+			.first_page = 0,
+			.num_pages = (uint32_t)(v->mem_size / WASP_PAGE_SIZE),
+			.dirty_bitmap = v->kvm_dirty,
+		};
+		if ((r = kvm_ioctl(v->vm_fd, KVM_CLEAR_DIRTY_LOG, &clear)) < 0)
+			goto out;
+	}
+	for (size_t i = 0; i < words; i++)
+		bitmap[i] |= v->kvm_dirty[i] | __atomic_exchange_n(&v->host_dirty[i], 0, __ATOMIC_RELAXED);
+out:
+	pthread_mutex_unlock(&v->dirty_lock);
+	return r;
+}
+
+void wasp_virtine_dirty_return(struct wasp_virtine *v, const uint64_t *bitmap)
+{
+	for (size_t i = 0; i < bitmap_words(v); i++)
+		if (bitmap[i])
+			__atomic_fetch_or(&v->host_dirty[i], bitmap[i], __ATOMIC_RELAXED);
 }
 
 void *wasp_virtine_gpa_w(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len)
@@ -375,7 +480,7 @@ static int zero_if_used(struct wasp_virtine *v)
 	if (fallocate(v->mem_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
 		      (off_t)v->mem_size) < 0)
 		return wasp_fail(-errno, "clearing guest memory: %s", strerror(errno));
-	memset(v->host_dirty, 0, (v->mem_size / WASP_PAGE_SIZE + 63) / 64 * sizeof(uint64_t));
+	memset(v->host_dirty, 0, bitmap_words(v) * sizeof(uint64_t));
 	v->used = false;
 	return 0;
 }
