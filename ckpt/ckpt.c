@@ -151,7 +151,7 @@ static size_t bitmap_words(struct wasp_virtine *v)
 	return (wasp_virtine_mem_size(v) / 4096 + 63) / 64;
 }
 
-static int write_header(struct wasp_stream_writer *w, struct wasp_virtine *v, bool incremental,
+int wasp_ckpt_write_header(struct wasp_stream_writer *w, struct wasp_virtine *v, bool incremental,
 			const uint8_t *parent_id, uint8_t id[16])
 {
 	Wasp__Header hdr;
@@ -189,7 +189,7 @@ static int write_header(struct wasp_stream_writer *w, struct wasp_virtine *v, bo
 
 /* Host and vCPU records and the end: what every stream closes with. The
  * guest must be stopped. */
-static int write_state(struct wasp_stream_writer *w, struct wasp_virtine *v,
+int wasp_ckpt_write_state(struct wasp_stream_writer *w, struct wasp_virtine *v,
 		       struct wasp_ckpt_stats *stats)
 {
 	struct wasp_vcpu_state vs;
@@ -265,7 +265,7 @@ int wasp_ckpt_save(struct wasp_virtine *v, const struct wasp_save_opts *opts,
 	}
 
 	if ((r = wasp_stream_writer_open(&timed, &w)) < 0 ||
-	    (r = write_header(w, v, opts->incremental, opts->parent_id, stats->id)) < 0)
+	    (r = wasp_ckpt_write_header(w, v, opts->incremental, opts->parent_id, stats->id)) < 0)
 		goto out;
 
 	const uint8_t *mem = wasp_virtine_gpa(v, 0, wasp_virtine_mem_size(v));
@@ -279,7 +279,7 @@ int wasp_ckpt_save(struct wasp_virtine *v, const struct wasp_save_opts *opts,
 			r = wasp_stream_write_memory(w, mem, wasp_virtine_mem_size(v), pages, false,
 						     opts, stats);
 	}
-	if (r < 0 || (r = write_state(w, v, stats)) < 0)
+	if (r < 0 || (r = wasp_ckpt_write_state(w, v, stats)) < 0)
 		goto out;
 	if (opts->track_dirty && (r = wasp_virtine_dirty_start(v)) < 0)
 		goto out;

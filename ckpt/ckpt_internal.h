@@ -39,6 +39,13 @@ struct wasp_vcpu_state {
 	enum wasp_mode mode;
 };
 
+/* ckpt.c: the header, and the host+vCPU+end that close every stream (the
+ * guest stopped) */
+int wasp_ckpt_write_header(struct wasp_stream_writer *w, struct wasp_virtine *v,
+			   bool incremental, const uint8_t *parent_id, uint8_t id[16]);
+int wasp_ckpt_write_state(struct wasp_stream_writer *w, struct wasp_virtine *v,
+			  struct wasp_ckpt_stats *stats);
+
 /* ckpt_vcpu.c */
 int wasp_vcpu_capture(struct wasp_virtine *v, struct wasp_vcpu_state *s);
 /* Applies s; fills `unrestored` with what the host accepted but did not

@@ -198,7 +198,7 @@ static void t_protected_mode(void)
 
 static void t_long_mode(void)
 {
-	compare_interrupted(guest_dir, "fib64.bin", "36", 20000);
+	compare_interrupted(guest_dir, "fib64.bin", "40", 20000);
 }
 
 static void simd(bool avx)
@@ -364,10 +364,174 @@ static void t_callbacks_and_files(void)
 	rmdir(dir);
 }
 
+/* scribble.asm writes all over its memory (and has the host write some). */
+static struct wasp_virtine *scribbler(uint64_t iterations)
+{
+	struct wasp_virtine *v = make(asm_dir, "scribble.bin", 4 << 20, -1);
+	uint64_t cfg[2] = {iterations, 0x20000};
+	memcpy(wasp_virtine_gpa(v, 0x9000, 16), cfg, 16);
+	MUST(wasp_virtine_allow(v, "get_arg"));
+	MUST(wasp_virtine_set_arg(v, "host-written bytes, from get_arg", 33));
+	return v;
+}
+
+static void same_state(struct wasp_virtine *a, struct wasp_virtine *b, const char *what)
+{
+	struct wasp_regs ra, rb;
+	MUST(wasp_virtine_get_regs(a, &ra));
+	MUST(wasp_virtine_get_regs(b, &rb));
+	size_t m = wasp_virtine_mem_size(a);
+	CHECK(!memcmp(&ra, &rb, sizeof ra), "%s: registers differ", what);
+	CHECK(m == wasp_virtine_mem_size(b) &&
+		      !memcmp(wasp_virtine_gpa(a, 0, m), wasp_virtine_gpa(b, 0, m), m),
+	      "%s: memory differs", what);
+}
+
+/* A full checkpoint and nine incremental ones restore, as a chain, to the
+ * state one full checkpoint at the last moment gives; merged, too. */
+static void t_incremental_chain(void)
+{
+	const uint64_t iters = 3000000;
+	struct wasp_virtine *ref = scribbler(iters);
+	struct wasp_exit plain = run_to_end(ref);
+	wasp_virtine_destroy(ref);
+	CHECK(plain.reason == WASP_EXIT_EXITED, "reference run");
+
+	struct wasp_virtine *v = scribbler(iters), *c;
+	struct wasp_save_opts so = {.track_dirty = true};
+	uint8_t parent[16];
+	char dir[] = "/tmp/wasp-chain-XXXXXX", paths[10][600];
+	const char *ptrs[10];
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	CHECK(wasp_ckpt_save_buffer(v, &(struct wasp_save_opts){.incremental = true, .parent_id = parent},
+				    &(void *){0}, &(size_t){0}, NULL) == -ENOENT, "no parent yet");
+
+	struct wasp_ckpt_stats st;
+	for (int i = 0; i < 10; i++) {
+		struct wasp_exit e = run_for(v, 4000);
+		CHECK(e.reason == WASP_EXIT_PAUSED, "link %d: the guest ended early", i);
+		snprintf(paths[i], sizeof paths[i], "%s/c%d.wckpt", dir, i);
+		ptrs[i] = paths[i];
+		so.incremental = i > 0;
+		so.parent_id = parent;
+		MUST(wasp_ckpt_save_file(v, &so, paths[i], &st));
+		CHECK(st.incremental == (i > 0), "kind of link %d", i);
+		memcpy(parent, st.id, 16);
+	}
+	/* Nothing ran since the last link: an increment now carries nothing. */
+	void *buf;
+	size_t len;
+	so.incremental = true;
+	MUST(wasp_ckpt_save_buffer(v, &so, &buf, &len, &st));
+	CHECK(st.pages == 0 && st.zero_pages == 0, "an empty increment carries %llu pages, %llu zero",
+	      (unsigned long long)st.pages, (unsigned long long)st.zero_pages);
+	free(buf);
+
+	uint8_t last[16];
+	memcpy(last, parent, 16);
+	MUST(wasp_ckpt_restore_files(NULL, ptrs, 10, &c, &st));
+	CHECK(!memcmp(st.id, last, 16), "the restore names the last link");
+	same_state(v, c, "chain");
+	char merged[640];
+	snprintf(merged, sizeof merged, "%s/merged.wckpt", dir);
+	MUST(wasp_ckpt_merge_files(ptrs, 10, merged, NULL, NULL));
+	struct wasp_virtine *m;
+	MUST(wasp_ckpt_restore_file(NULL, merged, &m, NULL));
+	same_state(v, m, "merged");
+
+	struct wasp_exit ec = run_to_end(c), em = run_to_end(m), ev = run_to_end(v);
+	CHECK(ec.reason == WASP_EXIT_EXITED && ec.code == plain.code, "chain copy ends %lld, want %lld",
+	      (long long)ec.code, (long long)plain.code);
+	CHECK(em.code == plain.code && ev.code == plain.code, "merged %lld, original %lld",
+	      (long long)em.code, (long long)ev.code);
+	wasp_virtine_destroy(c);
+	wasp_virtine_destroy(m);
+	wasp_virtine_destroy(v);
+
+	/* Broken chains: a link missing, links swapped, an increment alone. */
+	const char *gap[] = {paths[0], paths[1], paths[3]};
+	CHECK(wasp_ckpt_restore_files(NULL, gap, 3, &c, NULL) == -EINVAL && !c, "missing link");
+	CHECK(strstr(wasp_last_error(), "checkpoint 3 of 3") != NULL, "names the link: %s",
+	      wasp_last_error());
+	const char *swapped[] = {paths[0], paths[2], paths[1]};
+	CHECK(wasp_ckpt_restore_files(NULL, swapped, 3, &c, NULL) < 0 && !c, "swapped links");
+	CHECK(wasp_ckpt_restore_files(NULL, &ptrs[4], 1, &c, NULL) == -ENOENT && !c, "increment alone");
+	CHECK(strstr(wasp_last_error(), "incremental") != NULL, "says why: %s", wasp_last_error());
+	const char *two_full[] = {paths[0], merged};
+	CHECK(wasp_ckpt_restore_files(NULL, two_full, 2, &c, NULL) < 0 && !c, "two full ones");
+
+	char cmd[700];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	CHECK(system(cmd) == 0, "cleanup");
+}
+
+struct runner_thread {
+	struct wasp_virtine *v;
+	struct wasp_exit e;
+};
+
+static void *run_thread(void *arg)
+{
+	struct runner_thread *t = arg;
+	if (wasp_virtine_run(t->v, 60ull * 1000000000, &t->e) < 0)
+		t->e.reason = -1;
+	return NULL;
+}
+
+/* A live stream taken while the guest runs restores to the state the
+ * guest stopped in; a failed live stream leaves incremental tracking whole. */
+static void t_live(void)
+{
+	const uint64_t iters = 6000000;
+	struct wasp_virtine *ref = scribbler(iters);
+	struct wasp_exit plain = run_to_end(ref);
+	wasp_virtine_destroy(ref);
+
+	struct wasp_virtine *v = scribbler(iters), *c;
+	struct runner_thread t = {.v = v};
+	pthread_t th;
+	pthread_create(&th, NULL, run_thread, &t);
+	usleep(3000);
+
+	static struct pieces p;
+	p.len = p.pos = p.writes = 0;
+	struct wasp_sink sink = {.write = pieces_write, .ctx = &p};
+	struct wasp_live *l;
+	MUST(wasp_live_begin(v, NULL, &sink, &l));
+	uint64_t pages, bytes, rounds_with_pages = 0;
+	for (int i = 0; i < 3; i++) {
+		usleep(2000);
+		MUST(wasp_live_round(l, &pages, &bytes));
+		rounds_with_pages += pages > 0;
+	}
+	wasp_virtine_pause(v);
+	pthread_join(th, NULL);
+	CHECK(t.e.reason == WASP_EXIT_PAUSED, "the guest ended before the stop (%d)", t.e.reason);
+	CHECK(rounds_with_pages > 0, "no round found dirty pages while the guest ran");
+	struct wasp_ckpt_stats st;
+	MUST(wasp_live_finish(l, &st));
+	CHECK(wasp_live_bytes(l) == p.len, "bytes %llu vs %zu", (unsigned long long)wasp_live_bytes(l),
+	      p.len);
+	wasp_live_free(l);
+	CHECK(!wasp_virtine_dirty_active(v), "tracking ends with the live stream");
+
+	struct wasp_source src = {.read = pieces_read, .ctx = &p};
+	MUST(wasp_ckpt_restore(NULL, &src, &c, NULL));
+	same_state(v, c, "live copy");
+	struct wasp_exit ec = run_to_end(c), ev = run_to_end(v);
+	CHECK(ec.reason == WASP_EXIT_EXITED && ec.code == plain.code && ev.code == plain.code,
+	      "live copy ends %lld, original %lld, want %lld", (long long)ec.code, (long long)ev.code,
+	      (long long)plain.code);
+	wasp_virtine_destroy(c);
+	wasp_virtine_destroy(v);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
 } cases[] = {
+	{"incremental_chain", t_incremental_chain},
+	{"live", t_live},
 	{"callbacks_and_files", t_callbacks_and_files},
 	{"chain", t_chain},
 	{"real_mode", t_real_mode},
