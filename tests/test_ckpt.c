@@ -16,20 +16,10 @@
 #include <unistd.h>
 
 #include "ckpt.h"
+#include "harness.h"
 #include "vmm.h"
 
 static const char *asm_dir, *guest_dir;
-static int failures;
-
-#define CHECK(cond, ...)                                                                  \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__);                                     \
-			fprintf(stderr, " (last error: %s)\n", wasp_last_error());          \
-			failures++;                                                       \
-		}                                                                         \
-	} while (0)
 
 #define MUST(expr)                                                                        \
 	do {                                                                              \
@@ -526,10 +516,7 @@ static void t_live(void)
 	wasp_virtine_destroy(v);
 }
 
-static const struct {
-	const char *name;
-	void (*fn)(void);
-} cases[] = {
+static const struct test_case cases[] = {
 	{"incremental_chain", t_incremental_chain},
 	{"live", t_live},
 	{"callbacks_and_files", t_callbacks_and_files},
@@ -545,28 +532,6 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-	if (argc == 2 && !strcmp(argv[1], "--list")) {
-		for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-			puts(cases[i].name);
-		return 0;
-	}
-	if (argc != 4) {
-		fprintf(stderr, "usage: test_ckpt ASMDIR GUESTDIR CASE | --list\n");
-		return 2;
-	}
-	if (access("/dev/kvm", R_OK | W_OK) != 0) {
-		printf("SKIP: /dev/kvm is not available (%s)\n", strerror(errno));
-		return 77;
-	}
-	asm_dir = argv[1];
-	guest_dir = argv[2];
-	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-		if (strcmp(argv[3], cases[i].name))
-			continue;
-		cases[i].fn();
-		printf("%s: %s\n", cases[i].name, failures ? "FAIL" : "ok");
-		return failures ? 1 : 0;
-	}
-	fprintf(stderr, "test_ckpt: no case '%s'\n", argv[3]);
-	return 2;
+	const char **vars[] = {&asm_dir, &guest_dir};
+	return test_main(argc, argv, cases, sizeof cases / sizeof *cases, vars, 2, "ASMDIR GUESTDIR ", true);
 }

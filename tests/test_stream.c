@@ -18,21 +18,11 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "harness.h"
 #include "ckpt_stream.h"
 
 #define PAGE 4096u
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);   \
-			fprintf(stderr, __VA_ARGS__);                                              \
-			fprintf(stderr, " (last error: %s)\n", wasp_last_error());                 \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -1909,10 +1899,7 @@ static void t_bench(void)
 	free(back);
 }
 
-static const struct {
-	const char *name;
-	void (*fn)(void);
-} cases[] = {
+static const struct test_case cases[] = {
     {"crc", t_crc},
     {"roundtrip", t_roundtrip},
     {"memory", t_memory},
@@ -1939,22 +1926,5 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-	if (argc == 2 && !strcmp(argv[1], "--list")) {
-		for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-			puts(cases[i].name);
-		return 0;
-	}
-	if (argc != 2) {
-		fprintf(stderr, "usage: test_stream CASE | --list\n");
-		return 2;
-	}
-	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-		if (strcmp(argv[1], cases[i].name))
-			continue;
-		cases[i].fn();
-		printf("%s: %s\n", cases[i].name, failures ? "FAIL" : "ok");
-		return failures ? 1 : 0;
-	}
-	fprintf(stderr, "test_stream: no case '%s'\n", argv[1]);
-	return 2;
+	return test_main(argc, argv, cases, sizeof cases / sizeof *cases, NULL, 0, "", false);
 }

@@ -16,20 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "vmm.h"
 
 static const char *asm_dir;
-static int failures;
-
-#define CHECK(cond, ...)                                                                  \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__);                                     \
-			fprintf(stderr, " (last error: %s)\n", wasp_last_error());          \
-			failures++;                                                       \
-		}                                                                         \
-	} while (0)
 
 /* A virtine with `image` (a file in asm_dir) loaded in its own mode. */
 static struct wasp_virtine *make(const char *image, size_t mem, const char *sandbox)
@@ -576,10 +566,7 @@ static void t_sandbox(void)
 	CHECK(system(p) == 0, "cleanup");
 }
 
-static const struct {
-	const char *name;
-	void (*fn)(void);
-} cases[] = {
+static const struct test_case cases[] = {
 	{"exit3", t_exit3},
 	{"exit_code", t_exit_code},
 	{"allow_deny", t_allow_deny},
@@ -599,27 +586,6 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-	if (argc == 2 && !strcmp(argv[1], "--list")) {
-		for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-			puts(cases[i].name);
-		return 0;
-	}
-	if (argc != 3) {
-		fprintf(stderr, "usage: test_vmm ASMDIR CASE | --list\n");
-		return 2;
-	}
-	if (access("/dev/kvm", R_OK | W_OK) != 0) {
-		printf("SKIP: /dev/kvm is not available (%s)\n", strerror(errno));
-		return 77;
-	}
-	asm_dir = argv[1];
-	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-		if (strcmp(argv[2], cases[i].name))
-			continue;
-		cases[i].fn();
-		printf("%s: %s\n", cases[i].name, failures ? "FAIL" : "ok");
-		return failures ? 1 : 0;
-	}
-	fprintf(stderr, "test_vmm: no case '%s'\n", argv[2]);
-	return 2;
+	const char **vars[] = {&asm_dir};
+	return test_main(argc, argv, cases, sizeof cases / sizeof *cases, vars, 1, "ASMDIR ", true);
 }

@@ -1,0 +1,69 @@
+/*
+ * harness.h: the little the C test programs share. Each program holds
+ * many cases and runs one per invocation (`PROG [ARG...] CASE`), so ctest
+ * counts and reports each case on its own. Exit 0 pass, 1 fail, 2 usage,
+ * 77 skip (no /dev/kvm).
+ */
+#ifndef WASP_TEST_HARNESS_H
+#define WASP_TEST_HARNESS_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vmm.h"
+
+static int failures;
+
+/* A failed check is reported with the library's last error and counted;
+ * the case goes on, so one run shows every failure. */
+#define CHECK(cond, ...)                                                                  \
+	do {                                                                              \
+		if (!(cond)) {                                                            \
+			fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
+			fprintf(stderr, __VA_ARGS__);                                     \
+			fprintf(stderr, " (last error: %s)\n", wasp_last_error());          \
+			failures++;                                                       \
+		}                                                                         \
+	} while (0)
+
+struct test_case {
+	const char *name;
+	void (*fn)(void);
+};
+
+/* Runs the case named by the last argument, after `nargs` fixed arguments
+ * stored into *vars[0..nargs-1] first. `--list` prints the cases. */
+static inline int test_main(int argc, char **argv, const struct test_case *cases, size_t n,
+			    const char **vars[], int nargs, const char *arg_usage, bool needs_kvm)
+{
+	const char *prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	if (argc == 2 && !strcmp(argv[1], "--list")) {
+		for (size_t i = 0; i < n; i++)
+			puts(cases[i].name);
+		return 0;
+	}
+	if (argc != nargs + 2) {
+		fprintf(stderr, "usage: %s %sCASE | --list\n", prog, arg_usage);
+		return 2;
+	}
+	if (needs_kvm && access("/dev/kvm", R_OK | W_OK) != 0) {
+		printf("SKIP: /dev/kvm is not available (%s)\n", strerror(errno));
+		return 77;
+	}
+	for (int i = 0; i < nargs; i++)
+		*vars[i] = argv[1 + i];
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(argv[argc - 1], cases[i].name))
+			continue;
+		cases[i].fn();
+		printf("%s: %s\n", cases[i].name, failures ? "FAIL" : "ok");
+		return failures ? 1 : 0;
+	}
+	fprintf(stderr, "%s: no case '%s'\n", prog, argv[argc - 1]);
+	return 2;
+}
+
+#endif
