@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -151,8 +152,22 @@ static size_t bitmap_words(struct wasp_virtine *v)
 	return (wasp_virtine_mem_size(v) / 4096 + 63) / 64;
 }
 
+static int write_header_full(struct wasp_stream_writer *w, size_t mem_size, bool incremental,
+			     const uint8_t *parent_id, uint8_t id[16]);
+
 int wasp_ckpt_write_header(struct wasp_stream_writer *w, struct wasp_virtine *v, bool incremental,
-			const uint8_t *parent_id, uint8_t id[16])
+			   const uint8_t *parent_id, uint8_t id[16])
+{
+	return write_header_full(w, wasp_virtine_mem_size(v), incremental, parent_id, id);
+}
+
+static int write_header_raw(struct wasp_stream_writer *w, size_t mem_size, uint8_t id[16])
+{
+	return write_header_full(w, mem_size, false, NULL, id);
+}
+
+static int write_header_full(struct wasp_stream_writer *w, size_t mem_size, bool incremental,
+			     const uint8_t *parent_id, uint8_t id[16])
 {
 	Wasp__Header hdr;
 	wasp__header__init(&hdr);
@@ -172,7 +187,7 @@ int wasp_ckpt_write_header(struct wasp_stream_writer *w, struct wasp_virtine *v,
 		hdr.parent_id.data = (uint8_t *)parent_id;
 		hdr.parent_id.len = 16;
 	}
-	hdr.mem_size = wasp_virtine_mem_size(v);
+	hdr.mem_size = mem_size;
 	hdr.cpu_vendor = vendor;
 	hdr.has_created_unix_ns = true;
 	hdr.created_unix_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
@@ -378,8 +393,10 @@ static void keep(Wasp__Record **slot, Wasp__Record *rec)
 	*slot = rec;
 }
 
-/* Reads stream number `index` of a chain into the restore. */
-static int read_stream(struct restore *rs, const struct wasp_source *src, size_t index)
+/* Reads stream number `index` of a chain into the restore: into a new
+ * virtine, or, with merge_fd set (merging), into a bare memfd mapping. */
+static int read_stream(struct restore *rs, const struct wasp_source *src, size_t index,
+		       int *merge_fd, uint8_t **merge_mem)
 {
 	struct wasp_stream_reader *rd = NULL;
 	Wasp__Record *rec = NULL;
@@ -425,7 +442,21 @@ static int read_stream(struct restore *rs, const struct wasp_source *src, size_t
 		}
 	}
 	memcpy(rs->id, h->id.data, 16);
-	if (index == 0) {
+	if (index == 0 && merge_fd) {
+		rs->mem_size = h->mem_size;
+		*merge_fd = memfd_create("wasp-merge", MFD_CLOEXEC);
+		if (*merge_fd < 0 || ftruncate(*merge_fd, (off_t)rs->mem_size) < 0) {
+			r = wasp_fail(-errno, "memfd for merging: %s", strerror(errno));
+			goto out;
+		}
+		*merge_mem = mmap(NULL, rs->mem_size, PROT_READ | PROT_WRITE, MAP_SHARED, *merge_fd, 0);
+		if (*merge_mem == MAP_FAILED) {
+			r = wasp_fail(-errno, "mmap for merging: %s", strerror(errno));
+			goto out;
+		}
+		if ((r = wasp_memory_applier_new(*merge_mem, rs->mem_size, 0, &rs->ap)) < 0)
+			goto out;
+	} else if (index == 0) {
 		struct wasp_config cfg;
 		if (rs->opts->config)
 			cfg = *rs->opts->config;
@@ -499,7 +530,7 @@ int wasp_ckpt_restore_chain(const struct wasp_restore_opts *opts,
 		return wasp_fail(-EINVAL, "no checkpoint to restore");
 
 	for (size_t i = 0; i < n && r == 0; i++) {
-		r = read_stream(&rs, srcs[i], i);
+		r = read_stream(&rs, srcs[i], i, NULL, NULL);
 		if (r < 0 && n > 1)
 			wasp_fail(r, "checkpoint %zu of %zu: %s", i + 1, n, wasp_last_error());
 	}
@@ -572,17 +603,75 @@ out:
 int wasp_ckpt_merge_files(const char *const *paths, size_t n, const char *out_path,
 			  const struct wasp_save_opts *opts, struct wasp_ckpt_stats *stats)
 {
-	/* Through a virtine that never runs: the chain restored, then saved
-	 * whole. The vCPU goes through KVM and back, like any checkpoint. */
-	struct wasp_virtine *v;
-	int r = wasp_ckpt_restore_files(NULL, paths, n, &v, NULL);
-	if (r < 0)
-		return r;
+	/* At the stream level, no KVM and no files: the chain's memory is
+	 * applied into a memfd (holes stay holes), the last host and vCPU
+	 * records are carried over as they are. */
+	struct wasp_ckpt_stats local;
 	struct wasp_save_opts full = opts ? *opts : (struct wasp_save_opts){0};
+	struct restore rs = {0};
+	struct wasp_atomic_file f = {.fd = -1};
+	struct wasp_stream_writer *w = NULL;
+	uint64_t *pages = NULL;
+	uint8_t *mem = MAP_FAILED;
+	int fds[64], memfd = -1, r = 0;
+	size_t opened = 0;
+
+	if (!stats)
+		stats = &local;
+	memset(stats, 0, sizeof *stats);
 	full.incremental = false;
-	full.track_dirty = false;
-	r = wasp_ckpt_save_file(v, &full, out_path, stats);
-	wasp_virtine_destroy(v);
+	if (n == 0 || n > 64)
+		return wasp_fail(-EINVAL, "a chain of %zu checkpoints to merge (1..64)", n);
+	rs.stats = stats;
+	for (; opened < n && r == 0; opened++) {
+		fds[opened] = open(paths[opened], O_RDONLY | O_CLOEXEC);
+		if (fds[opened] < 0) {
+			r = wasp_fail(-errno, "%s: %s", paths[opened], strerror(errno));
+			break;
+		}
+		struct wasp_source src = wasp_source_fd(&fds[opened]);
+		r = read_stream(&rs, &src, opened, &memfd, &mem);
+		if (r < 0)
+			wasp_fail(r, "%s: %s", paths[opened], wasp_last_error());
+	}
+	if (r < 0 || (r = wasp_memory_applier_finish(rs.ap, stats)) < 0)
+		goto out;
+	if (!rs.host || !rs.vcpu) {
+		r = wasp_fail(-EINVAL, "the chain lacks its %s record", rs.host ? "vCPU" : "host");
+		goto out;
+	}
+
+	if ((r = wasp_atomic_open(out_path, &f)) < 0)
+		goto out;
+	struct wasp_sink sink = wasp_sink_fd(&f.fd);
+	uint8_t parent[16];
+	memcpy(parent, rs.id, 16);
+	if ((r = wasp_stream_writer_open(&sink, &w)) < 0 ||
+	    (r = write_header_raw(w, rs.mem_size, stats->id)) < 0 ||
+	    (r = wasp_memfd_data_pages(memfd, rs.mem_size, &pages)) < 0)
+		goto out;
+	memset(&local, 0, sizeof local);
+	if ((r = wasp_stream_write_memory(w, mem, rs.mem_size, pages, false, &full, &local)) < 0 ||
+	    (r = wasp_stream_write_record(w, rs.host)) < 0 ||
+	    (r = wasp_stream_write_record(w, rs.vcpu)) < 0 || (r = wasp_stream_writer_finish(w)) < 0)
+		goto out;
+	stats->bytes = wasp_stream_writer_bytes(w);
+	r = wasp_atomic_commit(&f);
+out:
+	if (r < 0)
+		wasp_atomic_abort(&f);
+	wasp_stream_writer_free(w);
+	free(pages);
+	keep(&rs.host, NULL);
+	keep(&rs.vcpu, NULL);
+	wasp_memory_applier_free(rs.ap);
+	if (mem != MAP_FAILED)
+		munmap(mem, rs.mem_size);
+	if (memfd >= 0)
+		close(memfd);
+	while (opened > 0)
+		if (fds[--opened] >= 0)
+			close(fds[opened]);
 	return r;
 }
 

@@ -27,10 +27,18 @@
  * SIGPIPE is blocked on the vCPU thread while a checkpoint is written, so a
  * reader that goes away fails the checkpoint (EPIPE) instead of killing
  * the process.
+ *
+ * Live migration (docs/migration.md) has three parts here: transports (a
+ * small sink interface: HTTP(S) via libcurl, a file, a file descriptor),
+ * the pre-copy engine that streams a running virtine into one, and the
+ * receiver (an HTTP server via libmicrohttpd) that restores and starts
+ * what arrives. The runner ties them to its control socket: the `migrate`
+ * request of docs/triggers.md.
  */
 #ifndef WASP_MIGRATE_H
 #define WASP_MIGRATE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -83,8 +91,13 @@ struct wasp_runner_opts {
 	bool handle_sigusr1;
 	/* Wall-clock limit of the whole run, checkpoints included; 0: none. */
 	uint64_t timeout_ns;
-	/* How checkpoints are compressed. */
+	/* How checkpoints are compressed. The runner sets track_dirty on every
+	 * checkpoint it takes (so the next may be incremental) and fills in
+	 * incremental/parent_id itself. */
 	struct wasp_save_opts save;
+	/* The virtine's sandbox directory, what `migrate with_files=1` sends
+	 * along (docs/migration.md). NULL: such migrations are refused. */
+	const char *sandbox_dir;
 	/* One line per checkpoint, taken or failed, e.g.
 	 * "wasp-run: checkpoint 1 (SIGUSR1) to ck.wckpt: 1234 bytes in 5.2 ms".
 	 * NULL: quiet. */
@@ -104,6 +117,17 @@ struct wasp_runner_result {
 	char stopped_to[256];
 	/* Checkpoints taken (successfully) during this run. */
 	uint64_t checkpoints;
+	/* With `stopped`: the virtine was migrated and runs at stopped_to (the
+	 * receiver confirmed it). Do not run it here again. */
+	bool migrated;
+	/* With `stopped`: a migration's outcome is unknown (the whole stream
+	 * went out, no answer came and the receiver could not be asked), so
+	 * the virtine was held: saved to held_path (when held_saved) and not
+	 * run again. It may be running at stopped_to; run the checkpoint only
+	 * when it is known not to be. */
+	bool held;
+	bool held_saved;
+	char held_path[256];
 };
 
 /* Sets every field of `o` to its default (everything off, socket on). */
@@ -170,7 +194,10 @@ int wasp_runner_connect(const char *target, uint64_t timeout_ns, int *sock,
 
 struct wasp_checkpoint_request {
 	bool stop;        /* stop the virtine once the checkpoint is written */
-	bool incremental; /* refused for now: only full checkpoints exist */
+	/* Only the pages dirtied since the last checkpoint this runner took
+	 * (its parent). Refused ("no parent checkpoint: take a full one
+	 * first") before the first, and after a migration attempt. */
+	bool incremental;
 	const char *to;   /* what the destination is, for the runner's log; may be NULL */
 };
 
@@ -178,6 +205,8 @@ struct wasp_checkpoint_reply {
 	uint64_t bytes;  /* size of the checkpoint */
 	double ms;       /* time the guest stood still for it */
 	bool stopped;    /* the virtine stopped after it */
+	char id[33];     /* the checkpoint's id in hex ("" from an old runner) */
+	bool incremental;
 };
 
 /* Asks the runner on `sock` for a checkpoint written into `dest_fd` (a file,
@@ -189,6 +218,252 @@ struct wasp_checkpoint_reply {
 int wasp_runner_request_checkpoint(int sock, const struct wasp_checkpoint_request *req,
 				   int dest_fd, uint64_t timeout_ns,
 				   struct wasp_checkpoint_reply *rep);
+
+
+/* ---- Transports: where a migration stream goes ------------------------
+ * One small interface (CRIU's page_xfer): write the stream, then commit,
+ * which says what the destination made of it. Backends: HTTP(S) to a
+ * `wasp-restore --listen` (libcurl, chunked POST, bearer token), a file
+ * (file:///path, written atomically), and a file descriptor (a pipe,
+ * stdout, a socket). docs/migration.md has the protocol. */
+
+struct wasp_xfer;
+
+/* What the destination did with a whole stream. */
+enum wasp_xfer_verdict {
+	/* It has the virtine: a receiver restored it and runs it; a file or fd
+	 * holds the whole stream. The source must not run it again. */
+	WASP_XFER_ACCEPTED = 0,
+	/* It does not, and never will run it (a definite refusal, or the
+	 * stream never went out whole). The source goes on. */
+	WASP_XFER_REFUSED,
+	/* The stream went out whole but no definite answer came back: the
+	 * receiver may be running it. */
+	WASP_XFER_UNKNOWN,
+};
+
+struct wasp_xfer_opts {
+	const char *token;        /* HTTP: `Authorization: Bearer TOKEN`; NULL: none */
+	const char *ca_file;      /* HTTPS: trust this CA bundle (PEM) too; NULL: system's */
+	/* 32 hex digits naming this migration to the receiver; NULL: random. */
+	const char *migration_id;
+	uint64_t connect_timeout_ns; /* 0: 5 s */
+	/* Fail when data waits to be sent but none has moved for this long
+	 * (a silently cut link); 0: 10 s. */
+	uint64_t stall_timeout_ns;
+	/* How long to wait for the receiver's answer once the whole stream is
+	 * sent; 0: 30 s. */
+	uint64_t commit_timeout_ns;
+	/* How long to keep asking a receiver whose answer was lost; 0: 10 s. */
+	uint64_t query_timeout_ns;
+	size_t queue_bytes;       /* HTTP: bounded buffer to the sender thread; 0: 4 MiB */
+	/* HTTP: check first (GET /migrations) that the receiver is there, takes
+	 * the token and is free, so a refusal costs no pre-copy. */
+	bool preflight;
+};
+
+void wasp_xfer_opts_init(struct wasp_xfer_opts *o);
+
+/* Opens a transport for `url`: http://HOST:PORT[/], https://..., or
+ * file:///ABSOLUTE/PATH. HTTP: the preflight, then the stream's POST starts
+ * on a thread of its own (its body is what wasp_xfer_write() gives it).
+ * -EINVAL for an unknown scheme; -ECONNREFUSED, -EACCES (token refused),
+ * -EBUSY (receiver busy), ... with a message. */
+int wasp_xfer_open(const char *url, const struct wasp_xfer_opts *o, struct wasp_xfer **out);
+/* A transport into an open fd (not closed by the transport). `what`
+ * describes it in messages. Commit fsyncs a regular file. */
+int wasp_xfer_open_fd(int fd, const char *what, struct wasp_xfer **out);
+
+/* Appends to the stream; thread-safe against wasp_xfer_cancel() only. */
+int wasp_xfer_write(struct wasp_xfer *x, const void *buf, size_t len);
+/* A ckpt sink writing into the transport. */
+struct wasp_sink wasp_xfer_sink(struct wasp_xfer *x);
+/* Sends the regular files under `dir` (the sandbox) before the stream
+ * ends (HTTP only: PUT /migrations/ID/files). -ENOTSUP elsewhere. */
+int wasp_xfer_send_files(struct wasp_xfer *x, const char *dir, uint64_t *bytes);
+/* Ends the stream and waits for the verdict (message in wasp_last_error()
+ * for REFUSED and UNKNOWN). Returns 0 with *v, or -errno when called out
+ * of turn. */
+int wasp_xfer_commit(struct wasp_xfer *x, enum wasp_xfer_verdict *v);
+/* After UNKNOWN: asks the destination, a few times within
+ * query_timeout_ns, whether it runs the virtine. *v: ACCEPTED, REFUSED, or
+ * UNKNOWN when it cannot tell. */
+int wasp_xfer_query(struct wasp_xfer *x, enum wasp_xfer_verdict *v);
+/* Gives up the stream (the destination sees it cut short). Safe from any
+ * thread, also while another is blocked in write. Idempotent. */
+void wasp_xfer_cancel(struct wasp_xfer *x);
+/* Stream bytes accepted by write so far. */
+uint64_t wasp_xfer_bytes(const struct wasp_xfer *x);
+/* The migration id (32 hex digits; "" for file and fd transports). */
+const char *wasp_xfer_id(const struct wasp_xfer *x);
+/* Where it goes, for messages. */
+const char *wasp_xfer_what(const struct wasp_xfer *x);
+/* Cancels if not committed, frees. Accepts NULL. */
+void wasp_xfer_free(struct wasp_xfer *x);
+
+/* A checkpoint fetched over HTTP(S) (GET), as a ckpt source: curl runs on
+ * its own thread and feeds a bounded buffer. */
+struct wasp_fetch;
+int wasp_fetch_open(const char *url, const struct wasp_xfer_opts *o, struct wasp_fetch **out);
+struct wasp_source wasp_fetch_source(struct wasp_fetch *f);
+/* Waits for the transfer; 0 when it was whole (HTTP 200), else -errno with
+ * curl's or the server's reason. Frees. */
+int wasp_fetch_close(struct wasp_fetch *f);
+
+/* ---- The pre-copy engine ---------------------------------------------- */
+
+#define WASP_MIGRATE_MAX_ROUNDS 100
+
+struct wasp_migrate_stats;
+
+struct wasp_migrate_opts {
+	uint64_t max_downtime_ns; /* stop-and-copy once it is expected to take this long; 0: 50 ms */
+	unsigned max_rounds;      /* pre-copy passes, the first (all memory) included; 0: 30 */
+	uint64_t bandwidth_limit; /* bytes/s into the transport; 0: none */
+	struct wasp_save_opts save; /* compression (incremental/track_dirty ignored) */
+	/* Send this directory's regular files along (wasp_xfer_send_files). */
+	const char *files_dir;
+	/* Called after each pre-copy pass, on the engine's thread. */
+	void (*progress)(void *opaque, const struct wasp_migrate_stats *s);
+	void *opaque;
+	/* Becomes true (another thread): give up. Looked at during pre-copy
+	 * only; once the guest is stopped, the commit decides. NULL: never. */
+	const atomic_bool *cancel;
+};
+
+struct wasp_migrate_stats {
+	unsigned rounds;            /* pre-copy passes (1: memory only) */
+	uint64_t round_pages[WASP_MIGRATE_MAX_ROUNDS]; /* pages sent per pass (pass 1: guest pages) */
+	uint64_t final_pages;       /* pages sent with the guest stopped */
+	uint64_t bytes;             /* stream bytes */
+	uint64_t raw_bytes;         /* page bytes those carried, uncompressed */
+	uint64_t file_bytes;        /* --with-files */
+	uint64_t dirty_pages;       /* dirty set at the last check */
+	double dirty_rate;          /* pages/s dirtied during the last pass */
+	double bandwidth;           /* bytes/s into the transport, measured */
+	double expected_downtime_ms; /* the estimate that ended pre-copy */
+	uint64_t precopy_ns, downtime_ns, total_ns;
+	/* The downtime split up: sending the files, the last pages and state,
+	 * and waiting for the verdict (restore and start at the receiver). */
+	uint64_t files_ns, finish_ns, commit_ns;
+	/* Why pre-copy ended: "converged", "round limit", "no dirty pages". */
+	const char *stop_reason;
+};
+
+struct wasp_precopy;
+
+/* Starts a migration of `v` (running on another thread, or not at all)
+ * into `x`: dirty tracking on, header and all memory sent. */
+int wasp_precopy_begin(struct wasp_virtine *v, const struct wasp_migrate_opts *o,
+		       struct wasp_xfer *x, struct wasp_precopy **out);
+/* Rounds of dirty pages while the guest runs, until the rest fits the
+ * downtime target or the round limit. Returns 0 when it is time to stop
+ * the guest; -ECANCELED when the cancel flag became true. */
+int wasp_precopy_iterate(struct wasp_precopy *p);
+/* The guest stopped (its run returned): `stopped_ns` is when. Sends the
+ * files (if asked), the last pages and state, commits, and on UNKNOWN
+ * queries. Returns 0 with *v (the stream's fate, see enum), -errno when the
+ * stream could not be finished (then the destination never has it:
+ * *v = REFUSED). */
+int wasp_precopy_finish(struct wasp_precopy *p, uint64_t stopped_ns, enum wasp_xfer_verdict *v);
+const struct wasp_migrate_stats *wasp_precopy_stats(const struct wasp_precopy *p);
+/* Stops dirty tracking and frees (not the transport). Accepts NULL. */
+void wasp_precopy_free(struct wasp_precopy *p);
+
+/* ---- The receiver ------------------------------------------------------ */
+
+struct wasp_listener;
+
+struct wasp_listen_opts {
+	const char *addr;   /* numeric address to bind (IPv4 or IPv6); NULL: all */
+	unsigned port;      /* 0: any free one (wasp_listener_port says which) */
+	const char *token;  /* required bearer token; NULL: no check */
+	const char *tls_cert, *tls_key; /* PEM files: serve HTTPS */
+	/* How each virtine is restored (config: sandbox, console, stdin). */
+	struct wasp_restore_opts restore;
+	/* Where `--with-files` files are written; NULL: refused. */
+	const char *files_dir;
+	/* Virtines to take; 0: no limit. After that, 409 to new migrations
+	 * (status queries are still answered). */
+	unsigned max_virtines;
+	/* A virtine arrived whole and restored, not running: make it run (it
+	 * is the callee's from here, even on failure) and return 0 once it
+	 * does, or a negative errno (message in wasp_last_error()) to refuse;
+	 * the source then keeps it. Called on a listener thread. */
+	int (*start)(void *opaque, struct wasp_virtine *v, const char *id);
+	void *opaque;
+	FILE *log;               /* one line per event; NULL: quiet */
+	const char *log_prefix;  /* NULL: "wasp" */
+	/* Tests only: "die-before-resume" (_exit after a whole restore),
+	 * "drop-answer" (start it, then close without answering),
+	 * "forget-answer" (refuse it, then close without answering). */
+	const char *test_fault;
+};
+
+int wasp_listener_create(const struct wasp_listen_opts *o, struct wasp_listener **out);
+unsigned wasp_listener_port(const struct wasp_listener *l);
+/* Records how a virtine the listener handed over ended ("exited",
+ * "faulted", ...), for status queries. */
+void wasp_listener_set_status(struct wasp_listener *l, const char *id, const char *status);
+/* Stops serving and frees; waits for a migration in progress. Accepts NULL. */
+void wasp_listener_destroy(struct wasp_listener *l);
+
+/* Compares two strings in time that depends on `expected`'s length only. */
+bool wasp_token_equal(const char *expected, const char *given);
+
+/* ---- Migrating through a runner's control socket ----------------------- */
+
+struct wasp_migrate_request {
+	/* http(s)://... or file:///PATH; with dest_fd >= 0, a description. */
+	const char *url;
+	const char *token;
+	const char *ca_file;
+	uint64_t max_downtime_ns, bandwidth_limit, commit_timeout_ns, query_timeout_ns;
+	uint64_t stall_timeout_ns;
+	unsigned max_rounds;
+	bool with_files;
+	/* Where the runner saves the virtine when the outcome is unknown;
+	 * NULL: the runner's choice (docs/triggers.md). */
+	const char *hold_path;
+};
+
+enum wasp_migrate_outcome {
+	WASP_MIGRATED = 0, /* it runs at the destination; gone here */
+	WASP_MIGRATE_RESUMED, /* failed; it runs on at the source */
+	WASP_MIGRATE_HELD,    /* unknown; held in a checkpoint at the source */
+};
+
+struct wasp_migrate_reply {
+	enum wasp_migrate_outcome outcome;
+	char id[33];
+	char message[512];     /* why, for RESUMED and HELD */
+	char hold_path[256];   /* HELD: the checkpoint (when saved) */
+	bool hold_saved;
+	unsigned rounds;
+	uint64_t bytes, raw_bytes, file_bytes, final_pages;
+	double total_ms, downtime_ms, precopy_ms, dirty_rate, bandwidth, expected_downtime_ms;
+	double files_ms, finish_ms, commit_ms;
+	char stop_reason[32];
+	char round_pages[1024]; /* "a,b,c" */
+};
+
+/* One progress line as the runner sent it (`progress k=v ...`, parsed). */
+struct wasp_migrate_progress {
+	const char *phase;   /* "precopy", "stop", "commit", "query" */
+	unsigned round;
+	uint64_t pages, bytes, dirty_pages;
+	double dirty_rate, bandwidth, expected_downtime_ms, elapsed_ms;
+};
+
+/* Asks the runner on `sock` to migrate its virtine (dest_fd >= 0: into
+ * that fd) and waits for the outcome, calling `progress` for every
+ * progress line. Returns 0 with *rep (whatever the outcome: see
+ * rep->outcome); -EREMOTEIO when the runner refused the request (nothing
+ * happened); -ECONNRESET when it died. Closing `sock` (e.g. by exiting)
+ * during pre-copy cancels the migration. */
+int wasp_runner_request_migrate(int sock, const struct wasp_migrate_request *req, int dest_fd,
+				void (*progress)(void *opaque, const struct wasp_migrate_progress *p),
+				void *opaque, struct wasp_migrate_reply *rep);
 
 #ifdef __cplusplus
 }

@@ -16,8 +16,16 @@
  *  - Replies, log lines for requests that never reached the vCPU, and the
  *    removal of the trigger file happen on the control thread, so socket
  *    I/O never delays the guest.
- * `inflight`, `done`, `state` and `quit` are shared under `lock`; the rest
- * belongs to one thread.
+ *  - A migration (a `migrate` request) is the one request that does not
+ *    start with a pause: the control thread hands it to a migration thread
+ *    that streams memory while the guest runs (pre-copy). When that
+ *    thread is done it makes the request `inflight` and pauses the vCPU
+ *    like a checkpoint would; the vCPU thread then sends the rest and
+ *    waits for the verdict (migrate_final), and stops, resumes or holds
+ *    the virtine accordingly. While a migration is under way no other
+ *    request starts (a checkpoint would consume the dirty log it lives on).
+ * `inflight`, `done`, `state`, `quit` and `migrating` are shared under
+ * `lock`; the rest belongs to one thread.
  *
  * The protocol on the socket is docs/triggers.md.
  */
@@ -46,7 +54,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "migrate.h"
+#include "migrate_internal.h"
 
 #define MAX_CLIENTS 64     /* connections at once */
 #define MAX_QUEUED 64      /* requests waiting for their checkpoint */
@@ -369,10 +377,34 @@ enum vcpu_state { V_IDLE, V_RUNNING, V_ENDED };
 
 struct client;
 
+enum req_kind { REQ_CHECKPOINT, REQ_MIGRATE };
+
+/* What a `migrate` request carries and what became of it. */
+struct migration {
+	char url[1024], token[512], ca_file[512], hold[256];
+	struct wasp_migrate_opts mo;
+	struct wasp_xfer_opts xo;
+	bool with_files;
+	int progress_fd;       /* a dup of the client's socket: progress lines */
+	struct wasp_xfer *x;
+	struct wasp_precopy *p;
+	atomic_bool cancel;    /* the client went away during pre-copy */
+	pthread_t thread;
+	bool thread_started;   /* not joined yet */
+	bool started;          /* the migration began (the answer is `ok`/`fail`) */
+	enum wasp_migrate_outcome outcome;
+	bool hold_saved;
+	struct wasp_migrate_stats st;
+};
+
 struct request {
 	struct request *next;
 	unsigned long seq;     /* checkpoint number, for the log */
 	enum trigger trig;
+	enum req_kind kind;
+	struct migration *mig; /* REQ_MIGRATE */
+	bool incremental;
+	char id[33];           /* the checkpoint taken */
 	int fd;                /* destination (socket requests); -1: checkpoint_path */
 	bool stop;
 	bool queued;           /* control thread: still in the queue */
@@ -385,6 +417,7 @@ struct request {
 	char msg[384];
 	uint64_t bytes, ns;
 	bool stopped, logged;
+	struct wasp_runner *runner; /* REQ_MIGRATE: for its thread */
 };
 
 struct client {
@@ -414,10 +447,16 @@ struct wasp_runner {
 	uint64_t start_ns; /* first run, for the timeout */
 
 	pthread_mutex_t lock;
+	struct request *migrating;         /* lock: the migration under way */
 	struct request *inflight;          /* lock */
 	struct request *done, **done_tail; /* lock */
 	enum vcpu_state state;             /* lock */
 	bool quit;                         /* lock */
+
+	/* vCPU thread only: the last checkpoint, parent of an incremental one */
+	uint8_t last_id[16];
+	bool have_last;
+	char *sandbox_dir;
 
 	/* control thread only */
 	struct request *queue, **queue_tail;
@@ -459,13 +498,35 @@ static void log_result(struct wasp_runner *r, struct request *q)
 		snprintf(src, sizeof src, "socket, pid %d", (int)q->peer);
 	else
 		snprintf(src, sizeof src, "%s", trigger_names[q->trig]);
+	if (q->kind == REQ_MIGRATE) {
+		struct migration *m = q->mig;
+		const struct wasp_migrate_stats *st = &m->st;
+		if (!q->err && m->outcome == WASP_MIGRATED)
+			fprintf(r->o.log,
+				"%s: migration %lu (%s) to %s: migrated in %.1f ms (downtime %.1f ms, "
+				"%u round%s, %llu bytes); the virtine runs there now\n",
+				r->log_prefix, q->seq, src, q->to, st->total_ns / 1e6,
+				st->downtime_ns / 1e6, st->rounds, st->rounds == 1 ? "" : "s",
+				(unsigned long long)st->bytes);
+		else if (m->outcome == WASP_MIGRATE_HELD)
+			fprintf(r->o.log,
+				"%s: migration %lu (%s) to %s: outcome unknown: %s; the virtine is held%s%s\n",
+				r->log_prefix, q->seq, src, q->to, q->msg,
+				m->hold_saved ? " in " : " (NOT saved)", m->hold_saved ? m->hold : "");
+		else
+			fprintf(r->o.log, "%s: migration %lu (%s) to %s failed: %s; the virtine goes on here\n",
+				r->log_prefix, q->seq, src, q->to, q->msg);
+		fflush(r->o.log);
+		return;
+	}
 	if (q->err)
 		fprintf(r->o.log, "%s: checkpoint %lu (%s) to %s failed: %s\n", r->log_prefix, q->seq,
 			src, q->to, q->msg);
 	else
-		fprintf(r->o.log, "%s: checkpoint %lu (%s) to %s: %llu bytes in %.1f ms%s\n",
-			r->log_prefix, q->seq, src, q->to, (unsigned long long)q->bytes,
-			q->ns / 1e6, q->stopped ? "; stopping the virtine" : "");
+		fprintf(r->o.log, "%s: checkpoint %lu (%s)%s to %s: %llu bytes in %.1f ms%s\n",
+			r->log_prefix, q->seq, src, q->incremental ? " incremental" : "", q->to,
+			(unsigned long long)q->bytes, q->ns / 1e6,
+			q->stopped ? "; stopping the virtine" : "");
 	fflush(r->o.log);
 }
 
@@ -473,6 +534,293 @@ static void fail_request(struct request *q, int err, const char *msg)
 {
 	q->err = err;
 	snprintf(q->msg, sizeof q->msg, "%s", msg);
+}
+
+/* ---- migrations ------------------------------------------------------------ */
+
+static void post_done(struct wasp_runner *r, struct request *q);
+static void client_reply(struct wasp_runner *r, int slot, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void finish_request(struct wasp_runner *r, struct request *q);
+
+static void migration_free(struct migration *m)
+{
+	if (!m)
+		return;
+	wasp_precopy_free(m->p);
+	wasp_xfer_free(m->x);
+	if (m->progress_fd >= 0)
+		close(m->progress_fd);
+	memset(m->token, 0, sizeof m->token);
+	free(m);
+}
+
+/* Sends one line to the client that asked for the migration (its own dup
+ * of the socket, so any thread may); a client that is gone or slow loses
+ * the line, the migration never waits for it. */
+static void progress_line(struct migration *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void progress_line(struct migration *m, const char *fmt, ...)
+{
+	if (m->progress_fd < 0)
+		return;
+	char line[MSG_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line - 1, fmt, ap);
+	va_end(ap);
+	one_line(line);
+	strcat(line, "\n");
+	ssize_t n = send(m->progress_fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)n;
+}
+
+static void on_progress(void *opaque, const struct wasp_migrate_stats *s)
+{
+	struct migration *m = opaque;
+	uint64_t last = s->rounds ? s->round_pages[s->rounds - 1] : 0;
+	progress_line(m,
+		      "progress phase=precopy round=%u pages=%llu bytes=%llu dirty=%llu dirty_rate=%.0f "
+		      "bw=%.0f expected_ms=%.3f elapsed_ms=%.1f",
+		      s->rounds, (unsigned long long)last, (unsigned long long)s->bytes,
+		      (unsigned long long)s->dirty_pages, s->dirty_rate, s->bandwidth,
+		      s->expected_downtime_ms, s->precopy_ns / 1e6);
+}
+
+/* Gives up a migration in pre-copy (runner lock held): the flag stops the
+ * engine between writes, the transport's cancel wakes a blocked write. */
+static void migration_cancel(struct migration *m)
+{
+	atomic_store(&m->cancel, true);
+	if (m->x)
+		wasp_xfer_cancel(m->x);
+}
+
+/* The final line of a migration that began (docs/triggers.md). */
+static void migration_reply(struct wasp_runner *r, int slot, struct request *q)
+{
+	struct migration *m = q->mig;
+	const struct wasp_migrate_stats *s = &m->st;
+	char pages[1024] = "", stop[64], msg[1200], hold[800];
+	size_t o = 0;
+	for (unsigned i = 0; i < s->rounds && o + 24 < sizeof pages; i++)
+		o += (size_t)snprintf(pages + o, sizeof pages - o, "%s%llu", i ? "," : "",
+				      (unsigned long long)s->round_pages[i]);
+	wasp_pct_encode(s->stop_reason && *s->stop_reason ? s->stop_reason : "-", stop, sizeof stop);
+	wasp_pct_encode(q->msg, msg, sizeof msg);
+	wasp_pct_encode(m->hold, hold, sizeof hold);
+	const char *id = m->x ? wasp_xfer_id(m->x) : "";
+	char kv[MSG_MAX];
+	snprintf(kv, sizeof kv,
+		 "id=%s total_ms=%.3f downtime_ms=%.3f precopy_ms=%.3f rounds=%u bytes=%llu raw=%llu "
+		 "files=%llu final_pages=%llu dirty_rate=%.0f bw=%.0f expected_ms=%.3f files_ms=%.3f "
+		 "finish_ms=%.3f commit_ms=%.3f stop=%s pages=%s",
+		 id[0] ? id : "-", s->total_ns / 1e6, s->downtime_ns / 1e6, s->precopy_ns / 1e6,
+		 s->rounds, (unsigned long long)s->bytes, (unsigned long long)s->raw_bytes,
+		 (unsigned long long)s->file_bytes, (unsigned long long)s->final_pages, s->dirty_rate,
+		 s->bandwidth, s->expected_downtime_ms, s->files_ns / 1e6, s->finish_ns / 1e6,
+		 s->commit_ns / 1e6, stop, pages[0] ? pages : "-");
+	if (!q->err && m->outcome == WASP_MIGRATED)
+		client_reply(r, slot, "ok migrated %s", kv);
+	else if (m->outcome == WASP_MIGRATE_HELD)
+		client_reply(r, slot, "fail held %s hold=%s saved=%d msg=%s", kv, hold,
+			     m->hold_saved ? 1 : 0, msg);
+	else
+		client_reply(r, slot, "fail resumed %s msg=%s", kv, msg);
+}
+
+/* Control thread: the migration's request is done; join its thread. */
+static void migration_end(struct wasp_runner *r, struct request *q)
+{
+	struct migration *m = q->mig;
+	if (m->thread_started) {
+		pthread_join(m->thread, NULL);
+		m->thread_started = false;
+	}
+	pthread_mutex_lock(&r->lock);
+	if (r->migrating == q)
+		r->migrating = NULL;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* The migration thread: pre-copy while the guest runs, then hands the
+ * request to the vCPU thread through a pause. */
+static void *migration_main(void *arg)
+{
+	struct request *q = arg;
+	struct wasp_runner *r = q->runner;
+	struct migration *m = q->mig;
+	int err;
+
+	struct wasp_xfer *x = NULL;
+	if (q->fd >= 0) {
+		err = wasp_xfer_open_fd(q->fd, q->to, &x);
+	} else {
+		m->xo.token = m->token[0] ? m->token : NULL;
+		m->xo.ca_file = m->ca_file[0] ? m->ca_file : NULL;
+		err = wasp_xfer_open(m->url, &m->xo, &x);
+	}
+	pthread_mutex_lock(&r->lock);
+	m->x = x; /* under the lock: migration_cancel() may look at it */
+	if (x && atomic_load(&m->cancel))
+		wasp_xfer_cancel(x);
+	pthread_mutex_unlock(&r->lock);
+	if (err == 0) {
+		progress_line(m, "progress phase=connected id=%s", wasp_xfer_id(m->x)[0] ? wasp_xfer_id(m->x) : "-");
+		m->mo.progress = on_progress;
+		m->mo.opaque = m;
+		m->mo.cancel = &m->cancel;
+		err = wasp_precopy_begin(r->v, &m->mo, m->x, &m->p);
+	}
+	if (err == 0)
+		err = wasp_precopy_iterate(m->p);
+	if (m->p)
+		m->st = *wasp_precopy_stats(m->p);
+
+	pthread_mutex_lock(&r->lock);
+	if (err == 0 && r->state == V_ENDED)
+		err = wasp_fail(-ESRCH, "the virtine has already exited");
+	if (err < 0) {
+		fail_request(q, err, wasp_last_error());
+		m->outcome = WASP_MIGRATE_RESUMED;
+		if (m->x)
+			wasp_xfer_cancel(m->x);
+		post_done(r, q);
+	} else {
+		progress_line(m, "progress phase=stop round=%u dirty=%llu expected_ms=%.3f",
+			      m->st.rounds, (unsigned long long)m->st.dirty_pages,
+			      m->st.expected_downtime_ms);
+		r->inflight = q;
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (err < 0)
+		wake(r);
+	else
+		wasp_virtine_pause(r->v); /* after `inflight` is set, as start_next does */
+	return NULL;
+}
+
+static void start_migration(struct wasp_runner *r, struct request *q)
+{
+	q->runner = r;
+	q->mig->started = true;
+	pthread_mutex_lock(&r->lock);
+	r->migrating = q;
+	pthread_mutex_unlock(&r->lock);
+	/* Inherits the control thread's mask: no asynchronous signals. */
+	int e = pthread_create(&q->mig->thread, NULL, migration_main, q);
+	if (e) {
+		pthread_mutex_lock(&r->lock);
+		r->migrating = NULL;
+		pthread_mutex_unlock(&r->lock);
+		q->mig->started = false;
+		fail_request(q, -e, "cannot start the migration thread");
+		finish_request(r, q);
+		return;
+	}
+	q->mig->thread_started = true;
+}
+
+/* Copies src when it fits; false when it does not. */
+static bool set_field(char *dst, size_t cap, const char *src)
+{
+	size_t n = strlen(src);
+	if (n >= cap)
+		return false;
+	memcpy(dst, src, n + 1);
+	return true;
+}
+
+/* Parses `migrate k=v ...` into a new request; NULL with *bad set. */
+static struct request *parse_migrate(struct wasp_runner *r, char *save, const char **bad,
+				     char *badbuf, size_t cap)
+{
+	struct request *q = calloc(1, sizeof *q);
+	struct migration *m = calloc(1, sizeof *m);
+	if (!q || !m) {
+		free(q);
+		free(m);
+		*bad = "out of memory";
+		return NULL;
+	}
+	q->trig = TRIG_SOCKET;
+	q->kind = REQ_MIGRATE;
+	q->fd = -1;
+	q->mig = m;
+	m->progress_fd = -1;
+	m->outcome = WASP_MIGRATE_RESUMED;
+	wasp_xfer_opts_init(&m->xo);
+	m->mo.save = r->o.save;
+	for (char *kv; (kv = strtok_r(NULL, " ", &save)) && !*bad;) {
+		char *eq = strchr(kv, '=');
+		char val[1024];
+		if (!eq || wasp_pct_decode(eq + 1, val, sizeof val) < 0) {
+			snprintf(badbuf, cap, "bad parameter '%.64s'", kv);
+			*bad = badbuf;
+			break;
+		}
+		*eq = '\0';
+		bool long_val = false;
+		char *end = NULL;
+		unsigned long long u = strtoull(val, &end, 10);
+		bool num = end && end != val && !*end;
+		if (!strcmp(kv, "url"))
+			long_val = !set_field(m->url, sizeof m->url, val);
+		else if (!strcmp(kv, "token"))
+			long_val = !set_field(m->token, sizeof m->token, val);
+		else if (!strcmp(kv, "cacert"))
+			long_val = !set_field(m->ca_file, sizeof m->ca_file, val);
+		else if (!strcmp(kv, "hold"))
+			long_val = !set_field(m->hold, sizeof m->hold, val);
+		else if (!strcmp(kv, "max_downtime_us") && num)
+			m->mo.max_downtime_ns = u * 1000ull;
+		else if (!strcmp(kv, "max_rounds") && num && u <= WASP_MIGRATE_MAX_ROUNDS)
+			m->mo.max_rounds = (unsigned)u;
+		else if (!strcmp(kv, "bandwidth") && num)
+			m->mo.bandwidth_limit = u;
+		else if (!strcmp(kv, "commit_timeout_ms") && num)
+			m->xo.commit_timeout_ns = u * 1000000ull;
+		else if (!strcmp(kv, "query_timeout_ms") && num)
+			m->xo.query_timeout_ns = u * 1000000ull;
+		else if (!strcmp(kv, "stall_timeout_ms") && num)
+			m->xo.stall_timeout_ns = u * 1000000ull;
+		else if (!strcmp(kv, "with_files") && num && u <= 1)
+			m->with_files = u;
+		else {
+			snprintf(badbuf, cap, "bad parameter '%.64s'", kv);
+			*bad = badbuf;
+		}
+		if (long_val) {
+			snprintf(badbuf, cap, "%.32s: too long", kv);
+			*bad = badbuf;
+		}
+	}
+	if (!*bad && m->with_files && !r->sandbox_dir)
+		*bad = "--with-files: this virtine has no sandbox directory";
+	if (!*bad && m->with_files)
+		m->mo.files_dir = r->sandbox_dir;
+	if (*bad) {
+		migration_free(m);
+		free(q);
+		return NULL;
+	}
+	return q;
+}
+
+/* Where a held virtine is saved when the request names no place. */
+static void default_hold(struct wasp_runner *r, struct migration *m)
+{
+	if (m->hold[0])
+		return;
+	if (r->ckpt_path) {
+		snprintf(m->hold, sizeof m->hold, "%s", r->ckpt_path);
+	} else if (r->have_sock) {
+		char *slash = strrchr(r->sock_path, '/');
+		int dl = slash ? (int)(slash - r->sock_path) : 1;
+		snprintf(m->hold, sizeof m->hold, "%.*s/%d-held.wckpt", dl,
+			 slash ? r->sock_path : ".", (int)getpid());
+	} else {
+		snprintf(m->hold, sizeof m->hold, "wasp-held-%d.wckpt", (int)getpid());
+	}
 }
 
 /* ---- control thread: clients -------------------------------------------- */
@@ -483,8 +831,6 @@ static void client_watch(struct wasp_runner *r, int slot, bool readable)
 	epoll_ctl(r->epfd, EPOLL_CTL_MOD, r->clients[slot].fd, &ev);
 }
 
-static void client_reply(struct wasp_runner *r, int slot, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 static void client_reply(struct wasp_runner *r, int slot, const char *fmt, ...)
 {
 	char line[MSG_MAX];
@@ -508,13 +854,19 @@ static void client_drop(struct wasp_runner *r, int slot);
 static void finish_request(struct wasp_runner *r, struct request *q)
 {
 	log_result(r, q);
+	if (q->kind == REQ_MIGRATE)
+		migration_end(r, q);
 	if (q->client) {
 		int slot = (int)(q->client - r->clients);
-		if (q->err)
+		if (q->kind == REQ_MIGRATE && q->mig->started)
+			migration_reply(r, slot, q);
+		else if (q->err)
 			client_reply(r, slot, "error %s", q->msg);
 		else
-			client_reply(r, slot, "ok bytes=%llu ms=%.3f%s", (unsigned long long)q->bytes,
-				     q->ns / 1e6, q->stopped ? " stopped=1" : "");
+			client_reply(r, slot, "ok bytes=%llu ms=%.3f%s id=%s kind=%s",
+				     (unsigned long long)q->bytes, q->ns / 1e6,
+				     q->stopped ? " stopped=1" : "", q->id[0] ? q->id : "-",
+				     q->incremental ? "incremental" : "full");
 		q->client->req = NULL;
 		client_watch(r, slot, true);
 	}
@@ -537,6 +889,7 @@ static void finish_request(struct wasp_runner *r, struct request *q)
 	}
 	if (q->fd >= 0)
 		close(q->fd);
+	migration_free(q->mig);
 	free(q);
 }
 
@@ -578,9 +931,13 @@ static void client_drop(struct wasp_runner *r, int slot)
 		} else {
 			/* Being written (or done): it finishes unanswered. A write
 			 * that waits on a reader nobody drives any more is given up,
-			 * so the guest does not stand still for it. */
+			 * so the guest does not stand still for it. A migration in
+			 * pre-copy is given up too (wasp-migrate was interrupted);
+			 * once the guest is stopped for it, the commit decides. */
 			pthread_mutex_lock(&r->lock);
-			if (r->inflight == c->req) {
+			if (c->req->kind == REQ_MIGRATE && r->migrating == c->req && r->inflight != c->req)
+				migration_cancel(c->req->mig);
+			if (r->inflight == c->req && c->req->kind == REQ_CHECKPOINT) {
 				atomic_store(&c->req->cancel, true);
 				uint64_t one = 1;
 				ssize_t n = write(r->cancelfd, &one, sizeof one);
@@ -628,7 +985,7 @@ static void client_request(struct wasp_runner *r, int slot, char *line, int *fds
 		client_reply(r, slot, "ok wasp-run pid=%d name=%s proto=%d", (int)getpid(),
 			     r->name ? r->name : "-", WASP_CONTROL_PROTO);
 	} else if (!strcmp(cmd, "checkpoint")) {
-		bool stop = false;
+		bool stop = false, incremental = false;
 		char to[256] = "";
 		const char *bad = NULL;
 		char badbuf[128];
@@ -637,7 +994,7 @@ static void client_request(struct wasp_runner *r, int slot, char *line, int *fds
 				stop = kv[5] == '1';
 			} else if (!strcmp(kv, "kind=full")) {
 			} else if (!strcmp(kv, "kind=incremental")) {
-				bad = "incremental checkpoints are not supported yet";
+				incremental = true;
 			} else if (!strncmp(kv, "to=", 3)) {
 				pct_decode(kv + 3, to, sizeof to);
 			} else {
@@ -660,6 +1017,7 @@ static void client_request(struct wasp_runner *r, int slot, char *line, int *fds
 		} else {
 			q->fd = keep = fds[0];
 			q->stop = stop;
+			q->incremental = incremental;
 			q->peer = c->pid;
 			q->client = c;
 			if (to[0])
@@ -668,6 +1026,45 @@ static void client_request(struct wasp_runner *r, int slot, char *line, int *fds
 				snprintf(q->to, sizeof q->to, "an fd from pid %d", (int)c->pid);
 			c->req = q;
 			client_watch(r, slot, false); /* one request at a time per client */
+			enqueue(r, q);
+		}
+	} else if (!strcmp(cmd, "migrate")) {
+		const char *bad = NULL;
+		char badbuf[160];
+		struct request *q = NULL;
+		if (nfds > 1)
+			bad = "send at most one destination file descriptor";
+		else if (virtine_ended(r))
+			bad = "the virtine has already exited";
+		else if (r->nqueued >= MAX_QUEUED)
+			bad = "too many requests are waiting";
+		else
+			q = parse_migrate(r, save, &bad, badbuf, sizeof badbuf);
+		if (q && !nfds && strncmp(q->mig->url, "http://", 7) &&
+		    strncmp(q->mig->url, "https://", 8) && strncmp(q->mig->url, "file://", 7))
+			bad = "migrate needs url=http(s)://..., url=file:///PATH or a file descriptor";
+		if (q && !bad && nfds && q->mig->with_files)
+			bad = "--with-files needs an http(s) destination";
+		if (q && !bad && (q->mig->progress_fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0)) < 0)
+			bad = "cannot duplicate the connection";
+		if (bad) {
+			if (q) {
+				migration_free(q->mig);
+				free(q);
+			}
+			client_reply(r, slot, "error %s", bad);
+		} else {
+			if (nfds)
+				q->fd = keep = fds[0];
+			q->peer = c->pid;
+			q->client = c;
+			if (q->mig->url[0])
+				snprintf(q->to, sizeof q->to, "%.250s", q->mig->url);
+			else
+				snprintf(q->to, sizeof q->to, "an fd from pid %d", (int)c->pid);
+			default_hold(r, q->mig);
+			c->req = q;
+			client_watch(r, slot, false);
 			enqueue(r, q);
 		}
 	} else {
@@ -847,7 +1244,7 @@ static void start_next(struct wasp_runner *r)
 	if (!r->queue)
 		return;
 	pthread_mutex_lock(&r->lock);
-	if (r->inflight || r->quit) {
+	if (r->inflight || r->quit || r->migrating) {
 		pthread_mutex_unlock(&r->lock);
 		return;
 	}
@@ -863,6 +1260,11 @@ static void start_next(struct wasp_runner *r)
 	}
 	struct request *q = r->queue;
 	unqueue(r, q);
+	if (q->kind == REQ_MIGRATE) {
+		pthread_mutex_unlock(&r->lock);
+		start_migration(r, q);
+		return;
+	}
 	r->inflight = q;
 	pthread_mutex_unlock(&r->lock);
 	/* After `inflight` is set: the vCPU thread reads it once paused. */
@@ -871,6 +1273,15 @@ static void start_next(struct wasp_runner *r)
 
 static void control_shutdown(struct wasp_runner *r)
 {
+	pthread_mutex_lock(&r->lock);
+	struct request *mq = r->migrating;
+	if (mq && r->inflight != mq)
+		migration_cancel(mq->mig); /* still in pre-copy: its thread posts it as done */
+	pthread_mutex_unlock(&r->lock);
+	if (mq && mq->mig->thread_started) {
+		pthread_join(mq->mig->thread, NULL);
+		mq->mig->thread_started = false;
+	}
 	pthread_mutex_lock(&r->lock);
 	struct request *q = r->inflight;
 	r->inflight = NULL;
@@ -1167,7 +1578,8 @@ int wasp_runner_create(struct wasp_virtine *v, const struct wasp_runner_opts *o,
 	pthread_mutex_init(&r->lock, NULL);
 	if (copy_str(&r->name, o->name) < 0 || copy_str(&r->ckpt_path, o->checkpoint_path) < 0 ||
 	    copy_str(&r->trigger_path, o->trigger_file) < 0 ||
-	    copy_str(&r->log_prefix, o->log_prefix ? o->log_prefix : "wasp") < 0) {
+	    copy_str(&r->log_prefix, o->log_prefix ? o->log_prefix : "wasp") < 0 ||
+	    copy_str(&r->sandbox_dir, o->sandbox_dir) < 0) {
 		err = -ENOMEM;
 		goto fail;
 	}
@@ -1176,6 +1588,7 @@ int wasp_runner_create(struct wasp_virtine *v, const struct wasp_runner_opts *o,
 	r->o.checkpoint_path = r->ckpt_path;
 	r->o.trigger_file = r->trigger_path;
 	r->o.log_prefix = r->log_prefix;
+	r->o.sandbox_dir = r->sandbox_dir;
 	r->o.run_dir = NULL;
 
 	r->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -1274,6 +1687,7 @@ void wasp_runner_destroy(struct wasp_runner *r)
 		next = q->next;
 		if (q->fd >= 0)
 			close(q->fd);
+		migration_free(q->mig);
 		free(q);
 	}
 	pthread_mutex_destroy(&r->lock);
@@ -1282,6 +1696,7 @@ void wasp_runner_destroy(struct wasp_runner *r)
 	free(r->trigger_path);
 	free(r->trigger_base);
 	free(r->log_prefix);
+	free(r->sandbox_dir);
 	free(r);
 }
 
@@ -1341,20 +1756,36 @@ static void take_checkpoint(struct wasp_runner *r, struct request *q)
 	bool had_pipe = sigismember(&pending, SIGPIPE);
 
 	memset(&st, 0, sizeof st);
+	/* Every checkpoint keeps dirty tracking on, so the next may be
+	 * incremental; an incremental one names the last as its parent. */
+	struct wasp_save_opts so = r->o.save;
+	so.track_dirty = true;
+	so.incremental = q->incremental;
+	so.parent_id = q->incremental ? r->last_id : NULL;
 	uint64_t t0 = wasp_now_ns();
-	if (q->fd >= 0) {
+	if (q->incremental && !r->have_last) {
+		err = wasp_fail(-ENOENT, "no parent checkpoint: take a full one first");
+	} else if (q->fd >= 0) {
 		struct client_sink cs = {.fd = q->fd, .cancelfd = r->cancelfd, .q = q};
 		struct wasp_sink sink = {.write = client_sink_write, .ctx = &cs};
 		int fl = fcntl(q->fd, F_GETFL);
 		if (fl >= 0 && !(fl & O_NONBLOCK))
 			fcntl(q->fd, F_SETFL, fl | O_NONBLOCK);
-		err = wasp_ckpt_save(r->v, &r->o.save, &sink, &st);
+		err = wasp_ckpt_save(r->v, &so, &sink, &st);
 		/* The description is shared with the client: give it back as it was. */
 		if (fl >= 0 && !(fl & O_NONBLOCK))
 			fcntl(q->fd, F_SETFL, fl);
 	} else {
-		err = wasp_ckpt_save_file(r->v, &r->o.save, r->ckpt_path, &st);
+		err = wasp_ckpt_save_file(r->v, &so, r->ckpt_path, &st);
 	}
+	if (err == 0) {
+		memcpy(r->last_id, st.id, sizeof r->last_id);
+		r->have_last = true;
+		for (int i = 0; i < 16; i++)
+			snprintf(q->id + 2 * i, 3, "%02x", st.id[i]);
+	}
+	/* A failed checkpoint gives its dirty pages back (ckpt.h): the last
+	 * good one stays the parent. */
 	q->ns = wasp_now_ns() - t0;
 	q->bytes = st.bytes;
 	if (err < 0)
@@ -1366,6 +1797,72 @@ static void take_checkpoint(struct wasp_runner *r, struct request *q)
 			;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* The vCPU thread, guest stopped for migration q: the rest of the stream,
+ * the verdict, and what it means for the virtine here. Returns true when
+ * the virtine must not run here again (migrated or held). */
+static bool migrate_final(struct wasp_runner *r, struct request *q, struct wasp_runner_result *res)
+{
+	struct migration *m = q->mig;
+	enum wasp_xfer_verdict v;
+	sigset_t pipe_set, old;
+	uint64_t stopped = wasp_now_ns();
+
+	sigset_t pending;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	sigpending(&pending);
+	bool had_pipe = sigismember(&pending, SIGPIPE);
+	progress_line(m, "progress phase=commit");
+	int err = wasp_precopy_finish(m->p, stopped, &v);
+	char why[384];
+	snprintf(why, sizeof why, "%s", wasp_last_error());
+	m->st = *wasp_precopy_stats(m->p);
+	/* A failed migration leaves the incremental chain intact: the live
+	 * stream gives back every dirty page it fetched (wasp_live_free). */
+
+	bool gone = false;
+	if (err == 0 && v == WASP_XFER_ACCEPTED) {
+		m->outcome = WASP_MIGRATED;
+		res->stopped = res->migrated = true;
+		snprintf(res->stopped_to, sizeof res->stopped_to, "%s", q->to);
+		gone = true;
+	} else if (err == 0 && v == WASP_XFER_UNKNOWN) {
+		/* Nobody can say whether the receiver runs it: never run it here,
+		 * but keep it, so it is lost in no case. */
+		m->outcome = WASP_MIGRATE_HELD;
+		struct wasp_save_opts so = r->o.save;
+		so.incremental = so.track_dirty = false;
+		so.parent_id = NULL;
+		if (wasp_ckpt_save_file(r->v, &so, m->hold, NULL) == 0) {
+			m->hold_saved = true;
+		} else {
+			char e2[256];
+			snprintf(e2, sizeof e2, "%s", wasp_last_error());
+			snprintf(why + strlen(why), sizeof why - strlen(why),
+				 "; and it could not be saved to %.200s: %.100s", m->hold, e2);
+		}
+		fail_request(q, -ETIMEDOUT, why);
+		res->stopped = res->held = true;
+		res->held_saved = m->hold_saved;
+		snprintf(res->held_path, sizeof res->held_path, "%s", m->hold);
+		snprintf(res->stopped_to, sizeof res->stopped_to, "%s", q->to);
+		gone = true;
+	} else {
+		m->outcome = WASP_MIGRATE_RESUMED;
+		fail_request(q, err < 0 ? err : -EREMOTEIO, why);
+	}
+	m->st = *wasp_precopy_stats(m->p);
+	if (!had_pipe) {
+		/* A reader of a pipe that went away: its EPIPE failed the write. */
+		struct timespec zero = {0, 0};
+		while (sigtimedwait(&pipe_set, NULL, &zero) > 0)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return gone;
 }
 
 static void post_done(struct wasp_runner *r, struct request *q)
@@ -1414,16 +1911,23 @@ int wasp_runner_run(struct wasp_runner *r, struct wasp_runner_result *res)
 		if (!q)
 			continue; /* a pause whose request was taken already: go on */
 
-		take_checkpoint(r, q);
-		bool stop = q->stop && !q->err;
-		q->stopped = stop;
-		log_result(r, q);
-		if (stop) {
-			res->stopped = true;
-			snprintf(res->stopped_to, sizeof res->stopped_to, "%s", q->to);
+		bool stop;
+		if (q->kind == REQ_MIGRATE) {
+			stop = migrate_final(r, q, res);
+			q->stopped = stop;
+			log_result(r, q);
+		} else {
+			take_checkpoint(r, q);
+			stop = q->stop && !q->err;
+			q->stopped = stop;
+			log_result(r, q);
+			if (stop) {
+				res->stopped = true;
+				snprintf(res->stopped_to, sizeof res->stopped_to, "%s", q->to);
+			}
+			if (!q->err)
+				res->checkpoints++;
 		}
-		if (!q->err)
-			res->checkpoints++;
 
 		pthread_mutex_lock(&r->lock);
 		r->inflight = NULL;
@@ -1596,5 +2100,153 @@ int wasp_runner_request_checkpoint(int sock, const struct wasp_checkpoint_reques
 	rep->bytes = bytes;
 	rep->ms = ms;
 	rep->stopped = strstr(line + n, "stopped=1") != NULL;
+	const char *id = strstr(line + n, " id=");
+	if (id && sscanf(id, " id=%32[0-9a-f]", rep->id) != 1)
+		rep->id[0] = '\0';
+	rep->incremental = strstr(line + n, " kind=incremental") != NULL;
 	return 0;
+}
+
+/* The value of ` key=` in a reply line, decoded; "" when absent. */
+static void reply_value(const char *line, const char *key, char *out, size_t cap)
+{
+	char pat[40], raw[MSG_MAX];
+	snprintf(pat, sizeof pat, " %s=", key);
+	out[0] = '\0';
+	const char *p = strstr(line, pat);
+	if (!p)
+		return;
+	p += strlen(pat);
+	size_t n = strcspn(p, " ");
+	if (n >= sizeof raw)
+		n = sizeof raw - 1;
+	memcpy(raw, p, n);
+	raw[n] = '\0';
+	if (wasp_pct_decode(raw, out, cap) < 0)
+		snprintf(out, cap, "%.*s", (int)(cap - 1), raw);
+}
+
+static double reply_num(const char *line, const char *key)
+{
+	char v[64];
+	reply_value(line, key, v, sizeof v);
+	return v[0] ? strtod(v, NULL) : 0;
+}
+
+static void parse_migrate_reply(const char *line, struct wasp_migrate_reply *rep)
+{
+	reply_value(line, "id", rep->id, sizeof rep->id);
+	if (!strcmp(rep->id, "-"))
+		rep->id[0] = '\0';
+	reply_value(line, "msg", rep->message, sizeof rep->message);
+	reply_value(line, "hold", rep->hold_path, sizeof rep->hold_path);
+	reply_value(line, "stop", rep->stop_reason, sizeof rep->stop_reason);
+	reply_value(line, "pages", rep->round_pages, sizeof rep->round_pages);
+	rep->hold_saved = reply_num(line, "saved") != 0;
+	rep->rounds = (unsigned)reply_num(line, "rounds");
+	rep->bytes = (uint64_t)reply_num(line, "bytes");
+	rep->raw_bytes = (uint64_t)reply_num(line, "raw");
+	rep->file_bytes = (uint64_t)reply_num(line, "files");
+	rep->final_pages = (uint64_t)reply_num(line, "final_pages");
+	rep->total_ms = reply_num(line, "total_ms");
+	rep->downtime_ms = reply_num(line, "downtime_ms");
+	rep->precopy_ms = reply_num(line, "precopy_ms");
+	rep->dirty_rate = reply_num(line, "dirty_rate");
+	rep->bandwidth = reply_num(line, "bw");
+	rep->expected_downtime_ms = reply_num(line, "expected_ms");
+	rep->files_ms = reply_num(line, "files_ms");
+	rep->finish_ms = reply_num(line, "finish_ms");
+	rep->commit_ms = reply_num(line, "commit_ms");
+}
+
+int wasp_runner_request_migrate(int sock, const struct wasp_migrate_request *req, int dest_fd,
+				void (*progress)(void *opaque, const struct wasp_migrate_progress *p),
+				void *opaque, struct wasp_migrate_reply *rep)
+{
+	char line[MSG_MAX], enc[3 * 1024 + 1];
+	size_t o = 0;
+	memset(rep, 0, sizeof *rep);
+	rep->outcome = WASP_MIGRATE_RESUMED;
+
+#define ADD_STR(key, val)                                                                   \
+	do {                                                                                \
+		if ((val) && *(val)) {                                                      \
+			wasp_pct_encode((val), enc, sizeof enc);                            \
+			o += (size_t)snprintf(line + o, sizeof line - o, " %s=%s", key, enc);  \
+		}                                                                           \
+	} while (0)
+#define ADD_NUM(key, val)                                                                   \
+	do {                                                                                \
+		if (val)                                                                    \
+			o += (size_t)snprintf(line + o, sizeof line - o, " %s=%llu", key,      \
+					      (unsigned long long)(val));                   \
+	} while (0)
+	o += (size_t)snprintf(line, sizeof line, "migrate");
+	ADD_STR("url", req->url);
+	ADD_STR("token", req->token);
+	ADD_STR("cacert", req->ca_file);
+	ADD_STR("hold", req->hold_path);
+	ADD_NUM("max_downtime_us", req->max_downtime_ns / 1000);
+	ADD_NUM("max_rounds", req->max_rounds);
+	ADD_NUM("bandwidth", req->bandwidth_limit);
+	ADD_NUM("commit_timeout_ms", req->commit_timeout_ns / 1000000);
+	ADD_NUM("query_timeout_ms", req->query_timeout_ns / 1000000);
+	ADD_NUM("stall_timeout_ms", req->stall_timeout_ns / 1000000);
+	if (req->with_files)
+		o += (size_t)snprintf(line + o, sizeof line - o, " with_files=1");
+#undef ADD_STR
+#undef ADD_NUM
+	if (o + 2 >= sizeof line)
+		return wasp_fail(-E2BIG, "migrate request too long");
+	strcat(line, "\n");
+	int r = send_msg(sock, line, dest_fd);
+	memset(line, 0, sizeof line); /* it held the token */
+	if (r == -EPIPE || r == -ECONNRESET)
+		return wasp_fail(-ECONNRESET, "the runner closed the connection");
+	if (r < 0)
+		return wasp_fail(r, "send: %s", strerror(-r));
+	for (;;) {
+		r = recv_line(sock, line, sizeof line, 0);
+		if (r == -ECONNRESET)
+			return wasp_fail(-ECONNRESET,
+					 "the connection closed before the migration was done (did the virtine's process die?)");
+		if (r < 0)
+			return wasp_fail(r, "recv: %s", strerror(-r));
+		if (!strncmp(line, "progress ", 9)) {
+			if (progress) {
+				char phase[32];
+				struct wasp_migrate_progress p = {0};
+				reply_value(line + 8, "phase", phase, sizeof phase);
+				p.phase = phase;
+				p.round = (unsigned)reply_num(line + 8, "round");
+				p.pages = (uint64_t)reply_num(line + 8, "pages");
+				p.bytes = (uint64_t)reply_num(line + 8, "bytes");
+				p.dirty_pages = (uint64_t)reply_num(line + 8, "dirty");
+				p.dirty_rate = reply_num(line + 8, "dirty_rate");
+				p.bandwidth = reply_num(line + 8, "bw");
+				p.expected_downtime_ms = reply_num(line + 8, "expected_ms");
+				p.elapsed_ms = reply_num(line + 8, "elapsed_ms");
+				progress(opaque, &p);
+			}
+			continue;
+		}
+		if (!strncmp(line, "error ", 6))
+			return wasp_fail(-EREMOTEIO, "%s", line + 6);
+		if (!strncmp(line, "ok migrated", 11)) {
+			rep->outcome = WASP_MIGRATED;
+			parse_migrate_reply(line + 11, rep);
+			return 0;
+		}
+		if (!strncmp(line, "fail resumed", 12)) {
+			rep->outcome = WASP_MIGRATE_RESUMED;
+			parse_migrate_reply(line + 12, rep);
+			return 0;
+		}
+		if (!strncmp(line, "fail held", 9)) {
+			rep->outcome = WASP_MIGRATE_HELD;
+			parse_migrate_reply(line + 9, rep);
+			return 0;
+		}
+		return wasp_fail(-EPROTO, "unexpected answer: %.100s", line);
+	}
 }

@@ -329,7 +329,6 @@ errors)
 	cd "$work/cwd" || fail "cd"
 	ck; ck_error "no target"
 	ck 1 2; ck_error "give one target"
-	ck --incremental 1; ck_error "incremental checkpoints are not supported yet"
 	ck --timeout soon 1; ck_error "--timeout"
 	ck 'a/b'; ck_error "neither a pid nor a virtine name"
 	ck --frobnicate 1; [ "$rc" -eq 125 ] || fail "a bad option exits $rc"

@@ -86,23 +86,27 @@ static void on_fatal_signal(int sig)
 	raise(sig);
 }
 
-void tool_run_virtine(struct wasp_virtine *v, struct wasp_runner_opts *ro,
-		      struct wasp_runner_result *res)
+int tool_run_start(struct wasp_virtine *v, struct wasp_runner_opts *ro,
+		   struct wasp_runner **runner)
 {
-	struct wasp_runner *runner;
 	ro->handle_sigusr1 = true;
 	ro->log = stderr;
 	ro->log_prefix = tool_name;
-	if (wasp_runner_create(v, ro, &runner) < 0)
-		tool_die("%s", wasp_last_error());
-	if (wasp_runner_socket_path(runner))
-		snprintf(sock_path, sizeof sock_path, "%s", wasp_runner_socket_path(runner));
-	if (wasp_runner_name_path(runner))
-		snprintf(name_path, sizeof name_path, "%s", wasp_runner_name_path(runner));
+	int r = wasp_runner_create(v, ro, runner);
+	if (r < 0)
+		return r;
+	if (wasp_runner_socket_path(*runner))
+		snprintf(sock_path, sizeof sock_path, "%s", wasp_runner_socket_path(*runner));
+	if (wasp_runner_name_path(*runner))
+		snprintf(name_path, sizeof name_path, "%s", wasp_runner_name_path(*runner));
 	signal(SIGINT, on_fatal_signal);
 	signal(SIGTERM, on_fatal_signal);
 	signal(SIGHUP, on_fatal_signal);
+	return 0;
+}
 
+void tool_run_finish(struct wasp_runner *runner, struct wasp_runner_result *res)
+{
 	if (wasp_runner_run(runner, res) < 0) {
 		char msg[512];
 		snprintf(msg, sizeof msg, "%s", wasp_last_error());
@@ -113,6 +117,15 @@ void tool_run_virtine(struct wasp_virtine *v, struct wasp_runner_opts *ro,
 	/* Answers whoever still waits, and removes the socket files. */
 	wasp_runner_destroy(runner);
 	sock_path[0] = name_path[0] = 0;
+}
+
+void tool_run_virtine(struct wasp_virtine *v, struct wasp_runner_opts *ro,
+		      struct wasp_runner_result *res)
+{
+	struct wasp_runner *runner;
+	if (tool_run_start(v, ro, &runner) < 0)
+		tool_die("%s", wasp_last_error());
+	tool_run_finish(runner, res);
 }
 
 static void print_fault(const struct wasp_exit *e)
@@ -133,6 +146,23 @@ int tool_exit_status(const struct wasp_runner_result *res, uint64_t timeout_ns)
 {
 	const struct wasp_exit *e = &res->exit;
 
+	if (res->stopped && res->migrated) {
+		fprintf(stderr, "%s: migrated to %s; it runs there now\n", tool_name, res->stopped_to);
+		return 0;
+	}
+	if (res->stopped && res->held) {
+		/* Neither here nor known to be there: not a success. */
+		if (res->held_saved)
+			fprintf(stderr,
+				"%s: migration to %s: outcome unknown, so the virtine is held in %s; "
+				"restore that only if it does not run at %s\n",
+				tool_name, res->stopped_to, res->held_path, res->stopped_to);
+		else
+			fprintf(stderr,
+				"%s: migration to %s: outcome unknown, and the virtine could not be "
+				"saved to %s\n", tool_name, res->stopped_to, res->held_path);
+		return WASP_EXIT_TOOL_ERROR;
+	}
 	if (res->stopped) {
 		fprintf(stderr, "%s: stopped after checkpoint to %s\n", tool_name, res->stopped_to);
 		return 0;

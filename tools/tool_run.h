@@ -47,6 +47,14 @@ void tool_run_check(const struct wasp_runner_opts *ro);
 void tool_run_virtine(struct wasp_virtine *v, struct wasp_runner_opts *ro,
 		      struct wasp_runner_result *res);
 
+/* The same in two steps, for wasp-restore --listen, which must know the
+ * virtine runs before it tells the source: start (the runner exists and
+ * its socket listens; -errno with wasp_last_error() instead of exiting),
+ * then run to the end (exits on a host failure). */
+int tool_run_start(struct wasp_virtine *v, struct wasp_runner_opts *ro,
+		   struct wasp_runner **runner);
+void tool_run_finish(struct wasp_runner *runner, struct wasp_runner_result *res);
+
 /* The tool's exit status for how the run ended, with a line on stderr for
  * anything but a normal exit. */
 int tool_exit_status(const struct wasp_runner_result *res, uint64_t timeout_ns);

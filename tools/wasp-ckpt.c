@@ -29,8 +29,9 @@ static const char usage[] =
 	"                      replaced atomically, only once the checkpoint is whole\n"
 	"      --stop          stop the virtine once the checkpoint is written\n"
 	"                      (its wasp-run exits 0)\n"
-	"      --incremental   only the pages changed since the last checkpoint\n"
-	"                      (not supported yet)\n"
+	"      --incremental   only the pages changed since the last checkpoint this\n"
+	"                      virtine took (its parent); restore the chain with\n"
+	"                      wasp-restore FULL INC1 INC2 ...\n"
 	"  -t, --timeout DUR   give up after DUR (e.g. 10s); default: wait\n"
 	"  -q, --quiet         no summary line on stderr\n"
 	"  -h, --help          show this help\n"
@@ -101,8 +102,6 @@ int main(int argc, char **argv)
 	const char *target = argv[optind++];
 	if (optind < argc)
 		tool_die("unexpected '%s': give one target", argv[optind]);
-	if (req.incremental)
-		tool_die("incremental checkpoints are not supported yet");
 	bool is_pid = strspn(target, "0123456789") == strlen(target);
 	if (!is_pid && wasp_runner_name_valid(target) < 0)
 		tool_die("'%s' is neither a pid nor a virtine name (%s)", target, wasp_last_error());
@@ -157,8 +156,9 @@ int main(int argc, char **argv)
 			snprintf(who, sizeof who, "%s (pid %d)", peer.name, (int)peer.pid);
 		else
 			snprintf(who, sizeof who, "pid %d", (int)peer.pid);
-		fprintf(stderr, "wasp-ckpt: checkpoint of %s to %s: %llu bytes in %.1f ms%s\n", who,
-			out.is_stdout ? "stdout" : output, (unsigned long long)rep.bytes, rep.ms,
+		fprintf(stderr, "wasp-ckpt: %scheckpoint of %s to %s: %llu bytes in %.1f ms%s%s%s\n",
+			rep.incremental ? "incremental " : "", who, out.is_stdout ? "stdout" : output,
+			(unsigned long long)rep.bytes, rep.ms, rep.id[0] ? ", id " : "", rep.id,
 			rep.stopped ? "; the virtine stopped" : "");
 	}
 	free(default_output);

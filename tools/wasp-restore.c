@@ -3,26 +3,35 @@
  *
  * The checkpoint is read and checked whole before the guest runs; then it
  * runs under a runner exactly like wasp-run's, so it can be checkpointed
- * again (by signal, trigger file, period or wasp-ckpt).
+ * again (by signal, trigger file, period or wasp-ckpt) or migrated on.
+ * It comes from a file, stdin, a chain of files (a full checkpoint and
+ * its incremental ones), an http(s):// URL, or, with --listen, from a
+ * live migration (docs/migration.md).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ckpt.h"
 #include "migrate.h"
+#include "tool_migrate.h"
 #include "tool_run.h"
 #include "tool_util.h"
 #include "vmm.h"
 
 static const char usage[] =
-	"usage: wasp-restore [options] FILE|-\n"
+	"usage: wasp-restore [options] FILE|-|URL\n"
+	"       wasp-restore [options] FULL INC1 INC2 ...   (a chain)\n"
+	"       wasp-restore --merge OUT FULL INC1 ...      (a chain into one file)\n"
+	"       wasp-restore [options] --listen [ADDR:]PORT --token T\n"
 	"Restore a virtine from a checkpoint and let it run to its end.\n"
 	"\n"
 	"  -d, --dir DIR              host directory for the guest's files (its open\n"
@@ -31,7 +40,22 @@ static const char usage[] =
 	"  -t, --timeout DUR          stop the guest after DUR\n"
 	"      --no-stdin             the guest reads end-of-file from stdin\n"
 	"  -s, --stats                restore phases and sizes on stderr\n"
+	"      --merge OUT            write the chain FILE... as one full checkpoint\n"
+	"                             to OUT instead of running it\n"
 	"  -h, --help                 show this help\n"
+	"\n"
+	"Live migration (docs/migration.md):\n"
+	"      --listen [ADDR:]PORT   receive a virtine from wasp-migrate (port 0: any;\n"
+	"                             the port is printed on stderr)\n"
+	"      --token T              the bearer token migrations must bring (also\n"
+	"                             sent when fetching a URL)\n"
+	"      --token-file FILE      the token is the first line of FILE\n"
+	"                             (or set WASP_MIGRATE_TOKEN)\n"
+	"      --keep-listening       take many virtines, each on its own thread,\n"
+	"                             until killed (default: one, then run it)\n"
+	"      --tls-cert FILE, --tls-key FILE\n"
+	"                             serve HTTPS with this PEM certificate and key\n"
+	"      --cacert FILE          fetching https://: trust this CA too\n"
 	"\n"
 	"%s"
 	"\n"
@@ -39,11 +63,249 @@ static const char usage[] =
 	"\n"
 	"Exit status as wasp-run: the guest's exit code; 124 timeout; 139 guest\n"
 	"fault; 125 wasp-restore failed (bad arguments, a bad or incompatible\n"
-	"checkpoint: nothing ran); 0 when it stopped after a checkpoint.\n";
+	"checkpoint: nothing ran); 0 when it stopped after a checkpoint or was\n"
+	"migrated on.\n";
+
+/* ---- --listen ------------------------------------------------------------------- */
+
+/* One virtine from the listener's restore thread to main (default mode):
+ * main starts the runner and says whether it runs; only then does the
+ * listener answer the source. */
+struct handoff {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct wasp_virtine *v;
+	char id[33];
+	bool acked, seen;
+	int ack;
+	char msg[512];
+};
+
+static int start_handoff(void *opaque, struct wasp_virtine *v, const char *id)
+{
+	struct handoff *h = opaque;
+	pthread_mutex_lock(&h->lock);
+	h->v = v;
+	snprintf(h->id, sizeof h->id, "%s", id);
+	pthread_cond_broadcast(&h->cond);
+	while (!h->acked)
+		pthread_cond_wait(&h->cond, &h->lock);
+	int r = h->ack;
+	h->seen = true;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+	if (r < 0)
+		return wasp_fail(r, "%s", h->msg);
+	return 0;
+}
+
+static void ack(struct handoff *h, int r, const char *msg)
+{
+	pthread_mutex_lock(&h->lock);
+	h->acked = true;
+	h->ack = r;
+	snprintf(h->msg, sizeof h->msg, "%s", msg ? msg : "");
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* --keep-listening: each virtine runs on a thread of its own, under a
+ * runner without a control socket (one process has one PID.sock). */
+struct keep {
+	struct wasp_listener *l;
+	struct wasp_runner_opts rn;
+	pthread_mutex_t lock;
+	struct wasp_virtine *v;
+	char id[33];
+	bool taken;
+	int started;
+	bool decided;
+	pthread_cond_t cond;
+};
+
+static void *keep_main(void *arg)
+{
+	struct keep *k = arg;
+	pthread_mutex_lock(&k->lock);
+	struct wasp_virtine *v = k->v;
+	char id[33];
+	snprintf(id, sizeof id, "%s", k->id);
+	struct wasp_runner_opts rn = k->rn;
+	k->taken = true;
+	pthread_cond_broadcast(&k->cond);
+	pthread_mutex_unlock(&k->lock);
+
+	rn.no_socket = true;
+	rn.name = NULL;
+	rn.handle_sigusr1 = false;
+	rn.checkpoint_path = NULL;
+	rn.trigger_file = NULL;
+	rn.checkpoint_every_ns = 0;
+	rn.log = stderr;
+	rn.log_prefix = tool_name;
+	struct wasp_runner *runner;
+	int r = wasp_runner_create(v, &rn, &runner);
+	pthread_mutex_lock(&k->lock);
+	k->started = r;
+	k->decided = true;
+	pthread_cond_broadcast(&k->cond);
+	pthread_mutex_unlock(&k->lock);
+	if (r < 0) {
+		wasp_virtine_destroy(v);
+		return NULL;
+	}
+	struct wasp_runner_result res;
+	char how[128];
+	if (wasp_runner_run(runner, &res) < 0)
+		snprintf(how, sizeof how, "host failure: %s", wasp_last_error());
+	else if (res.stopped)
+		snprintf(how, sizeof how, "%s", res.migrated ? "migrated on" : "stopped");
+	else if (res.exit.reason == WASP_EXIT_EXITED)
+		snprintf(how, sizeof how, "exited with code %lld", (long long)(res.exit.code & 0xff));
+	else
+		snprintf(how, sizeof how, "ended: %s", wasp_exit_reason_name(res.exit.reason));
+	wasp_runner_destroy(runner);
+	wasp_virtine_destroy(v);
+	fflush(stdout);
+	fprintf(stderr, "%s: migration %s: the virtine %s\n", tool_name, id, how);
+	wasp_listener_set_status(k->l, id, how);
+	return NULL;
+}
+
+static int start_keep(void *opaque, struct wasp_virtine *v, const char *id)
+{
+	struct keep *k = opaque;
+	pthread_t t;
+	pthread_attr_t a;
+	/* One migration at a time reaches here, so one slot is enough. */
+	pthread_mutex_lock(&k->lock);
+	k->v = v;
+	snprintf(k->id, sizeof k->id, "%s", id);
+	k->taken = k->decided = false;
+	pthread_mutex_unlock(&k->lock);
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	int e = pthread_create(&t, &a, keep_main, k);
+	pthread_attr_destroy(&a);
+	if (e) {
+		wasp_virtine_destroy(v);
+		return wasp_fail(-e, "cannot start a thread for the virtine");
+	}
+	pthread_mutex_lock(&k->lock);
+	while (!k->decided)
+		pthread_cond_wait(&k->cond, &k->lock);
+	int r = k->started;
+	pthread_mutex_unlock(&k->lock);
+	return r;
+}
+
+/* "8080", ":8080", "127.0.0.1:8080", "[::1]:8080". */
+static void parse_listen(const char *s, char *addr, size_t cap, unsigned *port)
+{
+	const char *p = s;
+	addr[0] = '\0';
+	if (*s == '[') {
+		const char *e = strchr(s, ']');
+		if (!e || e[1] != ':' || (size_t)(e - s - 1) >= cap)
+			tool_die("--listen: '%s' is not [ADDR]:PORT", s);
+		memcpy(addr, s + 1, (size_t)(e - s - 1));
+		addr[e - s - 1] = '\0';
+		p = e + 2;
+	} else if (strchr(s, ':')) {
+		const char *c = strrchr(s, ':');
+		if ((size_t)(c - s) >= cap)
+			tool_die("--listen: address too long");
+		memcpy(addr, s, (size_t)(c - s));
+		addr[c - s] = '\0';
+		p = c + 1;
+	}
+	uint64_t v;
+	if (parse_u64(p, &v) < 0 || v > 65535)
+		tool_die("--listen: '%s' is not a port (0-65535)", p);
+	*port = (unsigned)v;
+}
+
+static int listen_main(struct wasp_listen_opts *lo, struct wasp_runner_opts *rn, bool keep,
+		       const char *listen_arg)
+{
+	struct wasp_listener *l;
+	struct handoff h = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+	static struct keep k = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+	lo->max_virtines = keep ? 0 : 1;
+	lo->start = keep ? start_keep : start_handoff;
+	lo->opaque = keep ? (void *)&k : (void *)&h;
+	lo->log = stderr;
+	lo->log_prefix = tool_name;
+	if (wasp_listener_create(lo, &l) < 0)
+		tool_die("%s", wasp_last_error());
+	k.l = l;
+	k.rn = *rn;
+	const char *a = lo->addr ? lo->addr : "*";
+	bool v6 = strchr(a, ':') != NULL;
+	fprintf(stderr, "%s: listening on %s%s%s:%u%s (%s)\n", tool_name, v6 ? "[" : "", a,
+		v6 ? "]" : "", wasp_listener_port(l), lo->tls_cert ? " with TLS" : "",
+		keep ? "taking virtines until killed" : "taking one virtine");
+	(void)listen_arg;
+
+	if (keep) {
+		for (;;)
+			pause();
+	}
+
+	pthread_mutex_lock(&h.lock);
+	while (!h.v)
+		pthread_cond_wait(&h.cond, &h.lock);
+	struct wasp_virtine *v = h.v;
+	char id[33];
+	snprintf(id, sizeof id, "%s", h.id);
+	pthread_mutex_unlock(&h.lock);
+
+	struct wasp_runner *runner;
+	if (tool_run_start(v, rn, &runner) < 0) {
+		char msg[512];
+		snprintf(msg, sizeof msg, "%s", wasp_last_error());
+		ack(&h, -EIO, msg);
+		/* The listener answers the refusal before it goes: the source
+		 * keeps the virtine. */
+		wasp_listener_destroy(l);
+		wasp_virtine_destroy(v);
+		tool_die("%s", msg);
+	}
+	ack(&h, 0, NULL);
+	/* Let the listener answer before the guest takes this CPU: on a busy
+	 * host a woken thread can wait milliseconds behind a running vCPU,
+	 * and the source stands still until the answer. */
+	pthread_mutex_lock(&h.lock);
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_nsec += 100000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	while (!h.seen && pthread_cond_timedwait(&h.cond, &h.lock, &dl) == 0)
+		;
+	pthread_mutex_unlock(&h.lock);
+	struct wasp_runner_result res;
+	tool_run_finish(runner, &res);
+	int status = tool_exit_status(&res, rn->timeout_ns);
+	char how[64];
+	snprintf(how, sizeof how, "exit status %d", status);
+	wasp_listener_set_status(l, id, how);
+	wasp_listener_destroy(l);
+	wasp_virtine_destroy(v);
+	return status;
+}
+
+/* ---- main ---------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
 {
-	enum { O_NOSTDIN = 512, O_SIMCPUID };
+	enum {
+		O_NOSTDIN = 512, O_SIMCPUID, O_LISTEN, O_TOKEN, O_TOKEN_FILE, O_KEEP, O_CERT,
+		O_KEY, O_CACERT, O_MERGE, O_TEST_FAULT
+	};
 	static const struct option opts[] = {
 		{"dir", required_argument, NULL, 'd'},
 		{"allow", required_argument, NULL, 'a'},
@@ -52,6 +314,16 @@ int main(int argc, char **argv)
 		TOOL_RUN_LONG_OPTIONS,
 		/* for tests: pretend this host lacks CPUID bits ("leaf.reg.bit,...") */
 		{"simulate-missing-cpuid", required_argument, NULL, O_SIMCPUID},
+		{"listen", required_argument, NULL, O_LISTEN},
+		{"token", required_argument, NULL, O_TOKEN},
+		{"token-file", required_argument, NULL, O_TOKEN_FILE},
+		{"keep-listening", no_argument, NULL, O_KEEP},
+		{"tls-cert", required_argument, NULL, O_CERT},
+		{"tls-key", required_argument, NULL, O_KEY},
+		{"cacert", required_argument, NULL, O_CACERT},
+		{"merge", required_argument, NULL, O_MERGE},
+		/* for tests: make a receiver fail at a chosen point (docs/migration.md) */
+		{"test-fault", required_argument, NULL, O_TEST_FAULT},
 		{"stats", no_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -59,7 +331,10 @@ int main(int argc, char **argv)
 	struct wasp_config cfg;
 	struct wasp_restore_opts ro = {0};
 	struct wasp_runner_opts rn;
-	bool stats = false;
+	struct wasp_listen_opts lo = {0};
+	const char *listen = NULL, *token = NULL, *token_file = NULL, *merge = NULL;
+	const char *cacert = NULL;
+	bool stats = false, keep = false;
 	int c;
 
 	tool_name = "wasp-restore";
@@ -88,6 +363,38 @@ int main(int argc, char **argv)
 		case O_SIMCPUID:
 			ro.simulate_missing_cpuid = optarg;
 			break;
+		case O_LISTEN:
+			listen = optarg;
+			break;
+		case O_TOKEN:
+			token = optarg;
+			break;
+		case O_TOKEN_FILE:
+			token_file = optarg;
+			break;
+		case O_KEEP:
+			keep = true;
+			break;
+		case O_CERT:
+			lo.tls_cert = optarg;
+			break;
+		case O_KEY:
+			lo.tls_key = optarg;
+			break;
+		case O_CACERT:
+			cacert = optarg;
+			break;
+		case O_MERGE:
+			if (!*optarg)
+				tool_die("--merge: empty file name");
+			merge = optarg;
+			break;
+		case O_TEST_FAULT:
+			if (strcmp(optarg, "die-before-resume") && strcmp(optarg, "drop-answer") &&
+			    strcmp(optarg, "forget-answer"))
+				tool_die("--test-fault: die-before-resume, drop-answer or forget-answer");
+			lo.test_fault = optarg;
+			break;
 		case 's':
 			stats = true;
 			break;
@@ -101,20 +408,79 @@ int main(int argc, char **argv)
 			return WASP_EXIT_TOOL_ERROR;
 		}
 	}
-	if (optind != argc - 1)
-		tool_die("give exactly one checkpoint file, or - for stdin (try --help)");
 	tool_run_check(&rn);
-	const char *path = argv[optind];
+	token = tool_token(token, token_file);
+	rn.sandbox_dir = cfg.sandbox_dir; /* for wasp-migrate --with-files onward */
 	signal(SIGPIPE, SIG_IGN);
+
+	if (merge) {
+		if (listen)
+			tool_die("--merge and --listen do not go together");
+		if (optind >= argc)
+			tool_die("--merge needs the chain: FULL [INC...]");
+		struct wasp_ckpt_stats st;
+		memset(&st, 0, sizeof st);
+		if (wasp_ckpt_merge_files((const char *const *)argv + optind, (size_t)(argc - optind),
+					  merge, NULL, &st) < 0)
+			tool_die("%s", wasp_last_error());
+		fprintf(stderr, "%s: merged %d checkpoints into %s (%llu bytes)\n", tool_name,
+			argc - optind, merge, (unsigned long long)st.bytes);
+		return 0;
+	}
+	if (listen) {
+		if (optind != argc)
+			tool_die("--listen takes no checkpoint file");
+		if (!token)
+			tool_die("--listen needs a token (--token, --token-file or WASP_MIGRATE_TOKEN)");
+		char addr[128];
+		parse_listen(listen, addr, sizeof addr, &lo.port);
+		lo.addr = addr[0] ? addr : NULL;
+		lo.token = token;
+		lo.restore = ro;
+		lo.files_dir = cfg.sandbox_dir;
+		return listen_main(&lo, &rn, keep, listen);
+	}
+	if (keep || lo.tls_cert || lo.tls_key || lo.test_fault)
+		tool_die("--keep-listening, --tls-cert, --tls-key and --test-fault go with --listen");
+	if (optind >= argc)
+		tool_die("give a checkpoint file, - for stdin, a URL or a chain (try --help)");
 
 	struct wasp_virtine *v;
 	struct wasp_ckpt_stats st;
-	int r;
-	if (!strcmp(path, "-")) {
+	int r, n = argc - optind;
+	const char *path = argv[optind];
+	memset(&st, 0, sizeof st);
+	if (n > 1) {
+		for (int i = optind; i < argc; i++)
+			if (!strcmp(argv[i], "-") || strstr(argv[i], "://"))
+				tool_die("a chain is made of files: '%s' cannot be part of one", argv[i]);
+		r = wasp_ckpt_restore_files(&ro, (const char *const *)argv + optind, (size_t)n, &v, &st);
+	} else if (!strcmp(path, "-")) {
 		int fd = 0;
 		struct wasp_source src = wasp_source_fd(&fd);
 		cfg.no_stdin = true; /* stdin carried the checkpoint */
 		r = wasp_ckpt_restore(&ro, &src, &v, &st);
+	} else if (!strncmp(path, "http://", 7) || !strncmp(path, "https://", 8)) {
+		struct wasp_xfer_opts xo;
+		struct wasp_fetch *f;
+		wasp_xfer_opts_init(&xo);
+		xo.token = token;
+		xo.ca_file = cacert;
+		if (wasp_fetch_open(path, &xo, &f) < 0)
+			tool_die("%s", wasp_last_error());
+		struct wasp_source src = wasp_fetch_source(f);
+		r = wasp_ckpt_restore(&ro, &src, &v, &st);
+		char msg[512];
+		snprintf(msg, sizeof msg, "%s", wasp_last_error());
+		/* A failed download explains a failed restore better than the
+		 * restore's "truncated" does. */
+		if (wasp_fetch_close(f) < 0) {
+			if (r == 0)
+				wasp_virtine_destroy(v);
+			tool_die("%s", wasp_last_error());
+		}
+		if (r < 0)
+			tool_die("%s", msg);
 	} else {
 		r = wasp_ckpt_restore_file(&ro, path, &v, &st);
 	}

@@ -177,6 +177,7 @@ int main(int argc, char **argv)
 	/* The runner: the vCPU on this thread, the triggers on its own. */
 	struct wasp_runner_result res;
 	ro.timeout_ns = timeout_ns;
+	ro.sandbox_dir = cfg.sandbox_dir; /* what wasp-migrate --with-files sends */
 	tool_run_virtine(v, &ro, &res);
 	const struct wasp_exit e = res.exit;
 	int status = tool_exit_status(&res, timeout_ns);

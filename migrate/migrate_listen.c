@@ -1,0 +1,729 @@
+/*
+ * migrate_listen.c: the receiving end of a live migration, an HTTP(S)
+ * server (libmicrohttpd, a thread per connection) behind
+ * `wasp-restore --listen`.
+ *
+ *   GET  /migrations              ready? (token, not busy): the source's preflight
+ *   POST /migrations              the checkpoint stream (chunked body); answered
+ *                                 only once the virtine runs here, or refused
+ *   PUT  /migrations/ID/files     the sandbox files of migration ID (--with-files)
+ *   GET  /migrations/ID           what became of migration ID (a lost answer)
+ *
+ * Every request needs `Authorization: Bearer TOKEN`, checked in constant
+ * time (401 otherwise). One migration at a time (409 for a second).
+ *
+ * The stream's body goes, through a bounded queue, to a restore thread
+ * that runs wasp_ckpt_restore() on it as it arrives (memory is applied as
+ * it comes, so little is left to do when the stream ends). The restore
+ * only succeeds if the body ended cleanly: a connection that breaks
+ * before the end of the chunked body fails the queue, so a cut stream can
+ * never be restored. Once restored, the embedder's start callback makes
+ * the virtine run; only then does the POST get its 200 ("running"). A
+ * refusal is a 4xx/5xx with {"status":"refused"}: the receiver never runs
+ * that virtine. docs/migration.md has the whole protocol.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "migrate_internal.h"
+
+#define QUEUE_BYTES (4u << 20)
+#define MAX_KEPT 64                 /* finished migrations remembered for queries */
+#define FILES_MAX_BYTES (4ull << 30)
+#define IDLE_TIMEOUT_S 60           /* a source silent this long is gone */
+#define FILES_WAIT_S 10             /* files may come before their stream's POST */
+
+enum mstatus { M_RECEIVING, M_RESTORING, M_STARTING, M_RUNNING, M_ENDED, M_REFUSED };
+static const char *const mstatus_names[] = {
+	[M_RECEIVING] = "receiving", [M_RESTORING] = "restoring", [M_STARTING] = "starting",
+	[M_RUNNING] = "running",     [M_ENDED] = "ended",         [M_REFUSED] = "refused",
+};
+
+struct migration {
+	struct migration *next;
+	char id[33];
+	char peer[64];
+	enum mstatus status;    /* listener lock */
+	char error[384];        /* why refused; what it ended with */
+	int http;               /* the answer's status code, once known */
+	struct wasp_bqueue q;
+	pthread_t thread;
+	bool thread_started;
+	bool files_in;          /* a files PUT is under way */
+	uint64_t t0, bytes;
+	double restore_ms;
+	struct wasp_listener *l;
+};
+
+struct wasp_listener {
+	struct wasp_listen_opts o;
+	char *token, *addr, *files_dir, *log_prefix, *test_fault;
+	struct MHD_Daemon *d;
+	char *cert, *key;
+	unsigned port;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;        /* a migration became active */
+	struct migration *active;   /* lock: the one being received */
+	struct migration *kept;     /* lock: all, newest first */
+	unsigned nkept, taken;      /* lock */
+	bool die_now;
+};
+
+/* The state of one HTTP request. */
+enum req_kind { R_STREAM = 1, R_FILES };
+struct req {
+	enum req_kind kind;
+	struct migration *m;
+	bool draining;          /* the restore gave up: swallow the rest */
+	bool finished;          /* the final call came */
+	struct wasp_bundle_reader *br;
+	int files_err;
+	char files_msg[256];
+};
+
+static void lg(struct wasp_listener *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void lg(struct wasp_listener *l, const char *fmt, ...)
+{
+	if (!l->o.log)
+		return;
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	fprintf(l->o.log, "%s: %s\n", l->log_prefix, line);
+	fflush(l->o.log);
+}
+
+/* ---- answers -------------------------------------------------------------------- */
+
+static enum MHD_Result answer(struct MHD_Connection *c, unsigned code, const char *json)
+{
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer(strlen(json), (void *)json, MHD_RESPMEM_MUST_COPY);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	enum MHD_Result ret = MHD_queue_response(c, code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result refuse(struct MHD_Connection *c, unsigned code, const char *id,
+			      const char *why)
+{
+	char j[1024], e[640];
+	wasp_json_str(why, e, sizeof e);
+	snprintf(j, sizeof j, "{\"id\":\"%s\",\"status\":\"refused\",\"error\":%s}\n", id ? id : "", e);
+	return answer(c, code, j);
+}
+
+static void describe(struct migration *m, char *j, size_t cap)
+{
+	char e[640];
+	wasp_json_str(m->error, e, sizeof e);
+	snprintf(j, cap,
+		 "{\"id\":\"%s\",\"status\":\"%s\",\"bytes\":%" PRIu64 ",\"restore_ms\":%.3f,\"error\":%s}\n",
+		 m->id, mstatus_names[m->status], m->bytes, m->restore_ms, m->error[0] ? e : "null");
+}
+
+/* ---- the restore thread -------------------------------------------------------------- */
+
+static ssize_t queue_read(void *ctx, void *buf, size_t len)
+{
+	struct migration *m = ctx;
+	ssize_t n = wasp_bqueue_get(&m->q, buf, len, 0);
+	if (n < 0) {
+		pthread_mutex_lock(&m->q.lock);
+		char msg[256];
+		snprintf(msg, sizeof msg, "%s", m->q.msg);
+		pthread_mutex_unlock(&m->q.lock);
+		return wasp_fail((int)n, "%s", msg);
+	}
+	return n;
+}
+
+static void set_status(struct migration *m, enum mstatus s, int http, const char *err)
+{
+	pthread_mutex_lock(&m->l->lock);
+	m->status = s;
+	if (http)
+		m->http = http;
+	if (err)
+		snprintf(m->error, sizeof m->error, "%s", err);
+	pthread_mutex_unlock(&m->l->lock);
+}
+
+static void *restore_main(void *arg)
+{
+	struct migration *m = arg;
+	struct wasp_listener *l = m->l;
+	struct wasp_source src = {.read = queue_read, .ctx = m};
+	struct wasp_virtine *v = NULL;
+	struct wasp_ckpt_stats st;
+
+	memset(&st, 0, sizeof st);
+	int r = wasp_ckpt_restore(&l->o.restore, &src, &v, &st);
+	m->bytes = m->q.out;
+	if (r < 0) {
+		char msg[384];
+		snprintf(msg, sizeof msg, "%s", wasp_last_error());
+		/* The handler stops waiting on a full queue and swallows the rest. */
+		wasp_bqueue_fail(&m->q, r, msg);
+		set_status(m, M_REFUSED, r == -ECONNRESET || r == -EPIPE ? 400 : 422, msg);
+		lg(l, "migration %s from %s refused: %s", m->id, m->peer, msg);
+		return NULL;
+	}
+	m->restore_ms = (wasp_now_ns() - m->t0) / 1e6;
+	lg(l, "migration %s from %s: restored (%" PRIu64 " bytes in %.1f ms)%s%s", m->id, m->peer,
+	   m->bytes, m->restore_ms, st.unrestored[0] ? "; this host did not restore: " : "",
+	   st.unrestored);
+	if (l->test_fault && !strcmp(l->test_fault, "die-before-resume")) {
+		lg(l, "test fault: dying before the virtine runs");
+		_exit(9);
+	}
+	if (l->test_fault && !strcmp(l->test_fault, "forget-answer")) {
+		wasp_virtine_destroy(v);
+		set_status(m, M_REFUSED, 500, "test fault: refused without an answer");
+		return NULL;
+	}
+	set_status(m, M_STARTING, 0, NULL);
+	r = l->o.start ? l->o.start(l->o.opaque, v, m->id) : wasp_fail(-ENOSYS, "nothing runs virtines here");
+	if (r < 0) {
+		char msg[384];
+		snprintf(msg, sizeof msg, "%s", wasp_last_error());
+		set_status(m, M_REFUSED, 500, msg);
+		lg(l, "migration %s from %s refused: %s", m->id, m->peer, msg);
+		return NULL;
+	}
+	pthread_mutex_lock(&l->lock);
+	l->taken++;
+	pthread_mutex_unlock(&l->lock);
+	set_status(m, M_RUNNING, 200, NULL);
+	lg(l, "migration %s from %s: running", m->id, m->peer);
+	return NULL;
+}
+
+/* ---- bookkeeping -------------------------------------------------------------------- */
+
+static struct migration *find(struct wasp_listener *l, const char *id)
+{
+	for (struct migration *m = l->kept; m; m = m->next)
+		if (!strcmp(m->id, id))
+			return m;
+	return NULL;
+}
+
+/* Forgets the oldest finished migrations beyond MAX_KEPT (lock held). */
+static void trim(struct wasp_listener *l)
+{
+	while (l->nkept > MAX_KEPT) {
+		struct migration **pp = &l->kept, **last = NULL;
+		for (; *pp; pp = &(*pp)->next)
+			if (*pp != l->active)
+				last = pp;
+		if (!last)
+			return;
+		struct migration *m = *last;
+		*last = m->next;
+		wasp_bqueue_destroy(&m->q);
+		free(m);
+		l->nkept--;
+	}
+}
+
+/* "Bearer TOKEN" against ours. */
+static bool authorized(struct wasp_listener *l, struct MHD_Connection *c)
+{
+	if (!l->token)
+		return true;
+	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	if (!h || strncasecmp(h, "Bearer ", 7)) {
+		(void)wasp_token_equal(l->token, ""); /* the same time as a wrong token */
+		return false;
+	}
+	return wasp_token_equal(l->token, h + 7);
+}
+
+static void peer_name(struct MHD_Connection *c, char *out, size_t cap)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	snprintf(out, cap, "?");
+	if (!ci || !ci->client_addr)
+		return;
+	char a[INET6_ADDRSTRLEN];
+	const struct sockaddr *sa = ci->client_addr;
+	if (sa->sa_family == AF_INET &&
+	    inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, a, sizeof a))
+		snprintf(out, cap, "%s", a);
+	else if (sa->sa_family == AF_INET6 &&
+		 inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, a, sizeof a))
+		snprintf(out, cap, "%s", a);
+}
+
+/* Why a new migration cannot start now, or NULL (lock held). */
+static const char *busy(struct wasp_listener *l)
+{
+	if (l->active)
+		return "a migration is already in progress";
+	if (l->o.max_virtines && l->taken >= l->o.max_virtines)
+		return "this receiver has taken its virtine (start it with --keep-listening to take more)";
+	return NULL;
+}
+
+/* ---- requests ------------------------------------------------------------------------- */
+
+static enum MHD_Result start_stream(struct wasp_listener *l, struct MHD_Connection *c, void **cls)
+{
+	const char *hid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Wasp-Migration-Id");
+	char id[33];
+	if (hid && !wasp_migration_id_valid(hid))
+		return refuse(c, 400, NULL, "Wasp-Migration-Id must be 32 hex digits");
+	if (hid)
+		snprintf(id, sizeof id, "%s", hid);
+	else
+		wasp_migration_id(id);
+
+	pthread_mutex_lock(&l->lock);
+	const char *why = busy(l);
+	if (!why && find(l, id))
+		why = "that migration id was used before";
+	if (why) {
+		pthread_mutex_unlock(&l->lock);
+		return refuse(c, 409, id, why);
+	}
+	struct migration *m = calloc(1, sizeof *m);
+	struct req *q = calloc(1, sizeof *q);
+	if (!m || !q || wasp_bqueue_init(&m->q, QUEUE_BYTES) < 0) {
+		pthread_mutex_unlock(&l->lock);
+		free(m);
+		free(q);
+		return refuse(c, 500, id, "out of memory");
+	}
+	snprintf(m->id, sizeof m->id, "%s", id);
+	peer_name(c, m->peer, sizeof m->peer);
+	m->l = l;
+	m->t0 = wasp_now_ns();
+	m->status = M_RECEIVING;
+	m->next = l->kept;
+	l->kept = m;
+	l->nkept++;
+	l->active = m;
+	trim(l);
+	pthread_cond_broadcast(&l->cond);
+	pthread_mutex_unlock(&l->lock);
+
+	int e = pthread_create(&m->thread, NULL, restore_main, m);
+	if (e) {
+		set_status(m, M_REFUSED, 500, "cannot start a restore thread");
+		pthread_mutex_lock(&l->lock);
+		l->active = NULL;
+		pthread_mutex_unlock(&l->lock);
+		free(q);
+		return refuse(c, 500, id, "cannot start a restore thread");
+	}
+	m->thread_started = true;
+	q->kind = R_STREAM;
+	q->m = m;
+	*cls = q;
+	lg(l, "migration %s from %s: receiving", m->id, m->peer);
+	return MHD_YES;
+}
+
+static enum MHD_Result stream_data(struct wasp_listener *l, struct MHD_Connection *c,
+				   struct req *q, const char *data, size_t *size)
+{
+	struct migration *m = q->m;
+	if (*size) {
+		if (!q->draining && wasp_bqueue_put(&m->q, data, *size) < 0)
+			q->draining = true; /* the restore failed: its answer waits for the end */
+		*size = 0;
+		return MHD_YES;
+	}
+	/* The whole body is here. */
+	q->finished = true;
+	pthread_mutex_lock(&l->lock);
+	if (m->status == M_RECEIVING)
+		m->status = M_RESTORING;
+	pthread_mutex_unlock(&l->lock);
+	wasp_bqueue_close(&m->q);
+	pthread_join(m->thread, NULL);
+	m->thread_started = false;
+	pthread_mutex_lock(&l->lock);
+	l->active = NULL;
+	enum mstatus s = m->status;
+	char j[1024];
+	describe(m, j, sizeof j);
+	int http = m->http ? m->http : 500;
+	pthread_mutex_unlock(&l->lock);
+
+	if (l->test_fault && (!strcmp(l->test_fault, "drop-answer") ||
+			      !strcmp(l->test_fault, "forget-answer"))) {
+		lg(l, "test fault: closing without an answer");
+		return MHD_NO;
+	}
+	return answer(c, s == M_RUNNING ? 200 : (unsigned)http, j);
+}
+
+static enum MHD_Result files_request(struct wasp_listener *l, struct MHD_Connection *c,
+				     const char *id, void **cls)
+{
+	pthread_mutex_lock(&l->lock);
+	/* The files come on a connection of their own, which may be served
+	 * before the stream's (each has its thread): give the stream's POST a
+	 * moment to arrive, unless this id is known to be over. */
+	struct timespec dl;
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += FILES_WAIT_S;
+	while (!(l->active && !strcmp(l->active->id, id)) && !find(l, id) &&
+	       pthread_cond_timedwait(&l->cond, &l->lock, &dl) == 0)
+		;
+	struct migration *m = l->active;
+	const char *why = NULL;
+	unsigned code = 409;
+	if (!m || strcmp(m->id, id) || m->status != M_RECEIVING) {
+		why = "no such migration is being received";
+		code = 404;
+	} else if (m->files_in) {
+		why = "its files are already coming";
+	} else if (!l->files_dir) {
+		why = "this receiver takes no files (no --dir)";
+	}
+	if (why) {
+		pthread_mutex_unlock(&l->lock);
+		return refuse(c, code, id, why);
+	}
+	m->files_in = true;
+	pthread_mutex_unlock(&l->lock);
+	struct req *q = calloc(1, sizeof *q);
+	if (!q)
+		return refuse(c, 500, id, "out of memory");
+	q->kind = R_FILES;
+	q->m = m;
+	if (wasp_bundle_reader_open(l->files_dir, FILES_MAX_BYTES, &q->br) < 0) {
+		q->files_err = -EIO;
+		snprintf(q->files_msg, sizeof q->files_msg, "%s", wasp_last_error());
+	}
+	*cls = q;
+	return MHD_YES;
+}
+
+static enum MHD_Result files_data(struct wasp_listener *l, struct MHD_Connection *c,
+				  struct req *q, const char *data, size_t *size)
+{
+	if (*size) {
+		if (!q->files_err && wasp_bundle_reader_push(q->br, data, *size) < 0) {
+			q->files_err = -EINVAL;
+			snprintf(q->files_msg, sizeof q->files_msg, "%s", wasp_last_error());
+		}
+		*size = 0;
+		return MHD_YES;
+	}
+	q->finished = true;
+	int n = q->files_err ? q->files_err : wasp_bundle_reader_finish(q->br);
+	if (n < 0 && !q->files_err)
+		snprintf(q->files_msg, sizeof q->files_msg, "%s", wasp_last_error());
+	pthread_mutex_lock(&l->lock);
+	q->m->files_in = false;
+	pthread_mutex_unlock(&l->lock);
+	if (n < 0) {
+		lg(l, "migration %s: files refused: %s", q->m->id, q->files_msg);
+		return refuse(c, 422, q->m->id, q->files_msg);
+	}
+	lg(l, "migration %s: %d files", q->m->id, n);
+	char j[160];
+	snprintf(j, sizeof j, "{\"id\":\"%s\",\"status\":\"ok\",\"files\":%d}\n", q->m->id, n);
+	return answer(c, 200, j);
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
+			       const char *method, const char *version, const char *data,
+			       size_t *size, void **con_cls)
+{
+	struct wasp_listener *l = cls;
+	struct req *q = *con_cls;
+	(void)version;
+
+	if (q) {
+		if (q->kind == R_STREAM)
+			return stream_data(l, c, q, data, size);
+		return files_data(l, c, q, data, size);
+	}
+	/* The first call: headers only. */
+	if (!authorized(l, c))
+		return refuse(c, 401, NULL, "wrong or missing token");
+	bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+	if (!strcmp(url, "/migrations") || !strcmp(url, "/migrations/")) {
+		if (!strcmp(method, "POST"))
+			return start_stream(l, c, con_cls);
+		if (!get)
+			return refuse(c, 405, NULL, "use GET or POST here");
+		pthread_mutex_lock(&l->lock);
+		const char *why = busy(l);
+		pthread_mutex_unlock(&l->lock);
+		if (why)
+			return refuse(c, 409, NULL, why);
+		return answer(c, 200, "{\"status\":\"ready\",\"version\":1}\n");
+	}
+	if (!strncmp(url, "/migrations/", 12)) {
+		char id[33];
+		const char *rest = url + 12;
+		size_t n = strcspn(rest, "/");
+		if (n != 32)
+			return refuse(c, 404, NULL, "no such migration");
+		memcpy(id, rest, 32);
+		id[32] = '\0';
+		if (!wasp_migration_id_valid(id))
+			return refuse(c, 404, NULL, "no such migration");
+		if (!strcmp(rest + 32, "/files")) {
+			if (strcmp(method, "PUT"))
+				return refuse(c, 405, id, "use PUT here");
+			return files_request(l, c, id, con_cls);
+		}
+		if (rest[32])
+			return refuse(c, 404, id, "no such resource");
+		if (!get)
+			return refuse(c, 405, id, "use GET here");
+		pthread_mutex_lock(&l->lock);
+		struct migration *m = find(l, id);
+		char j[1024];
+		if (m)
+			describe(m, j, sizeof j);
+		pthread_mutex_unlock(&l->lock);
+		if (!m)
+			return answer(c, 404, "{\"status\":\"unknown\",\"error\":\"no such migration\"}\n");
+		return answer(c, 200, j);
+	}
+	return refuse(c, 404, NULL, "no such resource");
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+		      enum MHD_RequestTerminationCode toe)
+{
+	struct wasp_listener *l = cls;
+	struct req *q = *con_cls;
+	(void)c, (void)toe;
+	if (!q)
+		return;
+	*con_cls = NULL;
+	if (q->kind == R_STREAM && !q->finished) {
+		/* The body never ended: whatever came can never be restored. */
+		struct migration *m = q->m;
+		wasp_bqueue_fail(&m->q, -ECONNRESET,
+				 "the source's connection ended before the stream was complete");
+		if (m->thread_started) {
+			pthread_join(m->thread, NULL);
+			m->thread_started = false;
+		}
+		pthread_mutex_lock(&l->lock);
+		if (l->active == m)
+			l->active = NULL;
+		pthread_mutex_unlock(&l->lock);
+	}
+	if (q->kind == R_FILES) {
+		if (!q->finished) {
+			pthread_mutex_lock(&l->lock);
+			q->m->files_in = false;
+			pthread_mutex_unlock(&l->lock);
+		}
+		wasp_bundle_reader_free(q->br);
+	}
+	free(q);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct wasp_listener *l = cls;
+	if (!l->o.log)
+		return;
+	char line[512];
+	vsnprintf(line, sizeof line, fmt, ap);
+	size_t n = strlen(line);
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	lg(l, "http: %s", line);
+}
+
+/* ---- setup ----------------------------------------------------------------------------- */
+
+static int read_pem(const char *path, char **out)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return wasp_fail(-errno, "%s: %s", path, strerror(errno));
+	char *buf = malloc(1 << 20);
+	size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+	fclose(f);
+	if (!buf)
+		return wasp_fail(-ENOMEM, "out of memory");
+	buf[n] = '\0';
+	*out = buf;
+	return 0;
+}
+
+static int dup_str(char **dst, const char *src)
+{
+	*dst = NULL;
+	if (src && !(*dst = strdup(src)))
+		return wasp_fail(-ENOMEM, "out of memory");
+	return 0;
+}
+
+int wasp_listener_create(const struct wasp_listen_opts *o, struct wasp_listener **out)
+{
+	int r;
+	*out = NULL;
+	struct wasp_listener *l = calloc(1, sizeof *l);
+	if (!l)
+		return wasp_fail(-ENOMEM, "out of memory");
+	pthread_mutex_init(&l->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&l->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	l->o = *o;
+	if ((r = dup_str(&l->token, o->token)) < 0 || (r = dup_str(&l->addr, o->addr)) < 0 ||
+	    (r = dup_str(&l->files_dir, o->files_dir)) < 0 ||
+	    (r = dup_str(&l->test_fault, o->test_fault)) < 0 ||
+	    (r = dup_str(&l->log_prefix, o->log_prefix ? o->log_prefix : "wasp")) < 0)
+		goto fail;
+	if (o->port > 65535) {
+		r = wasp_fail(-EINVAL, "port %u: at most 65535", o->port);
+		goto fail;
+	}
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+			 MHD_USE_ERROR_LOG;
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof ss);
+	bool have_addr = false;
+	if (o->addr) {
+		struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+		if (inet_pton(AF_INET, o->addr, &a4->sin_addr) == 1) {
+			a4->sin_family = AF_INET;
+			a4->sin_port = htons((uint16_t)o->port);
+		} else if (inet_pton(AF_INET6, o->addr, &a6->sin6_addr) == 1) {
+			a6->sin6_family = AF_INET6;
+			a6->sin6_port = htons((uint16_t)o->port);
+			flags |= MHD_USE_IPv6;
+		} else {
+			r = wasp_fail(-EINVAL, "'%s' is not a numeric IPv4 or IPv6 address", o->addr);
+			goto fail;
+		}
+		have_addr = true;
+	} else {
+		flags |= MHD_USE_DUAL_STACK;
+	}
+	if (!!o->tls_cert != !!o->tls_key) {
+		r = wasp_fail(-EINVAL, "HTTPS needs both a certificate and a key");
+		goto fail;
+	}
+	if (o->tls_cert) {
+		if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+			r = wasp_fail(-ENOTSUP, "this libmicrohttpd has no TLS");
+			goto fail;
+		}
+		if ((r = read_pem(o->tls_cert, &l->cert)) < 0 || (r = read_pem(o->tls_key, &l->key)) < 0)
+			goto fail;
+		flags |= MHD_USE_TLS;
+	}
+	struct MHD_OptionItem opts[8];
+	int n = 0;
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, l};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, NULL};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 32, NULL};
+	if (have_addr)
+		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
+	if (l->cert) {
+		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, l->cert};
+		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, l->key};
+	}
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	errno = 0;
+	/* The logger first, so that MHD's own messages go through it too. */
+	l->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, handler, l,
+				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l, MHD_OPTION_ARRAY, opts,
+				MHD_OPTION_END);
+	if (!l->d) {
+		int e = errno ? errno : EADDRINUSE;
+		r = wasp_fail(-e, "cannot listen on %s%s%s:%u: %s", o->addr && strchr(o->addr, ':') ? "[" : "",
+			      o->addr ? o->addr : "*", o->addr && strchr(o->addr, ':') ? "]" : "", o->port,
+			      strerror(e));
+		goto fail;
+	}
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(l->d, MHD_DAEMON_INFO_BIND_PORT);
+	l->port = di ? di->port : o->port;
+	/* Our copies: the caller's strings may go. */
+	l->o.token = l->token;
+	l->o.addr = l->addr;
+	l->o.files_dir = l->files_dir;
+	l->o.test_fault = l->test_fault;
+	l->o.log_prefix = l->log_prefix;
+	l->o.tls_cert = l->o.tls_key = NULL;
+	*out = l;
+	return 0;
+fail:
+	wasp_listener_destroy(l);
+	return r;
+}
+
+unsigned wasp_listener_port(const struct wasp_listener *l)
+{
+	return l->port;
+}
+
+void wasp_listener_set_status(struct wasp_listener *l, const char *id, const char *status)
+{
+	pthread_mutex_lock(&l->lock);
+	struct migration *m = find(l, id);
+	if (m && m->status == M_RUNNING) {
+		m->status = M_ENDED;
+		snprintf(m->error, sizeof m->error, "%s", status);
+	}
+	pthread_mutex_unlock(&l->lock);
+}
+
+void wasp_listener_destroy(struct wasp_listener *l)
+{
+	if (!l)
+		return;
+	if (l->d)
+		MHD_stop_daemon(l->d); /* joins the connection threads */
+	for (struct migration *m = l->kept, *next; m; m = next) {
+		next = m->next;
+		if (m->thread_started) {
+			wasp_bqueue_fail(&m->q, -ECANCELED, "the receiver is shutting down");
+			pthread_join(m->thread, NULL);
+		}
+		wasp_bqueue_destroy(&m->q);
+		free(m);
+	}
+	pthread_mutex_destroy(&l->lock);
+	pthread_cond_destroy(&l->cond);
+	free(l->token);
+	free(l->addr);
+	free(l->files_dir);
+	free(l->test_fault);
+	free(l->log_prefix);
+	if (l->key) {
+		memset(l->key, 0, strlen(l->key));
+		free(l->key);
+	}
+	free(l->cert);
+	free(l);
+}
