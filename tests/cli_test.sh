@@ -46,7 +46,7 @@ bad_timeout)
 		run --timeout "$t" "$A/exit7.bin"; expect_one_line_error "--timeout"
 	done ;;
 bad_mode) run --mode=weird "$A/exit7.bin"; expect_one_line_error "--mode" ;;
-bad_option) run --frobnicate "$A/exit7.bin"; expect_rc 125 ;;
+bad_option) run --frobnicate "$A/exit7.bin"; expect_one_line_error "'--frobnicate' is unknown" ;;
 extra_arg) run "$A/exit7.bin" stray; expect_one_line_error "put guest arguments after --" ;;
 bad_dir) run --dir "$work/none" "$A/exit7.bin"; expect_one_line_error "sandbox directory" ;;
 oversized_image)

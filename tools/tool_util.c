@@ -4,6 +4,7 @@
 #include "tool_util.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,6 +22,12 @@ noreturn void tool_die(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	exit(WASP_EXIT_TOOL_ERROR);
+}
+
+noreturn void tool_bad_option(char **argv)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+	tool_die("option '%s' is unknown or needs an argument (try '%s --help')", arg, tool_name);
 }
 
 int parse_u64(const char *s, uint64_t *out)

@@ -18,6 +18,10 @@ extern const char *tool_name;
 /* Prints "TOOL: message" on stderr and exits with WASP_EXIT_TOOL_ERROR. */
 noreturn void tool_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* After getopt_long returned '?' (with opterr = 0): one line naming the
+ * unknown option or the one missing its argument, and exit 125. */
+noreturn void tool_bad_option(char **argv);
+
 /* "16M", "4096", "1G", "64k" -> bytes. Returns 0 or -1 on a malformed size. */
 int parse_size(const char *s, uint64_t *out);
 /* "500ms", "2s", "1.5s", "3m", "100us", "10" (seconds) -> ns. 0 or -1. */

@@ -69,6 +69,7 @@ int main(int argc, char **argv)
 	int c;
 
 	tool_name = "wasp-ckpt";
+	opterr = 0; /* one line of ours instead of getopt\'s two */
 	while ((c = getopt_long(argc, argv, "o:t:qh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o':
@@ -93,8 +94,7 @@ int main(int argc, char **argv)
 			fputs(usage, stdout);
 			return 0;
 		default:
-			fputs("Try 'wasp-ckpt --help'.\n", stderr);
-			return WASP_EXIT_TOOL_ERROR;
+			tool_bad_option(argv);
 		}
 	}
 	if (optind >= argc)

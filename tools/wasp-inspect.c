@@ -35,6 +35,7 @@ int main(int argc, char **argv)
 	int c;
 
 	tool_name = "wasp-inspect";
+	opterr = 0; /* one line of ours instead of getopt\'s two */
 	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
@@ -44,8 +45,7 @@ int main(int argc, char **argv)
 			fputs(usage, stdout);
 			return 0;
 		default:
-			fputs("Try 'wasp-inspect --help'.\n", stderr);
-			return WASP_EXIT_TOOL_ERROR;
+			tool_bad_option(argv);
 		}
 	}
 	if (optind != argc - 1)

@@ -189,6 +189,7 @@ int main(int argc, char **argv)
 	int c;
 
 	tool_name = "wasp-migrate";
+	opterr = 0; /* one line of ours instead of getopt\'s two */
 	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
 		uint64_t v;
 		switch (c) {
@@ -253,8 +254,7 @@ int main(int argc, char **argv)
 			fputs(usage, stdout);
 			return 0;
 		default:
-			fputs("Try 'wasp-migrate --help'.\n", stderr);
-			return WASP_EXIT_TOOL_ERROR;
+			tool_bad_option(argv);
 		}
 	}
 	if (argc - optind != 2)

@@ -343,6 +343,7 @@ int main(int argc, char **argv)
 	wasp_config_init(&cfg);
 	wasp_runner_opts_init(&rn);
 	ro.config = &cfg;
+	opterr = 0; /* one line of ours instead of getopt\'s two */
 	while ((c = getopt_long(argc, argv, "d:a:t:sh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
@@ -404,8 +405,7 @@ int main(int argc, char **argv)
 		default:
 			if (tool_run_option(c, optarg, &rn))
 				break;
-			fputs("Try 'wasp-restore --help'.\n", stderr);
-			return WASP_EXIT_TOOL_ERROR;
+			tool_bad_option(argv);
 		}
 	}
 	tool_run_check(&rn);

@@ -99,6 +99,7 @@ int main(int argc, char **argv)
 
 	wasp_config_init(&cfg);
 	wasp_runner_opts_init(&ro);
+	opterr = 0; /* one line of ours instead of getopt\'s two */
 	while ((c = getopt_long(argc, argv, "+m:a:d:t:sh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
@@ -144,8 +145,7 @@ int main(int argc, char **argv)
 		default:
 			if (tool_run_option(c, optarg, &ro))
 				break;
-			fputs("Try 'wasp-run --help'.\n", stderr);
-			return WASP_EXIT_TOOL_ERROR;
+			tool_bad_option(argv);
 		}
 	}
 	if (optind >= argc)
