@@ -511,6 +511,53 @@ out:
 	return r;
 }
 
+int wasp_ckpt_header_info(const struct wasp_source *src, struct wasp_ckpt_info *info)
+{
+	struct wasp_stream_reader *rd = NULL;
+	Wasp__Record *rec = NULL;
+	int r = wasp_stream_reader_open(src, &rd);
+	if (r == 0 && (r = wasp_stream_read_record(rd, &rec)) == 0)
+		r = wasp_fail(-EINVAL, "checkpoint has no header");
+	if (r > 0) {
+		const Wasp__Header *h = rec->header; /* the reader checked record 0 is one */
+		memset(info, 0, sizeof *info);
+		memcpy(info->id, h->id.data, 16);
+		info->incremental = h->kind == WASP__HEADER__KIND__INCREMENTAL;
+		if (info->incremental)
+			memcpy(info->parent_id, h->parent_id.data, 16);
+		info->mem_size = h->mem_size;
+		r = 0;
+	}
+	if (rec)
+		wasp__record__free_unpacked(rec, NULL);
+	wasp_stream_reader_free(rd);
+	return r;
+}
+
+int wasp_ckpt_chain_check(const struct wasp_ckpt_info *infos, size_t n)
+{
+	char a[33], b[33];
+	if (n && infos[0].incremental) {
+		hex_id(a, infos[0].parent_id);
+		return wasp_fail(-EINVAL, "checkpoint 1 of the chain is incremental: its parent %s comes first", a);
+	}
+	for (size_t i = 1; i < n; i++) {
+		if (!infos[i].incremental)
+			return wasp_fail(-EINVAL, "checkpoint %zu of the chain is a full one; only the first may be",
+					 i + 1);
+		if (memcmp(infos[i].parent_id, infos[i - 1].id, 16)) {
+			hex_id(a, infos[i].parent_id);
+			hex_id(b, infos[i - 1].id);
+			return wasp_fail(-EINVAL,
+					 "checkpoint %zu of the chain follows %s, not the one before it (%s)",
+					 i + 1, a, b);
+		}
+		if (infos[i].mem_size != infos[0].mem_size)
+			return wasp_fail(-EINVAL, "checkpoint %zu of the chain has another memory size", i + 1);
+	}
+	return 0;
+}
+
 int wasp_ckpt_restore_chain(const struct wasp_restore_opts *opts,
 			    const struct wasp_source *const *srcs, size_t n,
 			    struct wasp_virtine **out, struct wasp_ckpt_stats *stats)

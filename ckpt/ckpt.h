@@ -153,6 +153,20 @@ uint64_t wasp_live_bytes(const struct wasp_live *l);
 /* Stops tracking (unless it was on before begin) and frees. Accepts NULL. */
 void wasp_live_free(struct wasp_live *l);
 
+/* What a checkpoint's header says, read without the rest of the stream. */
+struct wasp_ckpt_info {
+	uint8_t id[16];
+	bool incremental;
+	uint8_t parent_id[16]; /* with incremental */
+	uint64_t mem_size;
+};
+int wasp_ckpt_header_info(const struct wasp_source *src, struct wasp_ckpt_info *info);
+
+/* Checks that infos[0..n) form a chain: a full checkpoint, then
+ * incremental ones each naming the one before. 0, or -EINVAL with the
+ * broken link named. */
+int wasp_ckpt_chain_check(const struct wasp_ckpt_info *infos, size_t n);
+
 /* Decodes a checkpoint without restoring it and prints a description to
  * `out`: text, or one JSON object when json is set. Returns 0 when the
  * stream is whole and its checksum matches, a negative errno otherwise
