@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# bench_migrate.sh [--quick] [--runs N] [--csv PATH]: live migration over
+# loopback (docs/migration.md), for guests of 16, 64 and 256 MiB at a low
+# and a high dirty rate: a source wasp-run running tests/asm/dirtier.asm, a
+# receiver wasp-restore --listen 127.0.0.1:0, and wasp-migrate --json
+# between them. Full: 5 runs per row; quick: 1 run, no 256 MiB.
+#
+# Environment (the `bench` / `bench-quick` targets set them): WASP_RUN,
+# WASP_RESTORE, WASP_MIGRATE, WASP_DIRTIER (dirtier.bin).
+# Exit status: 0 done, 1 a migration or a step failed, 2 bad usage,
+# 77 no usable /dev/kvm. Docs: README.md beside this file.
+set -u
+
+quick=0 runs='' csv=''
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) quick=1 ;;
+	--runs) runs=${2:-}; shift ;;
+	--csv) csv=${2:-}; shift ;;
+	-h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "bench_migrate: unknown argument '$1'" >&2; exit 2 ;;
+	esac
+	shift
+done
+if [ -z "$runs" ]; then
+	if [ $quick = 1 ]; then runs=1; else runs=5; fi
+fi
+case $runs in ''|*[!0-9]*|0) echo "bench_migrate: --runs wants a positive number" >&2; exit 2 ;; esac
+for v in WASP_RUN WASP_RESTORE WASP_MIGRATE WASP_DIRTIER; do
+	[ -n "${!v:-}" ] && [ -e "${!v}" ] || { echo "bench_migrate: set $v (now '${!v:-}')" >&2; exit 2; }
+done
+[ -r /dev/kvm ] && [ -w /dev/kvm ] || { echo "bench_migrate: SKIP: /dev/kvm is not available"; exit 77; }
+
+if [ $quick = 1 ]; then sizes="16 64"; else sizes="16 64 256"; fi
+# dirty rate = the dirtier's region, rewritten pass after pass with fresh
+# incompressible data: low 64 KiB, high 4 MiB (its maximum).
+declare -A region=([low]=64 [high]=4096)
+PASSES=1000000000 # never ends by itself: it is killed at the receiver
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/wasp-bench-mig-XXXXXX") || exit 1
+export WASP_RUN_DIR=$work/run
+unset WASP_MIGRATE_TOKEN
+TOKEN=bench-$$-$RANDOM$RANDOM
+pids=()
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+fail() {
+	echo "bench_migrate: FAIL: $*" >&2
+	local f
+	for f in "$work"/*.err "$work"/mig.out; do
+		[ -s "$f" ] && { echo "--- $(basename "$f") (tail)" >&2; tail -n 5 "$f" >&2; }
+	done
+	exit 1
+}
+# wait_until SECONDS CMD...: poll CMD every 50 ms, at most SECONDS.
+wait_until() {
+	local n=$(($1 * 20)) i
+	shift
+	for ((i = 0; i < n; i++)); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+alive() { kill -0 "$1" 2>/dev/null; }
+dead() { ! kill -0 "$1" 2>/dev/null; }
+# reap PID: kill -9 (if still alive) and collect it.
+reap() { kill -9 "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
+json() { sed -n "s/.*\"$1\":\"\{0,1\}\([^\",}]*\).*/\1/p" "$work/mig.out"; }
+
+samples=$work/samples # size dirty total downtime rounds bytes ratio
+: >"$samples"
+
+# one SIZE DIRTY RUN: one migration, its numbers appended to $samples.
+one() {
+	local size=$1 dirty=$2 run=$3 fill=$((($1 - 8) / 2))
+	local tag="$size MiB, $dirty, run $run"
+	rm -rf "$work/src" "$work/dst" "$work"/*.out "$work"/*.err
+	mkdir -p "$work/src" "$work/dst"
+	"$WASP_RESTORE" --listen 127.0.0.1:0 --token "$TOKEN" --dir "$work/dst" \
+		>"$work/dst.out" 2>"$work/dst.err" &
+	local rcv=$!
+	pids+=("$rcv")
+	# The port: the kernel picks a free one (port 0) and the receiver names it.
+	wait_until 10 grep -qs 'listening on' "$work/dst.err" || fail "$tag: the receiver did not start"
+	local port
+	port=$(sed -n 's/.*listening on .*:\([0-9]*\) .*/\1/p' "$work/dst.err")
+	[ -n "$port" ] || fail "$tag: no port in '$(cat "$work/dst.err")'"
+	local name=bench-$$-$size-$dirty-$run
+	"$WASP_RUN" -m "${size}M" --name "$name" --allow=console_write,get_arg --dir "$work/src" \
+		"$WASP_DIRTIER" -- $PASSES "${region[$dirty]}" "$fill" >"$work/src.out" 2>"$work/src.err" &
+	local src=$!
+	pids+=("$src")
+	# Its first line ("pass 250") comes after the working set is filled.
+	started() { [ -s "$work/src.out" ] || dead "$src"; }
+	wait_until 120 started && alive "$src" || fail "$tag: no output from the guest"
+	wait_until 10 test -S "$WASP_RUN_DIR/$src.sock" || fail "$tag: no control socket"
+	local mrc=0
+	timeout -k 5 180 "$WASP_MIGRATE" "$name" "http://127.0.0.1:$port" --token "$TOKEN" --json \
+		>"$work/mig.out" 2>"$work/mig.err" || mrc=$?
+	[ "$mrc" -eq 0 ] || fail "$tag: wasp-migrate exit status $mrc"
+	[ "$(json outcome)" = migrated ] || fail "$tag: outcome '$(json outcome)'"
+	# The source lets go ...
+	wait_until 30 dead "$src" || fail "$tag: the source still runs after migrating"
+	wait "$src"
+	local src_rc=$?
+	[ "$src_rc" -eq 0 ] || fail "$tag: the source exited $src_rc"
+	grep -q '^wasp-run: migrated to .*; it runs there now$' "$work/src.err" ||
+		fail "$tag: the source did not say it migrated"
+	# ... and the receiver took it and runs it on.
+	grep -q 'migration [0-9a-f]* from .*: running' "$work/dst.err" || fail "$tag: the receiver does not run it"
+	alive "$rcv" || fail "$tag: the receiver died"
+	reap "$rcv"
+	local v k
+	v="$size $dirty"
+	for k in total_ms downtime_ms rounds bytes compression_ratio; do
+		local x
+		x=$(json $k)
+		case $x in ''|*[!0-9.]*) fail "$tag: no number for $k in the JSON" ;; esac
+		v="$v $x"
+	done
+	echo "$v" >>"$samples"
+	printf '  %-22s total %8.1f ms  downtime %6.1f ms  rounds %s\n' "$tag" \
+		"$(json total_ms)" "$(json downtime_ms)" "$(json rounds)"
+}
+
+start=$(date +%s)
+echo "bench_migrate: $runs run(s) per row, sizes $sizes MiB, dirty low (64 KiB region) / high (4 MiB region), loopback"
+# Rows in the inner loop, runs in the outer one: drift spreads over all rows.
+for ((r = 1; r <= runs; r++)); do
+	for s in $sizes; do
+		for d in low high; do
+			one "$s" "$d" "$r"
+		done
+	done
+done
+
+# The table: median [min-max] per row; the CSV: the medians.
+table=$(awk -v runs="$runs" '
+function med(a, n,   i, j, t) {
+	for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+{ k = $1 " " $2; if (!(k in n)) order[++rows] = k; n[k]++
+  for (c = 3; c <= 7; c++) v[k, c, n[k]] = $c }
+END {
+	for (r = 1; r <= rows; r++) {
+		k = order[r]; split(k, kk, " "); line = kk[1] " " kk[2] " " n[k]
+		for (c = 3; c <= 7; c++) {
+			delete a; lo = ""; hi = ""
+			for (i = 1; i <= n[k]; i++) { a[i] = v[k, c, i] + 0
+				if (lo == "" || a[i] < lo) lo = a[i]; if (hi == "" || a[i] > hi) hi = a[i] }
+			line = line " " med(a, n[k]) " " lo " " hi
+		}
+		print line
+	}
+}' "$samples")
+
+echo
+printf '%-4s %-5s %4s  %-22s %-22s %-9s %-22s %s\n' MiB dirty runs 'total ms med [min-max]' \
+	'downtime ms med [mm]' rounds 'MiB sent med [min-max]' 'ratio med [mm]'
+while read -r size dirty n t tl th d dl dh ro rol roh b bl bh q ql qh; do
+	printf '%-4s %-5s %4s  %-22s %-22s %-9s %-22s %s\n' "$size" "$dirty" "$n" \
+		"$(printf '%.1f [%.1f-%.1f]' "$t" "$tl" "$th")" \
+		"$(printf '%.1f [%.1f-%.1f]' "$d" "$dl" "$dh")" \
+		"$(printf '%g [%g-%g]' "$ro" "$rol" "$roh")" \
+		"$(awk -v m="$b" -v l="$bl" -v h="$bh" 'BEGIN { printf "%.1f [%.1f-%.1f]", m / 1048576, l / 1048576, h / 1048576 }')" \
+		"$(printf '%.2f [%.2f-%.2f]' "$q" "$ql" "$qh")"
+done <<<"$table"
+
+if [ -n "$csv" ]; then
+	{
+		echo size_mib,dirty,runs,total_ms,downtime_ms,rounds,bytes,ratio
+		while read -r size dirty n t _ _ d _ _ ro _ _ b _ _ q _ _; do
+			printf '%s,%s,%s,%.3f,%.3f,%g,%.0f,%.3f\n' "$size" "$dirty" "$n" "$t" "$d" "$ro" "$b" "$q"
+		done <<<"$table"
+	} >"$csv" || { echo "bench_migrate: cannot write $csv" >&2; exit 1; }
+	echo "CSV: $csv"
+fi
+
+# The QEMU comparison of the issue: only where qemu-system-x86_64 is installed.
+if command -v qemu-system-x86_64 >/dev/null 2>&1; then
+	echo "qemu-system-x86_64 is installed, but this benchmark has no QEMU comparison yet"
+else
+	echo "qemu-system-x86_64 not installed: no QEMU comparison"
+fi
+echo "bench_migrate: done in $(($(date +%s) - start)) s"
