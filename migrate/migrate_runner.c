@@ -74,47 +74,6 @@ static int copy_str(char **dst, const char *src)
 	return 0;
 }
 
-/* Bytes a line may not carry raw (space, controls, '%', non-ASCII) become %XX. */
-static void pct_encode(const char *s, char *out, size_t cap)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t o = 0;
-	for (; *s && o + 4 < cap; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c <= 0x20 || c >= 0x7f || c == '%') {
-			out[o++] = '%';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 15];
-		} else {
-			out[o++] = (char)c;
-		}
-	}
-	out[o] = '\0';
-}
-
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = tolower(c);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Decodes %XX; bytes that must not reach a log line (controls) become '?'. */
-static void pct_decode(const char *s, char *out, size_t cap)
-{
-	size_t o = 0;
-	while (*s && o + 1 < cap) {
-		int c = (unsigned char)*s++;
-		if (c == '%' && hexval(s[0]) >= 0 && hexval(s[1]) >= 0) {
-			c = hexval(s[0]) * 16 + hexval(s[1]);
-			s += 2;
-		}
-		out[o++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-	}
-	out[o] = '\0';
-}
-
 /* One line of text safe to send: no newline inside. */
 static void one_line(char *s)
 {
@@ -996,7 +955,9 @@ static void client_request(struct wasp_runner *r, int slot, char *line, int *fds
 			} else if (!strcmp(kv, "kind=incremental")) {
 				incremental = true;
 			} else if (!strncmp(kv, "to=", 3)) {
-				pct_decode(kv + 3, to, sizeof to);
+				/* Only for log lines: an undecodable one is shown as '?'. */
+				if (wasp_pct_decode(kv + 3, to, sizeof to) < 0)
+					snprintf(to, sizeof to, "?");
 			} else {
 				snprintf(badbuf, sizeof badbuf, "unknown parameter '%.64s'", kv);
 				bad = badbuf;
@@ -2074,7 +2035,7 @@ int wasp_runner_request_checkpoint(int sock, const struct wasp_checkpoint_reques
 
 	memset(rep, 0, sizeof *rep);
 	if (req->to)
-		pct_encode(req->to, to, sizeof to);
+		wasp_pct_encode(req->to, to, sizeof to);
 	snprintf(line, sizeof line, "checkpoint stop=%d kind=%s%s%s\n", req->stop ? 1 : 0,
 		 req->incremental ? "incremental" : "full", to[0] ? " to=" : "", to);
 	int r = send_msg(sock, line, dest_fd);
