@@ -36,32 +36,12 @@ STEPS=40 WORK=20000000
 have_py=0
 command -v python3 >/dev/null 2>&1 && [ -z "${CKPT_TEST_NO_PYTHON:-}" ] && have_py=1
 
-fail() {
-	echo "FAIL: $case_name: $*"
-	for f in "$work"/*.out "$work"/*.err "$work"/*.stderr; do
-		[ -s "$f" ] && { echo "--- $(basename "$f") (tail)"; tail -n 6 "$f"; }
-	done
-	exit 1
-}
+. "$(dirname "$0")/lib.sh"
 
-# wait_until CMD...: runs CMD every 50 ms until it succeeds, for at most 30 s.
-wait_until() {
-	local i
-	for ((i = 0; i < 600; i++)); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	return 1
-}
-lines_at_least() { [ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ]; }
 # wait_lines TAG N: TAG.out has N lines (the guest did N steps).
 wait_lines() { wait_until lines_at_least "$work/$1.out" "$2" || fail "$1: fewer than $2 lines of output"; }
-is_ckpt() { [ -s "$1" ] && [ "$(head -c 8 "$1")" = WASPCKPT ]; }
-# alive PID: running, not a zombie waiting to be reaped.
-alive() { [ -r "/proc/$1/stat" ] && ! grep -q '^[0-9]* (.*) [ZX] ' "/proc/$1/stat"; }
 # sock_or_gone NAME PID: the runner listens as NAME, or has already ended.
 sock_or_gone() { [ -e "$WASP_RUN_DIR/$1.sock" ] || ! alive "$2"; }
-run_dir_empty() { [ -z "$(ls -A "$WASP_RUN_DIR" 2>/dev/null)" ]; }
 no_temp_files() {
 	local left
 	left=$(find "$work" -name '*.tmp.*' 2>/dev/null)

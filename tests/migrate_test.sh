@@ -33,22 +33,7 @@ ALLOW=--allow=console_write,get_arg,files
 # random data per pass, ~0.3 ms a pass (more while it is being tracked).
 STEPS=80 WORK=20000000
 
-fail() {
-	echo "FAIL: $case_name: $*"
-	for f in "$work"/*.out "$work"/*.err; do
-		[ -f "$f" ] && { echo "--- $(basename "$f") (tail)"; tail -n 6 "$f"; }
-	done
-	exit 1
-}
-wait_until() {
-	local i
-	for ((i = 0; i < 600; i++)); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	return 1
-}
-lines_at_least() { [ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ]; }
+. "$(dirname "$0")/lib.sh"
 
 # ref NAME GUEST ARGS...: the unmigrated run, in the background, in $work/ref-NAME.
 ref() {

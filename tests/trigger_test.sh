@@ -29,29 +29,9 @@ ALLOW=--allow=console_write,get_arg,files
 # the first steps lands mid-run.
 STEPS=80 WORK=20000000
 
-fail() {
-	echo "FAIL: $case_name: $*"
-	for f in "$work"/*.out "$work"/*.err; do
-		[ -f "$f" ] && { echo "--- $(basename "$f") (tail)"; tail -n 8 "$f"; }
-	done
-	exit 1
-}
+. "$(dirname "$0")/lib.sh"
 
-# wait_until CMD...: runs CMD every 50 ms until it succeeds, for at most 30 s.
-wait_until() {
-	local i
-	for ((i = 0; i < 600; i++)); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	return 1
-}
-lines_at_least() { [ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ]; }
-is_ckpt() { [ -s "$1" ] && [ "$(head -c 8 "$1")" = WASPCKPT ]; }
-# alive PID: running, not a zombie waiting to be reaped.
-alive() { [ -r "/proc/$1/stat" ] && ! grep -q '^[0-9]* (.*) [ZX] ' "/proc/$1/stat"; }
 gone() { ! alive "$1"; }
-run_dir_empty() { [ -z "$(ls -A "$WASP_RUN_DIR" 2>/dev/null)" ]; }
 
 # ref: counter without any checkpoint, in $work/ref; sets ref_rc. Runs in the
 # background while the case runs; ref_wait collects it.

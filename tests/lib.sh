@@ -1,0 +1,26 @@
+# lib.sh: helpers the shell-driven tests share (sourced, not run). Each
+# script sets $case_name and $work before it uses them.
+
+# fail MSG: the case fails; shows the tail of every output file in $work.
+fail() {
+	echo "FAIL: $case_name: $*"
+	for f in "$work"/*.out "$work"/*.err "$work"/*.stderr; do
+		[ -s "$f" ] && { echo "--- $(basename "$f") (tail)"; tail -n 8 "$f"; }
+	done
+	exit 1
+}
+
+# wait_until CMD...: runs CMD every 50 ms until it succeeds, for at most 30 s.
+wait_until() {
+	local i
+	for ((i = 0; i < 600; i++)); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+lines_at_least() { [ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ]; }
+is_ckpt() { [ -s "$1" ] && [ "$(head -c 8 "$1")" = WASPCKPT ]; }
+# alive PID: running, not a zombie.
+alive() { [ -r "/proc/$1/stat" ] && ! grep -q '^[0-9]* (.*) [ZX] ' "/proc/$1/stat"; }
+run_dir_empty() { [ -z "$(ls -A "$WASP_RUN_DIR" 2>/dev/null)" ]; }
