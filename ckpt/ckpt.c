@@ -463,7 +463,7 @@ static int read_stream(struct restore *rs, const struct wasp_source *src, size_t
 		else
 			wasp_config_init(&cfg);
 		cfg.mem_size = rs->mem_size = h->mem_size;
-		if ((r = wasp_virtine_create(&cfg, &rs->v)) < 0)
+		if ((r = wasp_virtine_create(&cfg, &rs->v)) < 0 || (r = wasp_vcpu_prepare(rs->v)) < 0)
 			goto out;
 		uint8_t *mem = wasp_virtine_gpa(rs->v, 0, cfg.mem_size);
 		if ((r = wasp_memory_applier_new(mem, cfg.mem_size, rs->opts->threads, &rs->ap)) < 0)

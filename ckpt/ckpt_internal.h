@@ -48,6 +48,10 @@ int wasp_ckpt_write_state(struct wasp_stream_writer *w, struct wasp_virtine *v,
 
 /* ckpt_vcpu.c */
 int wasp_vcpu_capture(struct wasp_virtine *v, struct wasp_vcpu_state *s);
+/* Does the once-per-process probing (readable MSRs, whether the TSC can
+ * be set) ahead of time, so a capture or apply in a migration's downtime
+ * does not pay for it. */
+int wasp_vcpu_prepare(struct wasp_virtine *v);
 /* Applies s; fills `unrestored` with what the host accepted but did not
  * keep. -errno when the state could not be applied or did not read back. */
 int wasp_vcpu_apply(struct wasp_virtine *v, const struct wasp_vcpu_state *s, char *unrestored,

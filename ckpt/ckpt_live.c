@@ -58,8 +58,10 @@ int wasp_live_begin(struct wasp_virtine *v, const struct wasp_save_opts *opts,
 		r = wasp_fail(-ENOMEM, "out of memory");
 		goto fail;
 	}
-	/* Track first, then read: everything written from here on is caught. */
-	if ((r = wasp_virtine_dirty_start(v)) < 0 || (r = fetch(l)) < 0)
+	/* Track first, then read: everything written from here on is caught.
+	 * The vCPU probing is done now, not in the downtime. */
+	if ((r = wasp_vcpu_prepare(v)) < 0 || (r = wasp_virtine_dirty_start(v)) < 0 ||
+	    (r = fetch(l)) < 0)
 		goto fail;
 	memset(l->pending, 0, l->words * sizeof *l->pending);
 

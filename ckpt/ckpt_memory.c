@@ -152,6 +152,10 @@ struct mw {
 	const uint8_t *mem;
 	int level;
 	size_t chunk_size;
+	/* No worker threads: the writer encodes each chunk itself (a few
+	 * pages, as in a migration's last copy, cost less than a thread). */
+	bool inline_only;
+	ZSTD_CCtx *cctx;
 };
 
 static int slot_fail(struct mw_slot *s, int err, const char *fmt, ...)
@@ -299,6 +303,14 @@ static int flush_one(struct mw_run *run)
 	struct mw_slot *s = &m->slots[run->written % m->nslots];
 	int r;
 
+	if (m->inline_only && s->state == SLOT_QUEUED) {
+		s->err = 0;
+		if (!m->cctx && !(m->cctx = ZSTD_createCCtx()))
+			slot_fail(s, -ENOMEM, "out of memory for a zstd context");
+		else
+			encode_chunk(m, s, m->cctx);
+		s->state = SLOT_DONE;
+	}
 	pthread_mutex_lock(&m->mu);
 	while (s->state != SLOT_DONE)
 		pthread_cond_wait(&m->done, &m->mu);
@@ -372,6 +384,13 @@ int wasp_stream_write_memory(struct wasp_stream_writer *w, const uint8_t *mem, s
 	/* No more threads (and slot buffers) than the guest has chunks. */
 	if ((uint64_t)nth > (npages + chunk_pages - 1) / chunk_pages)
 		nth = npages ? (int)((npages + chunk_pages - 1) / chunk_pages) : 1;
+	/* A set of pages that fits one chunk is encoded right here. */
+	if (pages) {
+		uint64_t n = 0;
+		for (size_t i = 0; i < (npages + 63) / 64 && n <= chunk_pages; i++)
+			n += (uint64_t)__builtin_popcountll(pages[i]);
+		m->inline_only = n <= chunk_pages;
+	}
 
 	m->mem = mem;
 	m->level = o.level;
@@ -392,7 +411,7 @@ int wasp_stream_write_memory(struct wasp_stream_writer *w, const uint8_t *mem, s
 	pthread_mutex_init(&m->mu, NULL);
 	pthread_cond_init(&m->work, NULL);
 	pthread_cond_init(&m->done, NULL);
-	for (; started < nth; started++) {
+	for (; !m->inline_only && started < nth; started++) {
 		int e = pthread_create(&th[started], NULL, compress_worker, m);
 		if (e) {
 			r = wasp_fail(-e, "starting a compression thread: %s", strerror(e));
@@ -466,6 +485,7 @@ out_slots:
 		free(m->slots[i].out);
 	}
 	free(m->slots);
+	ZSTD_freeCCtx(m->cctx);
 	if (r == 0 && stats) {
 		stats->pages += carried;
 		stats->zero_pages += zero;

@@ -289,6 +289,16 @@ int wasp_xfer_commit(struct wasp_xfer *x, enum wasp_xfer_verdict *v);
  * query_timeout_ns, whether it runs the virtine. *v: ACCEPTED, REFUSED, or
  * UNKNOWN when it cannot tell. */
 int wasp_xfer_query(struct wasp_xfer *x, enum wasp_xfer_verdict *v);
+/* Waits, with the guest still running, until what was written has left
+ * this host and the receiver has taken it in (HTTP: its restore has read
+ * all but WASP_XFER_SETTLE_SLACK bytes of the stream), at most timeout_ns.
+ * The pre-copy engine calls it before it stops the guest, so the stop
+ * does not also wait out a backlog in queues and socket buffers. 0 when
+ * settled (at once for a file or a pipe), -ETIMEDOUT when the receiver
+ * is still behind, another -errno when the link failed. */
+int wasp_xfer_settle(struct wasp_xfer *x, uint64_t timeout_ns);
+#define WASP_XFER_SETTLE_SLACK (64u << 10)
+
 /* Gives up the stream (the destination sees it cut short). Safe from any
  * thread, also while another is blocked in write. Idempotent. */
 void wasp_xfer_cancel(struct wasp_xfer *x);
@@ -343,6 +353,9 @@ struct wasp_migrate_stats {
 	double bandwidth;           /* bytes/s into the transport, measured */
 	double expected_downtime_ms; /* the estimate that ended pre-copy */
 	uint64_t precopy_ns, downtime_ns, total_ns;
+	/* Of precopy_ns: waiting for the transport and the receiver to catch
+	 * up before the stop (wasp_xfer_settle). */
+	uint64_t settle_ns;
 	/* The downtime split up: sending the files, the last pages and state,
 	 * and waiting for the verdict (restore and start at the receiver). */
 	uint64_t files_ns, finish_ns, commit_ns;
@@ -442,7 +455,7 @@ struct wasp_migrate_reply {
 	unsigned rounds;
 	uint64_t bytes, raw_bytes, file_bytes, final_pages;
 	double total_ms, downtime_ms, precopy_ms, dirty_rate, bandwidth, expected_downtime_ms;
-	double files_ms, finish_ms, commit_ms;
+	double files_ms, finish_ms, commit_ms, settle_ms;
 	char stop_reason[32];
 	char round_pages[1024]; /* "a,b,c" */
 };

@@ -317,14 +317,12 @@ static int http_commit(struct wasp_xfer *x, enum wasp_xfer_verdict *v)
 	return 0;
 }
 
-/* One GET; 0 with *code and the body, or the curl failure. */
-static int http_get(const struct http_xfer *hx, const char *url, long *code, struct resp *r,
-		    uint64_t timeout_ns)
+/* One GET on handle h (kept between calls, so its connection is reused);
+ * 0 with *code and the body, or the curl failure. */
+static int http_get_on(CURL *h, const struct http_xfer *hx, const char *url, long *code,
+		       struct resp *r, uint64_t timeout_ns)
 {
 	char errbuf[CURL_ERROR_SIZE];
-	CURL *h = curl_easy_init();
-	if (!h)
-		return wasp_fail(-ENOMEM, "curl_easy_init failed");
 	easy_common(h, &hx->x.o, url, hx->headers, errbuf);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, resp_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
@@ -334,13 +332,23 @@ static int http_get(const struct http_xfer *hx, const char *url, long *code, str
 	CURLcode res = curl_easy_perform(h);
 	*code = 0;
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, code);
-	int ret = 0;
-	if (res != CURLE_OK) {
-		int e = res == CURLE_COULDNT_CONNECT ? -ECONNREFUSED
-		      : res == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT
-							: -EIO;
-		ret = wasp_fail(e, "%s", curl_reason(res, errbuf));
-	}
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL); /* errbuf goes out of scope */
+	if (res == CURLE_OK)
+		return 0;
+	int e = res == CURLE_COULDNT_CONNECT ? -ECONNREFUSED
+	      : res == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT
+						: -EIO;
+	return wasp_fail(e, "%s", curl_reason(res, errbuf));
+}
+
+/* One GET on a fresh connection. */
+static int http_get(const struct http_xfer *hx, const char *url, long *code, struct resp *r,
+		    uint64_t timeout_ns)
+{
+	CURL *h = curl_easy_init();
+	if (!h)
+		return wasp_fail(-ENOMEM, "curl_easy_init failed");
+	int ret = http_get_on(h, hx, url, code, r, timeout_ns);
 	curl_easy_cleanup(h);
 	return ret;
 }
@@ -394,6 +402,81 @@ static int http_query(struct wasp_xfer *x, enum wasp_xfer_verdict *v)
 		wasp_fail(-ETIMEDOUT, "asked %s for %.1f s whether it runs migration %s: %s", x->what,
 			  limit / 1e9, x->id, last);
 	return 0;
+}
+
+/* ---- settling before the stop ------------------------------------------------ */
+
+#define SETTLE_LOCAL_GAP_NS 100000ull  /* polling our own queue */
+#define SETTLE_REMOTE_GAP_NS 500000ull /* between progress queries */
+
+/* The stream thread's failure, when it has ended; 0 while it runs. */
+static int stream_failed(struct http_xfer *hx, size_t *queued)
+{
+	pthread_mutex_lock(&hx->q.lock);
+	int err = hx->q.err ? hx->q.err : hx->done ? -ECONNRESET : 0;
+	char msg[256];
+	snprintf(msg, sizeof msg, "%s", hx->q.msg[0] ? hx->q.msg : "the stream ended early");
+	*queued = hx->q.len;
+	pthread_mutex_unlock(&hx->q.lock);
+	return err ? wasp_fail(err, "the stream to %s broke off: %s", hx->x.what, msg) : 0;
+}
+
+static int http_settle(struct wasp_xfer *x, uint64_t timeout_ns)
+{
+	struct http_xfer *hx = (struct http_xfer *)x;
+	uint64_t deadline = wasp_now_ns() + timeout_ns;
+	struct timespec gap = {0, (long)SETTLE_LOCAL_GAP_NS};
+	size_t queued;
+	int r;
+
+	if (!hx->started)
+		return 0;
+	/* First our own queue: curl has taken everything. */
+	while ((r = stream_failed(hx, &queued)) == 0 && queued) {
+		if (wasp_now_ns() >= deadline)
+			return wasp_fail(-ETIMEDOUT, "%zu bytes still wait to be sent to %s", queued,
+					 x->what);
+		nanosleep(&gap, NULL);
+	}
+	if (r < 0)
+		return r;
+
+	/* Then the receiver: its restore has read nearly all of the stream
+	 * (its status says how much). One connection for all the questions. */
+	char url[2200], val[32];
+	snprintf(url, sizeof url, "%s/migrations/%s", hx->base, x->id);
+	struct resp *rs = malloc(sizeof *rs);
+	CURL *h = curl_easy_init();
+	uint64_t got = 0;
+	r = 0;
+	if (!rs || !h)
+		r = wasp_fail(-ENOMEM, "out of memory");
+	gap.tv_nsec = (long)SETTLE_REMOTE_GAP_NS;
+	while (r == 0) {
+		uint64_t now = wasp_now_ns();
+		long code;
+		if (now >= deadline) {
+			r = wasp_fail(-ETIMEDOUT, "%s has read %llu of %llu bytes", x->what,
+				      (unsigned long long)got, (unsigned long long)x->bytes);
+			break;
+		}
+		if ((r = http_get_on(h, hx, url, &code, rs, deadline - now)) < 0)
+			break;
+		if (code != 200 || !wasp_json_get(rs->buf, "bytes", val, sizeof val)) {
+			/* An older receiver, or not ours: nothing to wait for. */
+			break;
+		}
+		got = strtoull(val, NULL, 10);
+		if (got + WASP_XFER_SETTLE_SLACK >= x->bytes)
+			break;
+		if ((r = stream_failed(hx, &queued)) < 0)
+			break;
+		nanosleep(&gap, NULL);
+	}
+	if (h)
+		curl_easy_cleanup(h);
+	free(rs);
+	return r;
 }
 
 /* ---- files ------------------------------------------------------------------ */
@@ -478,6 +561,7 @@ static void http_destroy(struct wasp_xfer *x)
 static const struct wasp_xfer_ops http_ops = {
 	.name = "http",
 	.write = http_write,
+	.settle = http_settle,
 	.send_files = http_send_files,
 	.commit = http_commit,
 	.query = http_query,

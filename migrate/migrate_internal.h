@@ -24,6 +24,8 @@ struct wasp_xfer_ops {
 	int (*commit)(struct wasp_xfer *x, enum wasp_xfer_verdict *v);
 	/* NULL: UNKNOWN */
 	int (*query)(struct wasp_xfer *x, enum wasp_xfer_verdict *v);
+	/* NULL: settled once written */
+	int (*settle)(struct wasp_xfer *x, uint64_t timeout_ns);
 	void (*cancel)(struct wasp_xfer *x);
 	void (*destroy)(struct wasp_xfer *x);
 };

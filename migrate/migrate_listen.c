@@ -132,13 +132,22 @@ static enum MHD_Result refuse(struct MHD_Connection *c, unsigned code, const cha
 	return answer(c, code, j);
 }
 
+/* Under the listener's lock. While the stream comes, "bytes" is what the
+ * restore has read of it so far: the source waits for it to catch up
+ * before it stops the guest (wasp_xfer_settle). */
 static void describe(struct migration *m, char *j, size_t cap)
 {
 	char e[640];
+	uint64_t bytes = m->bytes;
+	if (m->status == M_RECEIVING) {
+		pthread_mutex_lock(&m->q.lock);
+		bytes = m->q.out;
+		pthread_mutex_unlock(&m->q.lock);
+	}
 	wasp_json_str(m->error, e, sizeof e);
 	snprintf(j, cap,
 		 "{\"id\":\"%s\",\"status\":\"%s\",\"bytes\":%" PRIu64 ",\"restore_ms\":%.3f,\"error\":%s}\n",
-		 m->id, mstatus_names[m->status], m->bytes, m->restore_ms, m->error[0] ? e : "null");
+		 m->id, mstatus_names[m->status], bytes, m->restore_ms, m->error[0] ? e : "null");
 }
 
 /* ---- the restore thread -------------------------------------------------------------- */

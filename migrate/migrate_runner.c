@@ -570,11 +570,11 @@ static void migration_reply(struct wasp_runner *r, int slot, struct request *q)
 	const char *id = m->x ? wasp_xfer_id(m->x) : "";
 	char kv[MSG_MAX];
 	snprintf(kv, sizeof kv,
-		 "id=%s total_ms=%.3f downtime_ms=%.3f precopy_ms=%.3f rounds=%u bytes=%llu raw=%llu "
+		 "id=%s total_ms=%.3f downtime_ms=%.3f precopy_ms=%.3f settle_ms=%.3f rounds=%u bytes=%llu raw=%llu "
 		 "files=%llu final_pages=%llu dirty_rate=%.0f bw=%.0f expected_ms=%.3f files_ms=%.3f "
 		 "finish_ms=%.3f commit_ms=%.3f stop=%s pages=%s",
 		 id[0] ? id : "-", s->total_ns / 1e6, s->downtime_ns / 1e6, s->precopy_ns / 1e6,
-		 s->rounds, (unsigned long long)s->bytes, (unsigned long long)s->raw_bytes,
+		 s->settle_ns / 1e6, s->rounds, (unsigned long long)s->bytes, (unsigned long long)s->raw_bytes,
 		 (unsigned long long)s->file_bytes, (unsigned long long)s->final_pages, s->dirty_rate,
 		 s->bandwidth, s->expected_downtime_ms, s->files_ns / 1e6, s->finish_ns / 1e6,
 		 s->commit_ns / 1e6, stop, pages[0] ? pages : "-");
@@ -2118,6 +2118,7 @@ static void parse_migrate_reply(const char *line, struct wasp_migrate_reply *rep
 	rep->files_ms = reply_num(line, "files_ms");
 	rep->finish_ms = reply_num(line, "finish_ms");
 	rep->commit_ms = reply_num(line, "commit_ms");
+	rep->settle_ms = reply_num(line, "settle_ms");
 }
 
 int wasp_runner_request_migrate(int sock, const struct wasp_migrate_request *req, int dest_fd,

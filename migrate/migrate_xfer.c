@@ -280,6 +280,13 @@ int wasp_xfer_query(struct wasp_xfer *x, enum wasp_xfer_verdict *v)
 	return x->ops->query(x, v);
 }
 
+int wasp_xfer_settle(struct wasp_xfer *x, uint64_t timeout_ns)
+{
+	if (x->committed)
+		return wasp_fail(-EINVAL, "the stream was already committed");
+	return x->ops->settle ? x->ops->settle(x, timeout_ns) : 0;
+}
+
 void wasp_xfer_cancel(struct wasp_xfer *x)
 {
 	if (x)

@@ -143,14 +143,14 @@ static void print_json(FILE *f, const char *target, pid_t pid, const char *url,
 	double ratio = rep->bytes ? (double)rep->raw_bytes / (double)rep->bytes : 0;
 	fprintf(f,
 		"{\"outcome\":\"%s\",\"target\":%s,\"pid\":%d,\"url\":%s,\"id\":\"%s\","
-		"\"total_ms\":%.3f,\"downtime_ms\":%.3f,\"precopy_ms\":%.3f,"
+		"\"total_ms\":%.3f,\"downtime_ms\":%.3f,\"precopy_ms\":%.3f,\"settle_ms\":%.3f,"
 		"\"files_ms\":%.3f,\"finish_ms\":%.3f,\"commit_ms\":%.3f,\"rounds\":%u,"
 		"\"pages_per_round\":[%s],\"final_pages\":%llu,\"bytes\":%llu,\"raw_bytes\":%llu,"
 		"\"file_bytes\":%llu,\"compression_ratio\":%.3f,\"dirty_rate\":%.0f,"
 		"\"bandwidth\":%.0f,\"expected_downtime_ms\":%.3f,\"stop_reason\":%s,"
 		"\"hold\":%s,\"hold_saved\":%s,\"error\":%s}\n",
 		names[rep->outcome], s_t, (int)pid, s_url, rep->id, rep->total_ms, rep->downtime_ms,
-		rep->precopy_ms, rep->files_ms, rep->finish_ms, rep->commit_ms, rep->rounds,
+		rep->precopy_ms, rep->settle_ms, rep->files_ms, rep->finish_ms, rep->commit_ms, rep->rounds,
 		strcmp(rep->round_pages, "-") ? rep->round_pages : "",
 		(unsigned long long)rep->final_pages, (unsigned long long)rep->bytes,
 		(unsigned long long)rep->raw_bytes, (unsigned long long)rep->file_bytes, ratio,
