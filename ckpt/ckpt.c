@@ -261,6 +261,8 @@ int wasp_ckpt_save(struct wasp_virtine *v, const struct wasp_save_opts *opts,
 	memset(stats, 0, sizeof *stats);
 	if (!opts)
 		opts = &defaults;
+	if (opts->incremental && opts->mappable)
+		return wasp_fail(-EINVAL, "a mappable checkpoint is a full one, not incremental");
 	if (opts->incremental && (!opts->parent_id || !wasp_virtine_dirty_active(v)))
 		return wasp_fail(-ENOENT, "no parent checkpoint: take a full one first");
 
@@ -289,8 +291,11 @@ int wasp_ckpt_save(struct wasp_virtine *v, const struct wasp_save_opts *opts,
 	} else {
 		/* Only pages the memfd holds data for: reading a hole would
 		 * allocate it, and every one of them is zero anyway. */
-		r = wasp_memfd_data_pages(wasp_virtine_mem_fd(v), wasp_virtine_mem_size(v), &pages);
-		if (r == 0)
+		r = wasp_guest_data_pages(v, &pages);
+		if (r == 0 && opts->mappable)
+			r = wasp_stream_write_memory_mappable(w, mem, wasp_virtine_mem_size(v), pages,
+							      stats);
+		else if (r == 0)
 			r = wasp_stream_write_memory(w, mem, wasp_virtine_mem_size(v), pages, false,
 						     opts, stats);
 	}
@@ -384,7 +389,22 @@ struct restore {
 	Wasp__Record *host, *vcpu;
 	uint8_t id[16];
 	size_t mem_size;
+	const int *map_fds; /* per source: a file that may be mapped, or -1 */
 };
+
+/* A mappable chunk of the first checkpoint: mapped copy-on-write. */
+static int map_chunk(void *ctx, uint64_t first, uint64_t pages, int fd, uint64_t offset)
+{
+	struct restore *rs = ctx;
+	int r = wasp_virtine_map_file(rs->v, first * 4096, pages * 4096, fd, offset);
+	if (r == 0) {
+		rs->stats->chunks++;
+		rs->stats->pages += pages;
+		rs->stats->mapped_pages += pages;
+		rs->stats->raw_bytes += pages * 4096;
+	}
+	return r;
+}
 
 static void keep(Wasp__Record **slot, Wasp__Record *rec)
 {
@@ -403,6 +423,9 @@ static int read_stream(struct restore *rs, const struct wasp_source *src, size_t
 	int r;
 
 	if ((r = wasp_stream_reader_open(src, &rd)) < 0)
+		goto out;
+	if (index == 0 && !merge_mem && rs->map_fds && rs->map_fds[0] >= 0 && !rs->opts->no_map &&
+	    (r = wasp_stream_reader_set_mapper(rd, rs->map_fds[0], map_chunk, rs)) < 0)
 		goto out;
 	if ((r = wasp_stream_read_record(rd, &rec)) == 0)
 		r = wasp_fail(-EINVAL, "checkpoint has no header");
@@ -558,9 +581,9 @@ int wasp_ckpt_chain_check(const struct wasp_ckpt_info *infos, size_t n)
 	return 0;
 }
 
-int wasp_ckpt_restore_chain(const struct wasp_restore_opts *opts,
-			    const struct wasp_source *const *srcs, size_t n,
-			    struct wasp_virtine **out, struct wasp_ckpt_stats *stats)
+static int restore_chain(const struct wasp_restore_opts *opts, const struct wasp_source *const *srcs,
+			 const int *map_fds, size_t n, struct wasp_virtine **out,
+			 struct wasp_ckpt_stats *stats)
 {
 	struct wasp_restore_opts defaults = {0};
 	struct wasp_ckpt_stats local;
@@ -572,7 +595,7 @@ int wasp_ckpt_restore_chain(const struct wasp_restore_opts *opts,
 	if (!stats)
 		stats = &local;
 	memset(stats, 0, sizeof *stats);
-	struct restore rs = {.opts = opts ? opts : &defaults, .stats = stats};
+	struct restore rs = {.opts = opts ? opts : &defaults, .stats = stats, .map_fds = map_fds};
 	if (n == 0)
 		return wasp_fail(-EINVAL, "no checkpoint to restore");
 
@@ -611,6 +634,13 @@ out:
 	return r;
 }
 
+int wasp_ckpt_restore_chain(const struct wasp_restore_opts *opts,
+			    const struct wasp_source *const *srcs, size_t n,
+			    struct wasp_virtine **out, struct wasp_ckpt_stats *stats)
+{
+	return restore_chain(opts, srcs, NULL, n, out, stats);
+}
+
 int wasp_ckpt_restore(const struct wasp_restore_opts *opts, const struct wasp_source *src,
 		      struct wasp_virtine **out, struct wasp_ckpt_stats *stats)
 {
@@ -620,7 +650,7 @@ int wasp_ckpt_restore(const struct wasp_restore_opts *opts, const struct wasp_so
 int wasp_ckpt_restore_files(const struct wasp_restore_opts *opts, const char *const *paths,
 			    size_t n, struct wasp_virtine **out, struct wasp_ckpt_stats *stats)
 {
-	int fds[64];
+	int fds[64] = {0};
 	struct wasp_source srcs[64];
 	const struct wasp_source *ptrs[64] = {0};
 	size_t opened = 0;
@@ -638,7 +668,8 @@ int wasp_ckpt_restore_files(const struct wasp_restore_opts *opts, const char *co
 		srcs[opened] = wasp_source_fd(&fds[opened]);
 		ptrs[opened] = &srcs[opened];
 	}
-	r = wasp_ckpt_restore_chain(opts, ptrs, n, out, stats);
+	/* The files are ours, at offset 0: the first may be mapped. */
+	r = restore_chain(opts, ptrs, fds, n, out, stats);
 	if (r < 0 && n == 1)
 		wasp_fail(r, "%s: %s", paths[0], wasp_last_error());
 out:

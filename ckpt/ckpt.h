@@ -55,6 +55,12 @@ struct wasp_save_opts {
 	 * the next one can be incremental. Costs the guest a fault on the
 	 * first write to each page after each checkpoint. */
 	bool track_dirty;
+	/* Full checkpoints only: store memory uncompressed, each run of pages
+	 * page-aligned in the stream (formats/stream.md, "mappable"), so a
+	 * restore from a local file maps guest memory copy-on-write instead of
+	 * reading it (cost independent of guest size). Bigger on disk; still
+	 * a valid stream for pipes and the network. */
+	bool mappable;
 };
 
 /* Time (ns) and size of each phase, for tools and the benchmark. */
@@ -63,6 +69,7 @@ struct wasp_ckpt_stats {
 	uint64_t read_ns, decompress_ns, apply_ns;            /* restore (total_ns too) */
 	uint64_t bytes;       /* stream size */
 	uint64_t pages, zero_pages, chunks;
+	uint64_t mapped_pages; /* restore: pages mapped from the file, not read */
 	uint64_t raw_bytes;   /* bytes of the non-zero pages before compression */
 	/* restore: fields this host accepted but did not restore (e.g. the TSC
 	 * on PVM), as a comma-separated list; "" when everything round-tripped */
@@ -100,6 +107,9 @@ struct wasp_restore_opts {
 	/* Testing hook: pretend this host's KVM lacks these CPUID features
 	 * ("leaf.reg.bit,..." e.g. "7.ebx.5"). NULL: none. */
 	const char *simulate_missing_cpuid;
+	/* Read a mappable checkpoint file's memory instead of mapping it
+	 * copy-on-write (wasp_ckpt_restore_file/_files only map). */
+	bool no_map;
 };
 
 /* Reads a whole checkpoint, checks every byte of it (magic, version,

@@ -69,7 +69,7 @@ int wasp_live_begin(struct wasp_virtine *v, const struct wasp_save_opts *opts,
 	    (r = wasp_ckpt_write_header(l->w, v, false, NULL, l->stats.id)) < 0)
 		goto fail;
 	const uint8_t *mem = wasp_virtine_gpa(v, 0, wasp_virtine_mem_size(v));
-	if ((r = wasp_memfd_data_pages(wasp_virtine_mem_fd(v), wasp_virtine_mem_size(v), &data)) < 0 ||
+	if ((r = wasp_guest_data_pages(v, &data)) < 0 ||
 	    (r = wasp_stream_write_memory(l->w, mem, wasp_virtine_mem_size(v), data, false, &l->opts,
 					  &l->stats)) < 0)
 		goto fail;

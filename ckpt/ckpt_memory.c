@@ -872,3 +872,123 @@ void wasp_memory_applier_free(struct wasp_memory_applier *a)
 	free(a->t);
 	free(a);
 }
+
+int wasp_guest_data_pages(struct wasp_virtine *v, uint64_t **out)
+{
+	size_t size = wasp_virtine_mem_size(v), words = (size / PAGE + 63) / 64;
+	int r = wasp_memfd_data_pages(wasp_virtine_mem_fd(v), size, out);
+	const uint64_t *mapped = wasp_virtine_file_mapped(v);
+	for (size_t i = 0; r == 0 && mapped && i < words; i++)
+		(*out)[i] |= mapped[i];
+	return r;
+}
+
+/* ---- mappable memory ----------------------------------------------------
+ * One chunk per run of pages, codec NONE, its data at a page-aligned stream
+ * offset, so a reader of a file can mmap the data (formats/stream.md). */
+
+/* Pages without data a run may bridge (written as zero pages) rather than
+ * start a new run: fewer, longer mappings at a few KiB of file each. */
+#define MAP_BRIDGE 32
+#define TAG_RECORD_PAD 0x32 /* Record.pad = 6 */
+
+static size_t pad_record_size(size_t n)
+{
+	size_t plen = 1 + varint_len(n) + n;
+	return varint_len(plen) + plen;
+}
+
+/* A pad record of exactly `total` bytes into buf; false if none has that
+ * size (varint lengths skip a few). */
+static bool pad_record(uint8_t *buf, size_t total)
+{
+	/* The varints take 2..6 of the bytes. */
+	for (size_t k = 3; k <= 8 && k <= total; k++) {
+		size_t n = total - k;
+		if (pad_record_size(n) != total)
+			continue;
+		size_t o = varint_put(buf, 1 + varint_len(n) + n);
+		buf[o++] = TAG_RECORD_PAD;
+		o += varint_put(buf + o, n);
+		memset(buf + o, 0, n);
+		return true;
+	}
+	return false;
+}
+
+static int write_mappable_run(struct wasp_stream_writer *w, const uint8_t *mem, uint64_t first,
+			      uint64_t count)
+{
+	uint8_t prefix[64], pad[2 * PAGE + 16];
+	uint64_t raw = count * PAGE;
+	struct prange range = {first, count};
+	size_t chunk_len = range_len(&range) + 1 + varint_len(raw) + 2 + 1 + varint_len(raw) + raw;
+	size_t rec_len = 1 + varint_len(chunk_len) + chunk_len;
+	size_t o = varint_put(prefix, rec_len);
+	prefix[o++] = TAG_RECORD_MEMORY;
+	o += varint_put(prefix + o, chunk_len);
+	o += range_put(prefix + o, TAG_RANGES, &range);
+	prefix[o++] = TAG_RAW_SIZE;
+	o += varint_put(prefix + o, raw);
+	prefix[o++] = TAG_CODEC;
+	prefix[o++] = WASP__MEMORY_CHUNK__CODEC__NONE;
+	prefix[o++] = TAG_DATA;
+	o += varint_put(prefix + o, raw);
+
+	size_t at = (size_t)((wasp_stream_writer_bytes(w) + o) % PAGE);
+	if (at) {
+		size_t need = PAGE - at;
+		if (need < 3 || !pad_record(pad, need)) {
+			need += PAGE;
+			if (!pad_record(pad, need))
+				return wasp_fail(-EFAULT, "no pad record of %zu bytes", need);
+		}
+		int r = wasp_stream_write_framed(w, pad, need, 0, wasp_crc32c(0, pad, need));
+		if (r < 0)
+			return r;
+	}
+	return wasp_stream_write_framed2(w, prefix, o, mem + first * PAGE, raw, count);
+}
+
+static bool page_bit(const uint64_t *b, uint64_t p)
+{
+	return b[p / 64] >> (p % 64) & 1;
+}
+
+int wasp_stream_write_memory_mappable(struct wasp_stream_writer *w, const uint8_t *mem,
+				      size_t size, const uint64_t *pages,
+				      struct wasp_ckpt_stats *stats)
+{
+	uint64_t npages = size / PAGE, max_run = WASP_STREAM_MAX_CHUNK_RAW / PAGE;
+	uint64_t t0 = wasp_now_ns(), carried = 0, chunks = 0;
+	int r = 0;
+
+	if (size % PAGE)
+		return wasp_fail(-EINVAL, "guest memory of %zu bytes is not whole pages", size);
+	for (uint64_t p = 0; r == 0 && p < npages;) {
+		if (!(pages[p / 64] >> (p % 64))) {
+			p = (p / 64 + 1) * 64;
+			continue;
+		}
+		if (!page_bit(pages, p)) {
+			p++;
+			continue;
+		}
+		uint64_t first = p, last = p;
+		for (uint64_t q = p + 1; q < npages && q - first < max_run && q - last <= MAP_BRIDGE;
+		     q++)
+			if (page_bit(pages, q))
+				last = q;
+		r = write_mappable_run(w, mem, first, last - first + 1);
+		carried += last - first + 1;
+		chunks++;
+		p = last + 1;
+	}
+	if (r == 0 && stats) {
+		stats->pages += carried;
+		stats->chunks += chunks;
+		stats->raw_bytes += carried * PAGE;
+		stats->compress_ns += wasp_now_ns() - t0;
+	}
+	return r;
+}

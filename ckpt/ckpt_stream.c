@@ -13,6 +13,8 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "ckpt_stream.h"
 #include "vmm_internal.h" /* wasp_fail */
@@ -45,6 +47,8 @@ static const char *body_name(Wasp__Record__BodyCase c)
 		return "host";
 	case WASP__RECORD__BODY_END:
 		return "end";
+	case WASP__RECORD__BODY_PAD:
+		return "pad";
 	default:
 		return "unknown";
 	}
@@ -174,6 +178,26 @@ int wasp_stream_write_framed(struct wasp_stream_writer *w, const void *frame, si
 		    -EFBIG, "checkpoint stream: framed record of %zu bytes exceeds the limit", len);
 	r = writer_emit_crc(w, frame, len, crc);
 	if (r < 0)
+		return r;
+	w->records++;
+	w->pages += pages;
+	return 0;
+}
+
+int wasp_stream_write_framed2(struct wasp_stream_writer *w, const void *prefix, size_t plen,
+			      const void *data, size_t dlen, uint64_t pages)
+{
+	int r = writer_usable(w);
+
+	if (r < 0)
+		return r;
+	if (w->records >= WASP_STREAM_MAX_RECORDS)
+		return wasp_fail(-EFBIG, "checkpoint stream: more than %u records",
+				 WASP_STREAM_MAX_RECORDS);
+	if (plen + dlen > WASP_STREAM_MAX_RECORD + VARINT_MAX)
+		return wasp_fail(-EFBIG, "checkpoint stream: framed record of %zu bytes exceeds the limit",
+				 plen + dlen);
+	if ((r = writer_emit(w, prefix, plen)) < 0 || (dlen && (r = writer_emit(w, data, dlen)) < 0))
 		return r;
 	w->records++;
 	w->pages += pages;
@@ -346,6 +370,12 @@ struct wasp_stream_reader {
 	int state; /* 0 reading, 1 after a valid end, <0 failed (sticky) */
 	bool seen_vcpu, seen_host;
 	uint64_t mem_size;
+	/* mapping (wasp_stream_reader_set_mapper) */
+	wasp_stream_map_fn map;
+	void *map_ctx;
+	int map_fd;
+	uint64_t map_file_size;
+	bool mapped;
 };
 
 /* Refills the read-ahead block. >0 bytes available, 0 at end, -errno. */
@@ -555,7 +585,7 @@ static int check_end(struct wasp_stream_reader *r, const Wasp__End *e, uint64_t 
 				 "end record (record %" PRIu64 " at byte %" PRIu64
 				 ") counts %" PRIu64 " %s, the stream has %" PRIu64,
 				 n, at, said, what, is);
-	if (e->crc32c != crc)
+	if (!r->mapped && e->crc32c != crc)
 		return wasp_fail(-EBADMSG,
 				 "checksum mismatch: end record (record %" PRIu64
 				 " at byte %" PRIu64 ") says crc32c 0x%08x, the stream's is 0x%08x",
@@ -608,6 +638,127 @@ static int check_record(struct wasp_stream_reader *r, Wasp__Record *rec, uint64_
 	}
 }
 
+/* ---- mapping ------------------------------------------------------------ */
+
+#define MAP_MIN_RECORD (64u << 10) /* smaller records are read: no gain */
+#define MAP_PEEK 64                /* a mappable chunk's framing fits */
+
+int wasp_stream_reader_set_mapper(struct wasp_stream_reader *r, int fd, wasp_stream_map_fn map,
+				  void *ctx)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return wasp_fail(-errno, "fstat: %s", strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return 0; /* a pipe or a socket: read it */
+	r->map = map;
+	r->map_ctx = ctx;
+	r->map_fd = fd;
+	r->map_file_size = (uint64_t)st.st_size;
+	return 0;
+}
+
+bool wasp_stream_reader_mapped(const struct wasp_stream_reader *r)
+{
+	return r->mapped;
+}
+
+static bool get_varint(const uint8_t *b, size_t len, size_t *o, uint64_t *v)
+{
+	*v = 0;
+	for (int i = 0; i < 10 && *o < len; i++) {
+		uint8_t c = b[(*o)++];
+		*v |= (uint64_t)(c & 0x7f) << (7 * i);
+		if (!(c & 0x80))
+			return i < 9 || c <= 1;
+	}
+	return false;
+}
+
+/* Parses a mappable chunk's framing in b[0, len): the record's body up to
+ * its data. True with the range and the framing's length when it is one
+ * (record_len: the record's whole length, to check nothing follows). */
+static bool mappable_framing(const uint8_t *b, size_t len, uint64_t record_len, uint64_t *first,
+			     uint64_t *count, size_t *framing)
+{
+	size_t o = 0;
+	uint64_t chunk_len, rlen, raw, codec, dlen;
+	if (len < 1 || b[o++] != 0x1a || !get_varint(b, len, &o, &chunk_len) ||
+	    chunk_len != record_len - o)
+		return false;
+	if (o + 2 > len || b[o++] != 0x0a || !get_varint(b, len, &o, &rlen))
+		return false;
+	size_t range_end = o + rlen;
+	if (range_end > len || o >= len || b[o++] != 0x08 || !get_varint(b, len, &o, first) ||
+	    o >= len || b[o++] != 0x10 || !get_varint(b, len, &o, count) || o != range_end)
+		return false;
+	if (o >= len || b[o++] != 0x10 || !get_varint(b, len, &o, &raw) || o >= len ||
+	    b[o++] != 0x18 || !get_varint(b, len, &o, &codec) ||
+	    codec != WASP__MEMORY_CHUNK__CODEC__NONE || o >= len || b[o++] != 0x22 ||
+	    !get_varint(b, len, &o, &dlen))
+		return false;
+	if (*count == 0 || *count > WASP_STREAM_MAX_CHUNK_RAW / PAGE || raw != *count * PAGE ||
+	    dlen != raw || o + dlen != record_len)
+		return false;
+	*framing = o;
+	return true;
+}
+
+/* A record of `len` bytes at stream offset `at`: maps it (1), or leaves
+ * its first *have bytes in r->rec for the normal path (0), or -errno. */
+static int try_map(struct wasp_stream_reader *r, uint64_t n, uint64_t at, uint64_t len,
+		   size_t *have)
+{
+	uint64_t first, count;
+	size_t framing;
+	if (!r->rec && !(r->rec = malloc(r->rec_cap = 4096))) {
+		r->rec_cap = 0;
+		return wasp_fail(-ENOMEM, "out of memory");
+	}
+	ssize_t got = reader_get(r, r->rec, MAP_PEEK);
+	if (got < 0)
+		return reader_io_error(r, (int)got, n, at);
+	*have = (size_t)got;
+	if (!mappable_framing(r->rec, *have, len, &first, &count, &framing))
+		return 0;
+	uint64_t data_at = r->bytes - *have + framing, dlen = count * PAGE;
+	uint64_t mem_pages = r->mem_size / PAGE;
+	if (data_at % PAGE)
+		return 0;
+	if (first > mem_pages || count > mem_pages - first)
+		return wasp_fail(-EINVAL,
+				 "record %" PRIu64 " at byte %" PRIu64 ": memory chunk: range 0 "
+				 "(pages %" PRIu64 "+%" PRIu64 ") is outside guest memory of %" PRIu64
+				 " pages",
+				 n, at, first, count, mem_pages);
+	if (data_at + dlen > r->map_file_size)
+		return wasp_fail(-EINVAL,
+				 "truncated: record %" PRIu64 " at byte %" PRIu64 " needs %" PRIu64
+				 " bytes, the file has %" PRIu64,
+				 n, at, len, r->map_file_size - (r->bytes - *have));
+	if (n >= WASP_STREAM_MAX_RECORDS)
+		return wasp_fail(-EFBIG, "record %" PRIu64 " at byte %" PRIu64 ": more than %u records",
+				 n, at, WASP_STREAM_MAX_RECORDS);
+	int err = r->map(r->map_ctx, first, count, r->map_fd, data_at);
+	if (err == -ENOMEM)
+		return 0; /* out of mappings (vm.max_map_count): read it */
+	if (err < 0)
+		return err;
+	/* Past the data: what the read-ahead block holds of it, then a seek. */
+	uint64_t skip = dlen - (*have - framing);
+	size_t inblock = r->in_len - r->in_pos;
+	if (inblock > skip)
+		inblock = (size_t)skip;
+	r->in_pos += inblock;
+	if (skip > inblock && lseek(r->map_fd, (off_t)(skip - inblock), SEEK_CUR) < 0)
+		return wasp_fail(-errno, "seeking past record %" PRIu64 ": %s", n, strerror(errno));
+	r->bytes += skip;
+	r->pages += count;
+	r->mapped = true;
+	*have = 0;
+	return 1;
+}
+
 int wasp_stream_read_record(struct wasp_stream_reader *r, Wasp__Record **out)
 {
 	*out = NULL;
@@ -638,12 +789,25 @@ int wasp_stream_read_record(struct wasp_stream_reader *r, Wasp__Record **out)
 							  ": length %" PRIu64
 							  " exceeds the %u-byte limit",
 							  n, at, len, WASP_STREAM_MAX_RECORD));
+		size_t have = 0; /* bytes of the record already in r->rec */
+		if (r->map && len >= MAP_MIN_RECORD && n > 0) {
+			err = try_map(r, n, at, len, &have);
+			if (err < 0)
+				return reader_failed(r, err);
+			if (err > 0) {
+				r->records = n + 1;
+				continue;
+			}
+		}
 		if (len > r->rec_cap) {
 			size_t cap = r->rec_cap ? r->rec_cap : 4096;
 			while (cap < len)
 				cap *= 2;
-			free(r->rec); /* the old bytes are not needed */
+			uint8_t *old = r->rec;
 			r->rec = malloc(cap);
+			if (r->rec && have)
+				memcpy(r->rec, old, have); /* what try_map peeked at */
+			free(old);
 			r->rec_cap = r->rec ? cap : 0;
 			if (!r->rec)
 				return reader_failed(
@@ -652,9 +816,10 @@ int wasp_stream_read_record(struct wasp_stream_reader *r, Wasp__Record **out)
 						 ": out of memory for %" PRIu64 " bytes",
 						 n, at, len));
 		}
-		got = reader_get(r, r->rec, (size_t)len);
+		got = reader_get(r, r->rec + have, (size_t)len - have);
 		if (got < 0)
 			return reader_io_error(r, (int)got, n, at);
+		got += (ssize_t)have;
 		if ((uint64_t)got < len)
 			return reader_failed(r, wasp_fail(-EINVAL,
 							  "truncated: record %" PRIu64

@@ -63,6 +63,22 @@ int wasp_stream_write_memory(struct wasp_stream_writer *w, const uint8_t *mem, s
  * reading them would allocate them, so pass this bitmap (or its AND with
  * a dirty bitmap) to wasp_stream_write_memory for memfd-backed guests. */
 int wasp_memfd_data_pages(int fd, size_t size, uint64_t **bitmap);
+/* The pages of a virtine that may hold data: its memfd's data, and the
+ * pages mapped from a file (wasp_virtine_map_file). */
+int wasp_guest_data_pages(struct wasp_virtine *v, uint64_t **bitmap);
+
+/* Writes the pages of mem[0, size) whose bit is set in `pages` as a
+ * mappable checkpoint does: uncompressed chunks of one range each, each
+ * run's data at a page-aligned stream offset (a pad record in front when
+ * needed). Runs bridge gaps of a few pages, so the restore maps few
+ * ranges. Adds to the memory fields of *stats. */
+int wasp_stream_write_memory_mappable(struct wasp_stream_writer *w, const uint8_t *mem,
+				      size_t size, const uint64_t *pages,
+				      struct wasp_ckpt_stats *stats);
+/* Writes a record the caller framed in two parts (prefix, then data);
+ * checksums both. */
+int wasp_stream_write_framed2(struct wasp_stream_writer *w, const void *prefix, size_t plen,
+			      const void *data, size_t dlen, uint64_t pages);
 
 /* ---- reading ---------------------------------------------------------- */
 struct wasp_stream_reader;
@@ -79,6 +95,21 @@ int wasp_stream_reader_open(const struct wasp_source *src, struct wasp_stream_re
  * truncated stream, oversized record, undecodable record, bad checksum. */
 int wasp_stream_read_record(struct wasp_stream_reader *r, Wasp__Record **rec);
 uint64_t wasp_stream_reader_bytes(const struct wasp_stream_reader *r);
+
+/* Mapping instead of reading: for a reader whose source reads `fd`, a
+ * regular file holding the stream from offset 0. A memory record laid out
+ * as a mappable checkpoint writes it (one range, codec NONE, nothing after
+ * the data, the data page-aligned and inside the file) is checked like any
+ * chunk and handed to `map` (first page, pages, fd, file offset of the
+ * data) instead of being read; the reader then seeks past it. The end
+ * record's checksum covers bytes never read, so once a record was mapped
+ * only its counts are checked (formats/stream.md). */
+typedef int (*wasp_stream_map_fn)(void *ctx, uint64_t first, uint64_t pages, int fd,
+				  uint64_t offset);
+int wasp_stream_reader_set_mapper(struct wasp_stream_reader *r, int fd, wasp_stream_map_fn map,
+				  void *ctx);
+/* Whether any record was mapped (and the checksum not checked). */
+bool wasp_stream_reader_mapped(const struct wasp_stream_reader *r);
 /* Once read_record returned 0: the verified CRC-32C of the end record. */
 uint32_t wasp_stream_reader_crc32c(const struct wasp_stream_reader *r);
 void wasp_stream_reader_free(struct wasp_stream_reader *r);

@@ -198,6 +198,9 @@ struct wasp_checkpoint_request {
 	 * (its parent). Refused ("no parent checkpoint: take a full one
 	 * first") before the first, and after a migration attempt. */
 	bool incremental;
+	/* A full checkpoint with memory stored uncompressed and page-aligned,
+	 * which a restore from a file maps instead of reading (ckpt.h). */
+	bool mappable;
 	const char *to;   /* what the destination is, for the runner's log; may be NULL */
 };
 

@@ -125,6 +125,7 @@ int wasp_precopy_begin(struct wasp_virtine *v, const struct wasp_migrate_opts *o
 	p->o.save.incremental = false;
 	p->o.save.parent_id = NULL;
 	p->o.save.track_dirty = false;
+	p->o.save.mappable = false; /* the network wants it compressed */
 	p->x = x;
 	p->cancel = o->cancel;
 	p->t0 = p->bucket_ns = wasp_now_ns();

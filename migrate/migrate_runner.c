@@ -363,6 +363,7 @@ struct request {
 	enum req_kind kind;
 	struct migration *mig; /* REQ_MIGRATE */
 	bool incremental;
+	bool mappable;
 	char id[33];           /* the checkpoint taken */
 	int fd;                /* destination (socket requests); -1: checkpoint_path */
 	bool stop;
@@ -944,7 +945,7 @@ static void client_request(struct wasp_runner *r, int slot, char *line, int *fds
 		client_reply(r, slot, "ok wasp-run pid=%d name=%s proto=%d", (int)getpid(),
 			     r->name ? r->name : "-", WASP_CONTROL_PROTO);
 	} else if (!strcmp(cmd, "checkpoint")) {
-		bool stop = false, incremental = false;
+		bool stop = false, incremental = false, mappable = false;
 		char to[256] = "";
 		const char *bad = NULL;
 		char badbuf[128];
@@ -954,6 +955,9 @@ static void client_request(struct wasp_runner *r, int slot, char *line, int *fds
 			} else if (!strcmp(kv, "kind=full")) {
 			} else if (!strcmp(kv, "kind=incremental")) {
 				incremental = true;
+			} else if (!strcmp(kv, "format=compressed")) {
+			} else if (!strcmp(kv, "format=mappable")) {
+				mappable = true;
 			} else if (!strncmp(kv, "to=", 3)) {
 				/* Only for log lines: an undecodable one is shown as '?'. */
 				if (wasp_pct_decode(kv + 3, to, sizeof to) < 0)
@@ -979,6 +983,7 @@ static void client_request(struct wasp_runner *r, int slot, char *line, int *fds
 			q->fd = keep = fds[0];
 			q->stop = stop;
 			q->incremental = incremental;
+			q->mappable = mappable;
 			q->peer = c->pid;
 			q->client = c;
 			if (to[0])
@@ -1723,6 +1728,7 @@ static void take_checkpoint(struct wasp_runner *r, struct request *q)
 	so.track_dirty = true;
 	so.incremental = q->incremental;
 	so.parent_id = q->incremental ? r->last_id : NULL;
+	so.mappable = !q->incremental && (q->mappable || so.mappable);
 	uint64_t t0 = wasp_now_ns();
 	if (q->incremental && !r->have_last) {
 		err = wasp_fail(-ENOENT, "no parent checkpoint: take a full one first");
@@ -2036,8 +2042,9 @@ int wasp_runner_request_checkpoint(int sock, const struct wasp_checkpoint_reques
 	memset(rep, 0, sizeof *rep);
 	if (req->to)
 		wasp_pct_encode(req->to, to, sizeof to);
-	snprintf(line, sizeof line, "checkpoint stop=%d kind=%s%s%s\n", req->stop ? 1 : 0,
-		 req->incremental ? "incremental" : "full", to[0] ? " to=" : "", to);
+	snprintf(line, sizeof line, "checkpoint stop=%d kind=%s%s%s%s\n", req->stop ? 1 : 0,
+		 req->incremental ? "incremental" : "full", req->mappable ? " format=mappable" : "",
+		 to[0] ? " to=" : "", to);
 	int r = send_msg(sock, line, dest_fd);
 	if (r == -EPIPE || r == -ECONNRESET)
 		return wasp_fail(-ECONNRESET, "the runner closed the connection");

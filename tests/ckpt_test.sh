@@ -351,6 +351,36 @@ pipe)
 	cat "$work/p1.out" "$work/p2.out" >"$work/p.all"
 	same_as_ref "the piped run" "$work/p.all" "${st[1]}" "$D/counter.log"
 	run_dir_empty || fail "socket files left: $(ls "$WASP_RUN_DIR")" ;;
+mappable)
+	# wasp-ckpt --mappable: restored by mapping the file (wasp-restore -s
+	# says how many pages), the run ends as the reference; a second
+	# restore of the same file reads it (--no-map) and ends alike; the
+	# file is unchanged by the guests that ran from it.
+	ref
+	D=$work/m
+	counter m1 "$D" --name mapper
+	m1_pid=$run_pid
+	wait_lines m1 5
+	"$WASP_CKPT" mapper --mappable --incremental -o "$work/bad.wckpt" 2>"$work/ck.stderr" &&
+		fail "--mappable --incremental was accepted"
+	grep -q 'do not go together' "$work/ck.stderr" || fail "--mappable --incremental: $(cat "$work/ck.stderr")"
+	ck mapper --stop --mappable -o "$work/m.wckpt"; ck_ok
+	status "$m1_pid"
+	stopped m1
+	sum_before=$(sha "$work/m.wckpt")
+	cp -r "$D" "$work/m_copy"
+	"$WASP_RESTORE" -s --dir "$D" "$work/m.wckpt" >"$work/m2.out" 2>"$work/m2.err"
+	rc2=$?
+	grep -q 'chunks ([1-9][0-9]* mapped)' "$work/m2.err" || fail "the restore mapped nothing: $(cat "$work/m2.err")"
+	cat "$work/m1.out" "$work/m2.out" >"$work/m.all"
+	same_as_ref "the mapped run" "$work/m.all" "$rc2" "$D/counter.log"
+	"$WASP_RESTORE" -s --no-map --dir "$work/m_copy" "$work/m.wckpt" >"$work/m3.out" 2>"$work/m3.err"
+	rc3=$?
+	grep -q 'chunks (0 mapped)' "$work/m3.err" || fail "--no-map mapped: $(cat "$work/m3.err")"
+	cat "$work/m1.out" "$work/m3.out" >"$work/m3.all"
+	same_as_ref "the read run" "$work/m3.all" "$rc3" "$work/m_copy/counter.log"
+	[ "$(sha "$work/m.wckpt")" = "$sum_before" ] || fail "the guests' writes reached the checkpoint file"
+	"$WASP_INSPECT" "$work/m.wckpt" >/dev/null || fail "wasp-inspect rejects the mappable checkpoint" ;;
 modes)
 	# fib16 (real mode), fib32 (protected mode), fib64 (long mode, ring 3):
 	# stopped mid-computation, restored, the same answer. n grows until an

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <linux/kvm.h>
 
@@ -642,7 +643,123 @@ static void t_cpuid_subset(void)
 	wasp_virtine_destroy(ref);
 }
 
+
+/* ---- mappable checkpoints ------------------------------------------------ */
+
+/* A mappable checkpoint restores by mapping its file copy-on-write: the
+ * same state as reading it, the guest finishes alike, its writes never
+ * reach the file, a checkpoint of the mapped virtine holds its memory, a
+ * reload zeroes it, and a truncated file is refused. */
+static void t_mappable(void)
+{
+	const uint64_t iters = 3000000;
+	struct wasp_virtine *ref = scribbler(iters);
+	struct wasp_exit plain = run_to_end(ref);
+	CHECK(plain.reason == WASP_EXIT_EXITED, "reference run");
+
+	struct wasp_virtine *v = scribbler(iters), *m = NULL, *r = NULL, *again = NULL;
+	struct wasp_exit e = run_for(v, 3000);
+	CHECK(e.reason == WASP_EXIT_PAUSED, "paused mid-run (%s)", wasp_exit_reason_name(e.reason));
+	char dir[] = "/tmp/wasp-map-XXXXXX", path[600], path2[600];
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	snprintf(path, sizeof path, "%s/m.wckpt", dir);
+	snprintf(path2, sizeof path2, "%s/again.wckpt", dir);
+
+	struct wasp_save_opts so = {.mappable = true};
+	struct wasp_ckpt_stats st;
+	CHECK(wasp_ckpt_save_file(v, &(struct wasp_save_opts){.mappable = true, .incremental = true,
+							     .parent_id = (uint8_t[16]){0}},
+				  path, NULL) == -EINVAL, "mappable and incremental refused");
+	/* Far enough in that the guest's memory is worth mapping (records of
+	 * 64 KiB and up are mapped; smaller ones are read). */
+	for (int i = 0;; i++) {
+		MUST(wasp_ckpt_save_file(v, &so, path, &st));
+		if (st.pages >= 256)
+			break;
+		CHECK(i < 100, "the guest wrote only %llu pages", (unsigned long long)st.pages);
+		e = run_for(v, 2000);
+		CHECK(e.reason == WASP_EXIT_PAUSED, "paused (%s)", wasp_exit_reason_name(e.reason));
+	}
+	struct stat fst;
+	CHECK(stat(path, &fst) == 0 && (uint64_t)fst.st_size == st.bytes, "file size");
+	uint8_t *file_before = malloc(st.bytes);
+	FILE *f = fopen(path, "rb");
+	CHECK(f && fread(file_before, 1, st.bytes, f) == st.bytes, "read the file");
+	fclose(f);
+
+	/* mapped, and read (--no-map): the same state as the source */
+	MUST(wasp_ckpt_restore_file(NULL, path, &m, &st));
+	CHECK(st.mapped_pages > 0 && st.mapped_pages + 16 >= st.pages,
+	      "mapped %llu of %llu pages", (unsigned long long)st.mapped_pages,
+	      (unsigned long long)st.pages);
+	same_state(v, m, "mapped restore");
+	MUST(wasp_ckpt_restore_file(&(struct wasp_restore_opts){.no_map = true}, path, &r, &st));
+	CHECK(st.mapped_pages == 0, "--no-map mapped %llu pages", (unsigned long long)st.mapped_pages);
+	same_state(v, r, "read restore");
+
+	/* A checkpoint of the mapped virtine (its memfd has holes where the
+	 * file is mapped) holds all of its memory. */
+	MUST(wasp_ckpt_save_file(m, NULL, path2, NULL));
+	MUST(wasp_ckpt_restore_file(NULL, path2, &again, NULL));
+	same_state(v, again, "checkpoint of the mapped virtine");
+
+	/* Each finishes as the uninterrupted run did. */
+	e = run_to_end(m);
+	CHECK(e.reason == WASP_EXIT_EXITED && e.code == plain.code, "mapped run ended %s",
+	      wasp_exit_reason_name(e.reason));
+	same_state(ref, m, "mapped run, at the end");
+	e = run_to_end(r);
+	same_state(ref, r, "read run, at the end");
+
+	/* The guest's writes stayed private: the file is as it was. */
+	f = fopen(path, "rb");
+	uint8_t *file_after = malloc(st.bytes + 1);
+	size_t got = f ? fread(file_after, 1, st.bytes + 1, f) : 0;
+	if (f)
+		fclose(f);
+	CHECK(got == (size_t)fst.st_size && !memcmp(file_before, file_after, got), "the file changed");
+
+	/* A reload puts plain zeroed memory back under the mapping. */
+	char img[512];
+	snprintf(img, sizeof img, "%s/%s", asm_dir, "exit7.bin");
+	MUST(wasp_virtine_load_file(m, img, 0, WASP_MODE_AUTO));
+	size_t msz = wasp_virtine_mem_size(m);
+	const uint8_t *mem = wasp_virtine_gpa(m, 0, msz);
+	size_t nonzero = 0;
+	for (size_t i = 0x20000; i < msz; i++)
+		nonzero += mem[i] != 0;
+	CHECK(nonzero == 0, "%zu bytes not zero after a reload", nonzero);
+	CHECK(wasp_virtine_file_mapped(m) == NULL, "still mapped after a reload");
+	e = run_to_end(m);
+	CHECK(e.reason == WASP_EXIT_EXITED && e.code == 7, "the reloaded image ran (%s %lld)",
+	      wasp_exit_reason_name(e.reason), (long long)e.code);
+
+	/* Truncated anywhere in its data: refused, nothing runs. */
+	struct wasp_virtine *bad = NULL;
+	uint64_t whole = (uint64_t)fst.st_size;
+	for (uint64_t cut = whole / 3; cut < whole; cut += whole / 3) {
+		f = fopen(path, "wb");
+		CHECK(f && fwrite(file_before, 1, cut, f) == cut && fclose(f) == 0, "write a cut file");
+		int rc = wasp_ckpt_restore_file(NULL, path, &bad, NULL);
+		CHECK(rc < 0 && bad == NULL, "a file cut at %llu restored", (unsigned long long)cut);
+		CHECK(strstr(wasp_last_error(), "truncated") != NULL, "cut at %llu: '%s'",
+		      (unsigned long long)cut, wasp_last_error());
+	}
+
+	unlink(path);
+	unlink(path2);
+	rmdir(dir);
+	free(file_before);
+	free(file_after);
+	wasp_virtine_destroy(again);
+	wasp_virtine_destroy(r);
+	wasp_virtine_destroy(m);
+	wasp_virtine_destroy(v);
+	wasp_virtine_destroy(ref);
+}
+
 static const struct test_case cases[] = {
+	{"mappable", t_mappable},
 	{"cpuid_subset", t_cpuid_subset},
 	{"incremental_chain", t_incremental_chain},
 	{"live", t_live},

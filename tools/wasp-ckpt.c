@@ -32,6 +32,10 @@ static const char usage[] =
 	"      --incremental   only the pages changed since the last checkpoint this\n"
 	"                      virtine took (its parent); restore the chain with\n"
 	"                      wasp-restore FULL INC1 INC2 ...\n"
+	"      --mappable      store memory uncompressed and page-aligned: bigger,\n"
+	"                      but wasp-restore maps it copy-on-write instead of\n"
+	"                      reading it, so a restore from this file costs the same\n"
+	"                      for any guest size (full checkpoints only)\n"
 	"  -t, --timeout DUR   give up after DUR (e.g. 10s); default: wait\n"
 	"  -q, --quiet         no summary line on stderr\n"
 	"  -h, --help          show this help\n"
@@ -57,6 +61,7 @@ int main(int argc, char **argv)
 		{"output", required_argument, NULL, 'o'},
 		{"stop", no_argument, NULL, 'S'},
 		{"incremental", no_argument, NULL, 'I'},
+		{"mappable", no_argument, NULL, 'M'},
 		{"timeout", required_argument, NULL, 't'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -83,6 +88,9 @@ int main(int argc, char **argv)
 		case 'I':
 			req.incremental = true;
 			break;
+		case 'M':
+			req.mappable = true;
+			break;
 		case 't':
 			if (parse_duration(optarg, &timeout_ns) < 0 || timeout_ns == 0)
 				tool_die("--timeout: '%s' is not a duration (try 500ms or 10s)", optarg);
@@ -102,6 +110,8 @@ int main(int argc, char **argv)
 	const char *target = argv[optind++];
 	if (optind < argc)
 		tool_die("unexpected '%s': give one target", argv[optind]);
+	if (req.mappable && req.incremental)
+		tool_die("--mappable and --incremental do not go together: a mappable checkpoint is a full one");
 	bool is_pid = strspn(target, "0123456789") == strlen(target);
 	if (!is_pid && wasp_runner_name_valid(target) < 0)
 		tool_die("'%s' is neither a pid nor a virtine name (%s)", target, wasp_last_error());

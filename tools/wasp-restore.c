@@ -39,6 +39,8 @@ static const char usage[] =
 	"  -a, --allow LIST           hypercalls to allow instead of the checkpoint's\n"
 	"  -t, --timeout DUR          stop the guest after DUR\n"
 	"      --no-stdin             the guest reads end-of-file from stdin\n"
+	"      --no-map               read a mappable checkpoint's memory instead of\n"
+	"                             mapping it copy-on-write from the file\n"
 	"  -s, --stats                restore phases and sizes on stderr\n"
 	"      --merge OUT            write the chain FILE... as one full checkpoint\n"
 	"                             to OUT instead of running it\n"
@@ -303,7 +305,7 @@ static int listen_main(struct wasp_listen_opts *lo, struct wasp_runner_opts *rn,
 int main(int argc, char **argv)
 {
 	enum {
-		O_NOSTDIN = 512, O_SIMCPUID, O_LISTEN, O_TOKEN, O_TOKEN_FILE, O_KEEP, O_CERT,
+		O_NOSTDIN = 512, O_NOMAP, O_SIMCPUID, O_LISTEN, O_TOKEN, O_TOKEN_FILE, O_KEEP, O_CERT,
 		O_KEY, O_CACERT, O_MERGE, O_TEST_FAULT
 	};
 	static const struct option opts[] = {
@@ -314,6 +316,7 @@ int main(int argc, char **argv)
 		TOOL_RUN_LONG_OPTIONS,
 		/* for tests: pretend this host lacks CPUID bits ("leaf.reg.bit,...") */
 		{"simulate-missing-cpuid", required_argument, NULL, O_SIMCPUID},
+		{"no-map", no_argument, NULL, O_NOMAP},
 		{"listen", required_argument, NULL, O_LISTEN},
 		{"token", required_argument, NULL, O_TOKEN},
 		{"token-file", required_argument, NULL, O_TOKEN_FILE},
@@ -360,6 +363,9 @@ int main(int argc, char **argv)
 			break;
 		case O_NOSTDIN:
 			cfg.no_stdin = true;
+			break;
+		case O_NOMAP:
+			ro.no_map = true;
 			break;
 		case O_SIMCPUID:
 			ro.simulate_missing_cpuid = optarg;
@@ -490,10 +496,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: note: this host did not restore: %s\n", tool_name, st.unrestored);
 	if (stats)
 		fprintf(stderr,
-			"%s: stats: %llu bytes, %llu pages in %llu chunks; read %.2f ms "
+			"%s: stats: %llu bytes, %llu pages in %llu chunks (%llu mapped); read %.2f ms "
 			"(decompress %.2f ms), apply %.2f ms, total %.2f ms\n",
 			tool_name, (unsigned long long)st.bytes, (unsigned long long)st.pages,
-			(unsigned long long)st.chunks, st.read_ns / 1e6, st.decompress_ns / 1e6,
+			(unsigned long long)st.chunks, (unsigned long long)st.mapped_pages,
+			st.read_ns / 1e6, st.decompress_ns / 1e6,
 			st.apply_ns / 1e6, st.total_ns / 1e6);
 
 	struct wasp_runner_result res;

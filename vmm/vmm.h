@@ -243,6 +243,18 @@ int wasp_virtine_dirty_fetch(struct wasp_virtine *v, uint64_t *bitmap);
 /* Puts pages back as dirty (after a fetch whose use failed). */
 void wasp_virtine_dirty_return(struct wasp_virtine *v, const uint64_t *bitmap);
 
+/* ---- Memory mapped from a file (fast local restore) -------------------- */
+
+/* Maps `len` bytes of file `fd` at `offset` copy-on-write into guest memory
+ * at `gpa` (all page aligned): the guest sees the file's bytes, its writes
+ * stay private, and nothing is copied now. The memfd no longer backs those
+ * pages until the next load. -EINVAL unaligned, -EFAULT outside memory. */
+int wasp_virtine_map_file(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len, int fd,
+			  uint64_t offset);
+/* Pages mapped from files (bitmap as the dirty log's), or NULL when none:
+ * they hold data although the memfd has holes there. */
+const uint64_t *wasp_virtine_file_mapped(const struct wasp_virtine *v);
+
 /* The MSRs KVM reports as saveable (KVM_GET_MSR_INDEX_LIST), read once. */
 int wasp_host_msr_list(const uint32_t **indices, uint32_t *count);
 

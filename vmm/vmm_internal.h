@@ -67,6 +67,9 @@ struct wasp_file {
 	char *path;  /* relative to the sandbox */
 };
 
+/* vmm_map.c: puts the memfd back under every file-mapped page. */
+int wasp_unmap_files(struct wasp_virtine *v);
+
 struct wasp_virtine {
 	struct wasp_config cfg;
 	int vm_fd, vcpu_fd, mem_fd;
@@ -74,6 +77,8 @@ struct wasp_virtine {
 	size_t mem_size;
 	struct kvm_run *run;
 	uint64_t *host_dirty; /* one bit per page the host wrote (atomic OR) */
+	/* Pages mapped copy-on-write from a file (vmm_map.c); NULL: none. */
+	uint64_t *file_mapped;
 	/* KVM's dirty log, on while dirty_active; manual_protect: re-arm with
 	 * KVM_CLEAR_DIRTY_LOG after each fetch instead of at GET time */
 	bool dirty_active, manual_protect;

@@ -253,6 +253,7 @@ void wasp_virtine_destroy(struct wasp_virtine *v)
 	if (v->mem_fd >= 0)
 		close(v->mem_fd);
 	free(v->host_dirty);
+	free(v->file_mapped);
 	free(v->kvm_dirty);
 	pthread_mutex_destroy(&v->kick_lock);
 	pthread_mutex_destroy(&v->dirty_lock);
@@ -475,6 +476,9 @@ static int load_finish(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len, enum 
  * its size, and the memory goes back to the host. */
 static int zero_if_used(struct wasp_virtine *v)
 {
+	int r = wasp_unmap_files(v);
+	if (r < 0)
+		return r;
 	if (!v->used)
 		return 0;
 	if (fallocate(v->mem_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
