@@ -107,6 +107,15 @@ struct wasp_virtine {
 	uint64_t console_bytes;
 
 	struct wasp_stats stats;
+
+	/* The virtine pool (vmm_pool.c). hc_stop: hypercalls (bit = number,
+	 * below 64) that end the run once answered with a result >= 0, as
+	 * WASP_EXIT_HYPERCALL with hc_pending false: the snapshot point while
+	 * the pool builds its pristine state, the result of a call. last_exit:
+	 * how the last run ended (-1: the host failed, or never ran). */
+	uint64_t hc_stop;
+	int last_exit;
+	struct wasp_pool *pool; /* owner, or NULL */
 };
 
 /* vmm_x86_64.c: the CPU state each entry mode starts from */
