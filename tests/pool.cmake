@@ -11,11 +11,12 @@ target_compile_options(test_pool PRIVATE ${WASP_WARNINGS})
 target_compile_definitions(test_pool PRIVATE
   POOL_GUEST_IMAGE="${pool_guest_IMAGE}"
   ARGRET_IMAGE="${argret_IMAGE}"
+  POOL_FIB_IMAGE="${pool_fib_IMAGE}"
   ASM_DIR="${ASM_OUT}")
 target_link_libraries(test_pool PRIVATE wasp_static Threads::Threads)
-add_dependencies(test_pool test_asm_images virtine_pool_guest virtine_argret)
+add_dependencies(test_pool test_asm_images virtine_pool_guest virtine_argret virtine_pool_fib)
 
-set(POOL_CASES calls secret no_snapshot threads faults real_mode no_snapshot_point
+set(POOL_CASES calls secret fast_arg no_snapshot threads faults real_mode no_snapshot_point
   destroy_outstanding bad_config)
 foreach(c ${POOL_CASES})
   add_test(NAME pool.${c} COMMAND test_pool ${c})

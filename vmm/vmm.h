@@ -375,6 +375,14 @@ int wasp_pool_fill(struct wasp_pool *p);
 
 void wasp_pool_stats(struct wasp_pool *p, struct wasp_pool_stats *out);
 
+/* Gives a virtine from this pool its call argument (as
+ * wasp_virtine_set_arg(), which WASP_HC_GET_ARG reads). When the guest
+ * named a buffer in its snapshot hypercall (rdi = buffer, rsi = capacity),
+ * the argument is also copied there and its full length becomes that
+ * hypercall's result, so the call needs no WASP_HC_GET_ARG exit. Call it
+ * once, before the virtine's first run. Returns 0 or a negative errno. */
+int wasp_pool_set_arg(struct wasp_pool *p, struct wasp_virtine *v, const void *in, size_t len);
+
 /* What a wasp_call() ended in. */
 enum wasp_call_status {
 	WASP_CALL_RETURNED = 0, /* the guest gave its result (WASP_HC_SET_RET), or exited 0 */

@@ -116,6 +116,10 @@ struct wasp_virtine {
 	uint64_t hc_stop;
 	int last_exit;
 	struct wasp_pool *pool; /* owner, or NULL */
+	/* pages the pool leaves writable (always restored) and the pages the
+	 * previous reset found dirty; NULL until the pool first resets it */
+	uint64_t *pool_hot, *pool_last;
+	unsigned pool_nhot;
 };
 
 /* vmm_x86_64.c: the CPU state each entry mode starts from */

@@ -3,8 +3,8 @@
  *
  * Initialises once (here: a table of small Fibonacci numbers, standing in
  * for whatever costly set-up a real function has), then calls
- * wasp_snapshot(): a pool captures the virtine there, and every call starts
- * right after that line with the table ready. Each call reads its argument
+ * the snapshot hypercall: a pool captures the virtine there, and every call
+ * starts right after it with the table ready. Each call reads its argument
  * (n as a decimal string, or 4 or 8 bytes little-endian), computes fib(n)
  * recursively and hands back the 8-byte result with wasp_set_ret(); in a
  * pool that ends the call. Run outside a pool (wasp-run pool_fib.bin -- 20),
@@ -26,10 +26,15 @@ int main(void)
 	table[1] = 1;
 	for (unsigned i = 2; i < sizeof table / sizeof *table; i++)
 		table[i] = table[i - 1] + table[i - 2];
-	wasp_snapshot();
-
+	/* The snapshot hypercall names a buffer for the argument: a pool
+	 * copies each call's argument there and returns its length, which
+	 * saves the exit of wasp_get_arg(). Anywhere else it returns 0, and
+	 * wasp_get_arg() fetches the argument as usual. */
 	char arg[32];
-	int64_t len = wasp_get_arg(arg, sizeof arg - 1);
+	int64_t len = wasp_hypercall(WASP_HC_SNAPSHOT, (uintptr_t)arg, sizeof arg - 1,
+				     WASP_SNAPSHOT_ARG, 0, 0, 0);
+	if (len <= 0)
+		len = wasp_get_arg(arg, sizeof arg - 1);
 	unsigned n = 0;
 	if (len == 4 || len == 8) {
 		memcpy(&n, arg, 4);
