@@ -445,6 +445,13 @@ static void t_no_snapshot_point(void)
 	close(c.vm.console_fd);
 }
 
+static void *blocked_get(void *arg)
+{
+	struct wasp_virtine *v = NULL;
+	int r = wasp_pool_get(arg, &v);
+	return (void *)(intptr_t)(r == -ESHUTDOWN && !v);
+}
+
 static void t_destroy_outstanding(void)
 {
 	struct wasp_pool *p = guest_pool(3);
@@ -463,6 +470,22 @@ static void t_destroy_outstanding(void)
 	CHECK(len == 8 && *r == 55, "fib(10) after destroy");
 	wasp_pool_put(p, a);
 	wasp_pool_discard(p, b); /* the last one frees the pool (ASan checks) */
+
+	/* A get waiting (all virtines out) when destroy begins returns
+	 * -ESHUTDOWN, and so does one that starts after it. */
+	p = guest_pool(1);
+	if (!p)
+		return;
+	CHECK(wasp_pool_get(p, &a) == 0, "get the only virtine");
+	pthread_t t;
+	void *ok = NULL;
+	CHECK(pthread_create(&t, NULL, blocked_get, p) == 0, "thread");
+	usleep(50000); /* let it block (it passes either way) */
+	wasp_pool_destroy(p);
+	pthread_join(t, &ok);
+	CHECK(ok, "the waiting get returned -ESHUTDOWN");
+	CHECK(wasp_pool_get(p, &b) == -ESHUTDOWN, "a get after destroy");
+	wasp_pool_put(p, a); /* frees the pool */
 }
 
 static void t_get_after_destroy_started(void)

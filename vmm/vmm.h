@@ -349,8 +349,11 @@ int wasp_pool_create(const struct wasp_pool_config *cfg, struct wasp_pool **out)
 
 /* Destroys the pool: stops its thread and destroys every virtine it holds.
  * Virtines still out stay valid: wasp_pool_put()/discard() of each one
- * destroys it, and the last one frees what the pool still holds. No get or
- * call may start after destroy begins. Accepts NULL. */
+ * destroys it, and the last one frees what the pool still holds. Gets and
+ * fills waiting when destroy begins return -ESHUTDOWN (destroy waits for
+ * them to leave); while virtines are out the pool still exists, and a get
+ * then also answers -ESHUTDOWN. Once the last is back, the pool is gone:
+ * no call may use it. Accepts NULL. */
 void wasp_pool_destroy(struct wasp_pool *p);
 
 /* Hands out a ready virtine in the pristine state, waiting while all

@@ -109,6 +109,8 @@ struct wasp_pool {
 	unsigned out;    /* handed out */
 	unsigned busy;   /* being made, reset or destroyed by the pool thread */
 	bool closing;    /* wasp_pool_destroy has begun */
+	bool destroyed;  /* ... and done its part: the last give-back frees */
+	unsigned waiters; /* in get or fill: destroy waits for them to leave */
 	int err;         /* the pool thread's last failure, for a waiting get */
 	char errmsg[256];
 
@@ -765,6 +767,12 @@ void wasp_pool_destroy(struct wasp_pool *p)
 	pthread_mutex_unlock(&p->lock);
 	if (p->thread_started)
 		pthread_join(p->thread, NULL);
+	/* Gets and fills already waiting return -ESHUTDOWN; let them leave
+	 * before anything is freed. */
+	pthread_mutex_lock(&p->lock);
+	while (p->waiters)
+		pthread_cond_wait(&p->ready_cv, &p->lock);
+	pthread_mutex_unlock(&p->lock);
 
 	/* The thread is gone: what is not out is ours alone. */
 	while (p->nready)
@@ -774,10 +782,18 @@ void wasp_pool_destroy(struct wasp_pool *p)
 	while (p->ndead)
 		wasp_virtine_destroy(p->dead[--p->ndead]);
 	pthread_mutex_lock(&p->lock);
+	p->destroyed = true;
 	bool last = p->out == 0;
 	pthread_mutex_unlock(&p->lock);
 	if (last)
 		pool_free(p);
+}
+
+/* A waiting get or fill is done (lock held); destroy waits for the last. */
+static void leave(struct wasp_pool *p)
+{
+	if (!--p->waiters && p->closing)
+		pthread_cond_broadcast(&p->ready_cv);
 }
 
 int wasp_pool_get(struct wasp_pool *p, struct wasp_virtine **out)
@@ -785,8 +801,10 @@ int wasp_pool_get(struct wasp_pool *p, struct wasp_virtine **out)
 	bool waited = false;
 	*out = NULL;
 	pthread_mutex_lock(&p->lock);
-	while (!p->nready) {
+	while (!p->nready || p->closing) {
 		if (p->closing) {
+			if (waited)
+				leave(p);
 			pthread_mutex_unlock(&p->lock);
 			return wasp_fail(-ESHUTDOWN, "pool: it is being destroyed");
 		}
@@ -797,13 +815,19 @@ int wasp_pool_get(struct wasp_pool *p, struct wasp_virtine **out)
 			char msg[sizeof p->errmsg];
 			memcpy(msg, p->errmsg, sizeof msg);
 			p->err = 0;
+			if (waited)
+				leave(p);
 			pthread_cond_signal(&p->work);
 			pthread_mutex_unlock(&p->lock);
 			return wasp_fail(r, "%s", msg);
 		}
+		if (!waited)
+			p->waiters++;
 		waited = true;
 		pthread_cond_wait(&p->ready_cv, &p->lock);
 	}
+	if (waited)
+		leave(p);
 	*out = p->ready[--p->nready];
 	p->out++;
 	p->stats.gets++;
@@ -814,12 +838,12 @@ int wasp_pool_get(struct wasp_pool *p, struct wasp_virtine **out)
 
 static void give_back(struct wasp_pool *p, struct wasp_virtine *v, bool reuse)
 {
-	if (!v)
-		return;
+	if (!v || v->pool != p)
+		return; /* not ours: taking it would corrupt the counts */
 	pthread_mutex_lock(&p->lock);
 	p->out--;
 	if (p->closing) {
-		bool last = p->out == 0;
+		bool last = p->out == 0 && p->destroyed;
 		pthread_mutex_unlock(&p->lock);
 		wasp_virtine_destroy(v);
 		if (last)
@@ -857,9 +881,11 @@ int wasp_pool_fill(struct wasp_pool *p)
 	int r = 0;
 	pthread_mutex_lock(&p->lock);
 	pthread_cond_signal(&p->work);
+	p->waiters++;
 	while (!p->closing && !p->err &&
 	       (p->total < p->cfg.size || p->busy || p->ndirty || p->ndead))
 		pthread_cond_wait(&p->ready_cv, &p->lock);
+	leave(p);
 	if (p->closing)
 		r = wasp_fail(-ESHUTDOWN, "pool: it is being destroyed");
 	else if (p->err)
