@@ -327,7 +327,9 @@ struct wasp_pool_stats {
 	uint64_t created;     /* virtines made (the first one included) */
 	uint64_t destroyed;   /* ... and destroyed (after faults and timeouts too) */
 	uint64_t gets, puts, discards;
-	uint64_t get_waits;   /* gets that found no ready virtine and waited */
+	uint64_t get_waits;   /* gets that found no ready virtine (waited, or reset one) */
+	uint64_t inline_resets; /* ... of them, gets that reset a returned virtine
+				 * themselves rather than wait for the pool thread */
 	uint64_t resets;
 	uint64_t reset_pages; /* pages written back by all resets */
 	uint64_t reset_ns;    /* time spent resetting (on the pool's thread) */
@@ -356,8 +358,10 @@ int wasp_pool_create(const struct wasp_pool_config *cfg, struct wasp_pool **out)
  * no call may use it. Accepts NULL. */
 void wasp_pool_destroy(struct wasp_pool *p);
 
-/* Hands out a ready virtine in the pristine state, waiting while all
- * `size` are out or being made. Run it with wasp_virtine_run() (or any
+/* Hands out a ready virtine in the pristine state. With none ready it
+ * resets a returned one itself if one is waiting for its reset (sooner
+ * than the pool's thread would), else waits while all `size` are out or
+ * being made. Run it with wasp_virtine_run() (or any
  * virtine call), then give it back with wasp_pool_put(). Returns 0 and
  * sets *out, or a negative errno when the pool cannot make virtines (the
  * pool thread's error) or is being destroyed (-ESHUTDOWN). */

@@ -116,9 +116,10 @@ struct wasp_virtine {
 	uint64_t hc_stop;
 	int last_exit;
 	struct wasp_pool *pool; /* owner, or NULL */
-	/* pages the pool leaves writable (always restored) and the pages the
-	 * previous reset found dirty; NULL until the pool first resets it */
-	uint64_t *pool_hot, *pool_last;
+	/* The pool's bitmaps for this virtine, one block (NULL until its first
+	 * reset): pages it leaves writable (hot, always restored), pages the
+	 * previous reset found dirty, and two scratch maps for a reset. */
+	uint64_t *pool_maps;
 	unsigned pool_nhot;
 };
 

@@ -255,8 +255,7 @@ void wasp_virtine_destroy(struct wasp_virtine *v)
 		close(v->mem_fd);
 	free(v->host_dirty);
 	free(v->kvm_dirty);
-	free(v->pool_hot);
-	free(v->pool_last);
+	free(v->pool_maps);
 	pthread_mutex_destroy(&v->kick_lock);
 	pthread_mutex_destroy(&v->dirty_lock);
 	free(v);

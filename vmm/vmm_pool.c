@@ -94,7 +94,6 @@ struct wasp_pool {
 
 	size_t mem_size, words;
 	struct pristine st;
-	uint64_t *scratch, *clear; /* dirty bitmaps, the pool thread's */
 
 	pthread_mutex_t lock;
 	pthread_cond_t work;  /* the pool thread waits here */
@@ -107,7 +106,7 @@ struct wasp_pool {
 	unsigned nready, ndirty, ndead;
 	unsigned total;  /* alive, in any state (also being made or reset) */
 	unsigned out;    /* handed out */
-	unsigned busy;   /* being made, reset or destroyed by the pool thread */
+	unsigned busy;   /* being made, reset or destroyed (pool thread or a get) */
 	bool closing;    /* wasp_pool_destroy has begun */
 	bool destroyed;  /* ... and done its part: the last give-back frees */
 	unsigned waiters; /* in get or fill: destroy waits for them to leave */
@@ -372,14 +371,9 @@ static bool pending_io_at_start(struct wasp_pool *p, struct wasp_virtine *v)
 static int fetch_dirty(struct wasp_pool *p, struct wasp_virtine *v, uint64_t *bm)
 {
 	size_t words = p->words;
+	uint64_t *hot = v->pool_maps, *last = hot + words, *rearm = hot + 3 * words;
 	int r;
 
-	if (!v->pool_hot) {
-		v->pool_hot = calloc(words, sizeof(uint64_t));
-		v->pool_last = calloc(words, sizeof(uint64_t));
-		if (!v->pool_hot || !v->pool_last)
-			return wasp_fail(-ENOMEM, "pool: out of memory for the hot page map");
-	}
 	pthread_mutex_lock(&v->dirty_lock);
 	if (!v->dirty_active || !v->manual_protect) {
 		pthread_mutex_unlock(&v->dirty_lock);
@@ -390,20 +384,20 @@ static int fetch_dirty(struct wasp_pool *p, struct wasp_virtine *v, uint64_t *bm
 	if ((r = kvm_ioctl(v->vm_fd, KVM_GET_DIRTY_LOG, &log)) < 0)
 		goto out;
 	for (size_t w = 0; w < words; w++) {
-		uint64_t fresh = v->kvm_dirty[w] & v->pool_last[w] & ~v->pool_hot[w];
+		uint64_t fresh = v->kvm_dirty[w] & last[w] & ~hot[w];
 		while (fresh && v->pool_nhot < POOL_MAX_HOT) {
-			v->pool_hot[w] |= fresh & -fresh;
+			hot[w] |= fresh & -fresh;
 			fresh &= fresh - 1;
 			v->pool_nhot++;
 		}
-		v->pool_last[w] = v->kvm_dirty[w];
-		p->clear[w] = v->kvm_dirty[w] & ~v->pool_hot[w];
+		last[w] = v->kvm_dirty[w];
+		rearm[w] = v->kvm_dirty[w] & ~hot[w];
 	}
 	struct kvm_clear_dirty_log clear = {
 		.slot = 0,
 		.first_page = 0,
 		.num_pages = (uint32_t)(v->mem_size / WASP_PAGE_SIZE),
-		.dirty_bitmap = p->clear,
+		.dirty_bitmap = rearm,
 	};
 	if ((r = kvm_ioctl(v->vm_fd, KVM_CLEAR_DIRTY_LOG, &clear)) < 0)
 		goto out;
@@ -414,18 +408,23 @@ out:
 	return r;
 }
 
-/* Puts a used virtine back into the pristine state. Pool thread only. */
+/* Puts a used virtine back into the pristine state. Whoever took it off
+ * the dirty list does this (the pool thread, or a get that would wait):
+ * everything it writes belongs to this virtine. */
 static int reset(struct wasp_pool *p, struct wasp_virtine *v, uint64_t *pages)
 {
 	int r;
 	*pages = 0;
+	if (!v->pool_maps && !(v->pool_maps = calloc(4 * p->words, sizeof(uint64_t))))
+		return wasp_fail(-ENOMEM, "pool: out of memory for the page maps");
+	uint64_t *bm = v->pool_maps + 2 * p->words;
 	if (pending_io_at_start(p, v) && (r = wasp_virtine_complete_io(v)) < 0)
 		return r;
-	memset(p->scratch, 0, p->words * sizeof(uint64_t));
-	if ((r = fetch_dirty(p, v, p->scratch)) < 0)
+	memset(bm, 0, p->words * sizeof(uint64_t));
+	if ((r = fetch_dirty(p, v, bm)) < 0)
 		return r;
 	for (size_t w = 0; w < p->words; w++) {
-		uint64_t bits = p->scratch[w];
+		uint64_t bits = bm[w];
 		while (bits) {
 			size_t pg = w * 64 + (size_t)__builtin_ctzll(bits);
 			bits &= bits - 1;
@@ -583,6 +582,34 @@ static void set_err(struct wasp_pool *p, int r)
 	snprintf(p->errmsg, sizeof p->errmsg, "%s", wasp_last_error());
 }
 
+/* Takes a virtine off the dirty list and resets it, with the lock held on
+ * entry and exit (dropped meanwhile). Returns it, or NULL when the reset
+ * failed and it was destroyed. */
+static struct wasp_virtine *reset_one(struct wasp_pool *p)
+{
+	struct wasp_virtine *v = p->dirty[--p->ndirty];
+	uint64_t pages;
+	p->busy++;
+	pthread_mutex_unlock(&p->lock);
+	uint64_t t0 = wasp_now_ns();
+	int r = reset(p, v, &pages);
+	uint64_t dt = wasp_now_ns() - t0;
+	if (r < 0)
+		wasp_virtine_destroy(v);
+	pthread_mutex_lock(&p->lock);
+	p->busy--;
+	if (r < 0) {
+		p->total--;
+		p->stats.destroyed++;
+		set_err(p, r);
+		return NULL;
+	}
+	p->stats.resets++;
+	p->stats.reset_pages += pages;
+	p->stats.reset_ns += dt;
+	return v;
+}
+
 static void *pool_thread(void *arg)
 {
 	struct wasp_pool *p = arg;
@@ -605,26 +632,8 @@ static void *pool_thread(void *arg)
 			continue;
 		}
 		if (p->ndirty) {
-			v = p->dirty[--p->ndirty];
-			p->busy++;
-			pthread_mutex_unlock(&p->lock);
-			uint64_t t0 = wasp_now_ns(), pages;
-			r = reset(p, v, &pages);
-			uint64_t dt = wasp_now_ns() - t0;
-			if (r < 0)
-				wasp_virtine_destroy(v);
-			pthread_mutex_lock(&p->lock);
-			p->busy--;
-			if (r < 0) {
-				p->total--;
-				p->stats.destroyed++;
-				set_err(p, r);
-			} else {
+			if ((v = reset_one(p)))
 				p->ready[p->nready++] = v;
-				p->stats.resets++;
-				p->stats.reset_pages += pages;
-				p->stats.reset_ns += dt;
-			}
 			pthread_cond_broadcast(&p->ready_cv);
 			continue;
 		}
@@ -657,8 +666,6 @@ static void *pool_thread(void *arg)
 static void pool_free(struct wasp_pool *p)
 {
 	pristine_free(&p->st, p->mem_size);
-	free(p->scratch);
-	free(p->clear);
 	free(p->ready);
 	free(p->dirty);
 	free(p->dead);
@@ -698,15 +705,13 @@ int wasp_pool_create(const struct wasp_pool_config *cfg, struct wasp_pool **out)
 	p->ready = calloc(p->cfg.size, sizeof *p->ready);
 	p->dirty = calloc(p->cfg.size, sizeof *p->dirty);
 	p->dead = calloc(p->cfg.size, sizeof *p->dead);
-	p->scratch = calloc(p->words ? p->words : 1, sizeof(uint64_t));
-	p->clear = calloc(p->words ? p->words : 1, sizeof(uint64_t));
 	if (cfg->image) {
 		if ((p->image = malloc(cfg->image_len)))
 			memcpy(p->image, cfg->image, cfg->image_len);
 	} else {
 		p->image_path = strdup(cfg->image_path);
 	}
-	if (!p->allow || !p->ready || !p->dirty || !p->dead || !p->scratch || !p->clear ||
+	if (!p->allow || !p->ready || !p->dirty || !p->dead ||
 	    (!p->image && !p->image_path)) {
 		r = wasp_fail(-ENOMEM, "pool: out of memory");
 		goto fail;
@@ -820,6 +825,23 @@ int wasp_pool_get(struct wasp_pool *p, struct wasp_virtine **out)
 			pthread_cond_signal(&p->work);
 			pthread_mutex_unlock(&p->lock);
 			return wasp_fail(r, "%s", msg);
+		}
+		if (p->ndirty) {
+			/* Rather than sleep until the pool thread gets to it, reset
+			 * one here: the caller would wait at least that long, and
+			 * a wake-up on a busy host costs more than the reset. */
+			struct wasp_virtine *v = reset_one(p);
+			if (!v)
+				continue;
+			p->stats.inline_resets++;
+			if (waited)
+				leave(p);
+			*out = v;
+			p->out++;
+			p->stats.gets++;
+			p->stats.get_waits++;
+			pthread_mutex_unlock(&p->lock);
+			return 0;
 		}
 		if (!waited)
 			p->waiters++;
