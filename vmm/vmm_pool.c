@@ -20,6 +20,7 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -613,6 +614,12 @@ static struct wasp_virtine *reset_one(struct wasp_pool *p)
 static void *pool_thread(void *arg)
 {
 	struct wasp_pool *p = arg;
+
+	/* A batch thread does not preempt the thread that woke it: without
+	 * this, a put's wake-up ran the whole reset before the put returned
+	 * (measured: put 18 us instead of 0.3), i.e. on the caller's time. */
+	struct sched_param sp = {0};
+	pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
 
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
