@@ -445,6 +445,49 @@ static void t_no_snapshot_point(void)
 	close(c.vm.console_fd);
 }
 
+/* Host state: a file a call leaves open is closed by the reset (the next
+ * call's open gets the same guest fd), and the snapshot also works for a
+ * C image entered in real mode (its boot stub runs once, in init). */
+static void t_host_state(void)
+{
+	char dir[] = "/tmp/wasp-pool-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	char path[sizeof dir + 8];
+	snprintf(path, sizeof path, "%s/f", dir);
+	FILE *f = fopen(path, "w");
+	CHECK(f && fputs("x", f) >= 0 && fclose(f) == 0, "make %s", path);
+
+	struct wasp_pool_config c;
+	struct wasp_pool *p = NULL;
+	guest_config(&c, 1);
+	c.vm.sandbox_dir = dir;
+	c.allow = "get_arg,set_ret,snapshot,init_count,open";
+	CHECK(wasp_pool_create(&c, &p) == 0, "create");
+	for (int i = 0; p && i < 10; i++) {
+		int32_t fd = -1;
+		uint8_t op = 'o';
+		CHECK(wasp_call(p, &op, 1, &fd, sizeof fd, NULL) == 4 && fd == 3,
+		      "call %d opened guest fd %d (want 3: the last call's file closed)", i, fd);
+	}
+	wasp_pool_destroy(p);
+	unlink(path);
+	rmdir(dir);
+
+	atomic_store(&init_runs, 0);
+	guest_config(&c, 2);
+	c.mode = WASP_MODE_REAL;
+	CHECK(wasp_pool_create(&c, &p) == 0, "create in real mode");
+	struct wasp_pool_stats st;
+	if (p) {
+		wasp_pool_stats(p, &st);
+		CHECK(st.snapshot, "snapshot after the real-mode boot");
+	}
+	for (unsigned i = 0; p && i < 40; i++)
+		CHECK(call_fib(p, i % 20), "call %u", i);
+	CHECK(atomic_load(&init_runs) == 1, "init ran %u times", atomic_load(&init_runs));
+	wasp_pool_destroy(p);
+}
+
 static void *blocked_get(void *arg)
 {
 	struct wasp_virtine *v = NULL;
@@ -515,6 +558,7 @@ int main(int argc, char **argv)
 		{"real_mode", t_real_mode},
 		{"no_snapshot_point", t_no_snapshot_point},
 		{"destroy_outstanding", t_destroy_outstanding},
+		{"host_state", t_host_state},
 		{"bad_config", t_get_after_destroy_started},
 	};
 	return test_main(argc, argv, cases, sizeof cases / sizeof *cases, NULL, 0, "", true);

@@ -367,7 +367,8 @@ void wasp_pool_destroy(struct wasp_pool *p);
  * pool thread's error) or is being destroyed (-ESHUTDOWN). */
 int wasp_pool_get(struct wasp_pool *p, struct wasp_virtine **out);
 
-/* Gives a virtine back; the pool's thread resets it to the pristine state
+/* Gives a virtine back (one this pool's get handed out; any other is
+ * ignored); the pool's thread resets it to the pristine state
  * and hands it out again. A virtine whose last run ended in a fault or a
  * timeout, or that is paused inside a hypercall the caller did not answer,
  * is destroyed and replaced instead (its state is not worth trusting). */

@@ -9,14 +9,20 @@
  * set), so guest initialisation runs once per pool, and one private copy
  * of the pristine memory serves every reset.
  *
- * Why reset is cheap: KVM's dirty log (manual-protect mode, re-armed by
- * wasp_virtine_dirty_fetch) names the pages the guest wrote since the last
- * reset, the vmm's own bitmap the pages its handlers wrote, and only those
- * are copied back. The registers and special registers go back through
+ * Why reset is cheap: KVM's dirty log (manual-protect mode) names the
+ * pages the guest wrote since the last reset, the vmm's own bitmap the
+ * pages its handlers wrote, and only those are copied back; pages written
+ * by every call stay writable ("hot", fetch_dirty) so calls do not fault on
+ * them. The registers and special registers go back through
  * KVM_CAP_SYNC_REGS (kvm_run's shared area, applied by the next KVM_RUN),
- * so they cost no ioctl; the FPU/SSE/AVX state costs one KVM_SET_XSAVE on
- * the pool's thread. Each vCPU ioctl costs about a guest exit on PVM
- * (docs/design.md), hence the counting.
+ * so they cost no ioctl; the FPU/SSE/AVX state costs one KVM_SET_XSAVE.
+ * Each vCPU ioctl costs about a guest exit on PVM (docs/design.md), hence
+ * the counting.
+ *
+ * Why calls are cheap: a get pops a ready virtine; the argument can arrive
+ * with the snapshot hypercall's return (no WASP_HC_GET_ARG exit), and
+ * WASP_HC_SET_RET ends the run (no exit after it). Resets happen on the
+ * pool's thread, or in a get that would otherwise sleep.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -743,8 +749,7 @@ int wasp_pool_create(const struct wasp_pool_config *cfg, struct wasp_pool **out)
 			close(fd);
 		}
 	}
-	p->snapshot = cfg->snapshot == WASP_POOL_SNAPSHOT_AUTO && header && !env_off &&
-		      cfg->mode != WASP_MODE_REAL;
+	p->snapshot = cfg->snapshot == WASP_POOL_SNAPSHOT_AUTO && header && !env_off;
 
 	if ((r = build_pristine(p, &first)) < 0)
 		goto fail;

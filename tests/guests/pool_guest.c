@@ -18,6 +18,7 @@
  *   'l'            spin forever
  *   'b' u32 len    -> len bytes 0,1,2,...
  *   'm' u64 s      write s over the static page and exit 0 (no result)
+ *   'o'            -> i32 fd of a fresh open of "f" in the sandbox, left open
  */
 #include "wasp_guest.h"
 
@@ -173,6 +174,11 @@ int main(void)
 		for (int i = 0; i < 512; i++)
 			page[i] = u64;
 		return 0;
+	case 'o': {
+		int32_t fd = wasp_open("f", WASP_O_RDONLY, 0);
+		wasp_set_ret(&fd, sizeof fd);
+		break;
+	}
 	}
 	return 93;
 }
