@@ -288,7 +288,11 @@ uint64_t wasp_now_ns(void);
  * just loaded, so every call starts at the image's entry.
  *
  * Threads: every function below may be called from any thread at the same
- * time, except wasp_pool_destroy() (once, after the last get).
+ * time, except wasp_pool_destroy() (once).
+ *
+ * A pool virtine's dirty log belongs to the pool: do not fetch it
+ * (wasp_virtine_dirty_fetch, incremental checkpoints, live migration) or
+ * stop it, or its reset would miss pages the call wrote.
  */
 struct wasp_pool;
 
