@@ -365,8 +365,9 @@ void wasp_pool_destroy(struct wasp_pool *p);
 /* Hands out a ready virtine in the pristine state. With none ready it
  * resets a returned one itself if one is waiting for its reset (sooner
  * than the pool's thread would), else waits while all `size` are out or
- * being made. Run it with wasp_virtine_run() (or any
- * virtine call), then give it back with wasp_pool_put(). Returns 0 and
+ * being made. Run it with wasp_virtine_run() (or any virtine call but
+ * load, whose host writes the reset would not see, and the dirty-log
+ * calls), then give it back with wasp_pool_put(). Returns 0 and
  * sets *out, or a negative errno when the pool cannot make virtines (the
  * pool thread's error) or is being destroyed (-ESHUTDOWN). */
 int wasp_pool_get(struct wasp_pool *p, struct wasp_virtine **out);
