@@ -108,12 +108,23 @@ enum wasp_hypercall {
 	WASP_HC_CLOCK = 10,     /* IN clock (WASP_CLOCK_*) -> nanoseconds */
 	WASP_HC_GET_ARG = 11,   /* IN buf, cap -> argument length (copies min(len,cap)) */
 	WASP_HC_SET_RET = 12,   /* IN buf, len -> 0 */
-	WASP_HC_SNAPSHOT = 13,  /* -> 0: marks "initialised; later calls may start here" */
+	WASP_HC_SNAPSHOT = 13,  /* [IN buf, cap, WASP_SNAPSHOT_ARG] -> 0: "initialised; later calls may start here" */
 	WASP_HC_PWRITE = 14,    /* IN fd, buf, len, offset -> bytes written */
 	WASP_HC_BUILTIN_COUNT,
 	WASP_HC_USER_BASE = 64,
 	WASP_HC_MAX = 128,
 };
+
+/*
+ * WASP_HC_SNAPSHOT with rdx = WASP_SNAPSHOT_ARG names an argument buffer
+ * (rdi = buf, rsi = cap): a host that starts a call at the snapshot (the
+ * pool, docs/pool.md) copies min(len, cap) bytes of the call's argument
+ * there and returns its length len (> 0) as the hypercall's result, which
+ * saves the WASP_HC_GET_ARG exit. A result of 0 means nothing was copied:
+ * fetch the argument with WASP_HC_GET_ARG. Without the marker the other
+ * registers are ignored.
+ */
+#define WASP_SNAPSHOT_ARG 0x47524157u /* "WARG" */
 
 /* open flags (the guest never sees host values; the host maps these) */
 #define WASP_O_RDONLY 0x0

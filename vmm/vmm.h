@@ -283,6 +283,169 @@ int wasp_kvm_fd(void);
 /* Bare measurements used by the benchmark: nanoseconds on CLOCK_MONOTONIC. */
 uint64_t wasp_now_ns(void);
 
+/* ---- Virtine pool, snapshot starts, function calls (docs/pool.md) --------
+ *
+ * A pool holds ready virtines of one image. The first virtine loads the
+ * image and, unless snapshots are off, runs it until it makes the
+ * WASP_HC_SNAPSHOT hypercall (the end of its initialisation); its memory
+ * and vCPU state there are the pool's *pristine state*. Every virtine the
+ * pool hands out is in exactly that state: later ones are cloned from it,
+ * and a virtine that comes back is reset to it by writing back only the
+ * pages dirtied since (KVM's dirty log plus the pages host handlers wrote),
+ * and the registers, FPU/SSE/AVX state and host-side state (argument,
+ * result, open files). Resets and creation happen on the pool's own
+ * thread, off the caller's path. Without a snapshot (snapshot off, an image
+ * without a header such as the three-byte `out 0xFA, eax`, or
+ * WASP_NO_SNAPSHOT=1 in the environment) the pristine state is the image
+ * just loaded, so every call starts at the image's entry.
+ *
+ * Threads: every function below may be called from any thread at the same
+ * time, except wasp_pool_destroy() (once).
+ *
+ * A pool virtine's dirty log belongs to the pool: do not fetch it
+ * (wasp_virtine_dirty_fetch, incremental checkpoints, live migration) or
+ * stop it, or its reset would miss pages the call wrote.
+ */
+struct wasp_pool;
+
+enum wasp_pool_snapshot {
+	WASP_POOL_SNAPSHOT_AUTO = 0, /* at the guest's snapshot hypercall when the image
+				      * has a header (C images), unless WASP_NO_SNAPSHOT=1 */
+	WASP_POOL_SNAPSHOT_OFF,      /* start every call at the image's entry */
+};
+
+struct wasp_pool_config {
+	struct wasp_config vm; /* each virtine's settings (memory size, console, ...) */
+	const void *image;     /* the image (copied), or NULL and image_path */
+	size_t image_len;
+	const char *image_path;
+	wasp_gpa_t load_gpa;  /* 0: WASP_GPA_LOAD */
+	enum wasp_mode mode;  /* WASP_MODE_AUTO: from the image header */
+	enum wasp_pool_snapshot snapshot;
+	unsigned size;        /* most virtines alive at once (ready + out + being
+			       * reset); 0: 4. A get waits while all are out. */
+	/* Hypercalls the guest may make (wasp_virtine_allow() syntax); NULL:
+	 * "get_arg,set_ret,snapshot,console_write". */
+	const char *allow;
+	uint64_t init_timeout_ns; /* bound on the run up to the snapshot; 0: 10 s */
+	uint64_t call_timeout_ns; /* bound on each wasp_call(); 0: none */
+	/* Called for each new virtine before it first runs (e.g. to register
+	 * embedder hypercalls, which the allow list may then name). Returns 0
+	 * or a negative errno, which fails the virtine's creation. Runs on the
+	 * pool's thread or the creating caller's, never twice at once. */
+	int (*setup)(struct wasp_virtine *v, void *opaque);
+	void *setup_opaque;
+};
+
+/* Counters since the pool was created. */
+struct wasp_pool_stats {
+	bool snapshot;        /* calls start at a snapshot (false: at the entry) */
+	uint64_t created;     /* virtines made (the first one included) */
+	uint64_t destroyed;   /* ... and destroyed (after faults and timeouts too) */
+	uint64_t gets, puts, discards;
+	uint64_t get_waits;   /* gets that found no ready virtine (waited, or reset one) */
+	uint64_t inline_resets; /* ... of them, gets that reset a returned virtine
+				 * themselves rather than wait for the pool thread */
+	uint64_t resets;
+	uint64_t reset_pages; /* pages written back by all resets */
+	uint64_t reset_ns;    /* time spent resetting (on the pool's thread) */
+	uint64_t init_ns;     /* load + run up to the snapshot + capture */
+	uint64_t pristine_pages; /* pages the pristine state holds */
+	unsigned ready, out;  /* right now */
+};
+
+/* Sets every field of `cfg` to its default. */
+void wasp_pool_config_init(struct wasp_pool_config *cfg);
+
+/* Creates a pool: builds the pristine state in the calling thread (load,
+ * run to the snapshot, capture) and starts the pool's thread, which fills
+ * the pool to `size` ready virtines. Returns 0 and sets *out; -ENOEXEC
+ * when snapshots are on and the guest exited or faulted before its
+ * snapshot hypercall (the message says how), -ETIMEDOUT when it did not
+ * get there within init_timeout_ns. */
+int wasp_pool_create(const struct wasp_pool_config *cfg, struct wasp_pool **out);
+
+/* Destroys the pool: stops its thread and destroys every virtine it holds.
+ * Virtines still out stay valid: wasp_pool_put()/discard() of each one
+ * destroys it, and the last one frees what the pool still holds. Gets and
+ * fills waiting when destroy begins return -ESHUTDOWN (destroy waits for
+ * them to leave); while virtines are out the pool still exists, and a get
+ * then also answers -ESHUTDOWN. Once the last is back, the pool is gone:
+ * no call may use it. Accepts NULL. */
+void wasp_pool_destroy(struct wasp_pool *p);
+
+/* Hands out a ready virtine in the pristine state. With none ready it
+ * resets a returned one itself if one is waiting for its reset (sooner
+ * than the pool's thread would), else waits while all `size` are out or
+ * being made. Run it with wasp_virtine_run() (or any virtine call but
+ * load, whose host writes the reset would not see, and the dirty-log
+ * calls), then give it back with wasp_pool_put(). Returns 0 and
+ * sets *out, or a negative errno when the pool cannot make virtines (the
+ * pool thread's error) or is being destroyed (-ESHUTDOWN). */
+int wasp_pool_get(struct wasp_pool *p, struct wasp_virtine **out);
+
+/* Gives a virtine back (one this pool's get handed out; any other is
+ * ignored); the pool's thread resets it to the pristine state
+ * and hands it out again. A virtine whose last run ended in a fault or a
+ * timeout, or that is paused inside a hypercall the caller did not answer,
+ * is destroyed and replaced instead (its state is not worth trusting). */
+void wasp_pool_put(struct wasp_pool *p, struct wasp_virtine *v);
+
+/* Gives a virtine back to be destroyed (and replaced), never reused. */
+void wasp_pool_discard(struct wasp_pool *p, struct wasp_virtine *v);
+
+/* Waits until the pool holds `size` virtines in all (ready or out), none
+ * being made or reset. Returns 0 or the error that stopped it. */
+int wasp_pool_fill(struct wasp_pool *p);
+
+void wasp_pool_stats(struct wasp_pool *p, struct wasp_pool_stats *out);
+
+/* Gives a virtine from this pool its call argument (as
+ * wasp_virtine_set_arg(), which WASP_HC_GET_ARG reads). When the guest
+ * named a buffer in its snapshot hypercall (rdi = buffer, rsi = capacity),
+ * the argument is also copied there and its full length becomes that
+ * hypercall's result, so the call needs no WASP_HC_GET_ARG exit. Call it
+ * once, before the virtine's first run. Returns 0 or a negative errno. */
+int wasp_pool_set_arg(struct wasp_pool *p, struct wasp_virtine *v, const void *in, size_t len);
+
+/* What a wasp_call() ended in. */
+enum wasp_call_status {
+	WASP_CALL_RETURNED = 0, /* the guest gave its result (WASP_HC_SET_RET), or exited 0 */
+	WASP_CALL_EXITED,       /* it exited with a non-zero code and no result */
+	WASP_CALL_FAULT,        /* it faulted (info.exit.fault says how) */
+	WASP_CALL_TIMEOUT,      /* call_timeout_ns passed */
+	WASP_CALL_HOST_ERROR,   /* the host failed (not the guest) */
+};
+
+struct wasp_call_info {
+	enum wasp_call_status status;
+	int64_t exit_code;    /* EXITED (and RETURNED by exit): the guest's code */
+	size_t ret_len;       /* the whole result's length (may exceed out_cap) */
+	struct wasp_exit exit; /* how the run ended, registers for a fault */
+};
+
+/* Calls the pool's function once: takes a pristine virtine, hands it the
+ * argument `in` (WASP_HC_GET_ARG reads it), runs it until it gives its
+ * result with WASP_HC_SET_RET (the call ends there: what the guest would
+ * do after it never runs) or exits, copies at most out_cap bytes of the
+ * result to `out` and gives the virtine back. `info` may be NULL.
+ *
+ * Returns the result's length (>= 0; an exit with code 0 and no result is
+ * length 0), or a negative errno with one line in wasp_last_error():
+ *   -EMSGSIZE  the result is longer than out_cap (the first out_cap bytes
+ *              are in `out`; info->ret_len is the full length)
+ *   -ECHILD    the guest exited with a non-zero code and no result
+ *   -EFAULT    the guest faulted (kind, rip in the message)
+ *   -ETIMEDOUT call_timeout_ns passed
+ *   -E2BIG     `in` is larger than the 1 MiB argument limit
+ *   other      the host failed (pool shut down, KVM error, ...)
+ * Whatever the guest does, the pool stays healthy: a virtine that faulted
+ * or timed out is destroyed and replaced, never reused. */
+int wasp_call(struct wasp_pool *p, const void *in, size_t in_len, void *out, size_t out_cap,
+	      struct wasp_call_info *info);
+
+const char *wasp_call_status_name(enum wasp_call_status s);
+
 #ifdef __cplusplus
 }
 #endif

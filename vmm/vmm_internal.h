@@ -112,6 +112,20 @@ struct wasp_virtine {
 	uint64_t console_bytes;
 
 	struct wasp_stats stats;
+
+	/* The virtine pool (vmm_pool.c). hc_stop: hypercalls (bit = number,
+	 * below 64) that end the run once answered with a result >= 0, as
+	 * WASP_EXIT_HYPERCALL with hc_pending false: the snapshot point while
+	 * the pool builds its pristine state, the result of a call. last_exit:
+	 * how the last run ended (-1: the host failed, or never ran). */
+	uint64_t hc_stop;
+	int last_exit;
+	struct wasp_pool *pool; /* owner, or NULL */
+	/* The pool's bitmaps for this virtine, one block (NULL until its first
+	 * reset): pages it leaves writable (hot, always restored), pages the
+	 * previous reset found dirty, and two scratch maps for a reset. */
+	uint64_t *pool_maps;
+	unsigned pool_nhot;
 };
 
 /* vmm_x86_64.c: the CPU state each entry mode starts from */

@@ -148,6 +148,7 @@ int wasp_virtine_create(const struct wasp_config *cfg, struct wasp_virtine **out
 	if (!v->cfg.mem_size)
 		v->cfg.mem_size = WASP_DEFAULT_MEM;
 	v->vm_fd = v->vcpu_fd = v->mem_fd = v->sandbox_fd = -1;
+	v->last_exit = -1;
 	v->mem = MAP_FAILED;
 	v->run = MAP_FAILED;
 	pthread_mutex_init(&v->kick_lock, NULL);
@@ -255,6 +256,7 @@ void wasp_virtine_destroy(struct wasp_virtine *v)
 	free(v->host_dirty);
 	free(v->file_mapped);
 	free(v->kvm_dirty);
+	free(v->pool_maps);
 	pthread_mutex_destroy(&v->kick_lock);
 	pthread_mutex_destroy(&v->dirty_lock);
 	free(v);
@@ -789,6 +791,14 @@ static bool do_hypercall(struct wasp_virtine *v, struct wasp_exit *e, int *err)
 	} else if ((*err = kvm_ioctl(v->vcpu_fd, KVM_SET_REGS, &regs)) < 0) {
 		return false;
 	}
+	/* The pool's stop points (vmm_internal.h): answered, yet the run ends. */
+	if (e->reason != WASP_EXIT_HYPERCALL && nr < 64 && (v->hc_stop & (1ull << nr)) &&
+	    result >= 0) {
+		e->reason = WASP_EXIT_HYPERCALL;
+		e->hypercall.nr = nr;
+		memcpy(e->hypercall.args, args, sizeof args);
+		return false;
+	}
 	return e->reason != WASP_EXIT_HYPERCALL;
 }
 
@@ -904,6 +914,7 @@ int wasp_virtine_run(struct wasp_virtine *v, uint64_t timeout_ns, struct wasp_ex
 	}
 
 	current_run = NULL;
+	v->last_exit = err ? -1 : (int)e->reason;
 	pthread_mutex_lock(&v->kick_lock);
 	atomic_store(&v->running, false);
 	pthread_mutex_unlock(&v->kick_lock);
