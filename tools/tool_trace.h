@@ -42,7 +42,7 @@ struct tool_trace {
 	/* while tracing */
 	FILE *out;
 	uint64_t t0;
-	uint64_t lines;
+	uint64_t lines, steps;
 };
 
 void tool_trace_init(struct tool_trace *tt);

@@ -56,6 +56,7 @@ struct wasp_trace {
 	int over;          /* breakpoint being stepped over, -1: none */
 	bool stop;         /* the callback asked to stop */
 
+	uint64_t exit_t;  /* when the exit being handled came */
 	bool hc_open; /* a hypercall exit is being served */
 	uint64_t hc_t0, hc_nr, hc_args[6];
 	struct wasp_regs regs;
@@ -201,19 +202,26 @@ static int exit_regs(struct wasp_virtine *v, struct wasp_regs *regs)
 	return wasp_virtine_get_regs(v, regs);
 }
 
+/* Written at once, not through kvm_run's sync registers: those would be
+ * applied at the next entry, after KVM_SET_GUEST_DEBUG, and PVM then loses
+ * the TF that single-stepping set (measured: the step over a breakpoint
+ * ran the rest of the guest freely). */
 static int set_rip(struct wasp_virtine *v, uint64_t rip)
 {
-	if (v->run->kvm_valid_regs & KVM_SYNC_X86_REGS) {
-		v->run->s.regs.regs.rip = rip;
-		v->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
-		return 0;
-	}
 	struct wasp_regs r;
-	int err = wasp_virtine_get_regs(v, &r);
+	int err = exit_regs(v, &r);
 	if (err < 0)
 		return err;
 	r.rip = rip;
-	return wasp_virtine_set_regs(v, &r);
+	struct kvm_regs k;
+	memcpy(&k, &r, sizeof k);
+	if ((err = kvm_ioctl(v->vcpu_fd, KVM_SET_REGS, &k)) < 0)
+		return err;
+	if (v->run->kvm_valid_regs & KVM_SYNC_X86_REGS) {
+		v->run->s.regs.regs = k;
+		v->run->kvm_dirty_regs &= ~(uint64_t)KVM_SYNC_X86_REGS;
+	}
+	return 0;
 }
 
 static void plant(struct wasp_virtine *v, struct wasp_bp *b)
@@ -412,8 +420,10 @@ int wasp_trace_exit(struct wasp_virtine *v, struct wasp_exit *e, int *err)
 
 	if (reason == KVM_EXIT_INTR)
 		return 0;
+	t->exit_t = wasp_now_ns();
 	if (asked(t, WASP_TRACE_EXIT)) {
-		struct wasp_trace_event ev = {.kind = WASP_TRACE_EXIT, .kvm_exit = reason};
+		struct wasp_trace_event ev = {.kind = WASP_TRACE_EXIT, .kvm_exit = reason,
+					      .t_ns = t->exit_t};
 		emit(v, &ev);
 	}
 	if (t->debug_on && (reason == KVM_EXIT_DEBUG || reason == KVM_EXIT_SHUTDOWN)) {
@@ -446,7 +456,7 @@ int wasp_trace_exit(struct wasp_virtine *v, struct wasp_exit *e, int *err)
 			t->hc_nr = regs.rax & mask;
 			for (int i = 0; i < 6; i++)
 				t->hc_args[i] = a[i] & mask;
-			t->hc_t0 = wasp_now_ns();
+			t->hc_t0 = t->exit_t;
 			t->hc_open = true;
 		}
 	}
@@ -466,7 +476,8 @@ bool wasp_trace_after(struct wasp_virtine *v, struct wasp_exit *e, bool go)
 			struct wasp_regs regs;
 			if (t->stepping) {
 				t->steps++;
-				struct wasp_trace_event ev = {.kind = WASP_TRACE_STEP, .addr = t->prev_rip};
+				struct wasp_trace_event ev = {.kind = WASP_TRACE_STEP, .addr = t->prev_rip,
+							      .t_ns = t->exit_t};
 				emit(v, &ev);
 			}
 			if (exit_regs(v, &regs) == 0)
@@ -478,6 +489,7 @@ bool wasp_trace_after(struct wasp_virtine *v, struct wasp_exit *e, bool go)
 		if (asked(t, WASP_TRACE_IO)) {
 			struct wasp_trace_event ev = {
 				.kind = WASP_TRACE_IO,
+				.t_ns = t->exit_t,
 				.io = {.port = run->io.port, .size = run->io.size,
 				       .out = run->io.direction == KVM_EXIT_IO_OUT},
 			};
