@@ -2032,6 +2032,15 @@ int wasp_runner_run(struct wasp_runner *r, struct wasp_runner_result *res)
 	}
 
 	bool over = err < 0 || (e->reason != WASP_EXIT_HYPERCALL && e->reason != WASP_EXIT_PAUSED);
+	if (over && r->point[0]) {
+		/* Reached on the exit that ended the guest: nothing left to save. */
+		if (r->o.log) {
+			fprintf(r->o.log, "%s: %s: the guest ended there; no checkpoint\n",
+				r->log_prefix, r->point);
+			fflush(r->o.log);
+		}
+		r->point[0] = '\0';
+	}
 	pthread_mutex_lock(&r->lock);
 	r->state = over ? V_ENDED : V_IDLE;
 	if (over && r->inflight) {

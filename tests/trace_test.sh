@@ -170,6 +170,14 @@ after_exits)
 after_hypercalls)
 	point_restore --checkpoint-after-hypercalls 3
 	grep -q "after 3 hypercalls" "$work/p.err" || fail "log line" ;;
+point_at_end)
+	# calls.bin makes 9 exits, the last its exit: a point there saves nothing.
+	"$WASP_RUN" --checkpoint-path "$work/e.wckpt" --checkpoint-after-exits 9 "$T/calls.bin" \
+		>"$work/e.out" 2>"$work/e.err"
+	rc=$?
+	[ "$rc" -eq 164 ] || fail "exit status $rc, expected the guest's 164"
+	grep -q "after 9 exits: the guest ended there; no checkpoint" "$work/e.err" || fail "no note"
+	[ ! -e "$work/e.wckpt" ] || fail "a checkpoint was written" ;;
 bad_event)
 	expect_fail 125 "--trace: unknown event 'calls'" --trace=hypercalls,calls "$A/steps.bin"
 	expect_fail 125 "--trace: no events" --trace= "$A/steps.bin" ;;
