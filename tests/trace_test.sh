@@ -170,6 +170,24 @@ after_exits)
 after_hypercalls)
 	point_restore --checkpoint-after-hypercalls 3
 	grep -q "after 3 hypercalls" "$work/p.err" || fail "log line" ;;
+usr1_with_breakpoint)
+	# A checkpoint by another trigger while a breakpoint is planted (in
+	# wasp_printf, hit on every tick) holds the plain code: the restored
+	# guest prints on where it stopped. A leaked int3 would fault it.
+	"$WASP_RUN" --checkpoint-path "$work/u.wckpt" --checkpoint-at wasp_printf:1000000 \
+		--stop-after-checkpoint "$T/spin_print.bin" >"$work/u.out" 2>"$work/u.err" &
+	pid=$!
+	wait_until lines_at_least "$work/u.out" 3 || fail "no ticks"
+	kill -USR1 "$pid"
+	wait "$pid"
+	rc=$?
+	[ "$rc" -eq 0 ] || fail "exit status $rc after the stop"
+	grep -q "(SIGUSR1)" "$work/u.err" || fail "no SIGUSR1 checkpoint"
+	last=$(tail -1 "$work/u.out" | awk '{print $2}')
+	"$WASP_RESTORE" --timeout 1s "$work/u.wckpt" >"$work/r.out" 2>"$work/r.err"
+	[ $? -eq 124 ] || fail "the restored guest did not run until its timeout"
+	[ "$(head -1 "$work/r.out")" = "tick $((last + 1))" ] ||
+		fail "restored guest printed '$(head -1 "$work/r.out")', expected tick $((last + 1))" ;;
 point_at_end)
 	# calls.bin makes 9 exits, the last its exit: a point there saves nothing.
 	"$WASP_RUN" --checkpoint-path "$work/e.wckpt" --checkpoint-after-exits 9 "$T/calls.bin" \
