@@ -92,6 +92,13 @@ steps)
 	got=$(events "$work/t.jsonl" step rip | tr '\n' ' ')
 	[ "$got" = "$want" ] || fail "steps: $got"
 	[ "$(events "$work/t.jsonl" end steps)" = 17 ] || fail "end line counts $(events "$work/t.jsonl" end steps) steps" ;;
+steps_real)
+	# Real mode: the other way steps arrive (KVM_EXIT_DEBUG).
+	"$WASP_RUN" --trace=steps,exits --trace-out "$work/t.jsonl" "$A/steps16.bin" 2>"$work/o.err"
+	rc=$?
+	[ "$rc" -eq 3 ] || fail "exit status $rc, expected 3"
+	[ "$(events "$work/t.jsonl" step rip | tr '\n' ' ')" = "0x8000 0x8006 0x800a " ] ||
+		fail "steps: $(events "$work/t.jsonl" step rip | tr '\n' ' ')" ;;
 steps_bound)
 	# A bound ends stepping; the guest then runs on and ends as usual.
 	"$WASP_RUN" --trace=steps --trace-steps 5 --trace-regs rcx,rip --trace-out "$work/t.jsonl" \

@@ -370,23 +370,29 @@ static enum dbg_kind classify(struct wasp_virtine *v, uint64_t rip, int *bp)
 	return DBG_NONE;
 }
 
+/* Reports the instruction at prev_rip as executed; ends stepping at its bound. */
+static void count_step(struct wasp_virtine *v, uint64_t t_ns)
+{
+	struct wasp_trace *t = v->trace;
+	t->steps++;
+	struct wasp_trace_event ev = {.kind = WASP_TRACE_STEP, .addr = t->prev_rip, .t_ns = t_ns};
+	emit(v, &ev);
+	uint64_t now = wasp_now_ns();
+	if ((t->o.max_steps && t->steps >= t->o.max_steps) ||
+	    (t->o.max_step_ns && now - t->step_t0 >= t->o.max_step_ns)) {
+		t->stepping = false;
+		t->steps_done = true;
+	}
+}
+
 static int on_step(struct wasp_virtine *v, uint64_t rip)
 {
 	struct wasp_trace *t = v->trace;
 	/* On a KVM that traps after a completed `out`, nothing ran since. */
 	bool ran = !(t->after_io && rip == t->prev_rip);
 	t->after_io = false;
-	if (t->stepping && ran) {
-		t->steps++;
-		struct wasp_trace_event ev = {.kind = WASP_TRACE_STEP, .addr = t->prev_rip};
-		emit(v, &ev);
-		uint64_t now = wasp_now_ns();
-		if ((t->o.max_steps && t->steps >= t->o.max_steps) ||
-		    (t->o.max_step_ns && now - t->step_t0 >= t->o.max_step_ns)) {
-			t->stepping = false;
-			t->steps_done = true;
-		}
-	}
+	if (t->stepping && ran)
+		count_step(v, 0);
 	t->prev_rip = rip;
 	if (t->over >= 0 && ran) {
 		plant(v, &t->bp[t->over]);
@@ -474,12 +480,8 @@ bool wasp_trace_after(struct wasp_virtine *v, struct wasp_exit *e, bool go)
 			/* The `in`/`out` ran; PVM drops the step across the exit, so
 			 * guest debugging is set again before the guest goes on. */
 			struct wasp_regs regs;
-			if (t->stepping) {
-				t->steps++;
-				struct wasp_trace_event ev = {.kind = WASP_TRACE_STEP, .addr = t->prev_rip,
-							      .t_ns = t->exit_t};
-				emit(v, &ev);
-			}
+			if (t->stepping)
+				count_step(v, t->exit_t);
 			if (exit_regs(v, &regs) == 0)
 				t->prev_rip = regs.rip;
 			t->after_io = true;
