@@ -458,7 +458,13 @@ int wasp_trace_exit(struct wasp_virtine *v, struct wasp_exit *e, int *err)
 		struct wasp_regs regs;
 		if (exit_regs(v, &regs) == 0) {
 			uint64_t a[6] = {regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9};
-			uint64_t mask = v->mode == WASP_MODE_LONG ? ~0ull : 0xffffffffull;
+			/* As the dispatcher reads them: 32-bit outside long mode (a
+			 * real-mode image hands EFER and CS over with each exit). */
+			const struct kvm_sregs *sr = &run->s.regs.sregs;
+			bool lm = v->mode == WASP_MODE_LONG ||
+				  ((run->kvm_valid_regs & KVM_SYNC_X86_SREGS) && (sr->efer & (1u << 10)) &&
+				   sr->cs.l);
+			uint64_t mask = lm ? ~0ull : 0xffffffffull;
 			t->hc_nr = regs.rax & mask;
 			for (int i = 0; i < 6; i++)
 				t->hc_args[i] = a[i] & mask;
