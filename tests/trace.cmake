@@ -2,7 +2,7 @@
 # wasp-restore and wasp-inspect, driven by trace_test.sh. Included from
 # tests/CMakeLists.txt after the guest images are known.
 set(TRACE_CASES fib_hypercalls steps steps_real steps_bound steps_fault all_events inspect
-  trace_off at_third_call at_continue after_exits after_hypercalls point_at_end
+  trace_off at_third_call restore_on_point at_continue after_exits after_hypercalls point_at_end
   usr1_with_breakpoint
   bad_event bad_regs bad_mem bad_addr bad_symbol bad_count needs_path)
 set(_trace_env

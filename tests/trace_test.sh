@@ -156,6 +156,22 @@ at_third_call)
 	"$WASP_RUN" --checkpoint-path "$work/q.wckpt" --stop-after-checkpoint --checkpoint-at step:3 \
 		"$T/calls.bin" >"$work/q.out" 2>/dev/null
 	[ "$(wc -l <"$work/q.out")" -eq 2 ] || fail "$(wc -l <"$work/q.out") lines before the point" ;;
+restore_on_point)
+	# A restore that starts on the breakpoint it stopped at, with the same
+	# point again: it steps over it (no instant re-hit) and stops at the
+	# next call. Three processes, one uninterrupted output.
+	point_restore --checkpoint-at step:3
+	"$WASP_RUN" --checkpoint-path "$work/a.wckpt" --stop-after-checkpoint --checkpoint-at step:3 \
+		"$T/calls.bin" >"$work/chain.out" 2>/dev/null || fail "first run"
+	"$WASP_RESTORE" --checkpoint-path "$work/b.wckpt" --stop-after-checkpoint \
+		--checkpoint-at step --symbols "$T/calls.sym" "$work/a.wckpt" >"$work/mid.out" 2>"$work/mid.err" ||
+		fail "second run: $(cat "$work/mid.err")"
+	[ "$(cat "$work/mid.out")" = "$(sed -n 3p "$work/ref.out")" ] ||
+		fail "the restore between the two points printed '$(cat "$work/mid.out")'"
+	cat "$work/mid.out" >>"$work/chain.out"
+	"$WASP_RESTORE" "$work/b.wckpt" >>"$work/chain.out" 2>/dev/null
+	[ $? -eq 164 ] || fail "last run: wrong exit status"
+	cmp -s "$work/ref.out" "$work/chain.out" || fail "three runs' output differs from one run's" ;;
 at_continue)
 	# Without a stop the run goes on past the breakpoint (and a tracer
 	# sees the breakpoint's hits); the checkpoint restores as well.
