@@ -7,7 +7,9 @@
 #                    [DEPENDS file ...])
 #       C virtine, 64-bit, linked with the guest runtime (guest/rt) at 0x8000.
 #       Produces ${CMAKE_CURRENT_BINARY_DIR}/NAME.bin (the image), NAME.elf
-#       (same code with symbols, for gdb/objdump) and NAME.map.
+#       (same code with symbols, for gdb/objdump), NAME.map (the linker's)
+#       and NAME.sym (`nm -n` of the ELF: what wasp-run --checkpoint-at
+#       looks function names up in).
 #
 #   wasp_add_virtine_asm(NAME SOURCE x.asm [INCLUDE_DIRECTORIES dir ...]
 #                        [DEFINES SYM[=VAL] ...])
@@ -50,7 +52,8 @@ find_program(WASP_NASM nasm DOC "nasm, for guest boot code and asm virtines")
 find_program(WASP_GUEST_LD NAMES ld.bfd ld DOC "GNU ld for guest images")
 find_program(WASP_GUEST_OBJCOPY NAMES objcopy llvm-objcopy DOC "objcopy for guest images")
 find_program(WASP_GUEST_AR NAMES ar llvm-ar DOC "ar for the guest runtime archive")
-foreach(_tool WASP_GUEST_CC WASP_NASM WASP_GUEST_LD WASP_GUEST_OBJCOPY WASP_GUEST_AR)
+find_program(WASP_GUEST_NM NAMES nm llvm-nm DOC "nm for the symbol maps of guest images")
+foreach(_tool WASP_GUEST_CC WASP_NASM WASP_GUEST_LD WASP_GUEST_OBJCOPY WASP_GUEST_AR WASP_GUEST_NM)
 	if(NOT ${_tool})
 		message(FATAL_ERROR "wasp: ${_tool} not found; guest images need nasm, "
 			"a C compiler for x86-64 and binutils (apt install nasm binutils gcc)")
@@ -262,13 +265,15 @@ function(wasp_add_virtine name)
 	set(elf "${out}/${name}.elf")
 	set(bin "${out}/${name}.bin")
 	set(ld_script "${WASP_GUEST_SOURCE_DIR}/virtine.ld")
-	add_custom_command(OUTPUT "${bin}" "${elf}"
+	set(sym "${out}/${name}.sym")
+	add_custom_command(OUTPUT "${bin}" "${elf}" "${sym}"
 		COMMAND "${WASP_GUEST_LD}" -m elf_x86_64 -static -nostdlib --build-id=none
 			--gc-sections --orphan-handling=warn ${WASP_GUEST_LDFLAGS_EXTRA}
 			-T "${ld_script}" "-Map=${out}/${name}.map" -o "${elf}"
 			"${WASP_GUEST_RT_DIR}/boot.o" ${objs}
 			"${WASP_GUEST_RT_DIR}/libwasp_guest_rt.a" ${WASP_GUEST_LIBGCC}
 		COMMAND "${WASP_GUEST_OBJCOPY}" -O binary "${elf}" "${bin}"
+		COMMAND sh -c "\"$1\" -n \"$2\" > \"$3\"" nm "${WASP_GUEST_NM}" "${elf}" "${sym}"
 		DEPENDS ${objs} "${ld_script}" "${WASP_GUEST_RT_DIR}/boot.o"
 			"${WASP_GUEST_RT_DIR}/libwasp_guest_rt.a" ${arg_DEPENDS}
 		COMMENT "Virtine ${name}.bin"

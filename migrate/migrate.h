@@ -104,6 +104,17 @@ struct wasp_runner_opts {
 	FILE *log;
 	/* Start of each log line; NULL: "wasp". */
 	const char *log_prefix;
+
+	/* Checkpoints at chosen points of the guest's run (docs/triggers.md),
+	 * written to checkpoint_path (required) and logged like the others;
+	 * stop_after_trigger applies. Each fires once. They use the virtine's
+	 * tracer (vmm.h): one the caller set before wasp_runner_create() still
+	 * gets its events. */
+	bool checkpoint_at_set;          /* a breakpoint at checkpoint_at: */
+	uint64_t checkpoint_at;          /* guest address (rip) */
+	uint64_t checkpoint_at_count;    /* on its this-many-th hit; 0 is 1 */
+	uint64_t checkpoint_after_exits; /* after this many KVM exits; 0: none */
+	uint64_t checkpoint_after_hypercalls; /* after this many hypercalls; 0: none */
 };
 
 /* What one wasp_runner_run() ended with. */

@@ -324,12 +324,13 @@ static int ping(int s, uint64_t deadline, struct wasp_runner_peer *peer, char *l
 
 /* ---- the runner --------------------------------------------------------- */
 
-enum trigger { TRIG_SIGNAL, TRIG_FILE, TRIG_PERIOD, TRIG_SOCKET };
+enum trigger { TRIG_SIGNAL, TRIG_FILE, TRIG_PERIOD, TRIG_SOCKET, TRIG_POINT };
 static const char *const trigger_names[] = {
 	[TRIG_SIGNAL] = "SIGUSR1",
 	[TRIG_FILE] = "trigger file",
 	[TRIG_PERIOD] = "period",
 	[TRIG_SOCKET] = "socket",
+	[TRIG_POINT] = "point",
 };
 
 enum vcpu_state { V_IDLE, V_RUNNING, V_ENDED };
@@ -371,6 +372,7 @@ struct request {
 	atomic_bool cancel;    /* its client went away while it was being written */
 	pid_t peer;            /* socket requests: the client's pid */
 	char to[256];          /* the destination, for the log */
+	char point[96];        /* TRIG_POINT: which point, for the log */
 	struct client *client; /* control thread: who to answer; NULL once gone */
 	/* the result, written by whoever finishes the request */
 	int err;
@@ -424,6 +426,14 @@ struct wasp_runner {
 	unsigned long seq;
 	bool sig_pending, file_pending, period_pending;
 	struct client clients[MAX_CLIENTS];
+
+	/* vCPU thread only: checkpoints at chosen points (the tracer's callback
+	 * runs on the vCPU thread). The caller's own tracer is chained. */
+	struct wasp_trace_opts user_trace;
+	bool tracing;             /* our callback is the virtine's tracer */
+	uint64_t n_exits, n_hypercalls;
+	bool at_fired, exits_fired, hc_fired;
+	char point[96];           /* set when a point was reached: take it */
 };
 
 void wasp_runner_opts_init(struct wasp_runner_opts *o)
@@ -441,6 +451,12 @@ const char *wasp_runner_name_path(const struct wasp_runner *r)
 	return r->have_name ? r->name_path : NULL;
 }
 
+/* Checkpoint numbers come from both threads (points are taken on the vCPU's). */
+static unsigned long next_seq(struct wasp_runner *r)
+{
+	return __atomic_add_fetch(&r->seq, 1, __ATOMIC_RELAXED);
+}
+
 static void wake(struct wasp_runner *r)
 {
 	uint64_t one = 1;
@@ -456,6 +472,8 @@ static void log_result(struct wasp_runner *r, struct request *q)
 	char src[64];
 	if (q->trig == TRIG_SOCKET)
 		snprintf(src, sizeof src, "socket, pid %d", (int)q->peer);
+	else if (q->trig == TRIG_POINT)
+		snprintf(src, sizeof src, "%s", q->point);
 	else
 		snprintf(src, sizeof src, "%s", trigger_names[q->trig]);
 	if (q->kind == REQ_MIGRATE) {
@@ -845,6 +863,7 @@ static void finish_request(struct wasp_runner *r, struct request *q)
 				r->log_prefix, r->trigger_path, strerror(errno));
 		break;
 	case TRIG_SOCKET:
+	case TRIG_POINT:
 		break;
 	}
 	if (q->fd >= 0)
@@ -855,7 +874,7 @@ static void finish_request(struct wasp_runner *r, struct request *q)
 
 static void enqueue(struct wasp_runner *r, struct request *q)
 {
-	q->seq = ++r->seq;
+	q->seq = next_seq(r);
 	q->queued = true;
 	q->next = NULL;
 	*r->queue_tail = q;
@@ -1130,13 +1149,13 @@ static void trigger(struct wasp_runner *r, enum trigger t)
 	snprintf(q->to, sizeof q->to, "%s", r->ckpt_path ? r->ckpt_path : "(nowhere)");
 	*pending = true;
 	if (!r->ckpt_path) {
-		q->seq = ++r->seq;
+		q->seq = next_seq(r);
 		fail_request(q, -EINVAL, "no checkpoint path is set");
 		finish_request(r, q);
 		return;
 	}
 	if (virtine_ended(r)) {
-		q->seq = ++r->seq;
+		q->seq = next_seq(r);
 		fail_request(q, -ESRCH, "the virtine has already exited");
 		finish_request(r, q);
 		return;
@@ -1516,6 +1535,96 @@ static int setup_triggers(struct wasp_runner *r)
 	return 0;
 }
 
+/* ---- checkpoints at chosen points ---------------------------------------- */
+
+/* The virtine's tracer while points are armed: the caller's tracer first
+ * (only the events it asked for), then the counting. A point reached stops
+ * the run at once; wasp_runner_run() takes the checkpoint. */
+static int point_trace(struct wasp_virtine *v, const struct wasp_trace_event *ev, void *opaque)
+{
+	struct wasp_runner *r = opaque;
+	const struct wasp_runner_opts *o = &r->o;
+	int ret = WASP_TRACE_CONTINUE;
+
+	if (r->user_trace.fn &&
+	    (ev->kind == WASP_TRACE_BREAK || (r->user_trace.events & WASP_TRACE_BIT(ev->kind))))
+		ret = r->user_trace.fn(v, ev, r->user_trace.opaque);
+	if (r->point[0])
+		return WASP_TRACE_STOP; /* one already waits to be taken */
+	switch (ev->kind) {
+	case WASP_TRACE_EXIT:
+		if (o->checkpoint_after_exits && !r->exits_fired &&
+		    ++r->n_exits == o->checkpoint_after_exits) {
+			r->exits_fired = true;
+			snprintf(r->point, sizeof r->point, "after %llu exits",
+				 (unsigned long long)r->n_exits);
+		}
+		break;
+	case WASP_TRACE_HYPERCALL:
+		if (o->checkpoint_after_hypercalls && !r->hc_fired &&
+		    ++r->n_hypercalls == o->checkpoint_after_hypercalls) {
+			r->hc_fired = true;
+			snprintf(r->point, sizeof r->point, "after %llu hypercalls",
+				 (unsigned long long)r->n_hypercalls);
+		}
+		break;
+	case WASP_TRACE_BREAK:
+		if (o->checkpoint_at_set && !r->at_fired && ev->addr == o->checkpoint_at &&
+		    ev->hits == (o->checkpoint_at_count ? o->checkpoint_at_count : 1)) {
+			r->at_fired = true;
+			snprintf(r->point, sizeof r->point, "breakpoint 0x%llx hit %llu",
+				 (unsigned long long)ev->addr, (unsigned long long)ev->hits);
+		}
+		break;
+	default:
+		break;
+	}
+	return r->point[0] ? WASP_TRACE_STOP : ret;
+}
+
+static bool points_wanted(const struct wasp_runner_opts *o)
+{
+	return o->checkpoint_at_set || o->checkpoint_after_exits || o->checkpoint_after_hypercalls;
+}
+
+/* Chains our tracer in front of the caller's and plants the breakpoint. */
+static int points_arm(struct wasp_runner *r)
+{
+	const struct wasp_runner_opts *o = &r->o;
+	struct wasp_trace_opts t;
+	int err;
+
+	wasp_virtine_trace_get(r->v, &r->user_trace);
+	t = r->user_trace;
+	t.events = r->user_trace.fn ? r->user_trace.events : 0;
+	if (o->checkpoint_after_exits)
+		t.events |= WASP_TRACE_BIT(WASP_TRACE_EXIT);
+	if (o->checkpoint_after_hypercalls)
+		t.events |= WASP_TRACE_BIT(WASP_TRACE_HYPERCALL);
+	t.fn = point_trace;
+	t.opaque = r;
+	if (o->checkpoint_at_set && (err = wasp_virtine_break_add(r->v, o->checkpoint_at)) < 0)
+		return err;
+	if ((err = wasp_virtine_trace(r->v, &t)) < 0) {
+		if (o->checkpoint_at_set)
+			wasp_virtine_break_remove(r->v, o->checkpoint_at);
+		return err;
+	}
+	r->tracing = true;
+	return 0;
+}
+
+/* Gives the virtine back its own tracer (or none). */
+static void points_disarm(struct wasp_runner *r)
+{
+	if (!r->tracing)
+		return;
+	if (r->o.checkpoint_at_set && !r->at_fired)
+		wasp_virtine_break_remove(r->v, r->o.checkpoint_at);
+	wasp_virtine_trace(r->v, r->user_trace.fn ? &r->user_trace : NULL);
+	r->tracing = false;
+}
+
 int wasp_runner_create(struct wasp_virtine *v, const struct wasp_runner_opts *o,
 		       struct wasp_runner **out)
 {
@@ -1526,6 +1635,8 @@ int wasp_runner_create(struct wasp_virtine *v, const struct wasp_runner_opts *o,
 		return wasp_fail(-EINVAL, "wasp_runner_create: no virtine or options");
 	if ((o->trigger_file || o->checkpoint_every_ns) && !o->checkpoint_path)
 		return wasp_fail(-EINVAL, "a trigger file or a checkpoint period needs a checkpoint path");
+	if (points_wanted(o) && !o->checkpoint_path)
+		return wasp_fail(-EINVAL, "a checkpoint at a chosen point needs a checkpoint path");
 	if (o->name && (err = wasp_runner_name_valid(o->name)) < 0)
 		return err;
 	if (o->name && o->no_socket)
@@ -1587,6 +1698,8 @@ int wasp_runner_create(struct wasp_virtine *v, const struct wasp_runner_opts *o,
 	}
 	if ((err = setup_triggers(r)) < 0)
 		goto fail;
+	if (points_wanted(o) && (err = points_arm(r)) < 0)
+		goto fail;
 
 	/* The control thread takes no asynchronous signal: they belong to the
 	 * program (SIGINT, SIGTERM) or arrive through the signalfd (SIGUSR1). */
@@ -1622,6 +1735,7 @@ void wasp_runner_destroy(struct wasp_runner *r)
 		wake(r);
 		pthread_join(r->thread, NULL);
 	}
+	points_disarm(r);
 	/* Remove only what is still ours. */
 	if (r->have_name) {
 		char target[64], want[32];
@@ -1872,11 +1986,28 @@ int wasp_runner_run(struct wasp_runner *r, struct wasp_runner_result *res)
 		if (e->reason != WASP_EXIT_PAUSED)
 			break;
 
-		pthread_mutex_lock(&r->lock);
-		struct request *q = r->inflight;
-		pthread_mutex_unlock(&r->lock);
-		if (!q)
-			continue; /* a pause whose request was taken already: go on */
+		struct request *q;
+		if (r->point[0]) {
+			/* A chosen point: this thread's own request, taken now (a
+			 * request of the control thread waits for the next pause). */
+			if (!(q = new_request(TRIG_POINT))) {
+				err = wasp_fail(-ENOMEM, "out of memory");
+				break;
+			}
+			q->seq = next_seq(r);
+			q->stop = r->o.stop_after_trigger;
+			snprintf(q->point, sizeof q->point, "%s", r->point);
+			snprintf(q->to, sizeof q->to, "%s", r->ckpt_path);
+			r->point[0] = '\0';
+			if (r->o.checkpoint_at_set && r->at_fired)
+				wasp_virtine_break_remove(r->v, r->o.checkpoint_at);
+		} else {
+			pthread_mutex_lock(&r->lock);
+			q = r->inflight;
+			pthread_mutex_unlock(&r->lock);
+			if (!q)
+				continue; /* a pause whose request was taken already: go on */
+		}
 
 		bool stop;
 		if (q->kind == REQ_MIGRATE) {
@@ -1897,7 +2028,8 @@ int wasp_runner_run(struct wasp_runner *r, struct wasp_runner_result *res)
 		}
 
 		pthread_mutex_lock(&r->lock);
-		r->inflight = NULL;
+		if (q->trig != TRIG_POINT)
+			r->inflight = NULL;
 		post_done(r, q); /* q belongs to the control thread from here */
 		pthread_mutex_unlock(&r->lock);
 		wake(r);
@@ -1906,6 +2038,15 @@ int wasp_runner_run(struct wasp_runner *r, struct wasp_runner_result *res)
 	}
 
 	bool over = err < 0 || (e->reason != WASP_EXIT_HYPERCALL && e->reason != WASP_EXIT_PAUSED);
+	if (over && r->point[0]) {
+		/* Reached on the exit that ended the guest: nothing left to save. */
+		if (r->o.log) {
+			fprintf(r->o.log, "%s: %s: the guest ended there; no checkpoint\n",
+				r->log_prefix, r->point);
+			fflush(r->o.log);
+		}
+		r->point[0] = '\0';
+	}
 	pthread_mutex_lock(&r->lock);
 	r->state = over ? V_ENDED : V_IDLE;
 	if (over && r->inflight) {

@@ -4,7 +4,9 @@
 #define _GNU_SOURCE
 #include "tool_run.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,7 +26,20 @@ const char tool_run_usage[] =
 	"                        a checkpoint every DUR (e.g. 500ms, 10s)\n"
 	"      --stop-after-checkpoint\n"
 	"                        stop the guest after the first checkpoint taken by\n"
-	"                        SIGUSR1, the trigger file or the period\n";
+	"                        SIGUSR1, the trigger file, the period or a point\n"
+	"      --checkpoint-at ADDR[:COUNT]\n"
+	"                        a checkpoint when the guest reaches ADDR (an address,\n"
+	"                        or a function named in the image's symbol map) for\n"
+	"                        the COUNT-th time (default 1)\n"
+	"      --checkpoint-after-exits N\n"
+	"                        a checkpoint after the guest's N-th KVM exit\n"
+	"      --checkpoint-after-hypercalls N\n"
+	"                        a checkpoint after its N-th hypercall returns\n"
+	"      --symbols FILE    symbol map (nm output) for --checkpoint-at names\n"
+	"                        (default: IMAGE with .bin replaced by .sym)\n";
+
+/* --checkpoint-at and --symbols as given, resolved by tool_run_resolve_points. */
+static const char *at_arg, *symbols_arg;
 
 void tool_block_sigusr1(void)
 {
@@ -61,6 +76,23 @@ bool tool_run_option(int c, const char *arg, struct wasp_runner_opts *ro)
 	case TOOL_OPT_STOP_AFTER:
 		ro->stop_after_trigger = true;
 		return true;
+	case TOOL_OPT_CKPT_AT:
+		if (!*arg)
+			tool_die("--checkpoint-at: empty address");
+		at_arg = arg;
+		return true;
+	case TOOL_OPT_SYMBOLS:
+		symbols_arg = arg;
+		return true;
+	case TOOL_OPT_AFTER_EXITS:
+		if (parse_u64(arg, &ro->checkpoint_after_exits) < 0 || !ro->checkpoint_after_exits)
+			tool_die("--checkpoint-after-exits: '%s' is not a count of 1 or more", arg);
+		return true;
+	case TOOL_OPT_AFTER_HC:
+		if (parse_u64(arg, &ro->checkpoint_after_hypercalls) < 0 ||
+		    !ro->checkpoint_after_hypercalls)
+			tool_die("--checkpoint-after-hypercalls: '%s' is not a count of 1 or more", arg);
+		return true;
 	default:
 		return false;
 	}
@@ -71,6 +103,75 @@ void tool_run_check(const struct wasp_runner_opts *ro)
 	if (!ro->checkpoint_path && (ro->trigger_file || ro->checkpoint_every_ns))
 		tool_die("%s needs --checkpoint-path",
 			 ro->trigger_file ? "--trigger-file" : "--checkpoint-every");
+	if (!ro->checkpoint_path && (at_arg || ro->checkpoint_after_exits ||
+				     ro->checkpoint_after_hypercalls))
+		tool_die("%s needs --checkpoint-path",
+			 at_arg ? "--checkpoint-at"
+			 : ro->checkpoint_after_exits ? "--checkpoint-after-exits"
+						      : "--checkpoint-after-hypercalls");
+}
+
+int tool_symbol_lookup(const char *map, const char *name, uint64_t *addr)
+{
+	FILE *f = fopen(map, "re");
+	if (!f)
+		return -errno;
+	char line[1024];
+	int r = -ENOENT;
+	while (fgets(line, sizeof line, f)) {
+		char a[32], type[4], sym[512];
+		unsigned long long v;
+		if (sscanf(line, "%31s %3s %511s", a, type, sym) != 3 || strcmp(sym, name))
+			continue;
+		char *end;
+		errno = 0;
+		v = strtoull(a, &end, 16);
+		if (errno || *end)
+			continue;
+		*addr = v;
+		r = 0;
+		break;
+	}
+	fclose(f);
+	return r;
+}
+
+void tool_run_resolve_points(struct wasp_runner_opts *ro, const char *image)
+{
+	if (!at_arg)
+		return;
+	char spec[512], map[4096];
+	if (snprintf(spec, sizeof spec, "%s", at_arg) >= (int)sizeof spec)
+		tool_die("--checkpoint-at: '%.40s...' is too long", at_arg);
+	char *colon = strrchr(spec, ':');
+	ro->checkpoint_at_count = 1;
+	if (colon) {
+		*colon = '\0';
+		if (parse_u64(colon + 1, &ro->checkpoint_at_count) < 0 || !ro->checkpoint_at_count)
+			tool_die("--checkpoint-at: '%s' is not a count of 1 or more", colon + 1);
+	}
+	if (!*spec)
+		tool_die("--checkpoint-at: no address before ':'");
+	ro->checkpoint_at_set = true;
+	if (parse_u64(spec, &ro->checkpoint_at) == 0)
+		return;
+	if (symbols_arg) {
+		snprintf(map, sizeof map, "%s", symbols_arg);
+	} else if (image) {
+		size_t n = strlen(image);
+		if (n > 4 && !strcmp(image + n - 4, ".bin"))
+			n -= 4;
+		snprintf(map, sizeof map, "%.*s.sym", (int)n, image);
+	} else {
+		tool_die("--checkpoint-at: '%s' is not an address; name a symbol map with --symbols",
+			 spec);
+	}
+	int r = tool_symbol_lookup(map, spec, &ro->checkpoint_at);
+	if (r == -ENOENT && access(map, R_OK) == 0)
+		tool_die("--checkpoint-at: no symbol '%s' in %s", spec, map);
+	if (r < 0)
+		tool_die("--checkpoint-at: '%s' is not an address, and the symbol map %s: %s "
+			 "(give one with --symbols)", spec, map, strerror(-r));
 }
 
 /* The socket files, removed by a fatal signal's handler as by a normal exit. */

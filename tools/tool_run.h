@@ -18,6 +18,10 @@ enum {
 	TOOL_OPT_TRIGGER,
 	TOOL_OPT_EVERY,
 	TOOL_OPT_STOP_AFTER,
+	TOOL_OPT_CKPT_AT,
+	TOOL_OPT_AFTER_EXITS,
+	TOOL_OPT_AFTER_HC,
+	TOOL_OPT_SYMBOLS,
 };
 
 #define TOOL_RUN_LONG_OPTIONS                                                      \
@@ -25,7 +29,11 @@ enum {
 	{"checkpoint-path", required_argument, NULL, TOOL_OPT_CKPT_PATH},          \
 	{"trigger-file", required_argument, NULL, TOOL_OPT_TRIGGER},               \
 	{"checkpoint-every", required_argument, NULL, TOOL_OPT_EVERY},             \
-	{"stop-after-checkpoint", no_argument, NULL, TOOL_OPT_STOP_AFTER}
+	{"stop-after-checkpoint", no_argument, NULL, TOOL_OPT_STOP_AFTER},         \
+	{"checkpoint-at", required_argument, NULL, TOOL_OPT_CKPT_AT},              \
+	{"checkpoint-after-exits", required_argument, NULL, TOOL_OPT_AFTER_EXITS}, \
+	{"checkpoint-after-hypercalls", required_argument, NULL, TOOL_OPT_AFTER_HC}, \
+	{"symbols", required_argument, NULL, TOOL_OPT_SYMBOLS}
 
 /* The --help text of those options. */
 extern const char tool_run_usage[];
@@ -40,6 +48,15 @@ bool tool_run_option(int c, const char *arg, struct wasp_runner_opts *ro);
 
 /* Checks the shared options fit together (exits on error). */
 void tool_run_check(const struct wasp_runner_opts *ro);
+
+/* Turns --checkpoint-at's ADDR into a guest address: a number, or a symbol
+ * looked up in --symbols FILE, else in the symbol map beside `image`
+ * (IMAGE with .bin replaced by .sym; image may be NULL). Exits on error. */
+void tool_run_resolve_points(struct wasp_runner_opts *ro, const char *image);
+
+/* Looks `name` up in an `nm` listing ("ADDR TYPE NAME" lines). 0 with
+ * *addr; -ENOENT when absent; -errno when the file cannot be read. */
+int tool_symbol_lookup(const char *map, const char *name, uint64_t *addr);
 
 /* Runs v under a runner with `ro` (logging to stderr as tool_name), with
  * the socket files removed on SIGINT/SIGTERM/SIGHUP too. Exits on a host

@@ -10,10 +10,12 @@
 #include <unistd.h>
 
 #include "ckpt.h"
+#include "tool_trace.h"
 #include "tool_util.h"
 
 static const char usage[] =
 	"usage: wasp-inspect [--json] FILE|- [FILE...]\n"
+	"       wasp-inspect --trace TRACE|-\n"
 	"Describe a wasp checkpoint: header, vCPU registers, memory summary\n"
 	"(pages, zero pages, chunk sizes, compression ratio), host state and\n"
 	"whether its checksum matches. Memory is not decompressed.\n"
@@ -21,6 +23,9 @@ static const char usage[] =
 	"each is described, then whether each names the one before as parent.\n"
 	"\n"
 	"  -j, --json   one JSON object instead of text\n"
+	"  -t, --trace  summarise a wasp-run --trace file instead: events by\n"
+	"               kind, exits by KVM reason, hypercalls by name with\n"
+	"               count and host time (total, mean, max)\n"
 	"  -h, --help   show this help\n"
 	"\n"
 	"Exit status: 0 every checkpoint is whole and valid (and the chain\n"
@@ -31,18 +36,22 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'},
+		{"trace", no_argument, NULL, 't'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
-	bool json = false;
+	bool json = false, trace = false;
 	int c;
 
 	tool_name = "wasp-inspect";
 	opterr = 0; /* one line of ours instead of getopt\'s two */
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jth", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			json = true;
+			break;
+		case 't':
+			trace = true;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -50,6 +59,11 @@ int main(int argc, char **argv)
 		default:
 			tool_bad_option(argv);
 		}
+	}
+	if (trace) {
+		if (json || optind + 1 != argc)
+			tool_die("--trace takes one trace file (or -) and no --json");
+		return tool_trace_summary(argv[optind], stdout) < 0 ? 1 : 0;
 	}
 	if (optind >= argc)
 		tool_die("give a checkpoint file, - for stdin, or a chain of files (try --help)");

@@ -415,6 +415,7 @@ int main(int argc, char **argv)
 		}
 	}
 	tool_run_check(&rn);
+	tool_run_resolve_points(&rn, NULL);
 	token = tool_token(token, token_file);
 	rn.sandbox_dir = cfg.sandbox_dir; /* for wasp-migrate --with-files onward */
 	signal(SIGPIPE, SIG_IGN);

@@ -17,6 +17,7 @@
 
 #include "migrate.h"
 #include "tool_run.h"
+#include "tool_trace.h"
 #include "tool_util.h"
 #include "vmm.h"
 
@@ -42,6 +43,8 @@ static const char usage[] =
 	"      --no-stdin        the guest reads end-of-file from stdin\n"
 	"  -s, --stats           print create/load/run times and exit counts on stderr\n"
 	"  -h, --help            show this help\n"
+	"\n"
+	"%s"
 	"\n"
 	"%s"
 	"\n"
@@ -84,9 +87,11 @@ int main(int argc, char **argv)
 		{"stats", no_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
 		TOOL_RUN_LONG_OPTIONS,
+		TOOL_TRACE_LONG_OPTIONS,
 		{0},
 	};
 	struct wasp_runner_opts ro;
+	struct tool_trace tt;
 	struct wasp_config cfg;
 	const char *allow = DEFAULT_ALLOW;
 	uint64_t load_addr = WASP_GPA_LOAD, timeout_ns = 0, mem;
@@ -99,6 +104,7 @@ int main(int argc, char **argv)
 
 	wasp_config_init(&cfg);
 	wasp_runner_opts_init(&ro);
+	tool_trace_init(&tt);
 	opterr = 0; /* one line of ours instead of getopt\'s two */
 	while ((c = getopt_long(argc, argv, "+m:a:d:t:sh", opts, NULL)) != -1) {
 		switch (c) {
@@ -140,10 +146,10 @@ int main(int argc, char **argv)
 			stats = true;
 			break;
 		case 'h':
-			printf(usage, tool_run_usage);
+			printf(usage, tool_run_usage, tool_trace_usage);
 			return 0;
 		default:
-			if (tool_run_option(c, optarg, &ro))
+			if (tool_run_option(c, optarg, &ro) || tool_trace_option(c, optarg, &tt))
 				break;
 			tool_bad_option(argv);
 		}
@@ -173,6 +179,8 @@ int main(int argc, char **argv)
 	free(args);
 	if (wasp_virtine_load_file(v, image, load_addr, mode) < 0)
 		tool_die("%s", wasp_last_error());
+	tool_run_resolve_points(&ro, image);
+	tool_trace_attach(&tt, v, image);
 
 	/* The runner: the vCPU on this thread, the triggers on its own. */
 	struct wasp_runner_result res;
@@ -180,6 +188,7 @@ int main(int argc, char **argv)
 	ro.sandbox_dir = cfg.sandbox_dir; /* what wasp-migrate --with-files sends */
 	tool_run_virtine(v, &ro, &res);
 	const struct wasp_exit e = res.exit;
+	tool_trace_end(&tt, v, &res);
 	int status = tool_exit_status(&res, timeout_ns);
 
 	if (stats) {

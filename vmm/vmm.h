@@ -446,6 +446,96 @@ int wasp_call(struct wasp_pool *p, const void *in, size_t in_len, void *out, siz
 
 const char *wasp_call_status_name(enum wasp_call_status s);
 
+
+/* ---- Tracing and guest debugging (vmm_trace.c) ---------------------------
+ * A virtine can report what it does as it runs: its exits, hypercalls
+ * (with arguments, result and host time), I/O, faults, and single steps;
+ * and it can stop at breakpoints. Events go to a callback on the thread
+ * that runs the virtine; writing them anywhere is the caller's business.
+ * With no tracer set the run loop pays one untaken branch per exit.
+ *
+ * Guest addresses here are the guest's virtual addresses (rip). Breakpoints
+ * are planted as `int3` at the same guest-physical address, which holds for
+ * images entered in long mode (identity-mapped). docs/tracing.md says how
+ * steps and breakpoints work on PVM, where neither KVM's hardware
+ * breakpoints nor its single-step exit reach userspace. Whenever
+ * wasp_virtine_run() is not running, guest memory holds no breakpoint and
+ * KVM guest debugging is off, so a checkpoint never sees either. */
+
+/* Event kinds, and the bits that ask for them in wasp_trace_opts.events. */
+enum wasp_trace_kind {
+	WASP_TRACE_EXIT = 0,  /* a KVM exit (any reason) */
+	WASP_TRACE_HYPERCALL, /* a hypercall was served (or denied) */
+	WASP_TRACE_IO,        /* an `in`/`out` exit, hypercall ports included */
+	WASP_TRACE_FAULT,     /* the run ends in WASP_EXIT_FAULT */
+	WASP_TRACE_STEP,      /* one guest instruction executed (single step) */
+	WASP_TRACE_BREAK,     /* a breakpoint was reached (always reported) */
+	WASP_TRACE_KINDS
+};
+#define WASP_TRACE_BIT(kind) (1u << (kind))
+
+struct wasp_trace_event {
+	enum wasp_trace_kind kind;
+	uint64_t t_ns;                /* wasp_now_ns() when it happened */
+	const struct wasp_regs *regs; /* guest registers after the event */
+	uint32_t kvm_exit;            /* EXIT: KVM_EXIT_* */
+	uint64_t addr;                /* STEP: the instruction executed; BREAK:
+				       * the breakpoint; FAULT: as wasp_exit */
+	uint64_t hits;                /* BREAK: times this breakpoint was reached */
+	struct {
+		uint64_t nr, args[6];
+		int64_t result;       /* rax given back; -ENOSYS for one the caller answers */
+		uint64_t ns;          /* host time serving it */
+		const char *name;     /* NULL for an unknown number */
+	} hc;
+	struct {
+		uint16_t port;
+		uint8_t size, out; /* out: 1 for `out` */
+		uint64_t value;    /* data of an `out` (low `size` bytes) */
+	} io;
+	const struct wasp_exit *exit; /* FAULT: how the run ends */
+};
+
+/* What the callback returns: go on, or stop the run here (it returns
+ * WASP_EXIT_PAUSED, at an instruction boundary, ready for a checkpoint). */
+enum { WASP_TRACE_CONTINUE = 0, WASP_TRACE_STOP = 1 };
+typedef int (*wasp_trace_fn)(struct wasp_virtine *v, const struct wasp_trace_event *ev,
+			     void *opaque);
+
+struct wasp_trace_opts {
+	unsigned events;     /* WASP_TRACE_BIT()s; 0 with fn set: attached, nothing asked */
+	/* Steps end (the guest runs on at full speed) after this many
+	 * instructions or this much wall time since the first step, whichever
+	 * comes first; 0: no bound of that kind (at least one must be set). */
+	uint64_t max_steps, max_step_ns;
+	wasp_trace_fn fn;
+	void *opaque;
+};
+
+/* Sets (or, with o == NULL or o->fn == NULL, removes) the virtine's tracer.
+ * Not while it runs. -EINVAL for an unknown event bit or steps without a
+ * bound. */
+int wasp_virtine_trace(struct wasp_virtine *v, const struct wasp_trace_opts *o);
+/* The tracer as set (events 0 and fn NULL when none). */
+void wasp_virtine_trace_get(const struct wasp_virtine *v, struct wasp_trace_opts *o);
+/* Steps taken since the tracer was set. */
+uint64_t wasp_virtine_trace_steps(const struct wasp_virtine *v);
+
+/* Adds a breakpoint at guest address `addr` (a tracer must be set to hear
+ * of it: WASP_TRACE_BREAK is reported whatever `events` says). A run that
+ * starts exactly at a breakpoint does not stop there again: it steps over
+ * it first. -EFAULT when addr is outside guest memory, -ENOSPC beyond
+ * WASP_MAX_BREAKPOINTS, -EEXIST when set already. */
+#define WASP_MAX_BREAKPOINTS 16
+int wasp_virtine_break_add(struct wasp_virtine *v, uint64_t addr);
+/* Removes one; -ENOENT when there is none at addr. */
+int wasp_virtine_break_remove(struct wasp_virtine *v, uint64_t addr);
+
+/* A KVM exit reason's name ("io", "shutdown"), or "unknown". */
+const char *wasp_kvm_exit_name(uint32_t kvm_exit);
+/* An event kind's name ("hypercall"), or NULL. */
+const char *wasp_trace_kind_name(enum wasp_trace_kind k);
+
 #ifdef __cplusplus
 }
 #endif

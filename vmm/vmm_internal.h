@@ -126,6 +126,7 @@ struct wasp_virtine {
 	 * previous reset found dirty, and two scratch maps for a reset. */
 	uint64_t *pool_maps;
 	unsigned pool_nhot;
+	struct wasp_trace *trace; /* vmm_trace.c; NULL: no tracer */
 };
 
 /* vmm_x86_64.c: the CPU state each entry mode starts from */
@@ -161,5 +162,20 @@ void wasp_hc_files_fini(struct wasp_virtine *v);
 
 /* Marks host-written pages dirty */
 void wasp_mark_dirty(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len);
+
+/* ---- vmm_trace.c: the run loop's hooks, called only when v->trace ----- */
+/* Before the first KVM_RUN of a run: plants breakpoints, turns on guest
+ * debugging. 0 or -errno. */
+int wasp_trace_enter(struct wasp_virtine *v);
+/* Right after KVM_RUN returned an exit, before it is handled: 1 when it was
+ * the tracer's own (a step or breakpoint) and the run goes on, -1 when the
+ * run stops (*e filled, or *err set), 0 to handle it as usual. */
+int wasp_trace_exit(struct wasp_virtine *v, struct wasp_exit *e, int *err);
+/* After the exit was handled (`go`: the run would go on); returns whether
+ * it goes on (false with e->reason PAUSED when the tracer stopped it). */
+bool wasp_trace_after(struct wasp_virtine *v, struct wasp_exit *e, bool go);
+/* When the run returns: takes breakpoints out, turns guest debugging off. */
+void wasp_trace_leave(struct wasp_virtine *v);
+void wasp_trace_free(struct wasp_virtine *v);
 
 #endif /* WASP_VMM_INTERNAL_H */

@@ -243,6 +243,7 @@ void wasp_virtine_destroy(struct wasp_virtine *v)
 		return;
 	wasp_hc_files_fini(v);
 	wasp_hc_fini(v);
+	wasp_trace_free(v);
 	if (v->run != MAP_FAILED)
 		munmap(v->run, (size_t)k->run_size);
 	if (v->vcpu_fd >= 0)
@@ -885,8 +886,10 @@ int wasp_virtine_run(struct wasp_virtine *v, uint64_t timeout_ns, struct wasp_ex
 	current_run = v->run;
 	v->stats.runs++;
 	v->used = true;
+	if (v->trace)
+		err = wasp_trace_enter(v);
 
-	for (;;) {
+	while (!err) {
 		int r = ioctl(v->vcpu_fd, KVM_RUN, 0);
 		if (r < 0 && errno != EINTR && errno != EAGAIN) {
 			err = wasp_fail(-errno, "KVM_RUN: %s", strerror(errno));
@@ -896,7 +899,17 @@ int wasp_virtine_run(struct wasp_virtine *v, uint64_t timeout_ns, struct wasp_ex
 			v->run->exit_reason = KVM_EXIT_INTR;
 		else
 			v->stats.exits++;
-		if (!handle_exit(v, e, &err))
+		if (v->trace) {
+			int t = wasp_trace_exit(v, e, &err);
+			if (t > 0)
+				continue;
+			if (t < 0)
+				break;
+		}
+		bool go = handle_exit(v, e, &err);
+		if (v->trace)
+			go = wasp_trace_after(v, e, go);
+		if (!go)
 			break;
 		if (v->run->exit_reason != KVM_EXIT_INTR)
 			continue;
@@ -913,6 +926,8 @@ int wasp_virtine_run(struct wasp_virtine *v, uint64_t timeout_ns, struct wasp_ex
 		}
 	}
 
+	if (v->trace)
+		wasp_trace_leave(v);
 	current_run = NULL;
 	v->last_exit = err ? -1 : (int)e->reason;
 	pthread_mutex_lock(&v->kick_lock);

@@ -19,7 +19,8 @@
  *      a virtine that already exists;
  *   4. the hypercall round trip: K hypercalls in one run, per call = run/K,
  *      for an allowed built-in (clock), an embedder-registered no-op and a
- *      denied call;
+ *      denied call; and the no-op again with a tracer attached that asks
+ *      for no events, and with its hypercalls traced (what tracing costs);
  *   5. context baselines as in the Wasp paper (Fig. 8): pthread_create+join,
  *      fork+waitpid, vfork+exec of /bin/true.
  *
@@ -725,9 +726,33 @@ static size_t make_hc_image(uint8_t *buf, size_t cap, uint32_t k, uint32_t nr, u
 	return make_long_image(buf, cap, c, sizeof c);
 }
 
+/* Tracers for the tracing rows: none (the run loop's `if (v->trace)`
+ * branches untaken), attached with no event asked for (every hook runs and
+ * finds nothing to do), and hypercalls traced into a counter (no I/O: the
+ * cost of the event itself, not of writing it anywhere). */
+enum hc_tracer { TRACER_NONE, TRACER_IDLE, TRACER_HYPERCALLS };
+
+static int count_events(struct wasp_virtine *v, const struct wasp_trace_event *ev, void *opaque)
+{
+	(void)v;
+	if (ev->kind == WASP_TRACE_HYPERCALL && ev->hc.nr == HC_NOOP && ev->hc.result == 0)
+		++*(uint64_t *)opaque;
+	return WASP_TRACE_CONTINUE;
+}
+
+static void hc_bench_traced(const char *name, uint32_t nr, uint32_t arg, const char *allow,
+			    bool expect_fail, enum hc_tracer tracer);
+
 static void hc_bench(const char *name, uint32_t nr, uint32_t arg, const char *allow,
 		     bool expect_fail)
 {
+	hc_bench_traced(name, nr, arg, allow, expect_fail, TRACER_NONE);
+}
+
+static void hc_bench_traced(const char *name, uint32_t nr, uint32_t arg, const char *allow,
+			    bool expect_fail, enum hc_tracer tracer)
+{
+	uint64_t events = 0;
 	struct wasp_config cfg = bench_config();
 	struct wasp_virtine *v;
 	struct wasp_exit e;
@@ -747,6 +772,14 @@ static void hc_bench(const char *name, uint32_t nr, uint32_t arg, const char *al
 		check(wasp_virtine_allow(v, allow), "wasp_virtine_allow");
 	else if (wasp_virtine_allowed(v, nr))
 		die("%s: hypercall %u is allowed by default", name, nr);
+	if (tracer != TRACER_NONE) {
+		struct wasp_trace_opts to = {
+			.events = tracer == TRACER_HYPERCALLS ? WASP_TRACE_BIT(WASP_TRACE_HYPERCALL) : 0,
+			.fn = count_events,
+			.opaque = &events,
+		};
+		check(wasp_virtine_trace(v, &to), "wasp_virtine_trace");
+	}
 
 	for (int i = -warm; i < runs; i++) {
 		check(wasp_virtine_load(v, img, len, 0, WASP_MODE_AUTO),
@@ -764,6 +797,10 @@ static void hc_bench(const char *name, uint32_t nr, uint32_t arg, const char *al
 	if (nr == HC_NOOP && noop_calls != total)
 		die("%s: handler ran %llu times, expected %llu", name,
 		    (unsigned long long)noop_calls, (unsigned long long)total);
+	if (events != (tracer == TRACER_HYPERCALLS ? total : 0))
+		die("%s: the tracer saw %llu hypercall events, expected %llu", name,
+		    (unsigned long long)events,
+		    (unsigned long long)(tracer == TRACER_HYPERCALLS ? total : 0));
 	if (st.hypercalls != total)
 		die("%s: libwasp counted %llu hypercalls, expected %llu", name,
 		    (unsigned long long)st.hypercalls, (unsigned long long)total);
@@ -780,6 +817,9 @@ static void round_hypercalls(void)
 	hc_bench("hypercall_clock", WASP_HC_CLOCK, WASP_CLOCK_MONOTONIC, "clock", false);
 	hc_bench("hypercall_noop_user", HC_NOOP, 0, "bench_noop", false);
 	hc_bench("hypercall_denied", WASP_HC_CLOCK, WASP_CLOCK_MONOTONIC, NULL, true);
+	hc_bench_traced("hypercall_noop_tracer_idle", HC_NOOP, 0, "bench_noop", false, TRACER_IDLE);
+	hc_bench_traced("hypercall_noop_traced", HC_NOOP, 0, "bench_noop", false,
+			TRACER_HYPERCALLS);
 }
 
 /* ---- 5. context baselines ------------------------------------------------ */
@@ -1025,7 +1065,16 @@ int main(int argc, char **argv)
 		printf("; no KVM_CAP_SYNC_REGS (sync rows skipped)");
 	if (access("/bin/true", X_OK) != 0)
 		printf("; no /bin/true (vfork+exec skipped)");
-	printf("; %.1f s\n\n", (double)(now_ns() - t0) / 1e9);
+	printf("; %.1f s\n", (double)(now_ns() - t0) / 1e9);
+	/* What tracing costs, against the same call with no tracer, measured
+	 * in the same rounds (docs/tracing.md). */
+	const struct row *off = row("hypercall_noop_user"), *idle = row("hypercall_noop_tracer_idle"),
+			 *on = row("hypercall_noop_traced");
+	if (off->median > 0)
+		printf("tracing: tracer attached, no events x%.3f; hypercalls traced x%.3f "
+		       "(of hypercall_noop_user)\n",
+		       idle->median / off->median, on->median / off->median);
+	printf("\n");
 	write_csv(stdout);
 	if (csv) {
 		write_csv(csv);
