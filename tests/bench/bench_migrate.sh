@@ -226,7 +226,7 @@ if [ $qemu = 1 ]; then
 	# How closely the two guests match: passes per second, unmigrated.
 	wasp_rate low
 	wasp_rate high
-	printf 'bench_migrate: guest passes/s unmigrated (16 MiB): low wasp %.0f qemu %.0f, high wasp %.0f qemu %.0f\n' \
+	printf 'bench_migrate: guest passes/s unmigrated (16 MiB, best of 3 s): low wasp %.0f qemu %.0f, high wasp %.0f qemu %.0f\n' \
 		"${wrate[low]}" "${qrate[low]}" "${wrate[high]}" "${qrate[high]}"
 fi
 # Rows in the inner loop, runs in the outer one: drift spreads over all rows.

@@ -6,10 +6,12 @@ A source QEMU runs dirtier_mb.bin (the twin of tests/asm/dirtier.asm); a
 destination QEMU with the same machine waits with `-incoming defer`; QMP
 (unix sockets) sets the downtime limit, lifts the bandwidth cap, starts the
 migration and polls query-migrate until it ends. Checked: the migration
-completed, the destination runs, and the guest's "pass N" lines go on at
-the destination exactly where the source left them. Prints one JSON object
-of numbers on stdout. --probe only boots the source and waits for the
-guest's first line (does QEMU/KVM run a guest here at all?).
+completed, the destination runs, and the guest's marks (one byte every 250
+passes: 1, 2, 3, ... mod 256) go on at the destination exactly where the
+source left them. Prints one JSON object of numbers on stdout. --probe
+only boots the source, waits for the guest's first mark (does QEMU/KVM run
+a guest here at all?) and measures its passes per second; --rate-file does
+that for the wasp dirtier's output.
 
 Exit status: 0 done, 1 a step failed (one line on stderr says which),
 2 bad usage. QEMU processes die with this one (PR_SET_PDEATHSIG) and are
@@ -92,44 +94,40 @@ class Qmp:
             self.sock.close()
 
 
-def passes(path):
-    """The guest's complete "pass N" numbers in a debugcon file, and the
-    unterminated rest (a line the stop cut in two)."""
+def marks(path):
+    """The guest's marks so far in a debugcon file (bytes)."""
     try:
         with open(path, "rb") as f:
-            data = f.read().decode("ascii", "replace")
+            return f.read()
     except FileNotFoundError:
-        return [], ""
-    lines = data.split("\n")
-    return lines[:-1], lines[-1]
+        return b""
 
 
-def count_lines(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read().count(b"\n")
-    except FileNotFoundError:
-        return 0
-
-
-def pass_rate(path, at_least, deadline, check=lambda: None):
-    """Passes per second of a guest printing "pass N" every 250 passes to
-    PATH: from one new line to the first new line at least AT_LEAST s
-    later, so the window starts and ends on a line (polled every 5 ms)."""
+def pass_rate(path, at_least, deadline, count, check=lambda: None, windows=3):
+    """Passes per second of a guest that marks every 250th pass in PATH
+    (COUNT(data) = marks so far): from one new mark to the first new mark
+    at least AT_LEAST s later, so the window starts and ends on a mark
+    (polled every 5 ms).
+    The best of WINDOWS windows in a row: on a shared host the least
+    disturbed one is the closest to what the guest itself can do."""
     def edge(after):
-        n = count_lines(path)
+        n = count(marks(path))
         while True:
             check()
             if time.monotonic() > deadline:
-                raise Fail("timed out waiting for the guest's lines in " + path)
+                raise Fail("timed out waiting for the guest's marks in " + path)
             time.sleep(0.005)
-            m = count_lines(path)
+            m = count(marks(path))
             if m != n and time.monotonic() >= after:
                 return m, time.monotonic()
             n = m
+    best = 0
     n0, t0 = edge(0)
-    n1, t1 = edge(t0 + at_least)
-    return (n1 - n0) * 250 / (t1 - t0)
+    for _ in range(windows):
+        n1, t1 = edge(t0 + at_least)
+        best = max(best, (n1 - n0) * 250 / (t1 - t0))
+        n0, t0 = n1, t1
+    return best
 
 
 def main():
@@ -150,7 +148,9 @@ def main():
     deadline = time.monotonic() + a.timeout
     if a.rate_file:
         try:
-            print(json.dumps({"passes_per_s": pass_rate(a.rate_file, 1.5, deadline)}))
+            # wasp's dirtier: a "pass N" line every 250 passes.
+            rate = pass_rate(a.rate_file, 1.0, deadline, lambda d: d.count(b"\n"))
+            print(json.dumps({"passes_per_s": rate}))
             return 0
         except Fail as e:
             print("qemu_migrate: " + str(e), file=sys.stderr)
@@ -201,8 +201,8 @@ def main():
 
     try:
         src, src_qmp, src_con = machine("source", [])
-        # Its first line comes after the fill, as with the wasp guest.
-        wait("the guest's first line", lambda: passes(src_con)[0], 120, ("source", src))
+        # Its first mark comes after the fill, as the wasp guest's first line.
+        wait("the guest's first mark", lambda: marks(src_con), 120, ("source", src))
         q_src = Qmp(src_qmp, deadline)
         qmps.append(q_src)
         st = q_src.cmd("query-status")
@@ -210,7 +210,7 @@ def main():
             raise Fail("source status '%s'" % st.get("status"))
         if a.probe:
             # The rate the guest dirties at, unmigrated.
-            rate = pass_rate(src_con, 1.5, deadline, lambda: alive("source", src))
+            rate = pass_rate(src_con, 1.0, deadline, len, lambda: alive("source", src))
             print(json.dumps({"probe": "running", "passes_per_s": rate}))
             return 0
 
@@ -240,20 +240,19 @@ def main():
         if info["status"] != "completed":
             raise Fail("migration %s: %s" % (info["status"], info.get("error-desc", "")))
 
-        # The destination runs the guest on: status running, and its lines
-        # continue the source's exactly (pass numbers step by 250; a line the
-        # stop cut in two is finished at the destination).
+        # The destination runs the guest on: status running, and its marks
+        # continue the source's exactly: no mark lost, none repeated.
         wait("the destination to run", lambda: q_dst.cmd("query-status").get("status") == "running",
              30, ("destination", dst))
-        src_lines, src_rest = passes(src_con)
-        wait("the guest's lines at the destination", lambda: len(passes(dst_con)[0]) >= 2, 30,
+        wait("the guest's marks at the destination", lambda: len(marks(dst_con)) >= 2, 30,
              ("destination", dst))
-        dst_lines, _ = passes(dst_con)
-        lines = src_lines + [src_rest + dst_lines[0]] + dst_lines[1:]
-        want = ["pass %d" % (250 * (i + 1)) for i in range(len(lines))]
-        if lines != want:
-            bad = next(i for i in range(len(lines)) if lines[i] != want[i])
-            raise Fail("the guest's lines do not go on: line %d is %r, not %r" % (bad + 1, lines[bad], want[bad]))
+        src_marks = marks(src_con)
+        dst_marks = marks(dst_con)
+        got = src_marks + dst_marks
+        bad = next((i for i in range(len(got)) if got[i] != (i + 1) & 0xff), None)
+        if bad is not None:
+            raise Fail("the guest's marks do not go on: mark %d is %d, not %d (%d at the source)"
+                       % (bad + 1, got[bad], (bad + 1) & 0xff, len(src_marks)))
         if q_src.cmd("query-status").get("status") != "postmigrate":
             raise Fail("the source did not stop after migrating")
 
@@ -288,7 +287,7 @@ def main():
             "zero_pages": ram.get("duplicate"),
             "ratio": (ram.get("normal", 0) * page / sent) if sent else 0,
             "mbps": ram.get("mbps"),
-            "dest_lines": len(dst_lines),
+            "dest_marks": len(dst_marks),
         }
         print(json.dumps(out))
         return 0
