@@ -147,6 +147,9 @@ DRIVER=$(cd "$(dirname "$0")" && pwd)/qemu/qemu_migrate.py
 SETUP=$(cd "$(dirname "$0")" && pwd)/setup.sh
 QGUEST_SRC=$(cd "$(dirname "$0")" && pwd)/qemu/dirtier_mb.asm
 qemu_off() { echo "bench_migrate: no QEMU comparison: $*"; }
+# bg CMD...: CMD in the background, waited for, so a signal's trap runs at
+# once and kills it with the rest (its QEMUs die with it).
+bg() { "$@" & local p=$!; pids+=("$p"); wait "$p"; }
 qemu_prepare() {
 	local out
 	if ! out=$(bash "$SETUP" 2>&1); then
@@ -167,7 +170,7 @@ qemu_prepare() {
 	# Does QEMU/KVM run a guest here at all? Boot one and time its passes.
 	local d
 	for d in low high; do
-		python3 "$DRIVER" --qemu "$QEMU" --kernel "$qguest" --size 16 --region "${region[$d]}" \
+		bg python3 "$DRIVER" --qemu "$QEMU" --kernel "$qguest" --size 16 --region "${region[$d]}" \
 			--fill 4 --work "$work/q" --probe --timeout 60 >"$work/q.out" 2>"$work/q.err" ||
 			{ qemu_off "QEMU/KVM cannot run a guest here: $(tail -n 1 "$work/q.err")"; return; }
 		qrate[$d]=$(json passes_per_s "$work/q.out")
@@ -184,7 +187,7 @@ wasp_rate() {
 		"$WASP_DIRTIER" -- $PASSES "${region[$1]}" 4 >"$work/rate.out" 2>"$work/rate.err" &
 	local p=$!
 	pids+=("$p")
-	python3 "$DRIVER" --rate-file "$work/rate.out" --timeout 60 >"$work/q.out" 2>"$work/q.err" ||
+	bg python3 "$DRIVER" --rate-file "$work/rate.out" --timeout 60 >"$work/q.out" 2>"$work/q.err" ||
 		fail "the wasp guest's rate: $(tail -n 1 "$work/q.err")"
 	reap "$p"
 	wrate[$1]=$(json passes_per_s "$work/q.out")
@@ -197,11 +200,9 @@ one_qemu() {
 	local size=$1 dirty=$2 run=$3 fill=$((($1 - 8) / 2))
 	local tag="qemu $size MiB, $dirty, run $run"
 	rm -f "$work"/q/*
-	python3 "$DRIVER" --qemu "$QEMU" --kernel "$qguest" --size "$size" --region "${region[$dirty]}" \
-		--fill "$fill" --downtime-ms 50 --work "$work/q" --timeout 180 >"$work/q.out" 2>"$work/q.err" &
-	local p=$!
-	pids+=("$p")
-	wait "$p" || fail "$tag: $(tail -n 1 "$work/q.err")"
+	bg python3 "$DRIVER" --qemu "$QEMU" --kernel "$qguest" --size "$size" --region "${region[$dirty]}" \
+		--fill "$fill" --downtime-ms 50 --work "$work/q" --timeout 180 >"$work/q.out" 2>"$work/q.err" ||
+		fail "$tag: $(tail -n 1 "$work/q.err")"
 	local v="qemu $size $dirty" k x
 	for k in total_ms downtime_ms rounds bytes ratio; do
 		x=$(json $k "$work/q.out")
