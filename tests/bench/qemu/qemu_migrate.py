@@ -157,6 +157,10 @@ def main():
             return 1
     if not a.kernel or not a.work:
         ap.error("--kernel and --work are needed")
+    if any(c.isspace() for c in a.kernel):
+        # The guest finds its arguments after the first space of QEMU's
+        # multiboot command line, "KERNEL ARGS".
+        ap.error("--kernel: the path must not contain spaces: '%s'" % a.kernel)
     procs = []
     qmps = []
 
