@@ -1,23 +1,29 @@
 #!/usr/bin/env bash
-# bench_migrate.sh [--quick] [--runs N] [--csv PATH]: live migration over
-# loopback (docs/migration.md), for guests of 16, 64 and 256 MiB at a low
-# and a high dirty rate: a source wasp-run running tests/asm/dirtier.asm, a
-# receiver wasp-restore --listen 127.0.0.1:0, and wasp-migrate --json
-# between them. Full: 5 runs per row; quick: 1 run, no 256 MiB.
+# bench_migrate.sh [--quick] [--runs N] [--csv PATH] [--no-qemu]: live
+# migration over loopback (docs/migration.md), for guests of 16, 64 and
+# 256 MiB at a low and a high dirty rate: a source wasp-run running
+# tests/asm/dirtier.asm, a receiver wasp-restore --listen 127.0.0.1:0, and
+# wasp-migrate --json between them. Beside each wasp row, the same for a
+# QEMU/KVM guest (qemu/dirtier_mb.asm, driven by qemu/qemu_migrate.py);
+# setup.sh installs qemu-system-x86 first. --no-qemu: wasp rows only.
+# Full: 5 runs per row; quick: 1 run, no 256 MiB.
 #
 # Environment (the `bench` / `bench-quick` targets set them): WASP_RUN,
-# WASP_RESTORE, WASP_MIGRATE, WASP_DIRTIER (dirtier.bin).
+# WASP_RESTORE, WASP_MIGRATE, WASP_DIRTIER (dirtier.bin); optional
+# WASP_QEMU_GUEST (dirtier_mb.bin; else nasm builds it here) and WASP_QEMU
+# (default qemu-system-x86_64).
 # Exit status: 0 done, 1 a migration or a step failed, 2 bad usage,
 # 77 no usable /dev/kvm. Docs: README.md beside this file.
 set -u
 
-quick=0 runs='' csv=''
+quick=0 runs='' csv='' want_qemu=1
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) quick=1 ;;
 	--runs) runs=${2:-}; shift ;;
 	--csv) csv=${2:-}; shift ;;
-	-h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--no-qemu) want_qemu=0 ;;
+	-h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench_migrate: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 	shift
@@ -74,15 +80,16 @@ alive() { kill -0 "$1" 2>/dev/null; }
 dead() { ! kill -0 "$1" 2>/dev/null; }
 # reap PID: kill -9 (if still alive) and collect it.
 reap() { kill -9 "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
-json() { sed -n "s/.*\"$1\":\"\{0,1\}\([^\",}]*\).*/\1/p" "$work/mig.out"; }
+# json KEY [FILE]: the value of KEY in a one-line JSON object (mig.out).
+json() { sed -n "s/.*\"$1\": *\"\{0,1\}\([^\",}]*\).*/\1/p" "${2:-$work/mig.out}"; }
 
-samples=$work/samples # size dirty total downtime rounds bytes ratio
+samples=$work/samples # system size dirty total downtime rounds bytes ratio
 : >"$samples"
 
 # one SIZE DIRTY RUN: one migration, its numbers appended to $samples.
 one() {
 	local size=$1 dirty=$2 run=$3 fill=$((($1 - 8) / 2))
-	local tag="$size MiB, $dirty, run $run"
+	local tag="wasp $size MiB, $dirty, run $run"
 	rm -rf "$work/src" "$work/dst" "$work"/*.out "$work"/*.err
 	mkdir -p "$work/src" "$work/dst"
 	"$WASP_RESTORE" --listen 127.0.0.1:0 --token "$TOKEN" --dir "$work/dst" \
@@ -120,7 +127,7 @@ one() {
 	alive "$rcv" || fail "$tag: the receiver died"
 	reap "$rcv"
 	local v k
-	v="$size $dirty"
+	v="wasp $size $dirty"
 	for k in total_ms downtime_ms rounds bytes compression_ratio; do
 		local x
 		x=$(json $k)
@@ -128,33 +135,123 @@ one() {
 		v="$v $x"
 	done
 	echo "$v" >>"$samples"
-	printf '  %-22s total %8.1f ms  downtime %6.1f ms  rounds %s\n' "$tag" \
+	printf '  %-27s total %8.1f ms  downtime %6.1f ms  rounds %s\n' "$tag" \
 		"$(json total_ms)" "$(json downtime_ms)" "$(json rounds)"
+}
+
+# The QEMU/KVM comparison (README.md, "QEMU comparison"): qemu=1 once the
+# package is there, the guest is built and a probe guest ran here.
+qemu=0
+QEMU=${WASP_QEMU:-qemu-system-x86_64}
+DRIVER=$(cd "$(dirname "$0")" && pwd)/qemu/qemu_migrate.py
+SETUP=$(cd "$(dirname "$0")" && pwd)/setup.sh
+QGUEST_SRC=$(cd "$(dirname "$0")" && pwd)/qemu/dirtier_mb.asm
+qemu_off() { echo "bench_migrate: no QEMU comparison: $*"; }
+# bg CMD...: CMD in the background, waited for, so a signal's trap runs at
+# once and kills it with the rest (its QEMUs die with it).
+bg() { "$@" & local p=$!; pids+=("$p"); wait "$p"; }
+qemu_prepare() {
+	local out
+	if ! out=$(bash "$SETUP" 2>&1); then
+		qemu_off "${out##*$'\n'}"
+		return
+	fi
+	[ -n "$out" ] && echo "$out"
+	command -v "$QEMU" >/dev/null 2>&1 || { qemu_off "no $QEMU after set-up"; return; }
+	command -v python3 >/dev/null 2>&1 || { qemu_off "no python3 (scripts/setup.sh installs it)"; return; }
+	qguest=${WASP_QEMU_GUEST:-}
+	if [ -z "$qguest" ]; then
+		qguest=$work/dirtier_mb.bin
+		nasm -f bin -o "$qguest" "$QGUEST_SRC" 2>"$work/nasm.err" ||
+			{ qemu_off "nasm: $(head -n 1 "$work/nasm.err")"; return; }
+	fi
+	[ -s "$qguest" ] || { qemu_off "no guest image '$qguest'"; return; }
+	mkdir -p "$work/q"
+	# Does QEMU/KVM run a guest here at all? Boot one and time its passes.
+	local d
+	for d in low high; do
+		bg python3 "$DRIVER" --qemu "$QEMU" --kernel "$qguest" --size 16 --region "${region[$d]}" \
+			--fill 4 --work "$work/q" --probe --timeout 60 >"$work/q.out" 2>"$work/q.err" ||
+			{ qemu_off "QEMU/KVM cannot run a guest here: $(tail -n 1 "$work/q.err")"; return; }
+		qrate[$d]=$(json passes_per_s "$work/q.out")
+	done
+	"$QEMU" --version | head -n 1 | sed 's/^/bench_migrate: /'
+	qemu=1
+}
+declare -A qrate wrate
+# wasp_rate DIRTY: the wasp guest's passes per second, unmigrated, 16 MiB.
+wasp_rate() {
+	rm -f "$work/rate.out"
+	mkdir -p "$work/rate"
+	"$WASP_RUN" -m 16M --allow=console_write,get_arg --dir "$work/rate" \
+		"$WASP_DIRTIER" -- $PASSES "${region[$1]}" 4 >"$work/rate.out" 2>"$work/rate.err" &
+	local p=$!
+	pids+=("$p")
+	bg python3 "$DRIVER" --rate-file "$work/rate.out" --timeout 60 >"$work/q.out" 2>"$work/q.err" ||
+		fail "the wasp guest's rate: $(tail -n 1 "$work/q.err")"
+	reap "$p"
+	wrate[$1]=$(json passes_per_s "$work/q.out")
+}
+
+# one_qemu SIZE DIRTY RUN: one QEMU/KVM migration (qemu/qemu_migrate.py
+# checks it: completed, the destination runs the guest on where it
+# stopped), its numbers appended to $samples.
+one_qemu() {
+	local size=$1 dirty=$2 run=$3 fill=$((($1 - 8) / 2))
+	local tag="qemu $size MiB, $dirty, run $run"
+	rm -f "$work"/q/*
+	bg python3 "$DRIVER" --qemu "$QEMU" --kernel "$qguest" --size "$size" --region "${region[$dirty]}" \
+		--fill "$fill" --downtime-ms 50 --work "$work/q" --timeout 180 >"$work/q.out" 2>"$work/q.err" ||
+		fail "$tag: $(tail -n 1 "$work/q.err")"
+	local v="qemu $size $dirty" k x
+	for k in total_ms downtime_ms rounds bytes ratio; do
+		x=$(json $k "$work/q.out")
+		case $x in ''|*[!0-9.]*) fail "$tag: no number for $k in $(cat "$work/q.out")" ;; esac
+		v="$v $x"
+	done
+	echo "$v" >>"$samples"
+	printf '  %-27s total %8.1f ms  downtime %6.1f ms  rounds %s (syncs %s; QEMU says total %s ms, downtime %s ms)\n' \
+		"$tag" "$(json total_ms "$work/q.out")" "$(json downtime_ms "$work/q.out")" \
+		"$(json rounds "$work/q.out")" "$(json syncs "$work/q.out")" \
+		"$(json qemu_total_ms "$work/q.out")" "$(json qemu_downtime_ms "$work/q.out")"
 }
 
 start=$(date +%s)
 echo "bench_migrate: $runs run(s) per row, sizes $sizes MiB, dirty low (64 KiB region) / high (4 MiB region), loopback"
+if [ $want_qemu = 1 ]; then
+	qemu_prepare
+else
+	echo "bench_migrate: no QEMU comparison: --no-qemu"
+fi
+if [ $qemu = 1 ]; then
+	# How closely the two guests match: passes per second, unmigrated.
+	wasp_rate low
+	wasp_rate high
+	printf 'bench_migrate: guest passes/s unmigrated (16 MiB, best of 3 s): low wasp %.0f qemu %.0f, high wasp %.0f qemu %.0f\n' \
+		"${wrate[low]}" "${qrate[low]}" "${wrate[high]}" "${qrate[high]}"
+fi
 # Rows in the inner loop, runs in the outer one: drift spreads over all rows.
 for ((r = 1; r <= runs; r++)); do
 	for s in $sizes; do
 		for d in low high; do
 			one "$s" "$d" "$r"
+			[ $qemu = 1 ] && one_qemu "$s" "$d" "$r"
 		done
 	done
 done
 
 # The table: median [min-max] per row; the CSV: the medians.
-table=$(awk -v runs="$runs" '
+table=$(awk '
 function med(a, n,   i, j, t) {
 	for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
-{ k = $1 " " $2; if (!(k in n)) order[++rows] = k; n[k]++
-  for (c = 3; c <= 7; c++) v[k, c, n[k]] = $c }
+{ k = $1 " " $2 " " $3; if (!(k in n)) order[++rows] = k; n[k]++
+  for (c = 4; c <= 8; c++) v[k, c, n[k]] = $c }
 END {
 	for (r = 1; r <= rows; r++) {
-		k = order[r]; split(k, kk, " "); line = kk[1] " " kk[2] " " n[k]
-		for (c = 3; c <= 7; c++) {
+		k = order[r]; line = k " " n[k]
+		for (c = 4; c <= 8; c++) {
 			delete a; lo = ""; hi = ""
 			for (i = 1; i <= n[k]; i++) { a[i] = v[k, c, i] + 0
 				if (lo == "" || a[i] < lo) lo = a[i]; if (hi == "" || a[i] > hi) hi = a[i] }
@@ -165,10 +262,10 @@ END {
 }' "$samples")
 
 echo
-printf '%-4s %-5s %4s  %-22s %-22s %-9s %-22s %s\n' MiB dirty runs 'total ms med [min-max]' \
+printf '%-6s %-4s %-5s %4s  %-22s %-22s %-9s %-22s %s\n' system MiB dirty runs 'total ms med [min-max]' \
 	'downtime ms med [mm]' rounds 'MiB sent med [min-max]' 'ratio med [mm]'
-while read -r size dirty n t tl th d dl dh ro rol roh b bl bh q ql qh; do
-	printf '%-4s %-5s %4s  %-22s %-22s %-9s %-22s %s\n' "$size" "$dirty" "$n" \
+while read -r sys size dirty n t tl th d dl dh ro rol roh b bl bh q ql qh; do
+	printf '%-6s %-4s %-5s %4s  %-22s %-22s %-9s %-22s %s\n' "$sys" "$size" "$dirty" "$n" \
 		"$(printf '%.1f [%.1f-%.1f]' "$t" "$tl" "$th")" \
 		"$(printf '%.1f [%.1f-%.1f]' "$d" "$dl" "$dh")" \
 		"$(printf '%g [%g-%g]' "$ro" "$rol" "$roh")" \
@@ -176,20 +273,23 @@ while read -r size dirty n t tl th d dl dh ro rol roh b bl bh q ql qh; do
 		"$(printf '%.2f [%.2f-%.2f]' "$q" "$ql" "$qh")"
 done <<<"$table"
 
+# wasp / qemu per size and rate, from the medians (below 1: wasp is faster).
+if [ $qemu = 1 ]; then
+	echo
+	awk '{ k = $2 " MiB " $3; t[$1, k] = $5; d[$1, k] = $8; if (!(k in seen)) { seen[k] = 1; order[++n] = k } }
+	END { for (i = 1; i <= n; i++) { k = order[i]
+		if ((("qemu", k) in t) && t["qemu", k] > 0 && d["qemu", k] > 0)
+			printf "wasp / qemu, %-12s downtime %.2fx, total %.2fx\n", k ":",
+				d["wasp", k] / d["qemu", k], t["wasp", k] / t["qemu", k] } }' <<<"$table"
+fi
+
 if [ -n "$csv" ]; then
 	{
-		echo size_mib,dirty,runs,total_ms,downtime_ms,rounds,bytes,ratio
-		while read -r size dirty n t _ _ d _ _ ro _ _ b _ _ q _ _; do
-			printf '%s,%s,%s,%.3f,%.3f,%g,%.0f,%.3f\n' "$size" "$dirty" "$n" "$t" "$d" "$ro" "$b" "$q"
+		echo system,size_mib,dirty,runs,total_ms,downtime_ms,rounds,bytes,ratio
+		while read -r sys size dirty n t _ _ d _ _ ro _ _ b _ _ q _ _; do
+			printf '%s,%s,%s,%s,%.3f,%.3f,%g,%.0f,%.3f\n' "$sys" "$size" "$dirty" "$n" "$t" "$d" "$ro" "$b" "$q"
 		done <<<"$table"
 	} >"$csv" || { echo "bench_migrate: cannot write $csv" >&2; exit 1; }
 	echo "CSV: $csv"
-fi
-
-# The QEMU comparison of the issue: only where qemu-system-x86_64 is installed.
-if command -v qemu-system-x86_64 >/dev/null 2>&1; then
-	echo "qemu-system-x86_64 is installed, but this benchmark has no QEMU comparison yet"
-else
-	echo "qemu-system-x86_64 not installed: no QEMU comparison"
 fi
 echo "bench_migrate: done in $(($(date +%s) - start)) s"
