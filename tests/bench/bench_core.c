@@ -22,7 +22,16 @@
  *      denied call; and the no-op again with a tracer attached that asks
  *      for no events, and with its hypercalls traced (what tracing costs);
  *   5. context baselines as in the Wasp paper (Fig. 8): pthread_create+join,
- *      fork+waitpid, vfork+exec of /bin/true.
+ *      fork+waitpid, vfork+exec of /bin/true;
+ *   6. boot by mode (the paper's Table 1): load + run to the exit of an
+ *      image that exits at once in real mode, after reaching protected mode
+ *      (boot32_exit.asm), after the C runtime's boot stub reaches main() in
+ *      long mode, and with direct 64-bit entry (nop.c);
+ *   7. fib(20) in real, protected and long mode (Fig. 3);
+ *   8. fib(n), n = 0, 5, ..., 25: the host function, wasp_call() of
+ *      pool_fib without a snapshot and with one (Fig. 11);
+ *   9. start latency against image size, 32 B .. 16 MiB (Fig. 12): load +
+ *      run on an existing virtine, and wasp_call() through a pool.
  *
  * The machines are noisy and drift over seconds, so the whole suite runs in
  * several rounds, each adding its share of samples to every row: drift then
@@ -69,6 +78,10 @@ struct params {
 	int hc_runs;      /* runs (samples) per hypercall variant */
 	int proc_iters;   /* pthread/fork/vfork samples */
 	int proc_warmup;
+	int boot_iters;   /* boot-by-mode runs (ring-0 boot code is emulated on PVM) */
+	int fib20_iters;  /* fib(20) runs per mode (real/protected: ~0.1 s each on PVM) */
+	int fibn_iters;   /* fib(n) samples per n and way */
+	int size_iters;   /* start-latency samples per image size */
 };
 
 static const struct params full_params = {
@@ -78,6 +91,7 @@ static const struct params full_params = {
 	.run_iters = 3000, .run_warmup = 30,
 	.hc_k = 1000, .hc_runs = 40,
 	.proc_iters = 500, .proc_warmup = 5,
+	.boot_iters = 500, .fib20_iters = 10, .fibn_iters = 200, .size_iters = 200,
 };
 
 static const struct params quick_params = {
@@ -87,6 +101,7 @@ static const struct params quick_params = {
 	.run_iters = 300, .run_warmup = 10,
 	.hc_k = 200, .hc_runs = 8,
 	.proc_iters = 50, .proc_warmup = 2,
+	.boot_iters = 40, .fib20_iters = 2, .fibn_iters = 20, .size_iters = 20,
 };
 
 static struct params P;
@@ -153,7 +168,7 @@ struct row {
 	double median, p10, p90, min;
 };
 
-#define MAX_ROWS 64
+#define MAX_ROWS 128
 static struct row rows[MAX_ROWS];
 static size_t nrows;
 static const char *cur_section = "";
@@ -897,6 +912,245 @@ static void round_baselines(void)
 	}
 }
 
+/* ---- 6-9. the Wasp paper's figures -------------------------------------- */
+
+static void *read_image(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		die("%s: %s (build the guest images first)", path, strerror(errno));
+	static char buf[1 << 20];
+	size_t n = fread(buf, 1, sizeof buf, f);
+	fclose(f);
+	if (!n || n == sizeof buf)
+		die("%s: empty or over 1 MiB", path);
+	void *img = malloc(n);
+	if (!img)
+		die("out of memory");
+	memcpy(img, buf, n);
+	*len = n;
+	return img;
+}
+
+/* Load + run of `img` on an existing virtine, `iters` times into `r`;
+ * every run must exit `code`. */
+static void load_run_rows(struct wasp_virtine *v, struct row *r, const void *img, size_t len,
+			  enum wasp_mode mode, const char *arg, int iters, int64_t code)
+{
+	struct wasp_exit e;
+	for (int i = -1; i < iters; i++) {
+		uint64_t t0 = now_ns();
+		check(wasp_virtine_load(v, img, len, 0, mode), "wasp_virtine_load");
+		if (arg)
+			check(wasp_virtine_set_arg(v, arg, strlen(arg)), "wasp_virtine_set_arg");
+		check(wasp_virtine_run(v, 0, &e), "wasp_virtine_run");
+		uint64_t t1 = now_ns();
+		expect_exit(&e, code, r->name);
+		if (i >= 0)
+			add_ns(r, t1 - t0);
+	}
+}
+
+/* 6. Boot by mode (Table 1): from the first instruction to the exit, for an
+ * image that exits at once in real mode, after reaching protected mode,
+ * after the C runtime's climb to long mode, and with the host's direct
+ * 64-bit entry. Load + run on an existing virtine; ring-0 boot code is
+ * emulated on PVM, so each mode switch shows. */
+static void round_boot_modes(void)
+{
+	static void *nop, *b32;
+	static size_t nop_len, b32_len;
+	if (!nop) {
+		nop = read_image(WASP_BENCH_NOP_IMAGE, &nop_len);
+		b32 = read_image(WASP_BENCH_BOOT32_IMAGE, &b32_len);
+	}
+	struct wasp_config cfg = bench_config();
+	struct wasp_virtine *v;
+	int iters = share(P.boot_iters);
+	cur_section = "boot by mode (Wasp Table 1): load + run to the exit, existing virtine";
+	check(wasp_virtine_create(&cfg, &v), "wasp_virtine_create");
+	load_run_rows(v, row("boot_real_exit"), img_exit3, sizeof img_exit3, WASP_MODE_REAL, NULL,
+		      iters, 0);
+	load_run_rows(v, row("boot_protected_exit"), b32, b32_len, WASP_MODE_REAL, NULL, iters, 0);
+	load_run_rows(v, row("boot_long_via_stub_c_main"), nop, nop_len, WASP_MODE_REAL, NULL,
+		      iters, 0);
+	load_run_rows(v, row("boot_long_direct_c_main"), nop, nop_len, WASP_MODE_LONG, NULL, iters,
+		      0);
+	wasp_virtine_destroy(v);
+}
+
+/* 7. fib(20) by mode (Fig. 3): the same recursive function in 16-bit real
+ * mode and 32-bit protected mode (ring 0: emulated on PVM) and in 64-bit C
+ * at ring 3 (native). */
+static void round_fib_modes(void)
+{
+	static void *img[3];
+	static size_t len[3];
+	static const char *const paths[3] = {WASP_BENCH_FIB16_IMAGE, WASP_BENCH_FIB32_IMAGE,
+					     WASP_BENCH_FIB64_IMAGE};
+	static const char *const names[3] = {"fib20_real_mode", "fib20_protected_mode",
+					     "fib20_long_mode"};
+	for (int m = 0; m < 3; m++)
+		if (!img[m])
+			img[m] = read_image(paths[m], &len[m]);
+	struct wasp_config cfg = bench_config();
+	cfg.console_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (cfg.console_fd < 0)
+		die("/dev/null: %s", strerror(errno));
+	struct wasp_virtine *v;
+	cur_section = "fib(20) by mode (Wasp Fig. 3): load + run, existing virtine";
+	check(wasp_virtine_create(&cfg, &v), "wasp_virtine_create");
+	check(wasp_virtine_allow(v, "console_write,get_arg"), "wasp_virtine_allow");
+	for (int m = 0; m < 3; m++)
+		load_run_rows(v, row(names[m]), img[m], len[m], WASP_MODE_AUTO, "20",
+			      share(P.fib20_iters), 0);
+	wasp_virtine_destroy(v);
+	close(cfg.console_fd);
+}
+
+/* pool_fib.c's function, on the host: a table below 16, recursion above. */
+static uint64_t fib_table[16];
+static uint64_t __attribute__((noinline)) native_fib(unsigned n)
+{
+	if (n < 16)
+		return fib_table[n];
+	return native_fib(n - 1) + native_fib(n - 2);
+}
+
+/* 8. fib(n) for n = 0, 5, ..., 25 (Fig. 11): the host function, and the
+ * same through wasp_call() of pool_fib with a snapshot (the table is ready,
+ * the call starts after it) and without (every call boots and builds it). */
+static struct wasp_pool *snap, *nosnap;
+static int pool_console = -1;
+
+static void round_fib_n(void)
+{
+	if (!snap) {
+		fib_table[1] = 1;
+		for (int i = 2; i < 16; i++)
+			fib_table[i] = fib_table[i - 1] + fib_table[i - 2];
+		struct wasp_pool_config pc;
+		wasp_pool_config_init(&pc);
+		pc.vm = bench_config();
+		pc.vm.console_fd = pool_console = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (pool_console < 0)
+			die("/dev/null: %s", strerror(errno));
+		pc.image_path = WASP_BENCH_POOL_FIB_IMAGE;
+		pc.size = 2;
+		check(wasp_pool_create(&pc, &snap), "wasp_pool_create (snapshot)");
+		pc.snapshot = WASP_POOL_SNAPSHOT_OFF;
+		check(wasp_pool_create(&pc, &nosnap), "wasp_pool_create (no snapshot)");
+		check(wasp_pool_fill(snap), "wasp_pool_fill");
+		check(wasp_pool_fill(nosnap), "wasp_pool_fill");
+	}
+	cur_section = "fib(n): native vs virtine call vs virtine call from a snapshot (Wasp Fig. 11)";
+	int iters = share(P.fibn_iters);
+	for (unsigned n = 0; n <= 25; n += 5) {
+		char name[48];
+		uint32_t arg = n;
+		uint64_t want = native_fib(n), got = 0;
+		snprintf(name, sizeof name, "fib%u_native", n);
+		struct row *rn = row(name);
+		snprintf(name, sizeof name, "fib%u_virtine", n);
+		struct row *rv = row(name);
+		snprintf(name, sizeof name, "fib%u_virtine_snapshot", n);
+		struct row *rs = row(name);
+		for (int i = -1; i < iters; i++) {
+			uint64_t t0 = now_ns();
+			volatile uint64_t x = native_fib(n);
+			uint64_t t1 = now_ns();
+			if (x != want)
+				die("native fib(%u)", n);
+			int r = wasp_call(nosnap, &arg, sizeof arg, &got, sizeof got, NULL);
+			uint64_t t2 = now_ns();
+			if (r != sizeof got || got != want)
+				die("fib(%u) virtine: %d, %llu: %s", n, r, (unsigned long long)got,
+				    wasp_last_error());
+			got = 0;
+			r = wasp_call(snap, &arg, sizeof arg, &got, sizeof got, NULL);
+			uint64_t t3 = now_ns();
+			if (r != sizeof got || got != want)
+				die("fib(%u) virtine+snapshot: %d, %llu: %s", n, r,
+				    (unsigned long long)got, wasp_last_error());
+			if (i >= 0) {
+				add_ns(rn, t1 - t0);
+				add_ns(rv, t2 - t1);
+				add_ns(rs, t3 - t2);
+			}
+		}
+	}
+}
+
+/* 9. Start latency against image size (Fig. 12): a real-mode image that
+ * exits at once, padded to each size, loaded and run on an existing 32 MiB
+ * virtine (the load copies the image and zeroes what the last run used). */
+static void round_image_sizes(void)
+{
+	static const size_t sizes[] = {32, 4096, 65536, 1u << 20, 4u << 20, 16u << 20};
+	static uint8_t *img;
+	if (!img) {
+		img = calloc(1, 16u << 20);
+		if (!img)
+			die("out of memory");
+		memcpy(img, img_exit3, sizeof img_exit3);
+		/* Not zero, so no load can skip it. */
+		for (size_t i = sizeof img_exit3; i < (16u << 20); i++)
+			img[i] = (uint8_t)(i * 131u + 7u);
+	}
+	struct wasp_config cfg = bench_config();
+	cfg.mem_size = 32u << 20;
+	struct wasp_virtine *v;
+	cur_section = "start latency vs image size (Wasp Fig. 12): load + run on an existing 32 MiB "
+		      "virtine; a call through a pool";
+	check(wasp_virtine_create(&cfg, &v), "wasp_virtine_create");
+	for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+		char name[48];
+		if (sizes[k] >= (1u << 20))
+			snprintf(name, sizeof name, "image_%zuMiB_load_run", sizes[k] >> 20);
+		else if (sizes[k] >= 1024)
+			snprintf(name, sizeof name, "image_%zuKiB_load_run", sizes[k] >> 10);
+		else
+			snprintf(name, sizeof name, "image_%zuB_load_run", sizes[k]);
+		load_run_rows(v, row(name), img, sizes[k], WASP_MODE_REAL, NULL, share(P.size_iters),
+			      0);
+	}
+	wasp_virtine_destroy(v);
+
+	/* The same images through a pool: a call starts from a reset shell
+	 * (only the pages the last call dirtied are put back), so the image's
+	 * size stays out of the start. */
+	for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+		char name[48];
+		struct wasp_pool_config pc;
+		struct wasp_pool *pool;
+		wasp_pool_config_init(&pc);
+		pc.vm = cfg;
+		pc.image = img;
+		pc.image_len = sizes[k];
+		pc.mode = WASP_MODE_REAL;
+		pc.size = 2;
+		check(wasp_pool_create(&pc, &pool), "wasp_pool_create (image size)");
+		check(wasp_pool_fill(pool), "wasp_pool_fill");
+		if (sizes[k] >= (1u << 20))
+			snprintf(name, sizeof name, "image_%zuMiB_pool_call", sizes[k] >> 20);
+		else if (sizes[k] >= 1024)
+			snprintf(name, sizeof name, "image_%zuKiB_pool_call", sizes[k] >> 10);
+		else
+			snprintf(name, sizeof name, "image_%zuB_pool_call", sizes[k]);
+		struct row *r = row(name);
+		for (int i = -1; i < share(P.size_iters); i++) {
+			uint64_t t0 = now_ns();
+			int rc = wasp_call(pool, NULL, 0, NULL, 0, NULL);
+			uint64_t t1 = now_ns();
+			if (rc != 0)
+				die("%s: wasp_call: %d: %s", name, rc, wasp_last_error());
+			if (i >= 0)
+				add_ns(r, t1 - t0);
+		}
+		wasp_pool_destroy(pool);
+	}
+}
+
 /* ---- output ------------------------------------------------------------- */
 
 #define NAME_W 38
@@ -1054,9 +1308,18 @@ int main(int argc, char **argv)
 		round_reuse();
 		round_hypercalls();
 		round_baselines();
+		round_boot_modes();
+		round_fib_modes();
+		round_fib_n();
+		round_image_sizes();
 		fprintf(stderr, "wasp-bench-core: round %d/%d done (%.1f s)\n", round, P.rounds,
 			(double)(now_ns() - t0) / 1e9);
 	}
+
+	wasp_pool_destroy(snap);
+	wasp_pool_destroy(nosnap);
+	if (pool_console >= 0)
+		close(pool_console);
 
 	choose_floor();
 	print_table();
