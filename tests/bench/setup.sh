@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # setup.sh: install what only the benchmarks need, beyond scripts/setup.sh:
-# qemu-system-x86 (and nasm), for bench_migrate.sh's QEMU/KVM comparison.
+# qemu-system-x86 (and nasm), for bench_migrate.sh's QEMU/KVM comparison,
+# and gnuplot-nox for the report's plots (report.sh).
 # Idempotent: when both are present it only asks dpkg and returns. The test
 # suite never runs this; nothing in it needs QEMU.
 # Exit status: 0 installed, 1 it could not install (one line on stderr).
 set -uo pipefail
 
-packages=(qemu-system-x86 nasm)
+packages=(qemu-system-x86 nasm gnuplot-nox)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

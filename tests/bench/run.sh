@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# run.sh [--quick]: the whole benchmark suite, as the `bench` and
+# `bench-quick` targets run it (tests/bench/README.md). Each program's output
+# goes to the terminal and to OUT/NAME[-quick].log, its numbers to
+# OUT/NAME[-quick].csv; then report.sh writes OUT/report[-quick].md with the
+# PNG plots beside it. Last, every target ratio of the run, one per line:
+#   ratio <name> <value> (target <target>)
+#
+# Environment (the targets set it): WASP_BENCH_OUT (the output directory),
+# WASP_BENCH_CORE, WASP_BENCH_CKPT, WASP_BENCH_POOL (programs),
+# WASP_BENCH_HTTP (optional), WASP_BENCH_MIGRATE (bench_migrate.sh) with the
+# variables it reads.
+# Exit status: 0 all ran, 1 a benchmark failed (the others still run),
+# 2 bad usage.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+
+quick=0
+case "${1:-}" in
+--quick) quick=1 ;;
+'') ;;
+-h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+*) echo "run.sh: unknown argument '$1'" >&2; exit 2 ;;
+esac
+for v in WASP_BENCH_OUT WASP_BENCH_CORE WASP_BENCH_CKPT WASP_BENCH_POOL WASP_BENCH_MIGRATE; do
+	[ -n "${!v:-}" ] || { echo "run.sh: set $v" >&2; exit 2; }
+done
+out=$WASP_BENCH_OUT
+mkdir -p "$out" || exit 1
+sfx='' qopt=()
+if [ $quick = 1 ]; then sfx=-quick qopt=(--quick); fi
+
+# Plots need gnuplot, the QEMU rows QEMU: both only for the benchmarks.
+"$here/setup.sh" || echo "run.sh: the report will lack what setup.sh could not install"
+
+failed=()
+start=$(date +%s)
+# one NAME CMD...: runs CMD (its stdout also to NAME.log).
+one() {
+	local name=$1
+	shift
+	echo "== $name: $*"
+	"$@" | tee "$out/$name$sfx.log"
+	local st=${PIPESTATUS[0]}
+	[ "$st" -eq 0 ] || { echo "run.sh: $name failed (exit status $st)"; failed+=("$name"); }
+}
+one core "$WASP_BENCH_CORE" "${qopt[@]}" --csv "$out/core$sfx.csv"
+one pool "$WASP_BENCH_POOL" "${qopt[@]}" --csv "$out/pool$sfx.csv"
+one ckpt "$WASP_BENCH_CKPT" "${qopt[@]}" --csv "$out/ckpt$sfx.csv"
+if [ -n "${WASP_BENCH_HTTP:-}" ]; then
+	one http "$WASP_BENCH_HTTP" "${qopt[@]}" --csv "$out/http$sfx.csv"
+fi
+# Quick: no QEMU (its guests take a minute of their own).
+if [ $quick = 1 ]; then
+	one migrate bash "$WASP_BENCH_MIGRATE" --quick --no-qemu --csv "$out/migrate$sfx.csv"
+else
+	one migrate bash "$WASP_BENCH_MIGRATE" --csv "$out/migrate$sfx.csv"
+fi
+
+"$here/report.sh" "$out" "$sfx" || failed+=(report)
+echo
+echo "== the suite's targets ($(($(date +%s) - start)) s; report: $out/report$sfx.md)"
+for n in core pool ckpt http migrate; do
+	[ -f "$out/$n$sfx.log" ] && grep '^ratio ' "$out/$n$sfx.log"
+done
+if [ ${#failed[@]} -gt 0 ]; then
+	echo "run.sh: failed: ${failed[*]}"
+	exit 1
+fi
+exit 0
