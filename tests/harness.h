@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -26,6 +27,17 @@ static int failures;
 			fprintf(stderr, __VA_ARGS__);                                     \
 			fprintf(stderr, " (last error: %s)\n", wasp_last_error());          \
 			failures++;                                                       \
+		}                                                                         \
+	} while (0)
+
+/* A call that must succeed for the case to go on at all (a negative
+ * return ends the program, failing the case, with the library's message). */
+#define MUST(expr)                                                                        \
+	do {                                                                              \
+		if ((expr) < 0) {                                                         \
+			fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #expr,     \
+				wasp_last_error());                                       \
+			exit(1);                                                          \
 		}                                                                         \
 	} while (0)
 

@@ -25,14 +25,6 @@
 
 static const char *asm_dir, *guest_dir;
 
-#define MUST(expr)                                                                        \
-	do {                                                                              \
-		if ((expr) < 0) {                                                         \
-			fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #expr,     \
-				wasp_last_error());                                       \
-			exit(1);                                                          \
-		}                                                                         \
-	} while (0)
 
 static struct wasp_virtine *make(const char *dir, const char *image, size_t mem, int console_fd)
 {

@@ -566,7 +566,77 @@ static void t_sandbox(void)
 	CHECK(system(p) == 0, "cleanup");
 }
 
+
+/* A big image file is mapped, not read: the guest sees its bytes, runs
+ * it, its writes (and the host's) stay out of the file, and a reload puts
+ * zeroed memory back. A small one is read as before. */
+static void t_big_image(void)
+{
+	char path[] = "/tmp/wasp-bigimg-XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0, "mkstemp");
+	size_t len = (1u << 20) + 123; /* not whole pages: the tail reads zero */
+	uint8_t *img = malloc(len), *back = malloc(len);
+	/* mov eax, 9; out 0xfa, eax; then a pattern */
+	static const uint8_t code[] = {0x66, 0xb8, 9, 0, 0, 0, 0x66, 0xe7, 0xfa};
+	memcpy(img, code, sizeof code);
+	for (size_t i = sizeof code; i < len; i++)
+		img[i] = (uint8_t)(i * 131 + 7);
+	CHECK(write(fd, img, len) == (ssize_t)len, "write the image");
+	close(fd);
+
+	struct wasp_config cfg;
+	wasp_config_init(&cfg);
+	cfg.mem_size = 4u << 20;
+	struct wasp_virtine *v;
+	MUST(wasp_virtine_create(&cfg, &v));
+	MUST(wasp_virtine_load_file(v, path, 0, WASP_MODE_REAL));
+	CHECK(wasp_virtine_file_mapped(v) != NULL, "a 1 MiB image was not mapped");
+	const uint8_t *m = wasp_virtine_gpa(v, WASP_GPA_LOAD, len + 4096);
+	CHECK(m && !memcmp(m, img, len), "guest memory is not the image");
+	size_t tail = 0;
+	for (size_t i = len; i < ((len + 4095) & ~(size_t)4095); i++)
+		tail += m[i] != 0;
+	CHECK(tail == 0, "%zu bytes after the image are not zero", tail);
+	struct wasp_exit e = run(v, 0);
+	CHECK(e.reason == WASP_EXIT_EXITED && e.code == 9, "ran: %s %lld",
+	      wasp_exit_reason_name(e.reason), (long long)e.code);
+
+	/* The host writes into guest memory: private, the file keeps its bytes. */
+	uint8_t *w = wasp_virtine_gpa_w(v, WASP_GPA_LOAD + 4096, 4096);
+	memset(w, 0xee, 4096);
+	fd = open(path, O_RDONLY);
+	CHECK(fd >= 0 && read(fd, back, len) == (ssize_t)len && !memcmp(back, img, len),
+	      "the image file changed");
+	close(fd);
+
+	/* Reload a 3-byte image: plain zeroed memory again. */
+	static const uint8_t exit3[] = {0x66, 0xe7, 0xfa};
+	MUST(wasp_virtine_load(v, exit3, sizeof exit3, 0, WASP_MODE_REAL));
+	CHECK(wasp_virtine_file_mapped(v) == NULL, "still mapped after a reload");
+	m = wasp_virtine_gpa(v, WASP_GPA_LOAD + 3, len);
+	size_t nz = 0;
+	for (size_t i = 0; i < len; i++)
+		nz += m[i] != 0;
+	CHECK(nz == 0, "%zu bytes of the old image left after a reload", nz);
+	e = run(v, 0);
+	CHECK(e.reason == WASP_EXIT_EXITED && e.code == 0, "the reloaded image ran");
+
+	/* Below the threshold it is read. */
+	CHECK(truncate(path, 4096) == 0, "truncate");
+	MUST(wasp_virtine_load_file(v, path, 0, WASP_MODE_REAL));
+	CHECK(wasp_virtine_file_mapped(v) == NULL, "a 4 KiB image was mapped");
+	e = run(v, 0);
+	CHECK(e.reason == WASP_EXIT_EXITED && e.code == 9, "the small image ran");
+
+	wasp_virtine_destroy(v);
+	unlink(path);
+	free(img);
+	free(back);
+}
+
 static const struct test_case cases[] = {
+	{"big_image", t_big_image},
 	{"exit3", t_exit3},
 	{"exit_code", t_exit_code},
 	{"allow_deny", t_allow_deny},

@@ -111,7 +111,10 @@ void wasp_virtine_destroy(struct wasp_virtine *v);
 int wasp_virtine_load(struct wasp_virtine *v, const void *image, size_t len,
 		      wasp_gpa_t gpa, enum wasp_mode mode);
 
-/* Reads an image file and loads it as wasp_virtine_load() does. */
+/* Loads an image file as wasp_virtine_load() does. One of 256 KiB or more
+ * (at a page-aligned gpa) is mapped copy-on-write instead of read, so
+ * loading it costs the same for any size; the file must then not be
+ * truncated while the virtine uses it (docs/design.md). */
 int wasp_virtine_load_file(struct wasp_virtine *v, const char *path, wasp_gpa_t gpa,
 			   enum wasp_mode mode);
 

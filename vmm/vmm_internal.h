@@ -67,6 +67,8 @@ struct wasp_file {
 	char *path;  /* relative to the sandbox */
 };
 
+/* Image files from this size up are mapped, not read (load_file). */
+#define WASP_MAP_IMAGE_MIN (256u << 10)
 /* vmm_map.c: puts the memfd back under every file-mapped page. */
 int wasp_unmap_files(struct wasp_virtine *v);
 

@@ -544,6 +544,22 @@ int wasp_virtine_load_file(struct wasp_virtine *v, const char *path, wasp_gpa_t 
 	}
 	if ((r = zero_if_used(v)) < 0)
 		goto out;
+	/* A big image is mapped copy-on-write, not read: its pages come from
+	 * the page cache when the guest first touches them (vmm_map.c). The
+	 * tail of its last page reads as zero, as the ABI wants. */
+	if ((size_t)st.st_size >= WASP_MAP_IMAGE_MIN && gpa % WASP_PAGE_SIZE == 0) {
+		size_t len = ((size_t)st.st_size + WASP_PAGE_SIZE - 1) & ~(size_t)(WASP_PAGE_SIZE - 1);
+		r = wasp_virtine_map_file(v, gpa, len, fd, 0);
+		if (r == 0) {
+			r = load_finish(v, gpa, (size_t)st.st_size, mode);
+			if (r < 0)
+				wasp_fail(r, "%s: %s", path, wasp_last_error());
+			goto out;
+		}
+		if (r != -ENOMEM)
+			goto out;
+		/* out of mappings: read it */
+	}
 	/* Read straight into guest memory: no staging copy. */
 	size_t done = 0;
 	while (done < (size_t)st.st_size) {
