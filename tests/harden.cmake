@@ -1,0 +1,29 @@
+# Hardening (issue 6): hostile guests in one process beside a good one
+# (test_hostile), checkpoints under load (test_load), kill -9 while a
+# checkpoint is written and truncated checkpoints (crash_test.sh).
+# docs/hostile-guests.md lists every hostile guest and its outcome.
+# Included from tests/CMakeLists.txt after the guest and asm images exist.
+
+set(HARDEN_GUESTS ptwrite grow hcdenied sbxrace privops)
+foreach(name IN LISTS HARDEN_GUESTS)
+	wasp_add_virtine(${name} SOURCES ${CMAKE_CURRENT_LIST_DIR}/guests/${name}.c)
+endforeach()
+set(HARDEN_GUEST_DIR ${CMAKE_CURRENT_BINARY_DIR})
+
+add_executable(test_hostile test_hostile.c)
+target_compile_options(test_hostile PRIVATE ${WASP_WARNINGS})
+target_link_libraries(test_hostile PRIVATE wasp_static)
+add_dependencies(test_hostile test_asm_images)
+foreach(name IN LISTS HARDEN_GUESTS WASP_TEST_GUESTS)
+	add_dependencies(test_hostile virtine_${name})
+endforeach()
+set(HOSTILE_CASES badptr escape sbxrace denied hcdenied hcdenied_forever hcflood loop
+	triple nullderef mmio ptwrite_probe ptwrite_far ptwrite_wreck ptwrite_tss grow_heap
+	grow_touch grow_touch_3m grow_stack privops_hlt privops_rdmsr privops_wrmsr privops_cr3
+	privops_lgdt privops_int3 privops_int80 privops_syscall privops_in privops_out80
+	privops_out3f8 privops_cli concurrent ptwrite_ckpt)
+foreach(c ${HOSTILE_CASES})
+	add_test(NAME hostile.${c} COMMAND test_hostile
+		${CMAKE_CURRENT_BINARY_DIR}/guests ${HARDEN_GUEST_DIR} ${c})
+	set_tests_properties(hostile.${c} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
+endforeach()
