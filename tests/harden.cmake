@@ -27,3 +27,10 @@ foreach(c ${HOSTILE_CASES})
 		${CMAKE_CURRENT_BINARY_DIR}/guests ${HARDEN_GUEST_DIR} ${c})
 	set_tests_properties(hostile.${c} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
 endforeach()
+
+set(CRASH_CASES kill_periodic kill_ckpt_tool sweep truncated)
+foreach(c ${CRASH_CASES})
+	add_test(NAME crash.${c} COMMAND ${CMAKE_CURRENT_LIST_DIR}/crash_test.sh ${c})
+	set_tests_properties(crash.${c} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
+		ENVIRONMENT "WASP_RUN=$<TARGET_FILE:wasp-run>;WASP_CKPT=$<TARGET_FILE:wasp-ckpt>;WASP_RESTORE=$<TARGET_FILE:wasp-restore>;WASP_INSPECT=$<TARGET_FILE:wasp-inspect>;GUEST_DIR=${CMAKE_BINARY_DIR}/guest")
+endforeach()
