@@ -222,7 +222,7 @@ sweep)
 		echo junk >"$work/$f"
 	done
 	mv "$work/$b.tmp.$dead.locked" "$work/$b.tmp.$dead.fedc"
-	flock "$work/$b.tmp.$dead.fedc" sleep 20 >/dev/null 2>&1 &
+	(flock 9 && exec sleep 20) 9<>"$work/$b.tmp.$dead.fedc" &
 	bg_pids+=($!)
 	locked() { ! flock -n "$work/$b.tmp.$dead.fedc" true; }
 	wait_until locked || fail "flock(1) did not take the lock"
