@@ -34,3 +34,12 @@ foreach(c ${CRASH_CASES})
 	set_tests_properties(crash.${c} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
 		ENVIRONMENT "WASP_RUN=$<TARGET_FILE:wasp-run>;WASP_CKPT=$<TARGET_FILE:wasp-ckpt>;WASP_RESTORE=$<TARGET_FILE:wasp-restore>;WASP_INSPECT=$<TARGET_FILE:wasp-inspect>;GUEST_DIR=${CMAKE_BINARY_DIR}/guest")
 endforeach()
+
+add_executable(test_load test_load.c)
+target_compile_options(test_load PRIVATE ${WASP_WARNINGS})
+target_link_libraries(test_load PRIVATE wasp_static)
+add_dependencies(test_load virtine_counter)
+foreach(c concurrent64 cycles)
+	add_test(NAME load.${c} COMMAND test_load ${CMAKE_BINARY_DIR}/guest ${c})
+	set_tests_properties(load.${c} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
+endforeach()
