@@ -75,8 +75,9 @@ print(f[0]["offset"] if f else 0, d["host"]["console_bytes"])' "$work/inspect.js
 		fail "$1: cannot read the checkpoint's file offset"
 	# What the killed run wrote up to the offset must be right (unless the
 	# checkpoint is older than that run and the file not yet that long).
-	if [ "$(stat -c %s "$box/counter.log" 2>/dev/null || echo 0)" -ge "$off" ]; then
-		cmp -s -n "$off" "$box/counter.log" "$work/ref.log" || fail "$1: counter.log before the checkpoint's offset differs"
+	if [ -e "$box/counter.log" ] && [ "$(stat -c %s "$box/counter.log")" -ge "$off" ]; then
+		cmp -s -n "$off" "$box/counter.log" "$work/ref.log" ||
+			fail "$1: counter.log before the checkpoint's offset $off differs ($(stat -c %s "$box/counter.log") bytes; $(cmp -n "$off" "$box/counter.log" "$work/ref.log" 2>&1); checkpoint $(grep -o '"id": "[0-9a-f]*"' "$work/inspect.json" | head -1))"
 	fi
 	head -c "$off" "$work/ref.log" >"$box/counter.log"
 	"$WASP_RESTORE" --dir "$box" --no-stdin "$ckpt" >"$work/restore.out" 2>"$work/restore.err"
