@@ -21,7 +21,7 @@ set(HOSTILE_CASES badptr escape sbxrace denied hcdenied hcdenied_forever hcflood
 	triple nullderef mmio ptwrite_probe ptwrite_far ptwrite_wreck ptwrite_tss grow_heap
 	grow_touch grow_touch_3m grow_stack privops_hlt privops_rdmsr privops_wrmsr privops_cr3
 	privops_lgdt privops_int3 privops_int80 privops_syscall privops_in privops_out80
-	privops_out3f8 privops_cli concurrent ptwrite_ckpt)
+	privops_out3f8 privops_cli concurrent ptwrite_ckpt flood_pause)
 foreach(c ${HOSTILE_CASES})
 	add_test(NAME hostile.${c} COMMAND test_hostile
 		${CMAKE_CURRENT_BINARY_DIR}/guests ${HARDEN_GUEST_DIR} ${c})

@@ -10,7 +10,9 @@
  * answer, while every hostile guest runs on threads of its own; the good
  * one must keep answering right, every hostile one must end as documented,
  * and the process must hold no more fds afterwards), `ptwrite_ckpt`
- * (checkpoints of a guest whose page tables are garbage) and `list_outcomes`
+ * (checkpoints of a guest whose page tables are garbage), `flood_pause` (a
+ * guest flooding denied hypercalls stops when paused, checkpoints and goes
+ * on after a restore) and `list_outcomes`
  * (prints the table as markdown rows, for the docs).
  * Exit 0 pass, 1 fail, 77 skip.
  */
@@ -667,6 +669,63 @@ static void t_ptwrite_ckpt(void)
 	close(con);
 }
 
+/* A guest that exits constantly (denied hypercalls without end) must still
+ * stop promptly when asked, checkpoint, and go on after a restore. */
+static void t_flood_pause(void)
+{
+	int con = memfd_create("console", MFD_CLOEXEC);
+	struct wasp_config cfg;
+	struct wasp_virtine *v;
+	char path[600];
+	static const char arg[] = "forever";
+
+	wasp_config_init(&cfg);
+	cfg.console_fd = con;
+	cfg.no_stdin = true;
+	snprintf(path, sizeof path, "%s/hcdenied.bin", harden_guest_dir);
+	if (wasp_virtine_create(&cfg, &v) < 0 || wasp_virtine_load_file(v, path, 0, WASP_MODE_AUTO) < 0 ||
+	    wasp_virtine_allow(v, "console_write,get_arg") < 0 || wasp_virtine_set_arg(v, arg, sizeof arg) < 0) {
+		CHECK(false, "hcdenied: setup");
+		return;
+	}
+	struct bg_run b = {.v = v};
+	pthread_t t;
+	pthread_create(&t, NULL, bg_run, &b);
+	CHECK(console_wait(con, "calling until stopped"), "hcdenied did not start");
+	usleep(100000);
+	uint64_t t0 = wasp_now_ns();
+	wasp_virtine_pause(v);
+	pthread_join(t, NULL);
+	uint64_t stop_ns = wasp_now_ns() - t0;
+	struct wasp_stats st;
+	wasp_virtine_stats(v, &st);
+	printf("paused after %llu denied hypercalls, %.2f ms after the request\n",
+	       (unsigned long long)st.hypercalls_denied, stop_ns / 1e6);
+	CHECK(b.r == 0 && b.e.reason == WASP_EXIT_PAUSED, "the flood ended %s",
+	      wasp_exit_reason_name(b.e.reason));
+	CHECK(st.hypercalls_denied > 100, "only %llu denied calls", (unsigned long long)st.hypercalls_denied);
+	void *buf = NULL;
+	size_t len = 0;
+	CHECK(wasp_ckpt_save_buffer(v, NULL, &buf, &len, NULL) == 0, "save");
+	wasp_virtine_destroy(v);
+	struct wasp_restore_opts ro = {.config = &cfg};
+	struct wasp_virtine *c = NULL;
+	struct wasp_exit e;
+	CHECK(wasp_ckpt_restore_buffer(&ro, buf, len, &c, NULL) == 0, "restore");
+	if (c) {
+		CHECK(wasp_virtine_run(c, 200 * MS, &e) == 0 && e.reason == WASP_EXIT_TIMEOUT,
+		      "the restored flood ended %s", wasp_exit_reason_name(e.reason));
+		wasp_virtine_stats(c, &st);
+		CHECK(st.hypercalls_denied > 0, "the restored flood made no calls");
+		char *s = console_text(con);
+		CHECK(s && !strstr(s, "wrong"), "wrong answers: %s", s ? s : "");
+		free(s);
+		wasp_virtine_destroy(c);
+	}
+	free(buf);
+	close(con);
+}
+
 static void t_list_outcomes(void)
 {
 	for (size_t i = 0; i < N_HOSTILE; i++) {
@@ -692,7 +751,7 @@ static void t_list_outcomes(void)
 
 int main(int argc, char **argv)
 {
-	struct test_case cases[N_HOSTILE + 3];
+	struct test_case cases[N_HOSTILE + 4];
 	const char **vars[] = {&test_guest_dir, &harden_guest_dir};
 	size_t n = 0;
 
@@ -700,6 +759,7 @@ int main(int argc, char **argv)
 		cases[n++] = (struct test_case){hostiles[i].name, t_one};
 	cases[n++] = (struct test_case){"concurrent", t_concurrent};
 	cases[n++] = (struct test_case){"ptwrite_ckpt", t_ptwrite_ckpt};
+	cases[n++] = (struct test_case){"flood_pause", t_flood_pause};
 	cases[n++] = (struct test_case){"list_outcomes", t_list_outcomes};
 	for (size_t i = 0; i < N_HOSTILE && argc > 1; i++)
 		if (!strcmp(argv[argc - 1], hostiles[i].name))
