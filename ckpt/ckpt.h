@@ -183,6 +183,19 @@ int wasp_ckpt_chain_check(const struct wasp_ckpt_info *infos, size_t n);
  * (after printing what it could). */
 int wasp_ckpt_inspect(const struct wasp_source *src, bool json, FILE *out);
 
+/* ---- Temporary files of killed writers ---------------------------------
+ * Checkpoint files are written as PATH.tmp.<pid>[.<hex>] and renamed over
+ * PATH. A writer killed mid-write (SIGKILL, OOM) leaves that file behind;
+ * every later save to PATH removes such leftovers (docs/hostile-guests.md). */
+
+/* Marks fd, an open temporary checkpoint file, as being written: an flock
+ * held until the file (every copy of the fd) is closed. 0 or -errno. */
+int wasp_ckpt_tmp_hold(int fd);
+/* Removes PATH's temporary files whose writer is gone: its pid is not a
+ * live process and nobody holds the file's flock. Best effort; returns how
+ * many it removed. */
+int wasp_ckpt_tmp_sweep(const char *path);
+
 #ifdef __cplusplus
 }
 #endif

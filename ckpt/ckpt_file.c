@@ -9,12 +9,15 @@
  * Checkpoints hold guest memory, so the file is private (0600).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -144,8 +147,11 @@ int wasp_atomic_open(const char *path, struct wasp_atomic_file *f)
 		sprintf(f->tmp, "%s.tmp.%ld.%016llx", path, (long)getpid(),
 			(unsigned long long)rnd);
 		f->fd = open(f->tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
-		if (f->fd >= 0)
+		if (f->fd >= 0) {
+			wasp_ckpt_tmp_hold(f->fd);
+			wasp_ckpt_tmp_sweep(path);
 			return 0;
+		}
 		if (errno != EEXIST || tries == 16) {
 			int e = errno;
 			atomic_reset(f);
@@ -212,4 +218,64 @@ void wasp_atomic_abort(struct wasp_atomic_file *f)
 		close(f->fd);
 	unlink(f->tmp);
 	atomic_reset(f);
+}
+
+/* ---- temporary files of killed writers -------------------------------- */
+
+int wasp_ckpt_tmp_hold(int fd)
+{
+	return flock(fd, LOCK_EX | LOCK_NB) < 0 ? -errno : 0;
+}
+
+/* The writer's pid if `name` is BASE.tmp.<pid> or BASE.tmp.<pid>.<hex>
+ * (the names wasp's writers use), else 0. */
+static pid_t tmp_writer(const char *name, const char *base, size_t blen)
+{
+	if (strncmp(name, base, blen) || strncmp(name + blen, ".tmp.", 5))
+		return 0;
+	const char *p = name + blen + 5;
+	long pid = 0;
+	for (; *p >= '0' && *p <= '9' && pid < 1L << 30; p++)
+		pid = pid * 10 + (*p - '0');
+	if (*p == '.' && p[1])
+		for (p++; (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'); p++)
+			;
+	return *p || pid <= 0 || pid >= 1L << 30 ? 0 : (pid_t)pid;
+}
+
+/* A file is a leftover only when both tests agree: its pid names no live
+ * process (kill(pid, 0): ESRCH) and its flock is free. The pid test alone
+ * would be fooled by a writer in another pid namespace; the lock test
+ * alone by the instant between a writer's open and its flock. */
+int wasp_ckpt_tmp_sweep(const char *path)
+{
+	char *copy = strdup(path);
+	const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+	size_t blen = strlen(base);
+	int removed = 0;
+
+	if (!copy || !blen) {
+		free(copy);
+		return 0;
+	}
+	DIR *d = opendir(slash ? dirname(copy) : ".");
+	free(copy);
+	if (!d)
+		return 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		pid_t pid = tmp_writer(de->d_name, base, blen);
+		if (!pid || kill(pid, 0) == 0 || errno != ESRCH)
+			continue;
+		int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		struct stat st;
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+		    unlinkat(dirfd(d), de->d_name, 0) == 0)
+			removed++;
+		close(fd);
+	}
+	closedir(d);
+	return removed;
 }

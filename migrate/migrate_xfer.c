@@ -206,6 +206,8 @@ static int file_open(const char *path, struct wasp_xfer **out)
 		fd_destroy(&f->x);
 		return r;
 	}
+	wasp_ckpt_tmp_hold(f->fd);
+	wasp_ckpt_tmp_sweep(path);
 	*out = &f->x;
 	return 0;
 }

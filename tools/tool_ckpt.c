@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ckpt.h"
+
 int tool_out_open(struct tool_out *o, const char *path, char *err, size_t cap)
 {
 	struct stat st;
@@ -48,6 +50,10 @@ int tool_out_open(struct tool_out *o, const char *path, char *err, size_t cap)
 		o->path = o->tmp = NULL;
 		return -e;
 	}
+	/* Held while anyone (this tool or the virtine it hands the fd to)
+	 * still writes; leftovers of killed writers go. */
+	wasp_ckpt_tmp_hold(o->fd);
+	wasp_ckpt_tmp_sweep(path);
 	return 0;
 }
 
