@@ -163,8 +163,8 @@ int wasp_stream_write_record(struct wasp_stream_writer *w, const Wasp__Record *r
 	return writer_pack(w, rec, pages);
 }
 
-int wasp_stream_write_framed(struct wasp_stream_writer *w, const void *frame, size_t len,
-			     uint64_t pages, uint32_t crc)
+/* A caller-framed record of `len` bytes may go next. */
+static int framed_ok(struct wasp_stream_writer *w, size_t len)
 {
 	int r = writer_usable(w);
 
@@ -176,8 +176,14 @@ int wasp_stream_write_framed(struct wasp_stream_writer *w, const void *frame, si
 	if (len > WASP_STREAM_MAX_RECORD + VARINT_MAX)
 		return wasp_fail(
 		    -EFBIG, "checkpoint stream: framed record of %zu bytes exceeds the limit", len);
-	r = writer_emit_crc(w, frame, len, crc);
-	if (r < 0)
+	return 0;
+}
+
+int wasp_stream_write_framed(struct wasp_stream_writer *w, const void *frame, size_t len,
+			     uint64_t pages, uint32_t crc)
+{
+	int r = framed_ok(w, len);
+	if (r < 0 || (r = writer_emit_crc(w, frame, len, crc)) < 0)
 		return r;
 	w->records++;
 	w->pages += pages;
@@ -187,17 +193,9 @@ int wasp_stream_write_framed(struct wasp_stream_writer *w, const void *frame, si
 int wasp_stream_write_framed2(struct wasp_stream_writer *w, const void *prefix, size_t plen,
 			      const void *data, size_t dlen, uint64_t pages)
 {
-	int r = writer_usable(w);
-
-	if (r < 0)
-		return r;
-	if (w->records >= WASP_STREAM_MAX_RECORDS)
-		return wasp_fail(-EFBIG, "checkpoint stream: more than %u records",
-				 WASP_STREAM_MAX_RECORDS);
-	if (plen + dlen > WASP_STREAM_MAX_RECORD + VARINT_MAX)
-		return wasp_fail(-EFBIG, "checkpoint stream: framed record of %zu bytes exceeds the limit",
-				 plen + dlen);
-	if ((r = writer_emit(w, prefix, plen)) < 0 || (dlen && (r = writer_emit(w, data, dlen)) < 0))
+	int r = framed_ok(w, plen + dlen);
+	if (r < 0 || (r = writer_emit(w, prefix, plen)) < 0 ||
+	    (dlen && (r = writer_emit(w, data, dlen)) < 0))
 		return r;
 	w->records++;
 	w->pages += pages;
