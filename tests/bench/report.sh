@@ -92,6 +92,18 @@ if [ -f "$(csv ckpt)" ]; then
 	fi
 fi
 
+# Figs. 4 and 13: the HTTP echo server, native vs a virtine per request
+if [ -f "$(csv http)" ]; then
+	awk -F, '$2 == "native" { n[$3] = $5; nt[$3] = $9 } $2 == "virtine" { v[$3] = $5; vt[$3] = $9; c[$3] = 1 }
+		END { for (k in c) print k, n[k], v[k], nt[k], vt[k] }' "$(csv http)" | sort -n >"$tmp/http.dat"
+	if [ -s "$tmp/http.dat" ]; then
+		plot fig4_http_latency "HTTP echo: median latency per request (Wasp Fig. 4)" "microseconds (log)" \
+			"set logscale y; set xlabel 'concurrent connections'; plot '$tmp/http.dat' using 1:2 with linespoints title 'native handler', '' using 1:3 with linespoints title 'virtine per request'"
+		plot fig13_http_throughput "HTTP echo: throughput (Wasp Fig. 13)" "requests/s (log)" \
+			"set logscale y; set xlabel 'concurrent connections'; plot '$tmp/http.dat' using 1:4 with linespoints title 'native handler', '' using 1:5 with linespoints title 'virtine per request'"
+	fi
+fi
+
 # migration downtime, wasp vs QEMU
 if [ -f "$(csv migrate)" ]; then
 	awk -F, 'NR > 1 { k = $2 "MiB-" $3; if (!(k in seen)) { seen[k] = 1; order[++n] = k } d[$1, k] = $6 }
