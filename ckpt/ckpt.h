@@ -100,7 +100,16 @@ struct wasp_restore_opts {
 	/* Testing hook: pretend this host's KVM lacks these CPUID features
 	 * ("leaf.reg.bit,..." e.g. "7.ebx.5"). NULL: none. */
 	const char *simulate_missing_cpuid;
+	/* Refuse a stream longer than this many bytes (each stream of a
+	 * chain); 0: WASP_CKPT_MAX_STREAM_BYTES. docs/security.md. */
+	uint64_t max_stream_bytes;
 };
+
+/* The default bound on one checkpoint stream: 16 times the largest guest
+ * (WASP_MEM_MAX), room for a live migration's pre-copy rounds, which may
+ * send a page many times. Bounds the time a stream can keep a restore
+ * busy; memory is bounded by the per-record limits. */
+#define WASP_CKPT_MAX_STREAM_BYTES (64ull << 30)
 
 /* Reads a whole checkpoint, checks every byte of it (magic, version,
  * lengths, addresses, checksum, this host's CPUID features, open files) and
