@@ -622,7 +622,12 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	size_t n = strlen(line);
 	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		line[--n] = '\0';
-	lg(l, "http: %s", line);
+	/* What GnuTLS makes of a plain HTTP request, said plainly. */
+	if (l->cert && strstr(line, "handshake"))
+		lg(l, "http: a client did not speak TLS (plain http:// to this https:// port?): %s",
+		   line);
+	else
+		lg(l, "http: %s", line);
 }
 
 /* ---- setup ----------------------------------------------------------------------------- */
