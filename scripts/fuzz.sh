@@ -58,13 +58,14 @@ failed=()
 for t in "${targets[@]}"; do
 	corpus=$build/corpus/$t art=$build/artifacts/$t
 	mkdir -p "$corpus" "$art" "$out/seeds/$t"
+	dirs=("$corpus" "$out/seeds/$t")
+	[ -d "$root/tests/fuzz/regressions/$t" ] && dirs+=("$root/tests/fuzz/regressions/$t")
 	echo "== fuzz_$t for ${secs}s"
 	# -timeout: one input taking this long is a hang; -rss_limit_mb: a
 	# guest's memory may be mapped, little of it is ever touched.
 	"$out/fuzz_$t" -max_total_time="$secs" -timeout=25 -rss_limit_mb=4096 \
 		-max_len=1048576 -print_final_stats=1 -artifact_prefix="$art/" \
-		"$corpus" "$out/seeds/$t" "$root/tests/fuzz/regressions/$t" \
-		>"$build/fuzz-$t.log" 2>&1
+		"${dirs[@]}" >"$build/fuzz-$t.log" 2>&1
 	rc=$?
 	grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb' "$build/fuzz-$t.log" | tr '\n' ' '
 	echo

@@ -14,6 +14,7 @@
 #ifndef WASP_FUZZ_H
 #define WASP_FUZZ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,8 +33,8 @@ const char *fuzz_tmpdir(const char *tag);
 void fuzz_empty_dir(const char *dir);
 
 /* What decoding a checkpoint gave: the result, the guest memory size, the
- * stream's bytes and the CRC-32C of guest memory once applied (when r == 0
- * and the guest has at most 64 MiB). */
+ * stream's bytes and, when asked for, the CRC-32C of guest memory once
+ * applied (when r == 0 and the guest has at most 16 MiB). */
 struct fuzz_decoded {
 	int r;
 	uint64_t mem_size;
@@ -44,6 +45,6 @@ struct fuzz_decoded {
 /* Decodes a whole checkpoint from src exactly as a restore reads it (the
  * stream reader, the memory applier, the vCPU record's conversion) but
  * into an anonymous mapping instead of a virtine, so no KVM is needed. */
-void fuzz_decode(const struct wasp_source *src, struct fuzz_decoded *out);
+void fuzz_decode(const struct wasp_source *src, struct fuzz_decoded *out, bool mem_crc);
 
 #endif

@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct wasp_buffer_source b = {.buf = data, .len = size};
 	struct wasp_source src = wasp_source_buffer(&b);
 	struct fuzz_decoded d;
-	fuzz_decode(&src, &d);
+	fuzz_decode(&src, &d, false);
 
 	for (int json = 0; json < 2; json++) {
 		b = (struct wasp_buffer_source){.buf = data, .len = size};

@@ -70,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct wasp_source whole_src = wasp_source_buffer(&b);
 	struct fuzz_decoded whole, chunked;
 	char whole_msg[512];
-	fuzz_decode(&whole_src, &whole);
+	fuzz_decode(&whole_src, &whole, true);
 	snprintf(whole_msg, sizeof whole_msg, "%s", whole.r < 0 ? wasp_last_error() : "");
 
 	struct wasp_bqueue q;
@@ -82,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (pthread_create(&t, NULL, produce, &p))
 		abort();
 	struct wasp_source qsrc = {.read = queue_read, .ctx = &q};
-	fuzz_decode(&qsrc, &chunked);
+	fuzz_decode(&qsrc, &chunked, true);
 	if (chunked.r < 0)
 		wasp_bqueue_fail(&q, chunked.r, "the restore failed");
 	pthread_join(t, NULL);
