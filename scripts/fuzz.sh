@@ -21,7 +21,6 @@ if [[ "${1:-}" =~ ^[0-9]+$ ]]; then
 	shift
 fi
 all=(ckpt_decode ckpt_restore stream_chunks http_listen hypercall files_bundle)
-targets=("${@:-${all[@]}}")
 [ $# -gt 0 ] && targets=("$@") || targets=("${all[@]}")
 
 # clang and its sanitizer runtimes (libFuzzer lives in libclang-rt-*-dev).
