@@ -427,6 +427,8 @@ static int read_stream(struct restore *rs, const struct wasp_source *src, size_t
 	if (index == 0 && !merge_mem && rs->map_fds && rs->map_fds[0] >= 0 && !rs->opts->no_map &&
 	    (r = wasp_stream_reader_set_mapper(rd, rs->map_fds[0], map_chunk, rs)) < 0)
 		goto out;
+	if (rs->opts)
+		wasp_stream_reader_set_max_bytes(rd, rs->opts->max_stream_bytes);
 	if ((r = wasp_stream_read_record(rd, &rec)) == 0)
 		r = wasp_fail(-EINVAL, "checkpoint has no header");
 	if (r < 0)

@@ -110,7 +110,16 @@ struct wasp_restore_opts {
 	/* Read a mappable checkpoint file's memory instead of mapping it
 	 * copy-on-write (wasp_ckpt_restore_file/_files only map). */
 	bool no_map;
+	/* Refuse a stream longer than this many bytes (each stream of a
+	 * chain); 0: WASP_CKPT_MAX_STREAM_BYTES. docs/security.md. */
+	uint64_t max_stream_bytes;
 };
+
+/* The default bound on one checkpoint stream: 16 times the largest guest
+ * (WASP_MEM_MAX), room for a live migration's pre-copy rounds, which may
+ * send a page many times. Bounds the time a stream can keep a restore
+ * busy; memory is bounded by the per-record limits. */
+#define WASP_CKPT_MAX_STREAM_BYTES (64ull << 30)
 
 /* Reads a whole checkpoint, checks every byte of it (magic, version,
  * lengths, addresses, checksum, this host's CPUID features, open files) and

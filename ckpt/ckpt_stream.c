@@ -374,6 +374,7 @@ struct wasp_stream_reader {
 	int map_fd;
 	uint64_t map_file_size;
 	bool mapped;
+	uint64_t max_bytes;
 };
 
 /* Refills the read-ahead block. >0 bytes available, 0 at end, -errno. */
@@ -468,6 +469,7 @@ int wasp_stream_reader_open(const struct wasp_source *src, struct wasp_stream_re
 		return wasp_fail(-ENOMEM, "checkpoint stream: out of memory");
 	}
 	r->src = *src;
+	r->max_bytes = WASP_CKPT_MAX_STREAM_BYTES;
 	n = reader_get(r, magic, sizeof magic);
 	if (n < 0) {
 		char why[256];
@@ -540,11 +542,16 @@ static int check_header(struct wasp_stream_reader *r, const Wasp__Header *h, uin
 				 "header (record 0 at byte %" PRIu64
 				 "): page size %u is not supported (only %u)",
 				 at, page, PAGE);
-	if (h->mem_size == 0 || h->mem_size % PAGE || h->mem_size > SIZE_MAX / 2)
+	if (h->mem_size == 0 || h->mem_size % PAGE)
 		return wasp_fail(-EINVAL,
 				 "header (record 0 at byte %" PRIu64 "): guest memory size %" PRIu64
 				 " is not a positive multiple of %u",
 				 at, h->mem_size, PAGE);
+	if (h->mem_size > WASP_MEM_MAX)
+		return wasp_fail(-EFBIG,
+				 "header (record 0 at byte %" PRIu64 "): guest memory size %" PRIu64
+				 " exceeds the %llu-byte maximum",
+				 at, h->mem_size, (unsigned long long)WASP_MEM_MAX);
 	if (h->id.len != 16)
 		return wasp_fail(-EINVAL,
 				 "header (record 0 at byte %" PRIu64 "): id of %zu bytes, not 16",
@@ -787,6 +794,12 @@ int wasp_stream_read_record(struct wasp_stream_reader *r, Wasp__Record **out)
 							  ": length %" PRIu64
 							  " exceeds the %u-byte limit",
 							  n, at, len, WASP_STREAM_MAX_RECORD));
+		if (len > r->max_bytes || r->bytes > r->max_bytes - len)
+			return reader_failed(
+			    r, wasp_fail(-EFBIG,
+					 "record %" PRIu64 " at byte %" PRIu64 ": the stream would exceed "
+					 "its limit of %" PRIu64 " bytes",
+					 n, at, r->max_bytes));
 		size_t have = 0; /* bytes of the record already in r->rec */
 		if (r->map && len >= MAP_MIN_RECORD && n > 0) {
 			err = try_map(r, n, at, len, &have);
@@ -882,6 +895,11 @@ int wasp_stream_read_record(struct wasp_stream_reader *r, Wasp__Record **out)
 uint64_t wasp_stream_reader_bytes(const struct wasp_stream_reader *r)
 {
 	return r ? r->bytes : 0;
+}
+
+void wasp_stream_reader_set_max_bytes(struct wasp_stream_reader *r, uint64_t max)
+{
+	r->max_bytes = max ? max : WASP_CKPT_MAX_STREAM_BYTES;
 }
 
 uint32_t wasp_stream_reader_crc32c(const struct wasp_stream_reader *r)

@@ -15,7 +15,10 @@
 
 #define WASP_STREAM_MAGIC "WASPCKPT"
 #define WASP_STREAM_MAGIC_LEN 8
-/* Limits: a decoder refuses anything beyond them before allocating. */
+/* Limits: a decoder refuses anything beyond them before allocating
+ * (docs/security.md lists them with what each protects). The stream's
+ * total is WASP_CKPT_MAX_STREAM_BYTES unless the reader is told another;
+ * guest memory is at most WASP_MEM_MAX. */
 #define WASP_STREAM_MAX_RECORD (64u << 20)     /* one encoded record */
 #define WASP_STREAM_MAX_RECORDS (1u << 22)     /* records in a stream */
 #define WASP_STREAM_MAX_CHUNK_RAW (16u << 20)  /* raw bytes of one memory chunk */
@@ -110,6 +113,9 @@ int wasp_stream_reader_set_mapper(struct wasp_stream_reader *r, int fd, wasp_str
 				  void *ctx);
 /* Whether any record was mapped (and the checksum not checked). */
 bool wasp_stream_reader_mapped(const struct wasp_stream_reader *r);
+/* Refuse a stream longer than max bytes (0: WASP_CKPT_MAX_STREAM_BYTES):
+ * a record that would end beyond it fails with -EFBIG before it is read. */
+void wasp_stream_reader_set_max_bytes(struct wasp_stream_reader *r, uint64_t max);
 /* Once read_record returned 0: the verified CRC-32C of the end record. */
 uint32_t wasp_stream_reader_crc32c(const struct wasp_stream_reader *r);
 void wasp_stream_reader_free(struct wasp_stream_reader *r);

@@ -421,11 +421,23 @@ struct wasp_listen_opts {
 	void *opaque;
 	FILE *log;               /* one line per event; NULL: quiet */
 	const char *log_prefix;  /* NULL: "wasp" */
+	/* Cut off a source that sends nothing for this long (libmicrohttpd's
+	 * connection timeout, whole seconds); 0: WASP_LISTEN_IDLE_TIMEOUT_NS. */
+	uint64_t idle_timeout_ns;
+	/* Cut off a stream still arriving this long after its POST began;
+	 * 0: WASP_LISTEN_STREAM_TIMEOUT_NS. The stream's size is bounded by
+	 * restore.max_stream_bytes (a Content-Length beyond it gets 413 at
+	 * once). A stream cut off for either is refused, with the reason in
+	 * the log and in GET /migrations/ID; the listener goes on. */
+	uint64_t stream_timeout_ns;
 	/* Tests only: "die-before-resume" (_exit after a whole restore),
 	 * "drop-answer" (start it, then close without answering),
 	 * "forget-answer" (refuse it, then close without answering). */
 	const char *test_fault;
 };
+
+#define WASP_LISTEN_IDLE_TIMEOUT_NS (60ull * 1000000000)
+#define WASP_LISTEN_STREAM_TIMEOUT_NS (30ull * 60 * 1000000000)
 
 int wasp_listener_create(const struct wasp_listen_opts *o, struct wasp_listener **out);
 unsigned wasp_listener_port(const struct wasp_listener *l);

@@ -338,7 +338,11 @@ static int http_get_on(CURL *h, const struct http_xfer *hx, const char *url, lon
 	int e = res == CURLE_COULDNT_CONNECT ? -ECONNREFUSED
 	      : res == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT
 						: -EIO;
-	return wasp_fail(e, "%s", curl_reason(res, errbuf));
+	/* A TLS server closes on a plain request without a word: say what
+	 * that most likely means. */
+	bool hint = res == CURLE_GOT_NOTHING && !strncasecmp(url, "http://", 7);
+	return wasp_fail(e, "%s%s", curl_reason(res, errbuf),
+			 hint ? " (an HTTPS receiver? try https://)" : "");
 }
 
 /* One GET on a fresh connection. */

@@ -21,6 +21,13 @@
  * the virtine run; only then does the POST get its 200 ("running"). A
  * refusal is a 4xx/5xx with {"status":"refused"}: the receiver never runs
  * that virtine. docs/migration.md has the whole protocol.
+ *
+ * Limits (docs/security.md): a stream longer than max_stream_bytes (413 at
+ * once when its Content-Length says so), one still arriving after the
+ * stream timeout, and a connection silent for the idle timeout are cut
+ * off: the connection is closed mid-body (libmicrohttpd cannot answer
+ * then), the restore fails on the queue, and the reason is logged and
+ * kept for GET /migrations/ID, which is where the source reads it.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -44,7 +51,6 @@
 #define QUEUE_BYTES (4u << 20)
 #define MAX_KEPT 64                 /* finished migrations remembered for queries */
 #define FILES_MAX_BYTES (4ull << 30)
-#define IDLE_TIMEOUT_S 60           /* a source silent this long is gone */
 #define FILES_WAIT_S 10             /* files may come before their stream's POST */
 
 enum mstatus { M_RECEIVING, M_RESTORING, M_STARTING, M_RUNNING, M_ENDED, M_REFUSED };
@@ -75,6 +81,9 @@ struct wasp_listener {
 	struct MHD_Daemon *d;
 	char *cert, *key;
 	unsigned port;
+	unsigned idle_s;            /* libmicrohttpd's connection timeout */
+	uint64_t stream_ns;         /* a stream's whole time */
+	uint64_t max_bytes;         /* a stream's size */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;        /* a migration became active */
 	struct migration *active;   /* lock: the one being received */
@@ -90,6 +99,7 @@ struct req {
 	struct migration *m;
 	bool draining;          /* the restore gave up: swallow the rest */
 	bool finished;          /* the final call came */
+	uint64_t bytes;         /* body bytes so far */
 	struct wasp_bundle_reader *br;
 	int files_err;
 	char files_msg[256];
@@ -152,10 +162,28 @@ static void describe(struct migration *m, char *j, size_t cap)
 
 /* ---- the restore thread -------------------------------------------------------------- */
 
+static void stream_too_slow(struct migration *m)
+{
+	char msg[160];
+	snprintf(msg, sizeof msg,
+		 "the stream took longer than %.0f s and was cut off (--stream-timeout)",
+		 m->l->stream_ns / 1e9);
+	wasp_bqueue_fail(&m->q, -ETIMEDOUT, msg);
+}
+
 static ssize_t queue_read(void *ctx, void *buf, size_t len)
 {
 	struct migration *m = ctx;
-	ssize_t n = wasp_bqueue_get(&m->q, buf, len, 0);
+	/* The whole stream must come within the stream timeout: wait no
+	 * longer than what is left of it. */
+	uint64_t spent = wasp_now_ns() - m->t0;
+	ssize_t n = spent < m->l->stream_ns
+			? wasp_bqueue_get(&m->q, buf, len, m->l->stream_ns - spent)
+			: -ETIMEDOUT;
+	if (n == -ETIMEDOUT) {
+		stream_too_slow(m);
+		n = wasp_bqueue_get(&m->q, buf, len, 0); /* the failure, or data that just came */
+	}
 	if (n < 0) {
 		pthread_mutex_lock(&m->q.lock);
 		char msg[256];
@@ -306,6 +334,20 @@ static enum MHD_Result start_stream(struct wasp_listener *l, struct MHD_Connecti
 		snprintf(id, sizeof id, "%s", hid);
 	else
 		wasp_migration_id(id);
+	const char *clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+	if (clen) {
+		char *end;
+		errno = 0;
+		unsigned long long n = strtoull(clen, &end, 10);
+		if (errno || end == clen || *end || n > l->max_bytes) {
+			char why[160];
+			snprintf(why, sizeof why,
+				 "a stream of %s bytes exceeds this receiver's limit of %" PRIu64
+				 " bytes (--max-stream-size)", clen, l->max_bytes);
+			lg(l, "migration %s refused: %s", id, why);
+			return refuse(c, 413, id, why);
+		}
+	}
 
 	pthread_mutex_lock(&l->lock);
 	const char *why = busy(l);
@@ -358,8 +400,24 @@ static enum MHD_Result stream_data(struct wasp_listener *l, struct MHD_Connectio
 {
 	struct migration *m = q->m;
 	if (*size) {
+		/* The limits hold while the rest of a refused stream is
+		 * swallowed, too. libmicrohttpd cannot answer in the middle of
+		 * a body: the connection is closed, the reason kept. */
+		if (q->bytes + *size > l->max_bytes) {
+			char msg[160];
+			snprintf(msg, sizeof msg,
+				 "the stream exceeds this receiver's limit of %" PRIu64
+				 " bytes and was cut off (--max-stream-size)", l->max_bytes);
+			wasp_bqueue_fail(&m->q, -EFBIG, msg);
+			return MHD_NO;
+		}
+		if (wasp_now_ns() - m->t0 > l->stream_ns) {
+			stream_too_slow(m);
+			return MHD_NO;
+		}
 		if (!q->draining && wasp_bqueue_put(&m->q, data, *size) < 0)
 			q->draining = true; /* the restore failed: its answer waits for the end */
+		q->bytes += *size;
 		*size = 0;
 		return MHD_YES;
 	}
@@ -525,15 +583,24 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	struct wasp_listener *l = cls;
 	struct req *q = *con_cls;
-	(void)c, (void)toe;
+	(void)c;
 	if (!q)
 		return;
 	*con_cls = NULL;
 	if (q->kind == R_STREAM && !q->finished) {
 		/* The body never ended: whatever came can never be restored. */
 		struct migration *m = q->m;
-		wasp_bqueue_fail(&m->q, -ECONNRESET,
+		char msg[160];
+		if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
+			snprintf(msg, sizeof msg,
+				 "the source sent nothing for %u s and was cut off (--idle-timeout)",
+				 l->idle_s);
+		else
+			snprintf(msg, sizeof msg,
 				 "the source's connection ended before the stream was complete");
+		wasp_bqueue_fail(&m->q, toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? -ETIMEDOUT
+										: -ECONNRESET,
+				 msg);
 		if (m->thread_started) {
 			pthread_join(m->thread, NULL);
 			m->thread_started = false;
@@ -564,7 +631,12 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	size_t n = strlen(line);
 	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		line[--n] = '\0';
-	lg(l, "http: %s", line);
+	/* What GnuTLS makes of a plain HTTP request, said plainly. */
+	if (l->cert && strstr(line, "handshake"))
+		lg(l, "http: a client did not speak TLS (plain http:// to this https:// port?): %s",
+		   line);
+	else
+		lg(l, "http: %s", line);
 }
 
 /* ---- setup ----------------------------------------------------------------------------- */
@@ -615,6 +687,15 @@ int wasp_listener_create(const struct wasp_listen_opts *o, struct wasp_listener 
 		r = wasp_fail(-EINVAL, "port %u: at most 65535", o->port);
 		goto fail;
 	}
+	uint64_t idle = o->idle_timeout_ns ? o->idle_timeout_ns : WASP_LISTEN_IDLE_TIMEOUT_NS;
+	if (idle > 86400ull * 1000000000) {
+		r = wasp_fail(-EINVAL, "idle timeout: at most a day");
+		goto fail;
+	}
+	l->idle_s = (unsigned)((idle + 999999999) / 1000000000); /* whole seconds, at least 1 */
+	l->stream_ns = o->stream_timeout_ns ? o->stream_timeout_ns : WASP_LISTEN_STREAM_TIMEOUT_NS;
+	l->max_bytes = o->restore.max_stream_bytes ? o->restore.max_stream_bytes
+						   : WASP_CKPT_MAX_STREAM_BYTES;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 			 MHD_USE_ERROR_LOG;
 	struct sockaddr_storage ss;
@@ -654,7 +735,7 @@ int wasp_listener_create(const struct wasp_listen_opts *o, struct wasp_listener 
 	struct MHD_OptionItem opts[8];
 	int n = 0;
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, l};
-	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, NULL};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, l->idle_s, NULL};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 32, NULL};
 	if (have_addr)
 		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};

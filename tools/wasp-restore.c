@@ -44,6 +44,8 @@ static const char usage[] =
 	"  -s, --stats                restore phases and sizes on stderr\n"
 	"      --merge OUT            write the chain FILE... as one full checkpoint\n"
 	"                             to OUT instead of running it\n"
+	"      --max-stream-size SIZE refuse a checkpoint stream longer than SIZE\n"
+	"                             (default 64G; e.g. 512M)\n"
 	"  -h, --help                 show this help\n"
 	"\n"
 	"Live migration (docs/migration.md):\n"
@@ -58,6 +60,10 @@ static const char usage[] =
 	"      --tls-cert FILE, --tls-key FILE\n"
 	"                             serve HTTPS with this PEM certificate and key\n"
 	"      --cacert FILE          fetching https://: trust this CA too\n"
+	"      --idle-timeout DUR     cut off a source silent for DUR (default 60s)\n"
+	"      --stream-timeout DUR   cut off a stream still coming after DUR\n"
+	"                             (default 30m); a cut-off or oversized stream\n"
+	"                             is refused and the listener goes on\n"
 	"\n"
 	"%s"
 	"\n"
@@ -306,7 +312,7 @@ int main(int argc, char **argv)
 {
 	enum {
 		O_NOSTDIN = 512, O_NOMAP, O_SIMCPUID, O_LISTEN, O_TOKEN, O_TOKEN_FILE, O_KEEP, O_CERT,
-		O_KEY, O_CACERT, O_MERGE, O_TEST_FAULT
+		O_KEY, O_CACERT, O_MERGE, O_TEST_FAULT, O_MAX_STREAM, O_IDLE, O_STREAM_TIMEOUT
 	};
 	static const struct option opts[] = {
 		{"dir", required_argument, NULL, 'd'},
@@ -325,6 +331,9 @@ int main(int argc, char **argv)
 		{"tls-key", required_argument, NULL, O_KEY},
 		{"cacert", required_argument, NULL, O_CACERT},
 		{"merge", required_argument, NULL, O_MERGE},
+		{"max-stream-size", required_argument, NULL, O_MAX_STREAM},
+		{"idle-timeout", required_argument, NULL, O_IDLE},
+		{"stream-timeout", required_argument, NULL, O_STREAM_TIMEOUT},
 		/* for tests: make a receiver fail at a chosen point (docs/migration.md) */
 		{"test-fault", required_argument, NULL, O_TEST_FAULT},
 		{"stats", no_argument, NULL, 's'},
@@ -402,6 +411,18 @@ int main(int argc, char **argv)
 				tool_die("--test-fault: die-before-resume, drop-answer or forget-answer");
 			lo.test_fault = optarg;
 			break;
+		case O_MAX_STREAM:
+			if (parse_size(optarg, &ro.max_stream_bytes) < 0 || !ro.max_stream_bytes)
+				tool_die("--max-stream-size: '%s' is not a size (try 512M or 8G)", optarg);
+			break;
+		case O_IDLE:
+			if (parse_duration(optarg, &lo.idle_timeout_ns) < 0 || !lo.idle_timeout_ns)
+				tool_die("--idle-timeout: '%s' is not a duration (try 30s)", optarg);
+			break;
+		case O_STREAM_TIMEOUT:
+			if (parse_duration(optarg, &lo.stream_timeout_ns) < 0 || !lo.stream_timeout_ns)
+				tool_die("--stream-timeout: '%s' is not a duration (try 10m)", optarg);
+			break;
 		case 's':
 			stats = true;
 			break;
@@ -447,8 +468,10 @@ int main(int argc, char **argv)
 		lo.files_dir = cfg.sandbox_dir;
 		return listen_main(&lo, &rn, keep, listen);
 	}
-	if (keep || lo.tls_cert || lo.tls_key || lo.test_fault)
-		tool_die("--keep-listening, --tls-cert, --tls-key and --test-fault go with --listen");
+	if (keep || lo.tls_cert || lo.tls_key || lo.test_fault || lo.idle_timeout_ns ||
+	    lo.stream_timeout_ns)
+		tool_die("--keep-listening, --tls-cert, --tls-key, --idle-timeout, --stream-timeout "
+			 "and --test-fault go with --listen");
 	if (optind >= argc)
 		tool_die("give a checkpoint file, - for stdin, a URL or a chain (try --help)");
 

@@ -20,6 +20,12 @@ int wasp_fail(int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	/* One line, whatever it quotes: messages name strings from
+	 * checkpoints and peers (a CPU vendor, a file path), and a newline
+	 * or an escape sequence in one must not forge log lines. */
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	memcpy(last_error, msg, sizeof msg);
 	return err;
 }

@@ -1,0 +1,158 @@
+/*
+ * fuzz_common.c: helpers the fuzz targets share (see fuzz.h).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ckpt_internal.h"
+#include "fuzz.h"
+
+int fuzz_check_error(int r, const char *what)
+{
+	if (r >= 0)
+		return r;
+	const char *msg = wasp_last_error();
+	if (r < -4095 || !msg || !*msg || strchr(msg, '\n')) {
+		fprintf(stderr, "fuzz: %s returned %d with a bad message: \"%s\"\n", what, r,
+			msg ? msg : "(null)");
+		abort();
+	}
+	return r;
+}
+
+/* ---- directories ------------------------------------------------------------ */
+
+static char *dirs[8];
+static int ndirs;
+
+static void rm_tree_at(int dfd)
+{
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return;
+	}
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+			continue;
+		int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub >= 0) {
+			rm_tree_at(sub);
+			unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
+		}
+	}
+	closedir(d);
+}
+
+void fuzz_empty_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0)
+		rm_tree_at(fd);
+}
+
+static void remove_dirs(void)
+{
+	for (int i = 0; i < ndirs; i++) {
+		fuzz_empty_dir(dirs[i]);
+		rmdir(dirs[i]);
+		free(dirs[i]);
+	}
+	ndirs = 0;
+}
+
+const char *fuzz_tmpdir(const char *tag)
+{
+	const char *base = getenv("TMPDIR");
+	char path[4096];
+	snprintf(path, sizeof path, "%s/wasp-fuzz-%s-XXXXXX", base && *base ? base : "/tmp", tag);
+	if (!mkdtemp(path) || ndirs == (int)(sizeof dirs / sizeof *dirs)) {
+		perror("fuzz: mkdtemp");
+		abort();
+	}
+	if (ndirs == 0)
+		atexit(remove_dirs);
+	dirs[ndirs] = strdup(path);
+	if (!dirs[ndirs])
+		abort();
+	return dirs[ndirs++];
+}
+
+/* ---- decoding without KVM --------------------------------------------------------- */
+
+void fuzz_decode(const struct wasp_source *src, struct fuzz_decoded *out, bool mem_crc)
+{
+	struct wasp_stream_reader *rd = NULL;
+	struct wasp_memory_applier *ap = NULL;
+	struct wasp_ckpt_stats st;
+	Wasp__Record *rec = NULL;
+	uint8_t *mem = MAP_FAILED;
+	int r;
+
+	memset(out, 0, sizeof *out);
+	memset(&st, 0, sizeof st);
+	if ((r = wasp_stream_reader_open(src, &rd)) < 0)
+		goto done;
+	if ((r = wasp_stream_read_record(rd, &rec)) == 0)
+		r = wasp_fail(-EINVAL, "checkpoint has no header");
+	if (r < 0)
+		goto done;
+	out->mem_size = rec->header->mem_size; /* the reader bounds it */
+	wasp__record__free_unpacked(rec, NULL);
+	rec = NULL;
+	/* Like a virtine's memfd: untouched pages cost nothing. */
+	mem = mmap(NULL, out->mem_size, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (mem == MAP_FAILED) {
+		r = wasp_fail(-errno, "mmap of %llu bytes: %s", (unsigned long long)out->mem_size,
+			      strerror(errno));
+		goto done;
+	}
+	if ((r = wasp_memory_applier_new(mem, out->mem_size, 1, &ap)) < 0)
+		goto done;
+	while ((r = wasp_stream_read_record(rd, &rec)) > 0) {
+		if (rec->body_case == WASP__RECORD__BODY_MEMORY) {
+			r = wasp_memory_applier_submit(ap, rec);
+			rec = NULL;
+			if (r < 0)
+				break;
+		} else if (rec->body_case == WASP__RECORD__BODY_VCPU) {
+			struct wasp_vcpu_state vs;
+			memset(&vs, 0, sizeof vs);
+			r = wasp_vcpu_from_proto(rec->vcpu, &vs);
+			wasp_vcpu_state_free(&vs);
+			if (r < 0)
+				break;
+		}
+		if (rec)
+			wasp__record__free_unpacked(rec, NULL);
+		rec = NULL;
+	}
+	if (r == 0)
+		r = wasp_memory_applier_finish(ap, &st);
+	if (r == 0) {
+		out->bytes = wasp_stream_reader_bytes(rd);
+		/* Reading a big guest's untouched pages only costs time. */
+		if (mem_crc && out->mem_size <= (16u << 20))
+			out->mem_crc = wasp_crc32c(0, mem, out->mem_size);
+	}
+done:
+	if (rec)
+		wasp__record__free_unpacked(rec, NULL);
+	wasp_memory_applier_free(ap);
+	wasp_stream_reader_free(rd);
+	if (mem != MAP_FAILED)
+		munmap(mem, out->mem_size);
+	out->r = fuzz_check_error(r, "decoding a checkpoint");
+}
