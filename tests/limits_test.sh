@@ -61,13 +61,17 @@ good() {
 # 2 s, whole stream 5 s); sets rcv_pid, port, url.
 start_receiver() {
 	mkdir -p "$work/dst"
+	# A fresh log: the shell truncates it only once the child runs, and an
+	# earlier receiver's 'listening on' line must not be read meanwhile.
+	rm -f "$work/dst.err"
 	"$WASP_RESTORE" --listen 127.0.0.1:0 --token "$TOKEN" --dir "$work/dst" \
 		--max-stream-size $LIMIT --idle-timeout 2s --stream-timeout 5s "$@" \
 		>"$work/dst.out" 2>"$work/dst.err" &
 	rcv_pid=$!
 	bg_pids+=("$rcv_pid")
-	wait_until grep -q 'listening on' "$work/dst.err" || fail "the receiver did not start"
+	wait_until grep -q 'listening on 127\.0\.0\.1:[0-9]' "$work/dst.err" || fail "the receiver did not start"
 	port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/dst.err")
+	[ -n "$port" ] || fail "no port in the receiver's log: $(cat "$work/dst.err")"
 	url=http://127.0.0.1:$port
 }
 
