@@ -1,0 +1,18 @@
+# wasp-cc end to end (tests/cc_test.sh, docs/embedding.md). Included from
+# tests/CMakeLists.txt; needs wasp-cc, which needs libclang.
+if(WASP_HAVE_CC)
+  set(CC_CASES virtines no_snapshot separate plain_file
+    bad_variadic bad_funcptr bad_voidptr bad_incomplete bad_ptrmember bad_retptr bad_hostcall
+    bad_policy)
+  # A program wasp-cc links uses libwasp.so; an ASan-built one needs the
+  # sanitizer runtime in the program too.
+  set(_cc_flags "")
+  if(WASP_SANITIZE)
+    set(_cc_flags "-fsanitize=address,undefined")
+  endif()
+  foreach(c ${CC_CASES})
+    add_test(NAME cc.${c} COMMAND ${CMAKE_CURRENT_LIST_DIR}/cc_test.sh ${c})
+    set_tests_properties(cc.${c} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
+      ENVIRONMENT "WASP_CC=$<TARGET_FILE:wasp-cc>;CC_SRC=${CMAKE_CURRENT_LIST_DIR}/cc;CC_INCLUDE=${CMAKE_BINARY_DIR}/include;CC_FLAGS=${_cc_flags}")
+  endforeach()
+endif()
