@@ -16,3 +16,17 @@ if(WASP_HAVE_CC)
       ENVIRONMENT "WASP_CC=$<TARGET_FILE:wasp-cc>;CC_SRC=${CMAKE_CURRENT_LIST_DIR}/cc;CC_INCLUDE=${CMAKE_BINARY_DIR}/include;CC_FLAGS=${_cc_flags}")
   endforeach()
 endif()
+
+# wasp-bench-cc (tests/bench/bench_cc.c): the keyword's cost per call,
+# built by wasp-cc itself. Not run by ctest: time is measured, not asserted.
+if(WASP_HAVE_CC AND NOT WASP_SANITIZE)
+  set(_bench_cc ${CMAKE_BINARY_DIR}/bench/wasp-bench-cc)
+  add_custom_command(OUTPUT ${_bench_cc}
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/bench
+    COMMAND $<TARGET_FILE:wasp-cc> -O2 -Wall -Wextra -Werror
+            ${CMAKE_SOURCE_DIR}/tests/bench/bench_cc.c -o ${_bench_cc}
+    DEPENDS wasp-cc wasp_shared wasp_guest_rt ${CMAKE_SOURCE_DIR}/tests/bench/bench_cc.c
+            ${CMAKE_SOURCE_DIR}/vmm/virtine.h
+    COMMENT "wasp-cc bench_cc.c")
+  add_custom_target(wasp-bench-cc ALL DEPENDS ${_bench_cc})
+endif()

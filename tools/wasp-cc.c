@@ -117,7 +117,10 @@ static void push_words(struct argv *a, const char *words)
 {
 	char *copy = xstrdup(words), *save = NULL;
 	for (char *w = strtok_r(copy, ";", &save); w; w = strtok_r(NULL, ";", &save))
-		if (*w)
+		/* The guest build of a host file speaks the host build's dialect:
+		 * the user's -std= or the compiler's default (gnu), never the
+		 * runtime's strict -std=c11, which hides POSIX declarations. */
+		if (*w && strncmp(w, "-std=", 5) != 0)
 			push(a, w);
 	free(copy);
 }
