@@ -113,6 +113,13 @@ static void push(struct argv *a, const char *s)
 	a->v[a->n] = NULL;
 }
 
+static void free_argv(struct argv *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->v[i]);
+	free(a->v);
+}
+
 static void push_words(struct argv *a, const char *words)
 {
 	char *copy = xstrdup(words), *save = NULL;
@@ -238,15 +245,17 @@ static char *cxstr(CXString s)
 	return r;
 }
 
-static char *where(CXCursor c)
+/* "file:line" of a cursor, for messages (static: die() follows). */
+static const char *where(CXCursor c)
 {
+	static char buf[PATH_MAX + 16];
 	CXFile file;
 	unsigned line, col;
 	clang_getSpellingLocation(clang_getCursorLocation(c), &file, &line, &col, NULL);
-	char *f = cxstr(clang_getFileName(file));
-	char *r = xasprintf("%s:%u", f, line);
-	free(f);
-	return r;
+	CXString f = clang_getFileName(file);
+	snprintf(buf, sizeof buf, "%s:%u", clang_getCString(f) ? clang_getCString(f) : "?", line);
+	clang_disposeString(f);
+	return buf;
 }
 
 static __attribute__((noreturn, format(printf, 3, 4))) void fn_error(CXCursor at, const char *fn,
@@ -502,6 +511,20 @@ static void check_function(struct unit *u, struct vfunc *f)
 	f->end_line = l2;
 }
 
+static void free_vfunc(struct vfunc *f)
+{
+	for (unsigned i = 0; i < f->np; i++)
+		free(f->p[i].name), free(f->p[i].type);
+	free(f->p), free(f->name), free(f->ret), free(f->allow), free(f->usr);
+}
+
+static void free_unit(struct unit *u)
+{
+	for (unsigned i = 0; i < u->nf; i++)
+		free_vfunc(&u->f[i]);
+	free(u->f), free(u->src);
+}
+
 static void read_file(struct unit *u)
 {
 	FILE *fp = fopen(u->path, "rb");
@@ -572,8 +595,12 @@ static void parse_unit(struct unit *u, struct argv *cppflags, const struct layou
 			continue;
 		}
 		check_function(u, f);
+		struct vfunc t = u->f[keep_n];
 		u->f[keep_n++] = *f;
+		*f = t;
 	}
+	for (unsigned i = keep_n; i < u->nf; i++)
+		free_vfunc(&u->f[i]);
 	u->nf = keep_n;
 	/* Offsets into the same file: rewrite from the last one back. */
 	for (unsigned i = 1; i < u->nf; i++)
@@ -587,9 +614,7 @@ static void parse_unit(struct unit *u, struct argv *cppflags, const struct layou
 		u->f[i].def = clang_getNullCursor();
 	clang_disposeTranslationUnit(tu);
 	clang_disposeIndex(idx);
-	for (size_t i = 0; i < a.n; i++)
-		free(a.v[i]);
-	free(a.v);
+	free_argv(&a);
 }
 
 /* ---- The guest image ---------------------------------------------------- */
@@ -709,10 +734,17 @@ struct opts {
 static void build_image(const struct layout *l, struct opts *op, const char *src_abs,
 			const struct vfunc *f, const char *dir, const char *bin)
 {
-	char *gc = xasprintf("%s/guest_%s.c", dir, f->name);
-	char *obj = xasprintf("%s/guest_%s.o", dir, f->name);
-	char *elf = xasprintf("%s/guest_%s.elf", dir, f->name);
-	char *err = xasprintf("%s/guest_%s.err", dir, f->name);
+	/* Fixed buffers, not the heap: die() may come before they are freed. */
+	char gc[PATH_MAX], obj[PATH_MAX], elf[PATH_MAX], err[PATH_MAX], inc[PATH_MAX + 2];
+	char ld_script[PATH_MAX + 16], boot[PATH_MAX + 16], rt[PATH_MAX + 32];
+	snprintf(gc, sizeof gc, "%s/guest_%s.c", dir, f->name);
+	snprintf(obj, sizeof obj, "%s/guest_%s.o", dir, f->name);
+	snprintf(elf, sizeof elf, "%s/guest_%s.elf", dir, f->name);
+	snprintf(err, sizeof err, "%s/guest_%s.err", dir, f->name);
+	snprintf(inc, sizeof inc, "-I%s", l->inc);
+	snprintf(ld_script, sizeof ld_script, "%s/virtine.ld", l->rt);
+	snprintf(boot, sizeof boot, "%s/boot.o", l->rt);
+	snprintf(rt, sizeof rt, "%s/libwasp_guest_rt.a", l->rt);
 	FILE *o = xfopen(gc, "w");
 	write_guest_stub(o, src_abs, f);
 	xfclose(o, gc);
@@ -727,19 +759,17 @@ static void build_image(const struct layout *l, struct opts *op, const char *src
 	push(&a, "-DWASP_VIRTINE_GUEST=1");
 	for (size_t i = 0; i < op->cppflags.n; i++)
 		push(&a, op->cppflags.v[i]);
-	char *inc = xasprintf("-I%s", l->inc);
 	push(&a, inc);
 	push(&a, "-c");
 	push(&a, gc);
 	push(&a, "-o");
 	push(&a, obj);
-	if (run(&a, NULL) != 0)
+	int st = run(&a, NULL);
+	free_argv(&a);
+	if (st != 0)
 		die("%s: virtine function '%s': the guest build failed (above)", src_abs, f->name);
 
 	struct argv k = {0};
-	char *ld_script = xasprintf("%s/virtine.ld", l->rt);
-	char *boot = xasprintf("%s/boot.o", l->rt);
-	char *rt = xasprintf("%s/libwasp_guest_rt.a", l->rt);
 	push(&k, WASP_CC_GUEST_LD);
 	push_words(&k, "-m;elf_x86_64;-static;-nostdlib;--build-id=none;--gc-sections");
 	push_words(&k, WASP_CC_GUEST_LDFLAGS);
@@ -752,7 +782,9 @@ static void build_image(const struct layout *l, struct opts *op, const char *src
 	push(&k, rt);
 	if (WASP_CC_GUEST_LIBGCC[0])
 		push(&k, WASP_CC_GUEST_LIBGCC);
-	if (run(&k, err) != 0) {
+	st = run(&k, err);
+	free_argv(&k);
+	if (st != 0) {
 		/* Usually a call of something only the host has (printf, ...):
 		 * say which, in one line. */
 		FILE *ef = fopen(err, "r");
@@ -781,9 +813,10 @@ static void build_image(const struct layout *l, struct opts *op, const char *src
 	push(&c, "binary");
 	push(&c, elf);
 	push(&c, bin);
-	if (run(&c, NULL) != 0)
+	st = run(&c, NULL);
+	free_argv(&c);
+	if (st != 0)
 		die("%s: virtine function '%s': objcopy failed", src_abs, f->name);
-	free(gc), free(obj), free(elf), free(err), free(inc), free(ld_script), free(boot), free(rt);
 }
 
 /* ---- The rewritten host source ------------------------------------------ */
@@ -954,7 +987,7 @@ int main(int argc, char **argv)
 		parse_unit(&u, &op.cppflags, &l);
 		if (!u.nf) {
 			push(&cc, argv[i]);
-			free(u.src);
+			free_unit(&u);
 			continue;
 		}
 		if (!tmpdir[0]) {
@@ -985,7 +1018,10 @@ int main(int argc, char **argv)
 		push(&cc, "-iquote");
 		push(&cc, srcdir);
 		push(&cc, host);
-		free(srcdir), free(host), free(dir), free(bins), free(u.src);
+		for (unsigned k = 0; k < u.nf; k++)
+			free(bins[k]);
+		free(srcdir), free(host), free(dir), free(bins);
+		free_unit(&u);
 	}
 	if (any_src || op.link) {
 		char *inc = xasprintf("-I%s", l.inc);
@@ -1005,5 +1041,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: kept %s\n", prog, tmpdir);
 	int st = run(&cc, NULL);
 	cleanup();
+	free_argv(&cc);
+	free_argv(&op.cppflags);
+	free(is_src);
 	return st;
 }
