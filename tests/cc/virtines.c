@@ -105,6 +105,21 @@ virtine virtine_mem(8M) int big(int x)
 	return page[sizeof page - 1] + 1;
 }
 
+/* Bigger than the guest's 64 KiB argument buffer: fetched into its heap. */
+struct big {
+	int v[40000];
+};
+
+virtine long long sum_big(struct big *b)
+{
+	long long s = 0;
+	for (unsigned i = 0; i < sizeof b->v / sizeof *b->v; i++) {
+		s += b->v[i];
+		b->v[i] = -b->v[i];
+	}
+	return s;
+}
+
 static int failures;
 
 #define CHECK(cond, ...)                                                                   \
@@ -163,6 +178,12 @@ int main(void)
 	CHECK(spin(1) == 0 && wasp_virtine_errno() == -110 /* -ETIMEDOUT */,
 	      "spin (200 ms limit) fails with -ETIMEDOUT");
 	CHECK(big(41) == 42, "big (8M memory) == 42");
+	static struct big bg;
+	for (int i = 0; i < 40000; i++)
+		bg.v[i] = i;
+	long long sb = sum_big(&bg);
+	CHECK(sb == 40000LL * 39999 / 2 && bg.v[1] == -1 && bg.v[39999] == -39999,
+	      "sum_big (156 KiB in and out) == %lld", sb);
 
 	enum { THREADS = 8 };
 	pthread_t t[THREADS];
