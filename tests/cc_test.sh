@@ -49,6 +49,21 @@ separate)
 	nm native | grep -q wasp_vfn_call && fail "plain cc build calls into wasp"
 	[ "$(./native)" = 9 ] || fail "native square"
 	;;
+odd_paths)
+	# A directory with a space, a local header found beside the source,
+	# and a C file without the .c suffix given with -x c.
+	needs_kvm
+	mkdir "my dir"
+	printf '#define FACTOR 3\n' >"my dir/local.h"
+	printf '#include <stdio.h>\n#include <wasp/virtine.h>\n#include "local.h"\n%s\n%s\n' \
+		'virtine int triple(int x) { return x * FACTOR; }' \
+		'int main(void) { printf("%d %d\n", triple(14), wasp_virtine_errno()); return 0; }' \
+		>"my dir/t.inc"
+	"$WASP_CC" "${flags[@]}" -x c "my dir/t.inc" -x none -o t 2>cc.err || fail "wasp-cc failed"
+	nm t | grep -q ' wasp_vfn_call' || fail "-x c: triple was not put in a virtine"
+	out=$(./t 2>run.err) || fail "t failed"
+	[ "$out" = "42 0" ] || fail "t printed '$out'"
+	;;
 plain_file)
 	# A file without virtine functions: wasp-cc is just cc.
 	printf '#include <stdio.h>\nint main(void) { puts("plain"); return 0; }\n' >p.c

@@ -617,6 +617,25 @@ static void parse_unit(struct unit *u, struct argv *cppflags, const struct layou
 	free_argv(&a);
 }
 
+/* `s` as a C string literal, for #include and #line (static buffer). */
+static const char *cstr(const char *s)
+{
+	static char buf[PATH_MAX * 4 + 3];
+	size_t n = 0;
+	buf[n++] = '"';
+	for (; *s && n < sizeof buf - 6; s++) {
+		if (*s == '"' || *s == '\\')
+			buf[n++] = '\\', buf[n++] = *s;
+		else if ((unsigned char)*s < 0x20)
+			n += (size_t)sprintf(buf + n, "\\%03o", (unsigned char)*s);
+		else
+			buf[n++] = *s;
+	}
+	buf[n++] = '"';
+	buf[n] = '\0';
+	return buf;
+}
+
 /* ---- The guest image ---------------------------------------------------- */
 
 static FILE *xfopen(const char *path, const char *mode)
@@ -864,13 +883,13 @@ static void write_host(const struct unit *u, const char *src_abs, const char *pa
 	fprintf(o, "#include <wasp/virtine.h>\n");
 	for (unsigned i = 0; i < u->nf; i++)
 		fprintf(o, "static struct wasp_vfn __wasp_vfn_%s;\n", u->f[i].name);
-	fprintf(o, "#line 1 \"%s\"\n", src_abs);
+	fprintf(o, "#line 1 %s\n", cstr(src_abs));
 	size_t at = 0;
 	for (unsigned i = 0; i < u->nf; i++) {
 		const struct vfunc *f = &u->f[i];
 		fwrite(u->src + at, 1, f->body_start - at, o);
 		write_body(o, f);
-		fprintf(o, "\n#line %u \"%s\"\n", f->end_line, src_abs);
+		fprintf(o, "\n#line %u %s\n", f->end_line, cstr(src_abs));
 		/* The rest of the closing brace's line, in place. */
 		at = f->body_end;
 		const char *nl = memchr(u->src + at, '\n', u->len - at);
@@ -944,15 +963,18 @@ int main(int argc, char **argv)
 	struct opts op = {0};
 	op.link = true;
 	bool *is_src = xmalloc(sizeof(bool) * (size_t)argc);
-	bool lang_set = false;
+	const char *lang = NULL; /* -x LANG in force; NULL: by suffix, as cc does */
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		bool wv;
 		if (!strcmp(a, "-c") || !strcmp(a, "-S") || !strcmp(a, "-E") || !strcmp(a, "-M") ||
 		    !strcmp(a, "-MM") || !strcmp(a, "-fsyntax-only"))
 			op.link = false;
-		if (!strcmp(a, "-x") || !strncmp(a, "-x", 2))
-			lang_set = true;
+		if (!strncmp(a, "-x", 2)) {
+			const char *v = a[2] ? a + 2 : i + 1 < argc ? argv[++i] : "";
+			lang = strcmp(v, "none") ? v : NULL;
+			continue;
+		}
 		if (is_cppflag(a, &wv)) {
 			push(&op.cppflags, a);
 			if (wv && i + 1 < argc)
@@ -964,7 +986,8 @@ int main(int argc, char **argv)
 			continue;
 		}
 		size_t n = strlen(a);
-		is_src[i] = a[0] != '-' && n > 2 && !strcmp(a + n - 2, ".c") && !lang_set;
+		bool c_file = lang ? !strcmp(lang, "c") : n > 2 && !strcmp(a + n - 2, ".c");
+		is_src[i] = a[0] != '-' && c_file;
 	}
 
 	struct layout l;
@@ -999,6 +1022,10 @@ int main(int argc, char **argv)
 		char src_abs[PATH_MAX];
 		if (!realpath(u.path, src_abs))
 			die("%s: %s", u.path, strerror(errno));
+		/* The guest build #includes it: no escapes exist there. */
+		if (strpbrk(src_abs, "\"\\\n"))
+			die("%s: a path with '\"', '\\' or a newline cannot be #included; "
+			    "rename it", src_abs);
 		/* A directory per source keeps its base name, so `cc -c x.c`
 		 * still writes x.o. */
 		char *dir = xasprintf("%s/%u", tmpdir, n_rewritten++);
