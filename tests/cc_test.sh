@@ -77,6 +77,7 @@ bad_incomplete) bad bad_incomplete.c "virtine function 'peek': parameter 'o' (st
 bad_ptrmember) bad bad_ptrmember.c "virtine function 'head': parameter 'n' (struct node) holds a pointer member" ;;
 bad_retptr) bad bad_retptr.c "virtine function 'where': it returns a pointer" ;;
 bad_hostcall) bad bad_hostcall.c "virtine function 'shout' calls printf, which a virtine does not have" ;;
+bad_flexible) bad bad_flexible.c "virtine function 'length': parameter 'm' (const struct msg *) points to an object holding a flexible array member" ;;
 bad_policy) bad bad_policy.c "virtine function 'f': virtine_mem(lots)" ;;
 *) echo "unknown case $case_name"; exit 2 ;;
 esac

@@ -20,8 +20,10 @@ out=$(LD_LIBRARY_PATH=$(dirname "$PKG_CONFIG_PATH") "$tmp/ex/embed")
 [ "$out" = "virtine exited with 0" ] || { echo "FAIL: embed printed '$out'"; exit 1; }
 out=$(LD_LIBRARY_PATH=$(dirname "$PKG_CONFIG_PATH") "$tmp/embed-cc" "$build/guest/hello.bin")
 echo "$out" | grep -q "virtine exited with 42" || { echo "FAIL: hello via embed: '$out'"; exit 1; }
-# The pool, function-style calls, a checkpoint of a virtine we own.
+# A run loop, the pool, function-style calls, a checkpoint of a virtine we own.
 lib=$(dirname "$PKG_CONFIG_PATH")
+out=$(LD_LIBRARY_PATH=$lib "$tmp/ex/run_loop")
+echo "$out" | grep -q "^virtine exited with 86$" || { echo "FAIL: run_loop: '$out'"; exit 1; }
 out=$(LD_LIBRARY_PATH=$lib "$tmp/ex/pool" "$build/tests/pool_fib.bin" 20)
 echo "$out" | grep -q "^fib(20) = 6765$" || { echo "FAIL: pool: '$out'"; exit 1; }
 echo "$out" | grep -q "^again: 6765$" || { echo "FAIL: pool by hand: '$out'"; exit 1; }

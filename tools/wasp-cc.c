@@ -276,7 +276,7 @@ static bool is_char(enum CXTypeKind k)
 }
 
 struct field_check {
-	bool bad; /* a field holds a pointer */
+	const char *bad; /* what a field holds that cannot be copied */
 };
 
 static const char *pointer_inside(CXType t);
@@ -284,15 +284,25 @@ static const char *pointer_inside(CXType t);
 static enum CXVisitorResult field_visit(CXCursor c, CXClientData data)
 {
 	struct field_check *fc = data;
-	if (pointer_inside(clang_getCursorType(c))) {
-		fc->bad = true;
+	CXType t = clang_getCanonicalType(clang_getCursorType(c));
+	if (t.kind == CXType_IncompleteArray) {
+		/* sizeof leaves a flexible array member out: copying sizeof
+		 * bytes would silently drop it. */
+		fc->bad = "a flexible array member";
+		return CXVisit_Break;
+	}
+	const char *inner = pointer_inside(t);
+	if (inner) {
+		fc->bad = t.kind == CXType_Pointer || t.kind == CXType_BlockPointer ? "a pointer member"
+										       : inner;
 		return CXVisit_Break;
 	}
 	return CXVisit_Continue;
 }
 
-/* Non-NULL (what) when a value of type t holds a pointer somewhere: such a
- * value means nothing inside the guest, so it is refused, not copied. */
+/* Non-NULL (what) when a value of type t holds something a copy cannot
+ * carry: a pointer (it would mean nothing inside the guest) or a flexible
+ * array member (sizeof does not cover it). Such types are refused. */
 static const char *pointer_inside(CXType t)
 {
 	t = clang_getCanonicalType(t);
@@ -305,9 +315,9 @@ static const char *pointer_inside(CXType t)
 	case CXType_VariableArray:
 		return pointer_inside(clang_getArrayElementType(t));
 	case CXType_Record: {
-		struct field_check fc = {false};
+		struct field_check fc = {NULL};
 		clang_Type_visitFields(t, field_visit, &fc);
-		return fc.bad ? "a pointer member" : NULL;
+		return fc.bad;
 	}
 	default:
 		return NULL;
@@ -726,9 +736,9 @@ static void write_guest_stub(FILE *o, const char *src_abs, const struct vfunc *f
 		}
 	}
 	fprintf(o, "\tif (off != (unsigned long long)len) __wasp_exit(126);\n\t");
-	slot = 0;
+	slot = f->ret ? 1 : 0;
 	if (f->ret)
-		fprintf(o, "*(__typeof__(%s) *)(void *)__wasp_p%u = ", f->ret, slot++);
+		fprintf(o, "__typeof__(%s) __wasp_r = ", f->ret);
 	fprintf(o, "%s(", f->name);
 	for (unsigned i = 0; i < f->np; i++, slot++) {
 		const struct param *p = &f->p[i];
@@ -739,7 +749,10 @@ static void write_guest_stub(FILE *o, const char *src_abs, const struct vfunc *f
 			fprintf(o, "%s(__typeof__(%s))(void *)__wasp_p%u", i ? ", " : "", p->type,
 				slot);
 	}
-	fprintf(o, ");\n"
+	fprintf(o, ");\n");
+	if (f->ret)
+		fprintf(o, "\t__builtin_memcpy(__wasp_p0, &__wasp_r, sizeof __wasp_r);\n");
+	fprintf(o,
 		"\t__wasp_hc(WASP_HC_SET_RET, (unsigned long long)b, (unsigned long long)len, 0);\n"
 		"\treturn 0;\n"
 		"}\n");
@@ -844,12 +857,14 @@ static void write_body(FILE *o, const struct vfunc *f)
 {
 	fprintf(o, "{ /* wasp-cc: runs in a virtine (docs/embedding.md) */\n");
 	unsigned n = f->np + (f->ret ? 1 : 0);
+	/* A union, so a const-qualified return type can still be filled in. */
 	if (f->ret)
-		fprintf(o, "\t__typeof__(%s) __wasp_ret;\n", f->ret);
+		fprintf(o, "\tunion { __typeof__(%s) v; unsigned char b[sizeof(__typeof__(%s))]; } "
+			"__wasp_ret;\n", f->ret, f->ret);
 	if (n) {
 		fprintf(o, "\tstruct wasp_vfn_arg __wasp_args[%u] = {\n", n);
 		if (f->ret)
-			fprintf(o, "\t\t{ (void *)&__wasp_ret, sizeof __wasp_ret, WASP_VFN_RET },\n");
+			fprintf(o, "\t\t{ (void *)__wasp_ret.b, sizeof __wasp_ret.b, WASP_VFN_RET },\n");
 		for (unsigned i = 0; i < f->np; i++) {
 			const struct param *p = &f->p[i];
 			const char *out = p->out ? " | WASP_VFN_OUT" : "";
@@ -870,10 +885,10 @@ static void write_body(FILE *o, const struct vfunc *f)
 	fprintf(o, "\tif (wasp_vfn_call(&__wasp_vfn_%s, %s, %u) < 0) {\n", f->name,
 		n ? "__wasp_args" : "(void *)0", n);
 	if (f->ret)
-		fprintf(o, "\t\t__builtin_memset(&__wasp_ret, 0, sizeof __wasp_ret);\n");
+		fprintf(o, "\t\t__builtin_memset(__wasp_ret.b, 0, sizeof __wasp_ret.b);\n");
 	fprintf(o, "\t}\n");
 	if (f->ret)
-		fprintf(o, "\treturn __wasp_ret;\n");
+		fprintf(o, "\treturn __wasp_ret.v;\n");
 	fprintf(o, "}");
 }
 

@@ -52,11 +52,14 @@ static size_t vfn_pad(size_t n)
 	return (n + VFN_ALIGN - 1) & ~(size_t)(VFN_ALIGN - 1);
 }
 
-static struct wasp_pool *vfn_pool(struct wasp_vfn *f)
+/* The function's pool, made by its first call (one thread makes it, the
+ * others wait). A failure is not remembered: the next call tries again. */
+static int vfn_pool(struct wasp_vfn *f, struct wasp_pool **out)
 {
 	struct wasp_pool *p = __atomic_load_n(&f->pool, __ATOMIC_ACQUIRE);
-	if (p)
-		return p;
+	int r = 0;
+	if ((*out = p))
+		return 0;
 	pthread_mutex_lock(&vfn_lock);
 	p = f->pool;
 	if (!p) {
@@ -71,7 +74,7 @@ static struct wasp_pool *vfn_pool(struct wasp_vfn *f)
 		snprintf(allow, sizeof allow, "get_arg,set_ret,snapshot%s%s",
 			 f->allow && *f->allow ? "," : "", f->allow ? f->allow : "");
 		c.allow = allow;
-		if (wasp_pool_create(&c, &p) == 0) {
+		if ((r = wasp_pool_create(&c, &p)) == 0) {
 			__atomic_store_n(&f->pool, p, __ATOMIC_RELEASE);
 			f->next = vfn_list;
 			vfn_list = f;
@@ -80,7 +83,8 @@ static struct wasp_pool *vfn_pool(struct wasp_vfn *f)
 		}
 	}
 	pthread_mutex_unlock(&vfn_lock);
-	return p;
+	*out = p;
+	return r;
 }
 
 void wasp_virtine_shutdown(void)
@@ -167,9 +171,9 @@ int wasp_vfn_call(struct wasp_vfn *f, const struct wasp_vfn_arg *args, unsigned 
 		off += padded;
 	}
 
-	struct wasp_pool *p = vfn_pool(f);
-	if (!p) {
-		r = vfn_fail(f, -EIO, wasp_last_error());
+	struct wasp_pool *p;
+	if ((r = vfn_pool(f, &p)) < 0) {
+		vfn_fail(f, r, wasp_last_error());
 		goto out;
 	}
 	struct wasp_virtine *v;

@@ -65,6 +65,12 @@ virtine struct point scale(struct point p, double k)
 	return r;
 }
 
+/* A const-qualified parameter. */
+virtine int cube(const int x)
+{
+	return x * x * x;
+}
+
 virtine float mix(float a, double b, char c, long long d)
 {
 	return a + (float)b + (float)c + (float)d;
@@ -165,6 +171,7 @@ int main(void)
 	struct point p = {2, 5, 1.5};
 	struct point q = scale(p, 4.0);
 	CHECK(q.x == 4 && q.y == 15 && q.w == 6.0, "scale: {%d, %d, %g}", q.x, q.y, q.w);
+	CHECK(cube(-3) == -27, "cube(-3) == -27 (const int x)");
 	float m = mix(1.5f, 2.25, 3, 1000000LL);
 	CHECK(m == 1000006.75f, "mix: %f", (double)m);
 
