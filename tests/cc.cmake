@@ -1,7 +1,7 @@
 # wasp-cc end to end (tests/cc_test.sh, docs/embedding.md). Included from
 # tests/CMakeLists.txt; needs wasp-cc, which needs libclang.
 if(WASP_HAVE_CC)
-  set(CC_CASES virtines no_snapshot separate odd_paths plain_file
+  set(CC_CASES virtines no_snapshot separate odd_paths two_files cmake_project plain_file
     bad_variadic bad_funcptr bad_voidptr bad_incomplete bad_ptrmember bad_retptr bad_hostcall
     bad_flexible bad_policy)
   # A program wasp-cc links uses libwasp.so; an ASan-built one needs the

@@ -64,6 +64,41 @@ odd_paths)
 	out=$(./t 2>run.err) || fail "t failed"
 	[ "$out" = "42 0" ] || fail "t printed '$out'"
 	;;
+two_files)
+	# Two files with virtine functions, compiled and linked in one command;
+	# each keeps its own state per call (every call starts at the snapshot).
+	needs_kvm
+	printf '#include <wasp/virtine.h>\nstatic int calls;\n%s\n' \
+		'virtine int count(int x) { calls++; return calls * 1000 + x; }' >a.c
+	printf '#include <stdio.h>\n#include <wasp/virtine.h>\nint count(int x);\n%s\n%s\n' \
+		'virtine int twice(int x) { return 2 * x; }' \
+		'int main(void) { int a = count(1), b = count(2); printf("%d %d %d\n", a, b, twice(21)); return 0; }' >b.c
+	"$WASP_CC" "${flags[@]}" a.c b.c -o ab 2>cc.err || fail "wasp-cc failed"
+	out=$(./ab 2>run.err) || fail "ab failed"
+	# 1001 twice: the counter the second call sees is the snapshot's, not
+	# what the first call left behind.
+	[ "$out" = "1001 1002 42" ] || fail "ab printed '$out'"
+	;;
+cmake_project)
+	# wasp-cc as a project's C compiler, with the compiler's dependency
+	# files (CMake >= 3.20 Makefiles and Ninja use them): a rebuild after
+	# touching the source works and the .d files name the real source.
+	needs_kvm
+	mkdir proj
+	cp "$CC_SRC/square.c" proj/
+	printf 'cmake_minimum_required(VERSION 3.20)\nproject(p C)\nadd_executable(square square.c)\n' \
+		>proj/CMakeLists.txt
+	CC="$WASP_CC" CFLAGS="${flags[*]}" LDFLAGS="${flags[*]}" cmake -S proj -B pb \
+		>cmake.out 2>cmake.err || fail "configure with wasp-cc failed"
+	cmake --build pb >build.out 2>build.err || fail "build failed"
+	[ "$(./pb/square)" = 9 ] || fail "square"
+	! grep -rqE "wasp-cc-[A-Za-z0-9]{6}/[0-9]+/" pb --include='*.d' ||
+		fail "a .d file names wasp-cc's temporary copy"
+	grep -rqF "proj/square.c" pb --include='*.d' || fail "no .d file names square.c"
+	touch proj/square.c
+	cmake --build pb >build.out 2>build.err || fail "rebuild failed"
+	[ "$(./pb/square)" = 9 ] || fail "square after rebuild"
+	;;
 plain_file)
 	# A file without virtine functions: wasp-cc is just cc.
 	printf '#include <stdio.h>\nint main(void) { puts("plain"); return 0; }\n' >p.c

@@ -936,6 +936,84 @@ static void write_host(const struct unit *u, const char *src_abs, const char *pa
 	xfclose(o, path);
 }
 
+/* ---- Dependency files ----------------------------------------------------
+ * With -MD/-MMD the compiler names the file it compiled, our rewritten copy
+ * in a directory that is gone by the time make reads the list: put the
+ * original back, or every later build would fail ("no rule to make") or
+ * rebuild for nothing. */
+
+static char *make_escape(const char *s)
+{
+	char *r = xmalloc(strlen(s) * 2 + 1), *o = r;
+	for (; *s; s++) {
+		if (*s == ' ' || *s == '#')
+			*o++ = '\\';
+		if (*s == '$')
+			*o++ = '$';
+		*o++ = *s;
+	}
+	*o = '\0';
+	return r;
+}
+
+static void fix_depfile(const char *path, struct argv *from, struct argv *to)
+{
+	FILE *fp = fopen(path, "rb");
+	if (!fp)
+		return; /* not written (e.g. -M to stdout): nothing to fix */
+	struct unit u = {0};
+	u.path = path;
+	fclose(fp);
+	read_file(&u);
+	char *out = xstrdup(u.src);
+	for (size_t i = 0; i < from->n; i++) {
+		char *f = make_escape(from->v[i]), *t = make_escape(to->v[i]);
+		for (char *hit; (hit = strstr(out, f));) {
+			*hit = '\0';
+			char *n = xasprintf("%s%s%s", out, t, hit + strlen(f));
+			free(out);
+			out = n;
+		}
+		free(f), free(t);
+	}
+	FILE *o = xfopen(path, "wb");
+	fputs(out, o);
+	xfclose(o, path);
+	free(out);
+	free(u.src);
+}
+
+/* The dependency file the host compile writes: -MF's, else -o's with .d,
+ * else the source's base name with .d (gcc's rules). NULL without -MD. */
+static char *depfile_path(int argc, char **argv, const char *first_src)
+{
+	const char *mf = NULL, *o = NULL;
+	bool md = false;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-MD") || !strcmp(argv[i], "-MMD"))
+			md = true;
+		else if (!strcmp(argv[i], "-MF") && i + 1 < argc)
+			mf = argv[++i];
+		else if (!strncmp(argv[i], "-MF", 3))
+			mf = argv[i] + 3;
+		else if (!strcmp(argv[i], "-o") && i + 1 < argc)
+			o = argv[++i];
+	}
+	if (mf)
+		return xstrdup(mf);
+	if (!md)
+		return NULL;
+	const char *base = o ? o : first_src;
+	if (!o) {
+		const char *slash = strrchr(base, '/');
+		base = slash ? slash + 1 : base;
+	}
+	const char *dot = strrchr(base, '.');
+	const char *slash = strrchr(base, '/');
+	size_t n = dot && (!slash || dot > slash) ? (size_t)(dot - base) : strlen(base);
+	return xasprintf("%.*s.d", (int)n, base);
+}
+
 /* ---- The driver --------------------------------------------------------- */
 
 static bool takes_value(const char *a)
@@ -1015,6 +1093,8 @@ int main(int argc, char **argv)
 	struct argv cc = {0};
 	push(&cc, host_cc);
 	unsigned n_rewritten = 0;
+	struct argv dep_from = {0}, dep_to = {0}; /* rewritten copy -> original */
+	const char *first_rewritten = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (!is_src[i]) {
 			push(&cc, argv[i]);
@@ -1060,6 +1140,10 @@ int main(int argc, char **argv)
 		push(&cc, "-iquote");
 		push(&cc, srcdir);
 		push(&cc, host);
+		push(&dep_from, host);
+		push(&dep_to, argv[i]);
+		if (!first_rewritten)
+			first_rewritten = argv[i];
 		for (unsigned k = 0; k < u.nf; k++)
 			free(bins[k]);
 		free(srcdir), free(host), free(dir), free(bins);
@@ -1082,7 +1166,15 @@ int main(int argc, char **argv)
 	if (keep && tmpdir[0])
 		fprintf(stderr, "%s: kept %s\n", prog, tmpdir);
 	int st = run(&cc, NULL);
+	if (st == 0 && first_rewritten) {
+		char *dep = depfile_path(argc, argv, first_rewritten);
+		if (dep)
+			fix_depfile(dep, &dep_from, &dep_to);
+		free(dep);
+	}
 	cleanup();
+	free_argv(&dep_from);
+	free_argv(&dep_to);
 	free_argv(&cc);
 	free_argv(&op.cppflags);
 	free(is_src);
