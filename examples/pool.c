@@ -29,8 +29,8 @@ int main(int argc, char **argv)
 	wasp_pool_config_init(&c);
 	c.image_path = argv[1];
 	c.vm.mem_size = 1 << 20;
-	c.size = 2;                     /* virtines alive at once */
-	c.call_timeout_ns = 1000000000; /* a call that runs longer fails */
+	c.size = 2;			      /* virtines alive at once */
+	c.call_timeout_ns = 1000000000;	      /* a call that runs longer fails */
 	c.allow = "get_arg,set_ret,snapshot"; /* no console, no files */
 	if (wasp_pool_create(&c, &pool) < 0) {
 		fprintf(stderr, "pool: %s\n", wasp_last_error());

@@ -259,7 +259,7 @@ static const char *where(CXCursor c)
 }
 
 static __attribute__((noreturn, format(printf, 3, 4))) void fn_error(CXCursor at, const char *fn,
-								       const char *fmt, ...)
+								     const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -271,8 +271,7 @@ static __attribute__((noreturn, format(printf, 3, 4))) void fn_error(CXCursor at
 
 static bool is_char(enum CXTypeKind k)
 {
-	return k == CXType_Char_S || k == CXType_Char_U || k == CXType_SChar ||
-	       k == CXType_UChar;
+	return k == CXType_Char_S || k == CXType_Char_U || k == CXType_SChar || k == CXType_UChar;
 }
 
 struct field_check {
@@ -293,8 +292,9 @@ static enum CXVisitorResult field_visit(CXCursor c, CXClientData data)
 	}
 	const char *inner = pointer_inside(t);
 	if (inner) {
-		fc->bad = t.kind == CXType_Pointer || t.kind == CXType_BlockPointer ? "a pointer member"
-										       : inner;
+		fc->bad = t.kind == CXType_Pointer || t.kind == CXType_BlockPointer
+			      ? "a pointer member"
+			      : inner;
 		return CXVisit_Break;
 	}
 	return CXVisit_Continue;
@@ -342,22 +342,32 @@ static void check_param(struct vfunc *f, CXCursor pc, struct param *p)
 	if (c.kind == CXType_Pointer) {
 		CXType pt = clang_getCanonicalType(clang_getPointeeType(c));
 		if (pt.kind == CXType_FunctionProto || pt.kind == CXType_FunctionNoProto)
-			fn_error(pc, f->name, "parameter '%s' (%s) is a function pointer, which "
-				 "cannot be called inside a virtine", pname, p->type);
+			fn_error(pc, f->name,
+				 "parameter '%s' (%s) is a function pointer, which "
+				 "cannot be called inside a virtine",
+				 pname, p->type);
 		if (pt.kind == CXType_Void)
-			fn_error(pc, f->name, "parameter '%s' (%s) points to void: its size is "
-				 "unknown, so it cannot be copied", pname, p->type);
+			fn_error(pc, f->name,
+				 "parameter '%s' (%s) points to void: its size is "
+				 "unknown, so it cannot be copied",
+				 pname, p->type);
 		if (pt.kind == CXType_Pointer)
-			fn_error(pc, f->name, "parameter '%s' (%s) points to a pointer, which "
-				 "cannot be copied", pname, p->type);
+			fn_error(pc, f->name,
+				 "parameter '%s' (%s) points to a pointer, which "
+				 "cannot be copied",
+				 pname, p->type);
 		long long size = clang_Type_getSizeOf(pt);
 		if (size < 0)
-			fn_error(pc, f->name, "parameter '%s' (%s) points to an incomplete type: "
-				 "its size is unknown, so it cannot be copied", pname, p->type);
+			fn_error(pc, f->name,
+				 "parameter '%s' (%s) points to an incomplete type: "
+				 "its size is unknown, so it cannot be copied",
+				 pname, p->type);
 		const char *inside = pointer_inside(pt);
 		if (inside)
-			fn_error(pc, f->name, "parameter '%s' (%s) points to an object holding %s, "
-				 "which cannot be copied", pname, p->type, inside);
+			fn_error(pc, f->name,
+				 "parameter '%s' (%s) points to an object holding %s, "
+				 "which cannot be copied",
+				 pname, p->type, inside);
 		p->kind = is_char(pt.kind) ? P_STRING : P_SIZED;
 		p->out = !clang_isConstQualifiedType(pt);
 		return;
@@ -369,8 +379,8 @@ static void check_param(struct vfunc *f, CXCursor pc, struct param *p)
 		fn_error(pc, f->name, "parameter '%s' (%s) has no size", pname, p->type);
 	const char *inside = pointer_inside(c);
 	if (inside)
-		fn_error(pc, f->name, "parameter '%s' (%s) holds %s, which cannot be copied",
-			 pname, p->type, inside);
+		fn_error(pc, f->name, "parameter '%s' (%s) holds %s, which cannot be copied", pname,
+			 p->type, inside);
 	p->kind = P_VALUE;
 }
 
@@ -461,7 +471,8 @@ static enum CXChildVisitResult tu_visit(CXCursor c, CXCursor parent, CXClientDat
 	}
 	/* The keywords may sit on any declaration of the function. */
 	clang_visitChildren(c, attr_visit, f);
-	if (clang_isCursorDefinition(c) && clang_Location_isFromMainFile(clang_getCursorLocation(c)))
+	if (clang_isCursorDefinition(c) &&
+	    clang_Location_isFromMainFile(clang_getCursorLocation(c)))
 		f->def = c;
 	return CXChildVisit_Continue;
 }
@@ -490,8 +501,10 @@ static void check_function(struct unit *u, struct vfunc *f)
 		CXType rc = clang_getCanonicalType(rt);
 		f->ret = type_str(rt);
 		if (rc.kind == CXType_Pointer)
-			fn_error(d, f->name, "it returns a pointer (%s), which would point into the "
-				 "virtine's memory", f->ret);
+			fn_error(d, f->name,
+				 "it returns a pointer (%s), which would point into the "
+				 "virtine's memory",
+				 f->ret);
 		const char *inside = pointer_inside(rc);
 		if (inside)
 			fn_error(d, f->name, "its return type (%s) holds %s", f->ret, inside);
@@ -512,9 +525,8 @@ static void check_function(struct unit *u, struct vfunc *f)
 	unsigned l1, l2, o1, o2;
 	clang_getSpellingLocation(clang_getRangeStart(r), &f1, &l1, NULL, &o1);
 	clang_getSpellingLocation(clang_getRangeEnd(r), &f2, &l2, NULL, &o2);
-	if (!clang_File_isEqual(f1, f2) ||
-	    !clang_Location_isFromMainFile(clang_getRangeStart(r)) || o2 <= o1 ||
-	    o2 > u->len || u->src[o1] != '{' || u->src[o2 - 1] != '}')
+	if (!clang_File_isEqual(f1, f2) || !clang_Location_isFromMainFile(clang_getRangeStart(r)) ||
+	    o2 <= o1 || o2 > u->len || u->src[o1] != '{' || u->src[o2 - 1] != '}')
 		fn_error(d, f->name, "its body comes from a macro; write it out in the file");
 	f->body_start = o1;
 	f->body_end = o2;
@@ -573,16 +585,16 @@ static void parse_unit(struct unit *u, struct argv *cppflags, const struct layou
 
 	CXIndex idx = clang_createIndex(0, 0);
 	CXTranslationUnit tu;
-	enum CXErrorCode e = clang_parseTranslationUnit2(idx, u->path, (const char *const *)a.v,
-							 (int)a.n, NULL, 0, CXTranslationUnit_None,
-							 &tu);
+	enum CXErrorCode e = clang_parseTranslationUnit2(
+	    idx, u->path, (const char *const *)a.v, (int)a.n, NULL, 0, CXTranslationUnit_None, &tu);
 	if (e != CXError_Success)
 		die("%s: libclang could not parse it (error %d)", u->path, (int)e);
 	bool bad = false;
 	for (unsigned i = 0; i < clang_getNumDiagnostics(tu); i++) {
 		CXDiagnostic d = clang_getDiagnostic(tu, i);
 		if (clang_getDiagnosticSeverity(d) >= CXDiagnostic_Error) {
-			char *s = cxstr(clang_formatDiagnostic(d, clang_defaultDiagnosticDisplayOptions()));
+			char *s = cxstr(
+			    clang_formatDiagnostic(d, clang_defaultDiagnosticDisplayOptions()));
 			fprintf(stderr, "%s\n", s);
 			free(s);
 			bad = true;
@@ -600,7 +612,8 @@ static void parse_unit(struct unit *u, struct argv *cppflags, const struct layou
 		bool policy = f->allow || f->mem || f->timeout_ms;
 		if (!f->marked || clang_Cursor_isNull(f->def)) {
 			if (policy && !f->marked && !clang_Cursor_isNull(f->def))
-				fn_error(f->def, f->name, "virtine_allow/mem/timeout_ms on a function "
+				fn_error(f->def, f->name,
+					 "virtine_allow/mem/timeout_ms on a function "
 					 "not marked virtine");
 			continue;
 		}
@@ -723,15 +736,20 @@ static void write_guest_stub(FILE *o, const char *src_abs, const struct vfunc *f
 		fprintf(o, take, slot, slot);
 		switch (p->kind) {
 		case P_VALUE:
-			fprintf(o, "\tif (l != sizeof(__typeof__(%s))) __wasp_exit(125);\n", p->type);
+			fprintf(o, "\tif (l != sizeof(__typeof__(%s))) __wasp_exit(125);\n",
+				p->type);
 			break;
 		case P_SIZED:
-			fprintf(o, "\tif (l != ~0ull && l != sizeof(*(__typeof__(%s))0)) "
-				"__wasp_exit(125);\n", p->type);
+			fprintf(o,
+				"\tif (l != ~0ull && l != sizeof(*(__typeof__(%s))0)) "
+				"__wasp_exit(125);\n",
+				p->type);
 			break;
 		case P_STRING:
-			fprintf(o, "\tif (l != ~0ull && (l == 0 || __wasp_p%u[l - 1] != 0)) "
-				"__wasp_exit(125);\n", slot);
+			fprintf(o,
+				"\tif (l != ~0ull && (l == 0 || __wasp_p%u[l - 1] != 0)) "
+				"__wasp_exit(125);\n",
+				slot);
 			break;
 		}
 	}
@@ -743,8 +761,8 @@ static void write_guest_stub(FILE *o, const char *src_abs, const struct vfunc *f
 	for (unsigned i = 0; i < f->np; i++, slot++) {
 		const struct param *p = &f->p[i];
 		if (p->kind == P_VALUE)
-			fprintf(o, "%s*(__typeof__(%s) *)(void *)__wasp_p%u", i ? ", " : "", p->type,
-				slot);
+			fprintf(o, "%s*(__typeof__(%s) *)(void *)__wasp_p%u", i ? ", " : "",
+				p->type, slot);
 		else
 			fprintf(o, "%s(__typeof__(%s))(void *)__wasp_p%u", i ? ", " : "", p->type,
 				slot);
@@ -859,25 +877,34 @@ static void write_body(FILE *o, const struct vfunc *f)
 	unsigned n = f->np + (f->ret ? 1 : 0);
 	/* A union, so a const-qualified return type can still be filled in. */
 	if (f->ret)
-		fprintf(o, "\tunion { __typeof__(%s) v; unsigned char b[sizeof(__typeof__(%s))]; } "
-			"__wasp_ret;\n", f->ret, f->ret);
+		fprintf(o,
+			"\tunion { __typeof__(%s) v; unsigned char b[sizeof(__typeof__(%s))]; } "
+			"__wasp_ret;\n",
+			f->ret, f->ret);
 	if (n) {
 		fprintf(o, "\tstruct wasp_vfn_arg __wasp_args[%u] = {\n", n);
 		if (f->ret)
-			fprintf(o, "\t\t{ (void *)__wasp_ret.b, sizeof __wasp_ret.b, WASP_VFN_RET },\n");
+			fprintf(
+			    o,
+			    "\t\t{ (void *)__wasp_ret.b, sizeof __wasp_ret.b, WASP_VFN_RET },\n");
 		for (unsigned i = 0; i < f->np; i++) {
 			const struct param *p = &f->p[i];
 			const char *out = p->out ? " | WASP_VFN_OUT" : "";
 			if (p->kind == P_VALUE)
-				fprintf(o, "\t\t{ (void *)(__UINTPTR_TYPE__)&%s, sizeof %s, "
-					"WASP_VFN_IN },\n", p->name, p->name);
+				fprintf(o,
+					"\t\t{ (void *)(__UINTPTR_TYPE__)&%s, sizeof %s, "
+					"WASP_VFN_IN },\n",
+					p->name, p->name);
 			else if (p->kind == P_SIZED)
-				fprintf(o, "\t\t{ (void *)(__UINTPTR_TYPE__)%s, %s ? sizeof *%s : 0, "
-					"WASP_VFN_IN | WASP_VFN_PTR%s },\n", p->name, p->name, p->name,
-					out);
+				fprintf(o,
+					"\t\t{ (void *)(__UINTPTR_TYPE__)%s, %s ? sizeof *%s : 0, "
+					"WASP_VFN_IN | WASP_VFN_PTR%s },\n",
+					p->name, p->name, p->name, out);
 			else
-				fprintf(o, "\t\t{ (void *)(__UINTPTR_TYPE__)%s, %s ? "
-					"__builtin_strlen(%s) + 1 : 0, WASP_VFN_IN | WASP_VFN_PTR%s },\n",
+				fprintf(o,
+					"\t\t{ (void *)(__UINTPTR_TYPE__)%s, %s ? "
+					"__builtin_strlen(%s) + 1 : 0, WASP_VFN_IN | "
+					"WASP_VFN_PTR%s },\n",
 					p->name, p->name, p->name, out);
 		}
 		fprintf(o, "\t};\n");
@@ -913,12 +940,15 @@ static void write_host(const struct unit *u, const char *src_abs, const char *pa
 		at = eol;
 	}
 	fwrite(u->src + at, 1, u->len - at, o);
-	fprintf(o, "\n/* wasp-cc: the guest images and pools of this file's virtine functions */\n");
+	fprintf(o,
+		"\n/* wasp-cc: the guest images and pools of this file's virtine functions */\n");
 	for (unsigned i = 0; i < u->nf; i++) {
 		const struct vfunc *f = &u->f[i];
 		FILE *b = xfopen(bins[i], "rb");
-		fprintf(o, "static const unsigned char __wasp_image_%s[] __attribute__((aligned(16)))"
-			" = {", f->name);
+		fprintf(o,
+			"static const unsigned char __wasp_image_%s[] __attribute__((aligned(16)))"
+			" = {",
+			f->name);
 		int c;
 		size_t n = 0;
 		while ((c = fgetc(b)) != EOF)
@@ -927,7 +957,8 @@ static void write_host(const struct unit *u, const char *src_abs, const char *pa
 		if (!n)
 			die("%s: empty guest image", bins[i]);
 		fprintf(o, "\n};\n");
-		fprintf(o, "static struct wasp_vfn __wasp_vfn_%s = {\n"
+		fprintf(o,
+			"static struct wasp_vfn __wasp_vfn_%s = {\n"
 			"\t\"%s\", __wasp_image_%s, sizeof __wasp_image_%s, %lluull, \"%s\", "
 			"%lluull * 1000000ull, 0, 0\n};\n",
 			f->name, f->name, f->name, f->name, (unsigned long long)f->mem,
@@ -1018,10 +1049,11 @@ static char *depfile_path(int argc, char **argv, const char *first_src)
 
 static bool takes_value(const char *a)
 {
-	static const char *const opts[] = {"-o", "-I", "-D", "-U", "-include", "-isystem",
-					   "-iquote", "-idirafter", "-x", "-MF", "-MT", "-MQ",
-					   "-L", "-l", "-Xlinker", "-Xassembler", "-imacros",
-					   "-aux-info", "-T", "-u", "-z", NULL};
+	static const char *const opts[] = {
+	    "-o",      "-I",	     "-D",	 "-U",		"-include", "-isystem",
+	    "-iquote", "-idirafter", "-x",	 "-MF",		"-MT",	    "-MQ",
+	    "-L",      "-l",	     "-Xlinker", "-Xassembler", "-imacros", "-aux-info",
+	    "-T",      "-u",	     "-z",	 NULL};
 	for (unsigned i = 0; opts[i]; i++)
 		if (!strcmp(a, opts[i]))
 			return true;
@@ -1030,8 +1062,9 @@ static bool takes_value(const char *a)
 
 static bool is_cppflag(const char *a, bool *with_value)
 {
-	static const char *const pre[] = {"-I", "-D", "-U", "-std=", "-include", "-isystem",
-					  "-iquote", "-idirafter", "-imacros", NULL};
+	static const char *const pre[] = {
+	    "-I",	"-D",	   "-U",	 "-std=",    "-include",
+	    "-isystem", "-iquote", "-idirafter", "-imacros", NULL};
 	*with_value = false;
 	for (unsigned i = 0; pre[i]; i++) {
 		size_t n = strlen(pre[i]);
@@ -1120,7 +1153,8 @@ int main(int argc, char **argv)
 		/* The guest build #includes it: no escapes exist there. */
 		if (strpbrk(src_abs, "\"\\\n"))
 			die("%s: a path with '\"', '\\' or a newline cannot be #included; "
-			    "rename it", src_abs);
+			    "rename it",
+			    src_abs);
 		/* A directory per source keeps its base name, so `cc -c x.c`
 		 * still writes x.o. */
 		char *dir = xasprintf("%s/%u", tmpdir, n_rewritten++);

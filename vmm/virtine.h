@@ -68,10 +68,10 @@ void wasp_virtine_shutdown(void);
 /* ---- For code wasp-cc generates; not a stable API ---------------------- */
 
 enum {
-	WASP_VFN_IN = 1,   /* copied into the guest */
-	WASP_VFN_OUT = 2,  /* copied back after a call that completed */
-	WASP_VFN_PTR = 4,  /* a pointer argument: NULL stays NULL */
-	WASP_VFN_RET = 8,  /* the return value's slot */
+	WASP_VFN_IN = 1,  /* copied into the guest */
+	WASP_VFN_OUT = 2, /* copied back after a call that completed */
+	WASP_VFN_PTR = 4, /* a pointer argument: NULL stays NULL */
+	WASP_VFN_RET = 8, /* the return value's slot */
 };
 
 struct wasp_vfn_arg {
@@ -85,7 +85,7 @@ struct wasp_vfn {
 	const unsigned char *image;
 	size_t image_len;
 	uint64_t mem_size;
-	const char *allow;   /* the function's virtine_allow() list, "" for none */
+	const char *allow; /* the function's virtine_allow() list, "" for none */
 	uint64_t timeout_ns;
 	void *volatile pool; /* made by the first call */
 	struct wasp_vfn *next;

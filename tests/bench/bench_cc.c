@@ -102,7 +102,8 @@ int main(int argc, char **argv)
 			int bad = one(r, i);
 			t[r][i] = now_ns() - t0;
 			if (bad) {
-				fprintf(stderr, "%s: wrong result (%s)\n", names[r], wasp_virtine_error());
+				fprintf(stderr, "%s: wrong result (%s)\n", names[r],
+					wasp_virtine_error());
 				return 1;
 			}
 		}
