@@ -3,7 +3,7 @@
 if(WASP_HAVE_CC)
   set(CC_CASES virtines no_snapshot separate odd_paths two_files cmake_project plain_file
     bad_variadic bad_funcptr bad_voidptr bad_incomplete bad_ptrmember bad_retptr bad_hostcall
-    bad_flexible bad_policy)
+    bad_flexible bad_allow bad_policy)
   # A program wasp-cc links uses libwasp.so; an ASan-built one needs the
   # sanitizer runtime in the program too.
   set(_cc_flags "")

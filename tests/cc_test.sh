@@ -113,6 +113,7 @@ bad_ptrmember) bad bad_ptrmember.c "virtine function 'head': parameter 'n' (stru
 bad_retptr) bad bad_retptr.c "virtine function 'where': it returns a pointer" ;;
 bad_hostcall) bad bad_hostcall.c "virtine function 'shout' calls printf, which a virtine does not have" ;;
 bad_flexible) bad bad_flexible.c "virtine function 'length': parameter 'm' (const struct msg *) points to an object holding a flexible array member" ;;
+bad_allow) bad bad_allow.c "virtine function 'f': virtine_allow(console_write,launch_missiles): " ;;
 bad_policy) bad bad_policy.c "virtine function 'f': virtine_mem(lots)" ;;
 *) echo "unknown case $case_name"; exit 2 ;;
 esac

@@ -33,6 +33,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "vmm.h" /* wasp_hypercall_names_valid(): virtine_allow() checked here */
+
 /* Baked in by tools/CMakeLists.txt. */
 #ifndef WASP_CC_GUEST_CC
 #error "build wasp-cc through CMake"
@@ -617,6 +619,9 @@ static void parse_unit(struct unit *u, struct argv *cppflags, const struct layou
 					 "not marked virtine");
 			continue;
 		}
+		if (f->allow && wasp_hypercall_names_valid(f->allow) < 0)
+			fn_error(f->def, f->name, "virtine_allow(%s): %s", f->allow,
+				 wasp_last_error());
 		check_function(u, f);
 		struct vfunc t = u->f[keep_n];
 		u->f[keep_n++] = *f;
