@@ -20,4 +20,30 @@ out=$(LD_LIBRARY_PATH=$(dirname "$PKG_CONFIG_PATH") "$tmp/ex/embed")
 [ "$out" = "virtine exited with 0" ] || { echo "FAIL: embed printed '$out'"; exit 1; }
 out=$(LD_LIBRARY_PATH=$(dirname "$PKG_CONFIG_PATH") "$tmp/embed-cc" "$build/guest/hello.bin")
 echo "$out" | grep -q "virtine exited with 42" || { echo "FAIL: hello via embed: '$out'"; exit 1; }
+# A run loop, the pool, function-style calls, a checkpoint of a virtine we own.
+lib=$(dirname "$PKG_CONFIG_PATH")
+out=$(LD_LIBRARY_PATH=$lib "$tmp/ex/run_loop")
+echo "$out" | grep -q "^virtine exited with 86$" || { echo "FAIL: run_loop: '$out'"; exit 1; }
+out=$(LD_LIBRARY_PATH=$lib "$tmp/ex/pool" "$build/tests/pool_fib.bin" 20)
+echo "$out" | grep -q "^fib(20) = 6765$" || { echo "FAIL: pool: '$out'"; exit 1; }
+echo "$out" | grep -q "^again: 6765$" || { echo "FAIL: pool by hand: '$out'"; exit 1; }
+out=$(LD_LIBRARY_PATH=$lib "$tmp/ex/checkpoint" "$build/guest/counter.bin" 50)
+echo "$out" | grep -q ": same$\|nothing to checkpoint" || { echo "FAIL: checkpoint: '$out'"; exit 1; }
+# wasp-cc, from the installed prefix alone (installed when libclang was found).
+if [ -x "$tmp/prefix/bin/wasp-cc" ]; then
+	for f in include/wasp/virtine.h lib/wasp/guest/boot.o lib/wasp/guest/libwasp_guest_rt.a \
+		lib/wasp/guest/virtine.ld; do
+		ls "$tmp"/prefix/${f/lib\//lib*/} >/dev/null 2>&1 || { echo "FAIL: $f not installed"; exit 1; }
+	done
+	# It must take the runtime from the prefix, not from the build tree.
+	WASP_CC_VERBOSE=1 "$tmp/prefix/bin/wasp-cc" "$src/examples/square.c" -o "$tmp/square2" \
+		2>"$tmp/cc.log" || { echo "FAIL: installed wasp-cc"; cat "$tmp/cc.log"; exit 1; }
+	grep -q "$tmp/prefix/bin/../lib.*/wasp/guest/boot.o" "$tmp/cc.log" ||
+		{ echo "FAIL: installed wasp-cc did not use the prefix's runtime"; exit 1; }
+	! grep -qF "$build" "$tmp/cc.log" || { echo "FAIL: installed wasp-cc used $build"; exit 1; }
+	[ "$("$tmp/square2" | head -1)" = "9 25" ] || { echo "FAIL: square2"; exit 1; }
+	out=$("$tmp/ex/square")
+	echo "$out" | grep -q "^9 25$" || { echo "FAIL: square: '$out'"; exit 1; }
+	echo "$out" | grep -q "hello from inside a virtine" || { echo "FAIL: square: '$out'"; exit 1; }
+fi
 echo "ok: installed library, headers, pkg-config file and examples"

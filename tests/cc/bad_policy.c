@@ -1,0 +1,3 @@
+#include <wasp/virtine.h>
+virtine virtine_mem(lots) int f(int x) { return x; }
+int main(void) { return f(1); }
