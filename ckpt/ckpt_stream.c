@@ -827,7 +827,8 @@ int wasp_stream_read_record(struct wasp_stream_reader *r, Wasp__Record **out)
 						 ": out of memory for %" PRIu64 " bytes",
 						 n, at, len));
 		}
-		got = reader_get(r, r->rec + have, (size_t)len - have);
+		/* (no arithmetic on a NULL buffer: an empty record has none) */
+		got = reader_get(r, have ? r->rec + have : r->rec, (size_t)len - have);
 		if (got < 0)
 			return reader_io_error(r, (int)got, n, at);
 		got += (ssize_t)have;

@@ -40,6 +40,7 @@ struct fuzz_decoded {
 	uint64_t mem_size;
 	uint64_t bytes;
 	uint32_t mem_crc;
+	char error[256]; /* the decoder's message when r < 0 */
 };
 
 /* Decodes a whole checkpoint from src exactly as a restore reads it (the

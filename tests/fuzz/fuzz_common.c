@@ -155,4 +155,5 @@ done:
 	if (mem != MAP_FAILED)
 		munmap(mem, out->mem_size);
 	out->r = fuzz_check_error(r, "decoding a checkpoint");
+	snprintf(out->error, sizeof out->error, "%s", out->r < 0 ? wasp_last_error() : "");
 }

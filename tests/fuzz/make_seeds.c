@@ -172,6 +172,9 @@ static void checkpoints(void)
 	MUST(wasp_ckpt_save_buffer(v, &o, &buf, &len, &st));
 	ckpt_seed("scribble-full", buf, len);
 	free(buf);
+	/* Mappable: uncompressed page runs behind pad records, which a
+	 * restore from a file maps (fuzz_ckpt_restore restores from a file). */
+	save_seed(v, &(struct wasp_save_opts){.mappable = true}, "scribble-mappable");
 	run_for(v, 2000);
 	o.incremental = true;
 	o.parent_id = st.id;
