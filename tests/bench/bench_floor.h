@@ -6,7 +6,8 @@
  * (IOPL = 3). The cheapest median of the three is the floor.
  *
  * Shared by benchmarks that report their rows against the floor measured
- * in the same run (wasp-bench-http; wasp-bench-pool keeps its own copy).
+ * in the same run (wasp-bench-http, wasp-bench-pool; wasp-bench-core keeps
+ * its own, with variants the others do not need).
  */
 #ifndef WASP_BENCH_FLOOR_H
 #define WASP_BENCH_FLOOR_H

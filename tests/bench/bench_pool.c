@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_floor.h"
 #include "vmm.h"
 
 #define EXIT_SKIP 77
@@ -179,130 +180,31 @@ static const struct row *find(const char *name)
 	die("no row %s", name);
 }
 
-/* ---- 1. the floor (raw KVM, as wasp-bench-core) ------------------------------ */
-
-#define RAW_MEM (4u << 20)
-#define RAW_CODE 0x8000u
+/* ---- 1. the floor (raw KVM, bench_floor.c) ------------------------------------ */
 
 static int kvm_fd = -1;
-static int kvm_run_size;
+static const char *const *floor_names = bench_floor_names;
 
-enum raw_mode { RAW_REAL, RAW_LONG0, RAW_LONG3 };
-static const char *const floor_names[] = {"kvm_out_ring0_real", "kvm_out_ring0_long",
-					  "kvm_out_ring3_long"};
-
-struct rawvm {
-	int vm, vcpu;
-	struct kvm_run *run;
-	uint8_t *mem;
-};
-
-static void raw_ioctl(int fd, unsigned long cmd, void *arg, const char *name)
-{
-	if (ioctl(fd, cmd, arg) < 0)
-		die("floor: %s: %s", name, strerror(errno));
-}
-
-static void raw_open(struct rawvm *r, enum raw_mode mode)
-{
-	static const uint8_t loop[] = {0xe6, 0x10, 0xeb, 0xfc}; /* out 0x10, al; jmp $-2 */
-	r->vm = ioctl(kvm_fd, KVM_CREATE_VM, 0);
-	if (r->vm < 0)
-		die("floor: KVM_CREATE_VM: %s", strerror(errno));
-	ioctl(r->vm, KVM_SET_TSS_ADDR, 0xfffbd000ul);
-	r->mem = mmap(NULL, RAW_MEM, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (r->mem == MAP_FAILED)
-		die("floor: mmap: %s", strerror(errno));
-	uint64_t *pml4 = (uint64_t *)(r->mem + 0x1000), *pdpt = (uint64_t *)(r->mem + 0x2000),
-		 *pd = (uint64_t *)(r->mem + 0x3000);
-	pml4[0] = 0x2000 | 7;
-	pdpt[0] = 0x3000 | 7;
-	for (uint64_t i = 0; i < 512; i++)
-		pd[i] = (i << 21) | 0x87;
-	memcpy(r->mem + RAW_CODE, loop, sizeof loop);
-	struct kvm_userspace_memory_region region = {
-		.memory_size = RAW_MEM, .userspace_addr = (uint64_t)(uintptr_t)r->mem};
-	raw_ioctl(r->vm, KVM_SET_USER_MEMORY_REGION, &region, "KVM_SET_USER_MEMORY_REGION");
-	r->vcpu = ioctl(r->vm, KVM_CREATE_VCPU, 0);
-	if (r->vcpu < 0)
-		die("floor: KVM_CREATE_VCPU: %s", strerror(errno));
-	r->run = mmap(NULL, (size_t)kvm_run_size, PROT_READ | PROT_WRITE, MAP_SHARED, r->vcpu, 0);
-	if (r->run == MAP_FAILED)
-		die("floor: mmap kvm_run: %s", strerror(errno));
-	int n = 256;
-	struct kvm_cpuid2 *cpuid = calloc(1, sizeof(*cpuid) + (size_t)n * sizeof(struct kvm_cpuid_entry2));
-	if (!cpuid)
-		die("out of memory");
-	cpuid->nent = (uint32_t)n;
-	raw_ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid, "KVM_GET_SUPPORTED_CPUID");
-	raw_ioctl(r->vcpu, KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2");
-	free(cpuid);
-	struct kvm_sregs s;
-	raw_ioctl(r->vcpu, KVM_GET_SREGS, &s, "KVM_GET_SREGS");
-	struct kvm_regs g = {.rip = RAW_CODE, .rsp = 0x7000, .rflags = 2};
-	if (mode == RAW_REAL) {
-		struct kvm_segment seg = {.limit = 0xffff, .type = 3, .present = 1, .s = 1};
-		s.ds = s.es = s.fs = s.gs = s.ss = seg;
-		seg.type = 11;
-		s.cs = seg;
-		s.cr0 = 0x10;
-		s.cr3 = s.cr4 = s.efer = 0;
-	} else {
-		int cpl = mode == RAW_LONG3 ? 3 : 0;
-		s.cr3 = 0x1000;
-		s.cr4 = 0x20 | 0x200;
-		s.cr0 = 0x80050033;
-		s.efer = 0x500;
-		struct kvm_segment cs = {.limit = 0xffffffff, .selector = cpl ? 0x1b : 0x08,
-					 .type = 11, .present = 1, .dpl = (uint8_t)cpl, .s = 1,
-					 .l = 1, .g = 1};
-		struct kvm_segment ds = {.limit = 0xffffffff, .selector = cpl ? 0x23 : 0x10,
-					 .type = 3, .present = 1, .dpl = (uint8_t)cpl, .db = 1,
-					 .s = 1, .g = 1};
-		s.cs = cs;
-		s.ds = s.es = s.fs = s.gs = s.ss = ds;
-		if (cpl)
-			g.rflags |= 0x3000;
-	}
-	raw_ioctl(r->vcpu, KVM_SET_SREGS, &s, "KVM_SET_SREGS");
-	raw_ioctl(r->vcpu, KVM_SET_REGS, &g, "KVM_SET_REGS");
-}
-
-static void raw_close(struct rawvm *r)
-{
-	munmap(r->run, (size_t)kvm_run_size);
-	close(r->vcpu);
-	close(r->vm);
-	munmap(r->mem, RAW_MEM);
-}
-
-static void floor_bench(enum raw_mode mode)
+static void floor_bench(enum bench_floor_mode mode)
 {
 	struct row *rw = row(floor_names[mode]);
-	struct rawvm r;
-	raw_open(&r, mode);
-	for (int i = -P.floor_warmup; i < share(P.floor_iters); i++) {
-		uint64_t t0 = now_ns();
-		while (ioctl(r.vcpu, KVM_RUN, 0) < 0)
-			if (errno != EINTR)
-				die("floor: KVM_RUN: %s", strerror(errno));
-		uint64_t t1 = now_ns();
-		if (r.run->exit_reason != KVM_EXIT_IO || r.run->io.port != 0x10 ||
-		    r.run->io.direction != KVM_EXIT_IO_OUT)
-			die("floor %s: exit %u, expected out to 0x10", floor_names[mode],
-			    r.run->exit_reason);
-		if (i >= 0)
-			add_ns(rw, t1 - t0);
-	}
-	raw_close(&r);
+	int iters = share(P.floor_iters);
+	uint64_t *ns = malloc((size_t)iters * sizeof *ns);
+	char err[256];
+	if (!ns)
+		die("out of memory");
+	if (bench_floor_run(kvm_fd, mode, P.floor_warmup, iters, ns, err, sizeof err) < 0)
+		die("floor: %s", err);
+	for (int i = 0; i < iters; i++)
+		add_ns(rw, ns[i]);
+	free(ns);
 }
 
 static void round_floor(void)
 {
 	cur_section = "floor: raw KVM_RUN round trip of an `out` exit (no libwasp)";
-	floor_bench(RAW_REAL);
-	floor_bench(RAW_LONG0);
-	floor_bench(RAW_LONG3);
+	for (int m = 0; m < BENCH_FLOOR_MODES; m++)
+		floor_bench((enum bench_floor_mode)m);
 }
 
 /* ---- pools ------------------------------------------------------------------ */
@@ -624,9 +526,6 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return EXIT_SKIP;
 	}
-	kvm_run_size = ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
-	if (kvm_run_size < (int)sizeof(struct kvm_run))
-		die("KVM_GET_VCPU_MMAP_SIZE: %d", kvm_run_size);
 	FILE *csv = NULL;
 	if (csv_path && !(csv = fopen(csv_path, "w")))
 		die("%s: %s", csv_path, strerror(errno));
