@@ -60,6 +60,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_rows.h"
 #include "vmm.h"
 
 #define EXIT_SKIP 77
@@ -114,26 +115,6 @@ static int share(int total)
 
 /* ---- failure ------------------------------------------------------------ */
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-	fflush(stdout);
-	fputs("wasp-bench-core: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
-/* A libwasp call failed: its own message is in wasp_last_error(). */
-static void check(int r, const char *what)
-{
-	if (r < 0)
-		die("%s: %s (%s)", what, wasp_last_error(), strerror(-r));
-}
-
 static void expect_exit(const struct wasp_exit *e, int64_t code, const char *what)
 {
 	if (e->reason == WASP_EXIT_EXITED && e->code == code)
@@ -148,84 +129,6 @@ static void expect_exit(const struct wasp_exit *e, int64_t code, const char *wha
 		    (long long)code);
 	die("%s: run ended with %s, expected exit %lld", what, wasp_exit_reason_name(e->reason),
 	    (long long)code);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
-/* ---- rows: named sample sets, filled over the rounds -------------------- */
-
-struct row {
-	char name[48];
-	const char *section; /* the section it first appeared in */
-	double *us;
-	size_t n, cap;
-	/* filled by finish() */
-	double median, p10, p90, min;
-};
-
-#define MAX_ROWS 128
-static struct row rows[MAX_ROWS];
-static size_t nrows;
-static const char *cur_section = "";
-
-/* The row called `name`, created (in order of first use) if new. */
-static struct row *row(const char *name)
-{
-	for (size_t i = 0; i < nrows; i++)
-		if (!strcmp(rows[i].name, name))
-			return &rows[i];
-	if (nrows == MAX_ROWS)
-		die("too many result rows");
-	struct row *r = &rows[nrows++];
-	snprintf(r->name, sizeof r->name, "%s", name);
-	r->section = cur_section;
-	return r;
-}
-
-static void add_us(struct row *r, double us)
-{
-	if (r->n == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 256;
-		double *p = realloc(r->us, cap * sizeof *p);
-		if (!p)
-			die("out of memory for %zu samples", cap);
-		r->us = p;
-		r->cap = cap;
-	}
-	r->us[r->n++] = us;
-}
-
-static void add_ns(struct row *r, uint64_t ns)
-{
-	add_us(r, (double)ns / 1000.0);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double pct(const double *sorted, size_t n, double q)
-{
-	size_t i = (size_t)(q * (double)(n - 1) + 0.5);
-	return sorted[i < n ? i : n - 1];
-}
-
-static void finish(struct row *r)
-{
-	if (!r->n)
-		die("%s: no samples", r->name);
-	qsort(r->us, r->n, sizeof *r->us, cmp_double);
-	r->median = pct(r->us, r->n, 0.5);
-	r->p10 = pct(r->us, r->n, 0.1);
-	r->p90 = pct(r->us, r->n, 0.9);
-	r->min = r->us[0];
 }
 
 /* ---- 1. the floor: raw KVM, no libwasp ---------------------------------- */
@@ -1257,6 +1160,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	bench_prog = "wasp-bench-core";
 	P = quick ? quick_params : full_params;
 	if (cpu >= 0) {
 		cpu_set_t set;

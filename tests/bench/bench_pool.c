@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "bench_floor.h"
+#include "bench_rows.h"
 #include "vmm.h"
 
 #define EXIT_SKIP 77
@@ -80,104 +81,6 @@ static const char *fib_image = WASP_BENCH_FIB_IMAGE;
 static int share(int total)
 {
 	return (total + P.rounds - 1) / P.rounds;
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-	fflush(stdout);
-	fprintf(stderr, "wasp-bench-pool: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n");
-	exit(1);
-}
-
-static void check(int r, const char *what)
-{
-	if (r < 0)
-		die("%s: %s", what, wasp_last_error());
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
-/* ---- rows ------------------------------------------------------------------ */
-
-struct row {
-	char name[48];
-	const char *section;
-	double *us;
-	size_t n, cap;
-	double median, p10, p90, min;
-};
-
-#define MAX_ROWS 64
-static struct row rows[MAX_ROWS];
-static size_t nrows;
-static const char *cur_section = "";
-
-static struct row *row(const char *name)
-{
-	for (size_t i = 0; i < nrows; i++)
-		if (!strcmp(rows[i].name, name))
-			return &rows[i];
-	if (nrows == MAX_ROWS)
-		die("too many result rows");
-	struct row *r = &rows[nrows++];
-	snprintf(r->name, sizeof r->name, "%s", name);
-	r->section = cur_section;
-	return r;
-}
-
-static void add_ns(struct row *r, uint64_t ns)
-{
-	if (r->n == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 256;
-		double *p = realloc(r->us, cap * sizeof *p);
-		if (!p)
-			die("out of memory for samples");
-		r->us = p;
-		r->cap = cap;
-	}
-	r->us[r->n++] = (double)ns / 1000.0;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double pct(const double *s, size_t n, double q)
-{
-	size_t i = (size_t)(q * (double)(n - 1) + 0.5);
-	return s[i < n ? i : n - 1];
-}
-
-static void finish(struct row *r)
-{
-	if (!r->n)
-		die("%s: no samples", r->name);
-	qsort(r->us, r->n, sizeof *r->us, cmp_double);
-	r->median = pct(r->us, r->n, 0.5);
-	r->p10 = pct(r->us, r->n, 0.1);
-	r->p90 = pct(r->us, r->n, 0.9);
-	r->min = r->us[0];
-}
-
-static const struct row *find(const char *name)
-{
-	for (size_t i = 0; i < nrows; i++)
-		if (!strcmp(rows[i].name, name))
-			return &rows[i];
-	die("no row %s", name);
 }
 
 /* ---- 1. the floor (raw KVM, bench_floor.c) ------------------------------------ */
@@ -519,6 +422,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	bench_prog = "wasp-bench-pool";
 	P = quick ? quick_params : full_params;
 	kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (kvm_fd < 0) {
