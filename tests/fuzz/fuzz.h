@@ -31,6 +31,9 @@ int fuzz_check_error(int r, const char *what);
 const char *fuzz_tmpdir(const char *tag);
 /* Removes everything inside dir (not dir itself). */
 void fuzz_empty_dir(const char *dir);
+/* Nothing beside the sandbox changed: `outer` holds only box/ and
+ * secret.txt, whose text is still `secret`; aborts (as `who`) otherwise. */
+void fuzz_check_outside(const char *outer, const char *secret, const char *who);
 
 /* What decoding a checkpoint gave: the result, the guest memory size, the
  * stream's bytes and, when asked for, the CRC-32C of guest memory once

@@ -157,3 +157,30 @@ done:
 	out->r = fuzz_check_error(r, "decoding a checkpoint");
 	snprintf(out->error, sizeof out->error, "%s", out->r < 0 ? wasp_last_error() : "");
 }
+
+void fuzz_check_outside(const char *outer, const char *secret, const char *who)
+{
+	DIR *d = opendir(outer);
+	struct dirent *e;
+	int n = 0;
+	while (d && (e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			if (strcmp(e->d_name, "box") && strcmp(e->d_name, "secret.txt")) {
+				fprintf(stderr, "%s: '%s' appeared beside the sandbox\n", who, e->d_name);
+				abort();
+			}
+			n++;
+		}
+	if (d)
+		closedir(d);
+	char path[4200], buf[256] = {0};
+	snprintf(path, sizeof path, "%s/secret.txt", outer);
+	FILE *f = fopen(path, "r");
+	size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+	if (f)
+		fclose(f);
+	if (n != 2 || len != strlen(secret) || strcmp(buf, secret)) {
+		fprintf(stderr, "%s: the file outside the sandbox changed\n", who);
+		abort();
+	}
+}

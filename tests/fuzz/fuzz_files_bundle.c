@@ -35,32 +35,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static void check_outside(void)
-{
-	DIR *d = opendir(outer);
-	struct dirent *e;
-	int n = 0;
-	while (d && (e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-			if (strcmp(e->d_name, "box") && strcmp(e->d_name, "secret.txt")) {
-				fprintf(stderr, "fuzz_files_bundle: '%s' appeared beside the directory\n",
-					e->d_name);
-				abort();
-			}
-			n++;
-		}
-	if (d)
-		closedir(d);
-	char buf[256] = {0};
-	FILE *f = fopen(secret, "r");
-	size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-	if (f)
-		fclose(f);
-	if (n != 2 || len != strlen(SECRET) || strcmp(buf, SECRET)) {
-		fprintf(stderr, "fuzz_files_bundle: the file outside changed\n");
-		abort();
-	}
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -86,6 +60,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc == 0)
 		fuzz_check_error(wasp_bundle_reader_finish(r), "finish");
 	wasp_bundle_reader_free(r);
-	check_outside();
+	fuzz_check_outside(outer, SECRET, "fuzz_files_bundle");
 	return 0;
 }

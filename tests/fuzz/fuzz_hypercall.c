@@ -138,33 +138,6 @@ static void reset_box(void)
 		abort();
 }
 
-/* Nothing outside the sandbox changed. */
-static void check_outside(void)
-{
-	DIR *d = opendir(outer);
-	struct dirent *e;
-	int n = 0;
-	while (d && (e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-			if (strcmp(e->d_name, "box") && strcmp(e->d_name, "secret.txt")) {
-				fprintf(stderr, "fuzz_hypercall: '%s' appeared beside the sandbox\n",
-					e->d_name);
-				abort();
-			}
-			n++;
-		}
-	if (d)
-		closedir(d);
-	char buf[256] = {0};
-	FILE *f = fopen(secret, "r");
-	size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-	if (f)
-		fclose(f);
-	if (n != 2 || len != strlen(SECRET) || strcmp(buf, SECRET)) {
-		fprintf(stderr, "fuzz_hypercall: the file outside the sandbox changed\n");
-		abort();
-	}
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -215,6 +188,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		}
 	}
-	check_outside();
+	fuzz_check_outside(outer, SECRET, "fuzz_hypercall");
 	return 0;
 }
