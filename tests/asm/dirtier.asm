@@ -10,6 +10,7 @@
 ; the arguments only, so a migrated run must print and return exactly what
 ; an unmigrated one does. Needs 8 MiB of memory (-m 8M or more), plus FILL.
 %include "longhdr.inc"
+%include "dirtier.inc"
 REGION  equ 0x400000
 FILLAT  equ 0x800000
 BUF     equ 0x3f0000            ; the arguments, then text lines
@@ -55,41 +56,13 @@ start:
 	mov r13, 0x9e3779b97f4a7c15 ; xorshift state
 	mov rdi, FILLAT         ; the working set, once
 	mov rcx, r10
-	shr rcx, 1
-	jz .filled
-.fill_page:
-	mov rax, r13
-	shl rax, 13
-	xor r13, rax
-	mov rax, r13
-	shr rax, 7
-	xor r13, rax
-	mov rax, r13
-	shl rax, 17
-	xor r13, rax
-	mov [rdi], r13
-	add rdi, 8
-	test edi, 0x7ff         ; half a page written: skip the other half
-	jnz .fill_more
-	add rdi, 2048
-.fill_more:
-	dec rcx
-	jnz .fill_page
-.filled:
+	FILL_WORKING_SET
 	xor r14d, r14d          ; passes done
 .pass:
 	mov rdi, REGION
 	mov rcx, r9
 .fill:
-	mov rax, r13
-	shl rax, 13
-	xor r13, rax
-	mov rax, r13
-	shr rax, 7
-	xor r13, rax
-	mov rax, r13
-	shl rax, 17
-	xor r13, rax
+	XORSHIFT_R13
 	mov [rdi], r13
 	add rdi, 8
 	dec rcx

@@ -14,6 +14,7 @@
 ; (run it with -no-reboot).
 bits 32
 org 0x100000
+%include "dirtier.inc"   ; tests/asm: the loops it shares with dirtier.asm
 
 MB_MAGIC equ 0x1badb002
 MB_FLAGS equ 0x00010000         ; addresses below are valid (a.out kludge)
@@ -149,42 +150,14 @@ user:
 	mov r13, 0x9e3779b97f4a7c15 ; xorshift state
 	mov rdi, FILLAT         ; the working set, once
 	mov rcx, r10
-	shr rcx, 1
-	jz .filled
-.fill_page:
-	mov rax, r13
-	shl rax, 13
-	xor r13, rax
-	mov rax, r13
-	shr rax, 7
-	xor r13, rax
-	mov rax, r13
-	shl rax, 17
-	xor r13, rax
-	mov [rdi], r13
-	add rdi, 8
-	test edi, 0x7ff         ; half a page written: skip the other half
-	jnz .fill_more
-	add rdi, 2048
-.fill_more:
-	dec rcx
-	jnz .fill_page
-.filled:
+	FILL_WORKING_SET
 	xor r14d, r14d          ; passes done
 	xor r15d, r15d          ; marks written
 .pass:
 	mov rdi, REGION
 	mov rcx, r9
 .fill:
-	mov rax, r13
-	shl rax, 13
-	xor r13, rax
-	mov rax, r13
-	shr rax, 7
-	xor r13, rax
-	mov rax, r13
-	shl rax, 17
-	xor r13, rax
+	XORSHIFT_R13
 	mov [rdi], r13
 	add rdi, 8
 	dec rcx
