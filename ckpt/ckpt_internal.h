@@ -50,8 +50,11 @@ int wasp_ckpt_write_state(struct wasp_stream_writer *w, struct wasp_virtine *v,
 int wasp_vcpu_capture(struct wasp_virtine *v, struct wasp_vcpu_state *s);
 /* Does the once-per-process probing (readable MSRs, whether the TSC can
  * be set) ahead of time, so a capture or apply in a migration's downtime
- * does not pay for it. */
+ * does not pay for it. v must not be running: its TSC is written. */
 int wasp_vcpu_prepare(struct wasp_virtine *v);
+/* The same on a throwaway vCPU, for when the virtine's own may be running
+ * (a live stream begins while the guest runs). Once per process. */
+int wasp_vcpu_prepare_host(void);
 /* Applies s; fills `unrestored` with what the host accepted but did not
  * keep. -errno when the state could not be applied or did not read back. */
 int wasp_vcpu_apply(struct wasp_virtine *v, const struct wasp_vcpu_state *s, char *unrestored,

@@ -114,6 +114,27 @@ int wasp_vcpu_prepare(struct wasp_virtine *v)
 	return r;
 }
 
+int wasp_vcpu_prepare_host(void)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	int r = 0;
+	pthread_mutex_lock(&lock);
+	if (tsc_settable < 0) {
+		/* A vCPU of its own: a running guest's vCPU answers no ioctl
+		 * before its next exit, and its TSC is not ours to probe. */
+		struct wasp_config cfg;
+		struct wasp_virtine *scratch;
+		wasp_config_init(&cfg);
+		cfg.mem_size = 64u << 10;
+		if ((r = wasp_virtine_create(&cfg, &scratch)) == 0) {
+			r = wasp_vcpu_prepare(scratch);
+			wasp_virtine_destroy(scratch);
+		}
+	}
+	pthread_mutex_unlock(&lock);
+	return r;
+}
+
 static size_t xsave_size(void)
 {
 	const void *unused;
