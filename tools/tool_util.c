@@ -94,3 +94,21 @@ int parse_duration(const char *s, uint64_t *out_ns)
 	}
 	return -1;
 }
+
+uint64_t tool_duration_arg(const char *opt, const char *arg, const char *example)
+{
+	uint64_t ns;
+	if (parse_duration(arg, &ns) < 0 || ns == 0)
+		tool_die("%s: '%s' is not a duration%s%s%s", opt, arg, example ? " (try " : "",
+			 example ? example : "", example ? ")" : "");
+	return ns;
+}
+
+uint64_t tool_size_arg(const char *opt, const char *arg, const char *example)
+{
+	uint64_t n;
+	if (parse_size(arg, &n) < 0 || n == 0)
+		tool_die("%s: '%s' is not a size%s%s%s", opt, arg, example ? " (try " : "",
+			 example ? example : "", example ? ")" : "");
+	return n;
+}

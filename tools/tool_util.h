@@ -26,6 +26,10 @@ noreturn void tool_bad_option(char **argv);
 int parse_size(const char *s, uint64_t *out);
 /* "500ms", "2s", "1.5s", "3m", "100us", "10" (seconds) -> ns. 0 or -1. */
 int parse_duration(const char *s, uint64_t *out_ns);
+/* An option's positive duration (ns) or size (bytes), or exit 125 with
+ * "OPT: 'ARG' is not a duration" and ", (try EXAMPLE)" when example is set. */
+uint64_t tool_duration_arg(const char *opt, const char *arg, const char *example);
+uint64_t tool_size_arg(const char *opt, const char *arg, const char *example);
 /* Decimal or 0x-prefixed hex. 0 or -1. */
 int parse_u64(const char *s, uint64_t *out);
 

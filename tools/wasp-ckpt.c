@@ -92,8 +92,7 @@ int main(int argc, char **argv)
 			req.mappable = true;
 			break;
 		case 't':
-			if (parse_duration(optarg, &timeout_ns) < 0 || timeout_ns == 0)
-				tool_die("--timeout: '%s' is not a duration (try 500ms or 10s)", optarg);
+			timeout_ns = tool_duration_arg("--timeout", optarg, "500ms or 10s");
 			break;
 		case 'q':
 			quiet = true;

@@ -232,12 +232,10 @@ int main(int argc, char **argv)
 			hold = optarg;
 			break;
 		case O_COMMIT:
-			if (parse_duration(optarg, &req.commit_timeout_ns) < 0 || !req.commit_timeout_ns)
-				tool_die("--commit-timeout: '%s' is not a duration", optarg);
+			req.commit_timeout_ns = tool_duration_arg("--commit-timeout", optarg, NULL);
 			break;
 		case O_QUERY:
-			if (parse_duration(optarg, &req.query_timeout_ns) < 0 || !req.query_timeout_ns)
-				tool_die("--query-timeout: '%s' is not a duration", optarg);
+			req.query_timeout_ns = tool_duration_arg("--query-timeout", optarg, NULL);
 			break;
 		case O_STALL:
 			if (parse_duration(optarg, &req.stall_timeout_ns) < 0 ||

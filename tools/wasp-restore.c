@@ -367,8 +367,7 @@ int main(int argc, char **argv)
 			ro.allow = optarg;
 			break;
 		case 't':
-			if (parse_duration(optarg, &rn.timeout_ns) < 0 || !rn.timeout_ns)
-				tool_die("--timeout: '%s' is not a duration (try 500ms or 2s)", optarg);
+			rn.timeout_ns = tool_duration_arg("--timeout", optarg, "500ms or 2s");
 			break;
 		case O_NOSTDIN:
 			cfg.no_stdin = true;
@@ -412,16 +411,13 @@ int main(int argc, char **argv)
 			lo.test_fault = optarg;
 			break;
 		case O_MAX_STREAM:
-			if (parse_size(optarg, &ro.max_stream_bytes) < 0 || !ro.max_stream_bytes)
-				tool_die("--max-stream-size: '%s' is not a size (try 512M or 8G)", optarg);
+			ro.max_stream_bytes = tool_size_arg("--max-stream-size", optarg, "512M or 8G");
 			break;
 		case O_IDLE:
-			if (parse_duration(optarg, &lo.idle_timeout_ns) < 0 || !lo.idle_timeout_ns)
-				tool_die("--idle-timeout: '%s' is not a duration (try 30s)", optarg);
+			lo.idle_timeout_ns = tool_duration_arg("--idle-timeout", optarg, "30s");
 			break;
 		case O_STREAM_TIMEOUT:
-			if (parse_duration(optarg, &lo.stream_timeout_ns) < 0 || !lo.stream_timeout_ns)
-				tool_die("--stream-timeout: '%s' is not a duration (try 10m)", optarg);
+			lo.stream_timeout_ns = tool_duration_arg("--stream-timeout", optarg, "10m");
 			break;
 		case 's':
 			stats = true;

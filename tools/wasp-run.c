@@ -109,8 +109,7 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "+m:a:d:t:sh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
-			if (parse_size(optarg, &mem) < 0 || mem == 0)
-				tool_die("--mem: '%s' is not a size (try 16M)", optarg);
+			mem = tool_size_arg("--mem", optarg, "16M");
 			cfg.mem_size = (size_t)mem;
 			break;
 		case 'L':
@@ -136,8 +135,7 @@ int main(int argc, char **argv)
 			cfg.sandbox_dir = optarg;
 			break;
 		case 't':
-			if (parse_duration(optarg, &timeout_ns) < 0 || timeout_ns == 0)
-				tool_die("--timeout: '%s' is not a duration (try 500ms or 2s)", optarg);
+			timeout_ns = tool_duration_arg("--timeout", optarg, "500ms or 2s");
 			break;
 		case 'N':
 			cfg.no_stdin = true;
