@@ -1537,6 +1537,17 @@ static int setup_triggers(struct wasp_runner *r)
 
 /* ---- checkpoints at chosen points ---------------------------------------- */
 
+/* Counts one event toward an --checkpoint-after-* point (want 0: none),
+ * naming the point when the count reaches it, once. */
+static void count_to_point(struct wasp_runner *r, uint64_t want, uint64_t *n, bool *fired,
+			   const char *what)
+{
+	if (want && !*fired && ++*n == want) {
+		*fired = true;
+		snprintf(r->point, sizeof r->point, "after %llu %s", (unsigned long long)*n, what);
+	}
+}
+
 /* The virtine's tracer while points are armed: the caller's tracer first
  * (only the events it asked for), then the counting. A point reached stops
  * the run at once; wasp_runner_run() takes the checkpoint. */
@@ -1553,20 +1564,11 @@ static int point_trace(struct wasp_virtine *v, const struct wasp_trace_event *ev
 		return WASP_TRACE_STOP; /* one already waits to be taken */
 	switch (ev->kind) {
 	case WASP_TRACE_EXIT:
-		if (o->checkpoint_after_exits && !r->exits_fired &&
-		    ++r->n_exits == o->checkpoint_after_exits) {
-			r->exits_fired = true;
-			snprintf(r->point, sizeof r->point, "after %llu exits",
-				 (unsigned long long)r->n_exits);
-		}
+		count_to_point(r, o->checkpoint_after_exits, &r->n_exits, &r->exits_fired, "exits");
 		break;
 	case WASP_TRACE_HYPERCALL:
-		if (o->checkpoint_after_hypercalls && !r->hc_fired &&
-		    ++r->n_hypercalls == o->checkpoint_after_hypercalls) {
-			r->hc_fired = true;
-			snprintf(r->point, sizeof r->point, "after %llu hypercalls",
-				 (unsigned long long)r->n_hypercalls);
-		}
+		count_to_point(r, o->checkpoint_after_hypercalls, &r->n_hypercalls, &r->hc_fired,
+			       "hypercalls");
 		break;
 	case WASP_TRACE_BREAK:
 		if (o->checkpoint_at_set && !r->at_fired && ev->addr == o->checkpoint_at &&
