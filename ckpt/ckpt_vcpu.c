@@ -211,6 +211,11 @@ int wasp_vcpu_capture(struct wasp_virtine *v, struct wasp_vcpu_state *s)
 	    (r = VIOCTL(v, KVM_GET_DEBUGREGS, &s->debugregs)) < 0 ||
 	    (r = VIOCTL(v, KVM_GET_MP_STATE, &s->mp_state)) < 0)
 		goto fail;
+	/* A traced virtine reports the triple-fault state (see
+	 * wasp_virtine_triple_fault_events); kept only when a fault is pending,
+	 * so that other checkpoints restore where the kernel lacks it. */
+	if ((s->events.flags & KVM_VCPUEVENT_VALID_TRIPLE_FAULT) && !s->events.triple_fault.pending)
+		s->events.flags &= ~(uint32_t)KVM_VCPUEVENT_VALID_TRIPLE_FAULT;
 
 	/* Start from the size that fitted last time: one ioctl, not two. */
 	static _Atomic int cpuid_nent = 64;
@@ -327,7 +332,13 @@ int wasp_vcpu_apply(struct wasp_virtine *v, const struct wasp_vcpu_state *s, cha
 	} else if (s->have_fpu && (r = VIOCTL(v, KVM_SET_FPU, (void *)&s->fpu)) < 0) {
 		return r;
 	}
-	if ((r = VIOCTL(v, KVM_SET_VCPU_EVENTS, (void *)&s->events)) < 0 ||
+	struct kvm_vcpu_events events = s->events;
+	if ((events.flags & KVM_VCPUEVENT_VALID_TRIPLE_FAULT) &&
+	    wasp_virtine_triple_fault_events(v) < 0) {
+		events.flags &= ~(uint32_t)KVM_VCPUEVENT_VALID_TRIPLE_FAULT;
+		note(unrestored, cap, "triple fault", 0);
+	}
+	if ((r = VIOCTL(v, KVM_SET_VCPU_EVENTS, &events)) < 0 ||
 	    (r = VIOCTL(v, KVM_SET_MP_STATE, (void *)&s->mp_state)) < 0 ||
 	    (r = VIOCTL(v, KVM_SET_DEBUGREGS, (void *)&s->debugregs)) < 0 ||
 	    (r = VIOCTL(v, KVM_SET_REGS, (void *)&s->regs)) < 0)

@@ -783,7 +783,72 @@ static void t_live_no_exits(void)
 	wasp_virtine_destroy(v);
 }
 
+static int no_trace(struct wasp_virtine *v, const struct wasp_trace_event *ev, void *opaque)
+{
+	(void)v, (void)ev, (void)opaque;
+	return WASP_TRACE_CONTINUE;
+}
+
+/* A breakpoint on spin's only loop is hit, stepped over and planted again
+ * on every iteration; a pause lands anywhere in that, also after a step or
+ * an int3 whose exception PVM has not yet made an exit of. Each checkpoint
+ * must be the plain guest: its copy runs on without the tracer and never
+ * faults (before the fix a pending #DB went into the checkpoint, and about
+ * one pause in fifteen gave a copy that triple-faulted at once). */
+static void t_paused_on_breakpoint(void)
+{
+	struct wasp_virtine *v = make(asm_dir, "spin.bin", 1 << 20, -1);
+	struct wasp_regs r;
+	MUST(wasp_virtine_get_regs(v, &r));
+	struct wasp_trace_opts o = {.fn = no_trace};
+	MUST(wasp_virtine_trace(v, &o));
+	MUST(wasp_virtine_break_add(v, r.rip));
+	uint64_t prev = 0;
+	for (unsigned i = 0; i < 150; i++) {
+		struct wasp_exit e = run_for(v, 50 + (i * 37) % 400);
+		CHECK(e.reason == WASP_EXIT_PAUSED, "pause %u: run ended with %d (fault %d at rip 0x%llx)", i, e.reason, e.fault.kind, (unsigned long long)e.fault.regs.rip);
+		MUST(wasp_virtine_get_regs(v, &r));
+		CHECK(r.rbx >= prev, "pause %u: the loop count went back", i);
+		prev = r.rbx;
+		struct wasp_virtine *c = clone_checked(v, -1);
+		e = run_for(c, 2000);
+		CHECK(e.reason == WASP_EXIT_PAUSED, "pause %u (rip 0x%llx): the copy ended with %d",
+		      i, (unsigned long long)r.rip, e.reason);
+		struct wasp_regs cr;
+		MUST(wasp_virtine_get_regs(c, &cr));
+		CHECK(cr.rbx > r.rbx, "pause %u: the copy did not run on", i);
+		wasp_virtine_destroy(c);
+	}
+	printf("150 checkpoints on a breakpoint hit %llu times\n", (unsigned long long)prev);
+	wasp_virtine_destroy(v);
+}
+
+/* A triple fault KVM had not reported when the checkpoint was taken is
+ * part of the guest's state: the restored copy must meet it at once. */
+static void t_pending_triple_fault(void)
+{
+	struct wasp_virtine *v = make(asm_dir, "spin.bin", 1 << 20, -1);
+	if (wasp_virtine_triple_fault_events(v) < 0) {
+		wasp_virtine_destroy(v);
+		printf("skip: this kernel lacks KVM_CAP_X86_TRIPLE_FAULT_EVENT\n");
+		exit(77);
+	}
+	struct kvm_vcpu_events ev;
+	MUST(ioctl(wasp_virtine_vcpu_fd(v), KVM_GET_VCPU_EVENTS, &ev));
+	CHECK(ev.flags & KVM_VCPUEVENT_VALID_TRIPLE_FAULT, "no triple-fault state reported");
+	ev.triple_fault.pending = 1;
+	MUST(ioctl(wasp_virtine_vcpu_fd(v), KVM_SET_VCPU_EVENTS, &ev));
+	struct wasp_virtine *c = clone_checked(v, -1);
+	struct wasp_exit e = run_to_end(c);
+	CHECK(e.reason == WASP_EXIT_FAULT && e.fault.kind == WASP_FAULT_SHUTDOWN,
+	      "the copy ran on (%d) past its pending triple fault", e.reason);
+	wasp_virtine_destroy(c);
+	wasp_virtine_destroy(v);
+}
+
 static const struct test_case cases[] = {
+	{"pending_triple_fault", t_pending_triple_fault},
+	{"paused_on_breakpoint", t_paused_on_breakpoint},
 	{"live_no_exits", t_live_no_exits},
 	{"mappable", t_mappable},
 	{"cpuid_subset", t_cpuid_subset},

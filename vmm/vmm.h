@@ -198,6 +198,10 @@ uint64_t wasp_virtine_snapshot_marks(const struct wasp_virtine *v);
 
 /* The KVM vCPU fd. Never KVM_RUN it: wasp_virtine_run() owns that. */
 int wasp_virtine_vcpu_fd(const struct wasp_virtine *v);
+/* Makes a triple fault that KVM has not reported yet part of the vCPU
+ * events (KVM_CAP_X86_TRIPLE_FAULT_EVENT), to read, clear or restore it.
+ * -errno where the kernel lacks it. */
+int wasp_virtine_triple_fault_events(struct wasp_virtine *v);
 
 /* Finishes an `out` the vCPU is still inside (after a HYPERCALL or EXITED
  * exit) by re-entering KVM_RUN with immediate_exit, so the vCPU state is

@@ -634,6 +634,12 @@ int wasp_virtine_vcpu_fd(const struct wasp_virtine *v)
 	return v->vcpu_fd;
 }
 
+int wasp_virtine_triple_fault_events(struct wasp_virtine *v)
+{
+	struct kvm_enable_cap cap = {.cap = KVM_CAP_X86_TRIPLE_FAULT_EVENT, .args = {1}};
+	return wasp__ioctl(v->vm_fd, KVM_ENABLE_CAP, &cap);
+}
+
 int wasp_virtine_complete_io(struct wasp_virtine *v)
 {
 	v->run->immediate_exit = 1;
