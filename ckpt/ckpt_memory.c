@@ -724,6 +724,11 @@ static void *apply_worker(void *arg)
 		pthread_mutex_lock(&a->mu);
 	}
 	pthread_mutex_unlock(&a->mu);
+	/* Freed here, on this thread's own time, not the finishing caller's. */
+	ZSTD_freeDCtx(t->dctx);
+	free(t->scratch);
+	t->dctx = NULL;
+	t->scratch = NULL;
 	return NULL;
 }
 
@@ -818,7 +823,11 @@ int wasp_memory_applier_submit(struct wasp_memory_applier *a, Wasp__Record *rec)
 }
 
 /* Waits for every queued chunk and stops the threads. */
-static void applier_stop(struct wasp_memory_applier *a)
+/* Waits until every submitted chunk has landed, then lets the workers go.
+ * They are joined only in free: a join costs ~0.1 ms a thread here (PVM,
+ * measured), and on a migration's receiver finish is on the path to the
+ * guest running again, while free comes after that. */
+static void applier_drain(struct wasp_memory_applier *a)
 {
 	pthread_mutex_lock(&a->mu);
 	while (a->qlen || a->active)
@@ -826,21 +835,13 @@ static void applier_stop(struct wasp_memory_applier *a)
 	a->stop = true;
 	pthread_cond_broadcast(&a->work);
 	pthread_mutex_unlock(&a->mu);
-	for (int i = 0; i < a->nth; i++) {
-		pthread_join(a->t[i].th, NULL);
-		ZSTD_freeDCtx(a->t[i].dctx);
-		free(a->t[i].scratch);
-		a->t[i].dctx = NULL;
-		a->t[i].scratch = NULL;
-	}
-	a->nth = 0;
 	a->finished = true;
 }
 
 int wasp_memory_applier_finish(struct wasp_memory_applier *a, struct wasp_ckpt_stats *stats)
 {
 	if (!a->finished) {
-		applier_stop(a);
+		applier_drain(a);
 		if (stats && a->t_first)
 			stats->decompress_ns += wasp_now_ns() - a->t_first;
 	}
@@ -861,8 +862,10 @@ void wasp_memory_applier_free(struct wasp_memory_applier *a)
 			snprintf(a->msg, sizeof a->msg, "memory applier freed before finish");
 		}
 		pthread_mutex_unlock(&a->mu);
-		applier_stop(a);
+		applier_drain(a);
 	}
+	for (int i = 0; i < a->nth; i++)
+		pthread_join(a->t[i].th, NULL);
 	pthread_cond_destroy(&a->idle);
 	pthread_cond_destroy(&a->space);
 	pthread_cond_destroy(&a->work);
