@@ -9,7 +9,9 @@
  *                the result back, give the virtine back
  *   virtine_ref  square_ref(&x): a pointer copied in and out
  *   virtine_str  upcase(s) on a 64-byte string, copied in and out
- * Usage: wasp-bench-cc [--quick]. Exit 77 without /dev/kvm.
+ * Usage: wasp-bench-cc [--quick] [--csv PATH]. Exit 77 without /dev/kvm,
+ * 2 for bad arguments. The last line, for run.sh and the report:
+ *   ratio cc_virtine_vs_plain V (for comparison)
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -80,7 +82,24 @@ static int one(int row, int i)
 
 int main(int argc, char **argv)
 {
-	int n = argc > 1 && !strcmp(argv[1], "--quick") ? 200 : 2000;
+	int n = 2000;
+	const char *csv = NULL;
+	for (int a = 1; a < argc; a++) {
+		if (!strcmp(argv[a], "--quick")) {
+			n = 200;
+		} else if (!strcmp(argv[a], "--csv") && a + 1 < argc) {
+			csv = argv[++a];
+		} else {
+			fprintf(stderr, "wasp-bench-cc: unknown argument '%s' (usage: [--quick] [--csv PATH])\n",
+				argv[a]);
+			return 2;
+		}
+	}
+	FILE *out = NULL;
+	if (csv && !(out = fopen(csv, "w"))) {
+		fprintf(stderr, "wasp-bench-cc: cannot write %s\n", csv);
+		return 1;
+	}
 	if (access("/dev/kvm", R_OK | W_OK) != 0) {
 		puts("SKIP: /dev/kvm is not available");
 		return 77;
@@ -112,11 +131,23 @@ int main(int argc, char **argv)
 	for (int r = 0; r < ROWS; r++) {
 		qsort(t[r], (size_t)n, sizeof *t[r], cmp);
 		med[r] = t[r][n / 2];
+		double x = (double)med[r] / (double)(med[PLAIN] ? med[PLAIN] : 1);
 		printf("%-12s %10llu %10llu %10llu %8.0f\n", names[r], (unsigned long long)med[r],
-		       (unsigned long long)t[r][n / 10], (unsigned long long)t[r][n * 9 / 10],
-		       (double)med[r] / (double)(med[PLAIN] ? med[PLAIN] : 1));
+		       (unsigned long long)t[r][n / 10], (unsigned long long)t[r][n * 9 / 10], x);
+		if (out) {
+			if (r == 0)
+				fprintf(out, "name,median_ns,p10_ns,p90_ns,iterations,x_plain\n");
+			fprintf(out, "%s,%llu,%llu,%llu,%d,%.1f\n", names[r], (unsigned long long)med[r],
+				(unsigned long long)t[r][n / 10], (unsigned long long)t[r][n * 9 / 10], n, x);
+		}
 		free(t[r]);
 	}
+	if (out && fclose(out) != 0) {
+		fprintf(stderr, "wasp-bench-cc: cannot write %s\n", csv);
+		return 1;
+	}
+	printf("ratio cc_virtine_vs_plain %.0f (for comparison)\n",
+	       (double)med[VIRTINE] / (double)(med[PLAIN] ? med[PLAIN] : 1));
 	wasp_virtine_shutdown();
 	return 0;
 }

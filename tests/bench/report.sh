@@ -3,7 +3,7 @@
 # OUT/report SUFFIX.md (the targets, then each benchmark's medians) and, when
 # gnuplot is installed, PNG plots beside it named after the Wasp paper's
 # figures. SUFFIX is "" (full run) or "-quick". Reads OUT/{core,pool,ckpt,
-# http,migrate}SUFFIX.{csv,log}; a missing one is left out of the report.
+# http,cc,migrate}SUFFIX.{csv,log}; a missing one is left out of the report.
 # Exit status: 0 written, 1 nothing to report or a write failed, 2 usage.
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: report.sh OUT [SUFFIX]" >&2; exit 2; }
@@ -126,7 +126,7 @@ fi
 	echo
 	echo "| ratio | value | target | met |"
 	echo "|---|---|---|---|"
-	for n in core pool ckpt http migrate; do
+	for n in core pool ckpt http cc migrate; do
 		[ -f "$out/$n$sfx.log" ] && grep '^ratio ' "$out/$n$sfx.log"
 	done | awk '{ v = $3; t = $0; sub(/.*\(/, "", t); sub(/\).*/, "", t)
 		met = "-"; if (t ~ /^target /) { sub(/^target /, "", t); met = (v + 0 <= t + 0) ? "yes" : "no" }
@@ -136,7 +136,7 @@ fi
 		echo "![${p#*|}](${p%%|*})"
 	done
 	[ $have_gnuplot = 1 ] || echo "(no plots: gnuplot is not installed; tests/bench/setup.sh installs it)"
-	for n in core pool ckpt http migrate; do
+	for n in core pool ckpt http cc migrate; do
 		f=$(csv $n)
 		[ -f "$f" ] || continue
 		echo

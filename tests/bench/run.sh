@@ -8,7 +8,7 @@
 #
 # Environment (the targets set it): WASP_BENCH_OUT (the output directory),
 # WASP_BENCH_CORE, WASP_BENCH_CKPT, WASP_BENCH_POOL (programs),
-# WASP_BENCH_HTTP (optional), WASP_BENCH_MIGRATE (bench_migrate.sh) with the
+# WASP_BENCH_HTTP and WASP_BENCH_CC (optional), WASP_BENCH_MIGRATE (bench_migrate.sh) with the
 # variables it reads.
 # Exit status: 0 all ran, 1 a benchmark failed (the others still run),
 # 2 bad usage.
@@ -50,6 +50,9 @@ one ckpt "$WASP_BENCH_CKPT" "${qopt[@]}" --csv "$out/ckpt$sfx.csv"
 if [ -n "${WASP_BENCH_HTTP:-}" ]; then
 	one http "$WASP_BENCH_HTTP" "${qopt[@]}" --csv "$out/http$sfx.csv"
 fi
+if [ -n "${WASP_BENCH_CC:-}" ]; then
+	one cc "$WASP_BENCH_CC" "${qopt[@]}" --csv "$out/cc$sfx.csv"
+fi
 # Quick: no QEMU (its guests take a minute of their own).
 if [ $quick = 1 ]; then
 	one migrate bash "$WASP_BENCH_MIGRATE" --quick --no-qemu --csv "$out/migrate$sfx.csv"
@@ -60,7 +63,7 @@ fi
 "$here/report.sh" "$out" "$sfx" || failed+=(report)
 echo
 echo "== the suite's targets ($(($(date +%s) - start)) s; report: $out/report$sfx.md)"
-for n in core pool ckpt http migrate; do
+for n in core pool ckpt http cc migrate; do
 	[ -f "$out/$n$sfx.log" ] && grep '^ratio ' "$out/$n$sfx.log"
 done
 if [ ${#failed[@]} -gt 0 ]; then
