@@ -64,7 +64,7 @@ extern "C" {
 struct wasp_runner;
 
 struct wasp_runner_opts {
-	/* Also listen as <run dir>/<name>.sock (a symlink to <pid>.sock).
+	/* Also listen as <run dir>/<name>.sock (a symlink to its socket).
 	 * Refused when a live virtine holds the name; stale names are
 	 * removed. NULL: only <pid>.sock. */
 	const char *name;
@@ -72,6 +72,10 @@ struct wasp_runner_opts {
 	const char *run_dir;
 	/* No control socket at all (embedders that only want the triggers). */
 	bool no_socket;
+	/* Not 0: one of several runners in this process, the socket is
+	 * <pid>.<instance>.sock, and wasp-ckpt, wasp-migrate and the control
+	 * protocol reach it as the target "PID.INSTANCE". Unique per process. */
+	unsigned instance;
 	/* Where SIGUSR1, the trigger file and the period write a checkpoint
 	 * (atomically: a temporary file beside it, fsync, rename). Each
 	 * checkpoint replaces the previous one. NULL: those triggers are

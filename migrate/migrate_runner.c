@@ -396,6 +396,7 @@ struct wasp_runner {
 	struct wasp_runner_opts o;
 	char *name, *ckpt_path, *trigger_path, *trigger_base, *log_prefix;
 	char sock_path[WASP_RUNNER_PATH_MAX], name_path[WASP_RUNNER_PATH_MAX];
+	char sock_base[40]; /* <pid>[.<instance>]: the socket's file name less ".sock" */
 	dev_t sock_dev;
 	ino_t sock_ino;
 	bool have_sock, have_name;
@@ -794,8 +795,8 @@ static void default_hold(struct wasp_runner *r, struct migration *m)
 	} else if (r->have_sock) {
 		char *slash = strrchr(r->sock_path, '/');
 		int dl = slash ? (int)(slash - r->sock_path) : 1;
-		snprintf(m->hold, sizeof m->hold, "%.*s/%d-held.wckpt", dl,
-			 slash ? r->sock_path : ".", (int)getpid());
+		snprintf(m->hold, sizeof m->hold, "%.*s/%s-held.wckpt", dl,
+			 slash ? r->sock_path : ".", r->sock_base);
 	} else {
 		snprintf(m->hold, sizeof m->hold, "wasp-held-%d.wckpt", (int)getpid());
 	}
@@ -961,8 +962,10 @@ static void client_request(struct wasp_runner *r, int slot, char *line, int *fds
 	if (!cmd) {
 		client_reply(r, slot, "error empty request");
 	} else if (!strcmp(cmd, "ping")) {
+		/* An unnamed instance goes by PID.N, the name its clients check. */
 		client_reply(r, slot, "ok wasp-run pid=%d name=%s proto=%d", (int)getpid(),
-			     r->name ? r->name : "-", WASP_CONTROL_PROTO);
+			     r->name ? r->name : r->o.instance ? r->sock_base : "-",
+			     WASP_CONTROL_PROTO);
 	} else if (!strcmp(cmd, "checkpoint")) {
 		bool stop = false, incremental = false, mappable = false;
 		char to[256] = "";
@@ -1358,10 +1361,10 @@ static int bind_pid_socket(struct wasp_runner *r, const char *dir)
 {
 	struct sockaddr_un a;
 	pid_t holder = 0;
-	int n = snprintf(r->sock_path, sizeof r->sock_path, "%s/%d.sock", dir, (int)getpid());
+	int n = snprintf(r->sock_path, sizeof r->sock_path, "%s/%s.sock", dir, r->sock_base);
 	if (n < 0 || (size_t)n >= sizeof r->sock_path)
-		return wasp_fail(-ENAMETOOLONG, "control socket path too long: %s/%d.sock", dir,
-				 (int)getpid());
+		return wasp_fail(-ENAMETOOLONG, "control socket path too long: %s/%s.sock", dir,
+				 r->sock_base);
 	sock_addr(r->sock_path, &a);
 
 	/* A file there is from an earlier process with this pid (or, across pid
@@ -1391,6 +1394,18 @@ static int bind_pid_socket(struct wasp_runner *r, const char *dir)
 	return 0;
 }
 
+/* Whether the name's symlink points at this runner's socket. */
+static bool name_is_ours(const struct wasp_runner *r)
+{
+	char target[64], want[48];
+	ssize_t n = readlink(r->name_path, target, sizeof target - 1);
+	if (n <= 0)
+		return false;
+	target[n] = '\0';
+	snprintf(want, sizeof want, "%s.sock", r->sock_base);
+	return !strcmp(target, want);
+}
+
 /* Whether a name's socket belongs to a live runner of that name. 1 with
  * *holder, 0 stale. */
 static int name_live(struct wasp_runner *r, pid_t *holder)
@@ -1402,8 +1417,10 @@ static int name_live(struct wasp_runner *r, pid_t *holder)
 	if (s < 0)
 		return 1; /* busy */
 	if (*holder == getpid()) {
+		/* Our own new socket, the name left by an earlier process with
+		 * our pid; or another runner of this process (an instance). */
 		close(s);
-		return 0; /* points at our own new socket: left by an earlier us */
+		return !name_is_ours(r);
 	}
 	struct wasp_runner_peer peer;
 	char line[MSG_MAX];
@@ -1418,12 +1435,12 @@ static int name_live(struct wasp_runner *r, pid_t *holder)
 
 static int link_name(struct wasp_runner *r, const char *dir)
 {
-	char target[32];
+	char target[48];
 	int n = snprintf(r->name_path, sizeof r->name_path, "%s/%s.sock", dir, r->name);
 	if (n < 0 || (size_t)n >= sizeof r->name_path)
 		return wasp_fail(-ENAMETOOLONG, "control socket path too long: %s/%s.sock", dir,
 				 r->name);
-	snprintf(target, sizeof target, "%d.sock", (int)getpid());
+	snprintf(target, sizeof target, "%s.sock", r->sock_base);
 
 	/* Two runners starting with one name: the lock makes check-and-take one
 	 * step, so exactly one of them gets it. */
@@ -1649,6 +1666,10 @@ int wasp_runner_create(struct wasp_virtine *v, const struct wasp_runner_opts *o,
 		return wasp_fail(-ENOMEM, "out of memory");
 	r->v = v;
 	r->o = *o;
+	if (o->instance)
+		snprintf(r->sock_base, sizeof r->sock_base, "%d.%u", (int)getpid(), o->instance);
+	else
+		snprintf(r->sock_base, sizeof r->sock_base, "%d", (int)getpid());
 	r->epfd = r->wakefd = r->sigfd = r->inofd = r->timerfd = r->lfd = r->cancelfd = -1;
 	r->done_tail = &r->done;
 	r->queue_tail = &r->queue;
@@ -1739,13 +1760,8 @@ void wasp_runner_destroy(struct wasp_runner *r)
 	}
 	points_disarm(r);
 	/* Remove only what is still ours. */
-	if (r->have_name) {
-		char target[64], want[32];
-		ssize_t n = readlink(r->name_path, target, sizeof target - 1);
-		snprintf(want, sizeof want, "%d.sock", (int)getpid());
-		if (n > 0 && (target[n] = '\0', !strcmp(target, want)))
-			unlink(r->name_path);
-	}
+	if (r->have_name && name_is_ours(r))
+		unlink(r->name_path);
 	if (r->have_sock) {
 		struct stat st;
 		if (lstat(r->sock_path, &st) == 0 && st.st_dev == r->sock_dev &&

@@ -7,7 +7,7 @@
 # the migration succeeded or failed; a failed migration leaves it running
 # at the source, and it never runs in two places.
 #
-# ctest passes WASP_RUN, WASP_RESTORE, WASP_CKPT, WASP_MIGRATE, GUEST_DIR
+# ctest passes WASP_RUN, WASP_RESTORE, WASP_CKPT, WASP_MIGRATE, WASP_INSPECT, GUEST_DIR
 # (counter.bin) and ASM_DIR (dirtier.bin). Exit 0 pass, 1 fail, 77 skip.
 set -u
 case_name=$1
@@ -440,6 +440,42 @@ keep_listening)
 	cat "$work/src2.out" "$work/dst.out" | grep "/$((STEPS + 1)) " >"$work/two.out"
 	grep "/$((STEPS + 1)) " "$work/ref-c2.stdout" | cmp -s - "$work/two.out" || fail "the second virtine's steps differ"
 	kill "$rcv_pid" ;;
+keep_listening_onward)
+	# A virtine a --keep-listening receiver took has a control socket of
+	# its own (target PID.N): it is checkpointed there and migrated on to
+	# a second receiver, and the three outputs add up to the unmigrated run.
+	ALLOW=--allow=console_write,get_arg
+	steps=$((STEPS * 2))
+	ref c "$G/counter.bin" $steps $WORK
+	start_receiver dst --keep-listening
+	keep_pid=$rcv_pid
+	keep_port=$rcv_port
+	start_source src "$G/counter.bin" $steps $WORK
+	p1=$src_pid
+	migrate "$p1" "http://127.0.0.1:$keep_port" --token "$TOKEN"
+	mig_ok
+	wait "$p1" || fail "the source did not end well"
+	has_target() { grep -q "the virtine's target is $keep_pid\.1 " "$work/dst.err"; }
+	wait_until has_target || fail "the receiver named no target: $(cat "$work/dst.err")"
+	target=$keep_pid.1
+	[ -S "$WASP_RUN_DIR/$target.sock" ] || fail "no control socket $target.sock"
+	"$WASP_CKPT" -q "$target" -o "$work/k.wckpt" 2>"$work/ck.err" ||
+		fail "wasp-ckpt $target: $(cat "$work/ck.err")"
+	"$WASP_INSPECT" "$work/k.wckpt" >/dev/null 2>&1 || fail "the checkpoint taken there does not read back"
+	start_receiver dst2
+	migrate "$target" "http://127.0.0.1:$rcv_port" --token "$TOKEN"
+	mig_ok
+	went_on() { grep -q 'the virtine migrated on' "$work/dst.err"; }
+	wait_until went_on || fail "the first receiver did not let it go: $(tail -3 "$work/dst.err")"
+	[ ! -e "$WASP_RUN_DIR/$target.sock" ] || fail "$target.sock is left behind"
+	wait "$rcv_pid"
+	rcv_rc=$?
+	ref_wait c
+	[ "$rcv_rc" -eq "$ref_rc" ] || fail "the second receiver exited $rcv_rc, expected $ref_rc"
+	cat "$work/src.out" "$work/dst.out" "$work/dst2.out" >"$work/all.out"
+	cmp -s "$work/ref-c.stdout" "$work/all.out" ||
+		fail "the three outputs differ from the unmigrated run's ($(diff "$work/ref-c.stdout" "$work/all.out" | head -4 | tr '\n' ' '))"
+	kill "$keep_pid" ;;
 https)
 	command -v openssl >/dev/null || { echo "SKIP: no openssl to make a certificate"; exit 77; }
 	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/key.pem" -out "$work/cert.pem" \

@@ -21,8 +21,9 @@
 
 static const char usage[] =
 	"usage: wasp-ckpt [options] TARGET\n"
-	"Checkpoint a running virtine. TARGET is the pid of its wasp-run or the\n"
-	"name it was given with wasp-run --name.\n"
+	"Checkpoint a running virtine. TARGET is the pid of its wasp-run, the\n"
+	"name it was given with wasp-run --name, or PID.N for the Nth virtine\n"
+	"of a wasp-restore --keep-listening.\n"
 	"\n"
 	"  -o, --output FILE   where the checkpoint goes; '-' is stdout (which must\n"
 	"                      not be a terminal); default TARGET.wckpt. A file is\n"

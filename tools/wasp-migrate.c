@@ -30,7 +30,8 @@
 static const char usage[] =
 	"usage: wasp-migrate [options] TARGET URL\n"
 	"Move a running virtine while it runs. TARGET is the pid of its wasp-run\n"
-	"(or wasp-restore) or its --name. URL is where it goes:\n"
+	"(or wasp-restore), its --name, or PID.N for the Nth virtine of a\n"
+	"wasp-restore --keep-listening. URL is where it goes:\n"
 	"  http://HOST:PORT, https://HOST:PORT   a wasp-restore --listen there\n"
 	"  file:///PATH                          a checkpoint file (atomically)\n"
 	"  -                                     stdout (a pipe, e.g. to ssh)\n"

@@ -56,7 +56,8 @@ static const char usage[] =
 	"      --token-file FILE      the token is the first line of FILE\n"
 	"                             (or set WASP_MIGRATE_TOKEN)\n"
 	"      --keep-listening       take many virtines, each on its own thread,\n"
-	"                             until killed (default: one, then run it)\n"
+	"                             until killed (default: one, then run it);\n"
+	"                             the Nth is the target PID.N of wasp-ckpt\n"
 	"      --tls-cert FILE, --tls-key FILE\n"
 	"                             serve HTTPS with this PEM certificate and key\n"
 	"      --cacert FILE          fetching https://: trust this CA too\n"
@@ -118,13 +119,17 @@ static void ack(struct handoff *h, int r, const char *msg)
 }
 
 /* --keep-listening: each virtine runs on a thread of its own, under a
- * runner without a control socket (one process has one PID.sock). */
+ * runner of its own whose control socket is PID.N.sock (N counts the
+ * virtines taken), so each can be checkpointed or migrated on by the
+ * target PID.N. Signals and trigger files belong to the process, not to
+ * one of them: those runners take none. */
 struct keep {
 	struct wasp_listener *l;
 	struct wasp_runner_opts rn;
 	pthread_mutex_t lock;
 	struct wasp_virtine *v;
 	char id[33];
+	unsigned instances; /* virtines taken so far */
 	bool taken;
 	int started;
 	bool decided;
@@ -139,11 +144,12 @@ static void *keep_main(void *arg)
 	char id[33];
 	snprintf(id, sizeof id, "%s", k->id);
 	struct wasp_runner_opts rn = k->rn;
+	rn.instance = ++k->instances;
 	k->taken = true;
 	pthread_cond_broadcast(&k->cond);
 	pthread_mutex_unlock(&k->lock);
 
-	rn.no_socket = true;
+	rn.no_socket = false;
 	rn.name = NULL;
 	rn.handle_sigusr1 = false;
 	rn.checkpoint_path = NULL;
@@ -162,6 +168,8 @@ static void *keep_main(void *arg)
 		wasp_virtine_destroy(v);
 		return NULL;
 	}
+	fprintf(stderr, "%s: migration %s: the virtine's target is %d.%u (%s)\n", tool_name, id,
+		(int)getpid(), rn.instance, wasp_runner_socket_path(runner));
 	struct wasp_runner_result res;
 	char how[128];
 	if (wasp_runner_run(runner, &res) < 0)
