@@ -822,7 +822,6 @@ int wasp_memory_applier_submit(struct wasp_memory_applier *a, Wasp__Record *rec)
 	return 0;
 }
 
-/* Waits for every queued chunk and stops the threads. */
 /* Waits until every submitted chunk has landed, then lets the workers go.
  * They are joined only in free: a join costs ~0.1 ms a thread here (PVM,
  * measured), and on a migration's receiver finish is on the path to the
