@@ -854,7 +854,39 @@ static void t_pending_triple_fault(void)
 	wasp_virtine_destroy(v);
 }
 
+/* The same with every instruction single-stepped: the steps traced over
+ * all the pauses are exactly the instructions spin ran (inc and jmp: two
+ * per loop, one more when stopped between them), none lost, none counted
+ * twice, and each checkpoint's copy runs on without the tracer. */
+static void t_paused_while_stepping(void)
+{
+	struct wasp_virtine *v = make(asm_dir, "spin.bin", 1 << 20, -1);
+	struct wasp_regs r;
+	MUST(wasp_virtine_get_regs(v, &r));
+	uint64_t loop = r.rip;
+	struct wasp_trace_opts o = {.fn = no_trace, .events = WASP_TRACE_BIT(WASP_TRACE_STEP),
+				    .max_steps = UINT64_MAX};
+	MUST(wasp_virtine_trace(v, &o));
+	for (unsigned i = 0; i < 100; i++) {
+		struct wasp_exit e = run_for(v, 50 + (i * 53) % 500);
+		CHECK(e.reason == WASP_EXIT_PAUSED, "pause %u: run ended with %d", i, e.reason);
+		MUST(wasp_virtine_get_regs(v, &r));
+		uint64_t ran = 2 * r.rbx - (r.rip != loop);
+		CHECK(wasp_virtine_trace_steps(v) == ran, "pause %u: %llu steps traced, %llu instructions ran",
+		      i, (unsigned long long)wasp_virtine_trace_steps(v), (unsigned long long)ran);
+		if (i % 10 == 0) {
+			struct wasp_virtine *c = clone_checked(v, -1);
+			MUST(wasp_virtine_run(c, 2000000, &e));
+			CHECK(e.reason == WASP_EXIT_TIMEOUT, "pause %u: the copy ended with %d", i, e.reason);
+			wasp_virtine_destroy(c);
+		}
+	}
+	printf("100 pauses while stepping: %llu steps\n", (unsigned long long)wasp_virtine_trace_steps(v));
+	wasp_virtine_destroy(v);
+}
+
 static const struct test_case cases[] = {
+	{"paused_while_stepping", t_paused_while_stepping},
 	{"pending_triple_fault", t_pending_triple_fault},
 	{"paused_on_breakpoint", t_paused_on_breakpoint},
 	{"live_no_exits", t_live_no_exits},
