@@ -58,6 +58,10 @@ extern "C" {
 /* Longest virtine name: [A-Za-z0-9._-], not all digits, not starting with '.'. */
 #define WASP_RUNNER_NAME_MAX 64
 
+/* Longest target a receiver reports for a migrated virtine (a name, a pid
+ * or PID.N), with its NUL. */
+#define WASP_TARGET_MAX (WASP_RUNNER_NAME_MAX + 1)
+
 /* Longest unix socket path (sizeof sun_path). */
 #define WASP_RUNNER_PATH_MAX 108
 
@@ -324,6 +328,9 @@ void wasp_xfer_cancel(struct wasp_xfer *x);
 uint64_t wasp_xfer_bytes(const struct wasp_xfer *x);
 /* The migration id (32 hex digits; "" for file and fd transports). */
 const char *wasp_xfer_id(const struct wasp_xfer *x);
+/* Once accepted: how the receiver says the virtine is reached there
+ * (wasp_listener_set_target); "" when it did not say. */
+const char *wasp_xfer_target(const struct wasp_xfer *x);
 /* Where it goes, for messages. */
 const char *wasp_xfer_what(const struct wasp_xfer *x);
 /* Cancels if not committed, frees. Accepts NULL. */
@@ -379,6 +386,8 @@ struct wasp_migrate_stats {
 	uint64_t files_ns, finish_ns, commit_ns;
 	/* Why pre-copy ended: "converged", "round limit", "no dirty pages". */
 	const char *stop_reason;
+	/* Migrated: how the receiver reaches it (wasp_xfer_target), or "". */
+	char target[WASP_TARGET_MAX];
 };
 
 struct wasp_precopy;
@@ -448,6 +457,10 @@ unsigned wasp_listener_port(const struct wasp_listener *l);
 /* Records how a virtine the listener handed over ended ("exited",
  * "faulted", ...), for status queries. */
 void wasp_listener_set_status(struct wasp_listener *l, const char *id, const char *status);
+/* How the virtine of migration `id` is reached on this host (a wasp-ckpt
+ * TARGET: "4242", "job", "4242.1"); set by start() before it returns, it
+ * goes to the source in the answer and status queries as "target". */
+void wasp_listener_set_target(struct wasp_listener *l, const char *id, const char *target);
 /* Stops serving and frees; waits for a migration in progress. Accepts NULL. */
 void wasp_listener_destroy(struct wasp_listener *l);
 
@@ -488,6 +501,7 @@ struct wasp_migrate_reply {
 	double files_ms, finish_ms, commit_ms, settle_ms;
 	char stop_reason[32];
 	char round_pages[1024]; /* "a,b,c" */
+	char remote_target[WASP_TARGET_MAX]; /* MIGRATED: its target at the receiver, or "" */
 };
 
 /* One progress line as the runner sent it (`progress k=v ...`, parsed). */

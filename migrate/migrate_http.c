@@ -16,6 +16,7 @@
  * (or a status query) can tell. docs/migration.md has the whole protocol.
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -269,6 +270,21 @@ static void resp_status(const struct resp *r, char *status, size_t cap, char *er
 		err[0] = '\0';
 }
 
+/* The receiver's word on how the virtine is reached there, if it is a
+ * plausible target (it is shown to people and used as a wasp-ckpt TARGET). */
+static void take_target(struct wasp_xfer *x, const struct resp *r)
+{
+	char t[WASP_TARGET_MAX];
+	x->target[0] = '\0';
+	/* A string, not null (which wasp_json_get reads as the word). */
+	if (!strstr(r->buf, "\"target\":\"") || !wasp_json_get(r->buf, "target", t, sizeof t))
+		return;
+	for (const char *p = t; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-')
+			return;
+	snprintf(x->target, sizeof x->target, "%s", t);
+}
+
 static int http_commit(struct wasp_xfer *x, enum wasp_xfer_verdict *v)
 {
 	struct http_xfer *hx = (struct http_xfer *)x;
@@ -287,6 +303,7 @@ static int http_commit(struct wasp_xfer *x, enum wasp_xfer_verdict *v)
 
 	if (hx->res == CURLE_OK && hx->code == 200 && !strcmp(status, "running")) {
 		*v = WASP_XFER_ACCEPTED;
+		take_target(x, &hx->resp);
 		return 0;
 	}
 	if (!strcmp(status, "refused")) {
@@ -377,6 +394,7 @@ static int http_query(struct wasp_xfer *x, enum wasp_xfer_verdict *v)
 			resp_status(r, status, sizeof status, err, sizeof err);
 			if (code == 200 && (!strcmp(status, "running") || !strcmp(status, "ended"))) {
 				*v = WASP_XFER_ACCEPTED;
+				take_target(x, r);
 				break;
 			}
 			if (code == 200 && !strcmp(status, "refused")) {

@@ -36,6 +36,7 @@ struct wasp_xfer {
 	struct wasp_xfer_opts o;
 	char id[33];
 	char what[512];
+	char target[WASP_TARGET_MAX]; /* from the receiver's answer */
 	uint64_t bytes;
 	bool committed;
 };

@@ -72,6 +72,7 @@ struct migration {
 	bool files_in;          /* a files PUT is under way */
 	uint64_t t0, bytes;
 	double restore_ms;
+	char target[WASP_TARGET_MAX]; /* listener lock: how it is reached here */
 	struct wasp_listener *l;
 };
 
@@ -147,7 +148,7 @@ static enum MHD_Result refuse(struct MHD_Connection *c, unsigned code, const cha
  * before it stops the guest (wasp_xfer_settle). */
 static void describe(struct migration *m, char *j, size_t cap)
 {
-	char e[640];
+	char e[640], t[2 * WASP_TARGET_MAX + 8];
 	uint64_t bytes = m->bytes;
 	if (m->status == M_RECEIVING) {
 		pthread_mutex_lock(&m->q.lock);
@@ -155,9 +156,12 @@ static void describe(struct migration *m, char *j, size_t cap)
 		pthread_mutex_unlock(&m->q.lock);
 	}
 	wasp_json_str(m->error, e, sizeof e);
+	wasp_json_str(m->target, t, sizeof t);
 	snprintf(j, cap,
-		 "{\"id\":\"%s\",\"status\":\"%s\",\"bytes\":%" PRIu64 ",\"restore_ms\":%.3f,\"error\":%s}\n",
-		 m->id, mstatus_names[m->status], bytes, m->restore_ms, m->error[0] ? e : "null");
+		 "{\"id\":\"%s\",\"status\":\"%s\",\"bytes\":%" PRIu64
+		 ",\"restore_ms\":%.3f,\"target\":%s,\"error\":%s}\n",
+		 m->id, mstatus_names[m->status], bytes, m->restore_ms, m->target[0] ? t : "null",
+		 m->error[0] ? e : "null");
 }
 
 /* ---- the restore thread -------------------------------------------------------------- */
@@ -785,6 +789,15 @@ void wasp_listener_set_status(struct wasp_listener *l, const char *id, const cha
 		m->status = M_ENDED;
 		snprintf(m->error, sizeof m->error, "%s", status);
 	}
+	pthread_mutex_unlock(&l->lock);
+}
+
+void wasp_listener_set_target(struct wasp_listener *l, const char *id, const char *target)
+{
+	pthread_mutex_lock(&l->lock);
+	struct migration *m = find(l, id);
+	if (m)
+		snprintf(m->target, sizeof m->target, "%s", target);
 	pthread_mutex_unlock(&l->lock);
 }
 

@@ -273,6 +273,8 @@ int wasp_precopy_finish(struct wasp_precopy *p, uint64_t stopped_ns, enum wasp_x
 			wasp_fail(-ETIMEDOUT, "%s; %s", first, second);
 		}
 	}
+	if (*v == WASP_XFER_ACCEPTED)
+		snprintf(s->target, sizeof s->target, "%s", wasp_xfer_target(p->x));
 	goto out;
 cut:
 	/* The stream never ended: the receiver sees it cut short. */

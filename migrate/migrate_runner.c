@@ -579,7 +579,7 @@ static void migration_reply(struct wasp_runner *r, int slot, struct request *q)
 {
 	struct migration *m = q->mig;
 	const struct wasp_migrate_stats *s = &m->st;
-	char pages[1024] = "", stop[64], msg[1200], hold[800];
+	char pages[1024] = "", stop[64], msg[1200], hold[800], where[3 * WASP_TARGET_MAX];
 	size_t o = 0;
 	for (unsigned i = 0; i < s->rounds && o + 24 < sizeof pages; i++)
 		o += (size_t)snprintf(pages + o, sizeof pages - o, "%s%llu", i ? "," : "",
@@ -587,17 +587,18 @@ static void migration_reply(struct wasp_runner *r, int slot, struct request *q)
 	wasp_pct_encode(s->stop_reason && *s->stop_reason ? s->stop_reason : "-", stop, sizeof stop);
 	wasp_pct_encode(q->msg, msg, sizeof msg);
 	wasp_pct_encode(m->hold, hold, sizeof hold);
+	wasp_pct_encode(s->target[0] ? s->target : "-", where, sizeof where);
 	const char *id = m->x ? wasp_xfer_id(m->x) : "";
 	char kv[MSG_MAX];
 	snprintf(kv, sizeof kv,
 		 "id=%s total_ms=%.3f downtime_ms=%.3f precopy_ms=%.3f settle_ms=%.3f rounds=%u bytes=%llu raw=%llu "
 		 "files=%llu final_pages=%llu dirty_rate=%.0f bw=%.0f expected_ms=%.3f files_ms=%.3f "
-		 "finish_ms=%.3f commit_ms=%.3f stop=%s pages=%s",
+		 "finish_ms=%.3f commit_ms=%.3f stop=%s pages=%s where=%s",
 		 id[0] ? id : "-", s->total_ns / 1e6, s->downtime_ns / 1e6, s->precopy_ns / 1e6,
 		 s->settle_ns / 1e6, s->rounds, (unsigned long long)s->bytes, (unsigned long long)s->raw_bytes,
 		 (unsigned long long)s->file_bytes, (unsigned long long)s->final_pages, s->dirty_rate,
 		 s->bandwidth, s->expected_downtime_ms, s->files_ns / 1e6, s->finish_ns / 1e6,
-		 s->commit_ns / 1e6, stop, pages[0] ? pages : "-");
+		 s->commit_ns / 1e6, stop, pages[0] ? pages : "-", where);
 	if (!q->err && m->outcome == WASP_MIGRATED)
 		client_reply(r, slot, "ok migrated %s", kv);
 	else if (m->outcome == WASP_MIGRATE_HELD)
@@ -2269,6 +2270,9 @@ static void parse_migrate_reply(const char *line, struct wasp_migrate_reply *rep
 	reply_value(line, "hold", rep->hold_path, sizeof rep->hold_path);
 	reply_value(line, "stop", rep->stop_reason, sizeof rep->stop_reason);
 	reply_value(line, "pages", rep->round_pages, sizeof rep->round_pages);
+	reply_value(line, "where", rep->remote_target, sizeof rep->remote_target);
+	if (!strcmp(rep->remote_target, "-"))
+		rep->remote_target[0] = '\0';
 	rep->hold_saved = reply_num(line, "saved") != 0;
 	rep->rounds = (unsigned)reply_num(line, "rounds");
 	rep->bytes = (uint64_t)reply_num(line, "bytes");

@@ -305,6 +305,11 @@ const char *wasp_xfer_id(const struct wasp_xfer *x)
 	return x->id;
 }
 
+const char *wasp_xfer_target(const struct wasp_xfer *x)
+{
+	return x->target;
+}
+
 const char *wasp_xfer_what(const struct wasp_xfer *x)
 {
 	return x->what;

@@ -452,19 +452,23 @@ keep_listening_onward)
 	keep_port=$rcv_port
 	start_source src "$G/counter.bin" $steps $WORK
 	p1=$src_pid
-	migrate "$p1" "http://127.0.0.1:$keep_port" --token "$TOKEN"
+	migrate "$p1" "http://127.0.0.1:$keep_port" --token "$TOKEN" --json
 	mig_ok
 	wait "$p1" || fail "the source did not end well"
-	has_target() { grep -q "the virtine's target is $keep_pid\.1 " "$work/dst.err"; }
-	wait_until has_target || fail "the receiver named no target: $(cat "$work/dst.err")"
-	target=$keep_pid.1
+	# The receiver names the target in its answer, and wasp-migrate passes it on.
+	target=$(sed -n 's/.*"remote_target":"\([^"]*\)".*/\1/p' "$work/mig.out")
+	[ "$target" = "$keep_pid.1" ] || fail "remote_target '$target', expected $keep_pid.1: $(cat "$work/mig.out")"
+	grep -q "^wasp-migrate: there it is $target " "$work/mig.err" || fail "wasp-migrate did not say where it is"
+	grep -q "the virtine's target is $target " "$work/dst.err" || fail "the receiver did not log its target"
 	[ -S "$WASP_RUN_DIR/$target.sock" ] || fail "no control socket $target.sock"
 	"$WASP_CKPT" -q "$target" -o "$work/k.wckpt" 2>"$work/ck.err" ||
 		fail "wasp-ckpt $target: $(cat "$work/ck.err")"
 	"$WASP_INSPECT" "$work/k.wckpt" >/dev/null 2>&1 || fail "the checkpoint taken there does not read back"
 	start_receiver dst2
-	migrate "$target" "http://127.0.0.1:$rcv_port" --token "$TOKEN"
+	migrate "$target" "http://127.0.0.1:$rcv_port" --token "$TOKEN" --json
 	mig_ok
+	grep -q "\"remote_target\":\"$rcv_pid\"" "$work/mig.out" ||
+		fail "a plain receiver's target should be its pid $rcv_pid: $(cat "$work/mig.out")"
 	went_on() { grep -q 'the virtine migrated on' "$work/dst.err"; }
 	wait_until went_on || fail "the first receiver did not let it go: $(tail -3 "$work/dst.err")"
 	[ ! -e "$WASP_RUN_DIR/$target.sock" ] || fail "$target.sock is left behind"

@@ -135,12 +135,13 @@ static void print_json(FILE *f, const char *target, pid_t pid, const char *url,
 		       const struct wasp_migrate_reply *rep, const char *error)
 {
 	static const char *const names[] = {"migrated", "resumed", "held"};
-	char s_url[2200], s_t[200], s_err[1200], s_hold[600], s_stop[80];
+	char s_url[2200], s_t[200], s_err[1200], s_hold[600], s_stop[80], s_rt[200];
 	json_string(url, s_url, sizeof s_url);
 	json_string(target, s_t, sizeof s_t);
 	json_string(error ? error : "", s_err, sizeof s_err);
 	json_string(rep->hold_path, s_hold, sizeof s_hold);
 	json_string(rep->stop_reason, s_stop, sizeof s_stop);
+	json_string(rep->remote_target, s_rt, sizeof s_rt);
 	double ratio = rep->bytes ? (double)rep->raw_bytes / (double)rep->bytes : 0;
 	fprintf(f,
 		"{\"outcome\":\"%s\",\"target\":%s,\"pid\":%d,\"url\":%s,\"id\":\"%s\","
@@ -149,7 +150,7 @@ static void print_json(FILE *f, const char *target, pid_t pid, const char *url,
 		"\"pages_per_round\":[%s],\"final_pages\":%llu,\"bytes\":%llu,\"raw_bytes\":%llu,"
 		"\"file_bytes\":%llu,\"compression_ratio\":%.3f,\"dirty_rate\":%.0f,"
 		"\"bandwidth\":%.0f,\"expected_downtime_ms\":%.3f,\"stop_reason\":%s,"
-		"\"hold\":%s,\"hold_saved\":%s,\"error\":%s}\n",
+		"\"hold\":%s,\"hold_saved\":%s,\"remote_target\":%s,\"error\":%s}\n",
 		names[rep->outcome], s_t, (int)pid, s_url, rep->id, rep->total_ms, rep->downtime_ms,
 		rep->precopy_ms, rep->settle_ms, rep->files_ms, rep->finish_ms, rep->commit_ms, rep->rounds,
 		strcmp(rep->round_pages, "-") ? rep->round_pages : "",
@@ -158,7 +159,8 @@ static void print_json(FILE *f, const char *target, pid_t pid, const char *url,
 		rep->dirty_rate, rep->bandwidth, rep->expected_downtime_ms,
 		rep->stop_reason[0] ? s_stop : "null",
 		rep->outcome == WASP_MIGRATE_HELD ? s_hold : "null",
-		rep->hold_saved ? "true" : "false", error ? s_err : "null");
+		rep->hold_saved ? "true" : "false", rep->remote_target[0] ? s_rt : "null",
+		error ? s_err : "null");
 	fflush(f);
 }
 
@@ -354,6 +356,9 @@ int main(int argc, char **argv)
 				"%u round%s, %s sent, compression %.1fx\n",
 				who, shown, rep.total_ms / 1e3, rep.downtime_ms, rep.rounds,
 				rep.rounds == 1 ? "" : "s", sent, ratio);
+		if (!quiet && rep.remote_target[0])
+			fprintf(stderr, "wasp-migrate: there it is %s (a wasp-ckpt or wasp-migrate TARGET)\n",
+				rep.remote_target);
 		return EXIT_MIGRATED;
 	case WASP_MIGRATE_RESUMED:
 		if (json)

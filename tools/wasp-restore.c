@@ -159,6 +159,10 @@ static void *keep_main(void *arg)
 	rn.log_prefix = tool_name;
 	struct wasp_runner *runner;
 	int r = wasp_runner_create(v, &rn, &runner);
+	char target[32];
+	snprintf(target, sizeof target, "%d.%u", (int)getpid(), rn.instance);
+	if (r == 0)
+		wasp_listener_set_target(k->l, id, target); /* before the answer */
 	pthread_mutex_lock(&k->lock);
 	k->started = r;
 	k->decided = true;
@@ -168,8 +172,8 @@ static void *keep_main(void *arg)
 		wasp_virtine_destroy(v);
 		return NULL;
 	}
-	fprintf(stderr, "%s: migration %s: the virtine's target is %d.%u (%s)\n", tool_name, id,
-		(int)getpid(), rn.instance, wasp_runner_socket_path(runner));
+	fprintf(stderr, "%s: migration %s: the virtine's target is %s (%s)\n", tool_name, id,
+		target, wasp_runner_socket_path(runner));
 	struct wasp_runner_result res;
 	char how[128];
 	if (wasp_runner_run(runner, &res) < 0)
@@ -288,6 +292,12 @@ static int listen_main(struct wasp_listen_opts *lo, struct wasp_runner_opts *rn,
 		wasp_virtine_destroy(v);
 		tool_die("%s", msg);
 	}
+	char target[WASP_TARGET_MAX];
+	if (rn->name)
+		snprintf(target, sizeof target, "%s", rn->name);
+	else
+		snprintf(target, sizeof target, "%d", (int)getpid());
+	wasp_listener_set_target(l, id, target);
 	ack(&h, 0, NULL);
 	/* Let the listener answer before the guest takes this CPU: on a busy
 	 * host a woken thread can wait milliseconds behind a running vCPU,
