@@ -461,6 +461,11 @@ void wasp_listener_set_status(struct wasp_listener *l, const char *id, const cha
  * TARGET: "4242", "job", "4242.1"); set by start() before it returns, it
  * goes to the source in the answer and status queries as "target". */
 void wasp_listener_set_target(struct wasp_listener *l, const char *id, const char *target);
+/* Waits, at most timeout_ns, until the answer to migration `id` has been
+ * handed to its connection. A receiver calls it between start() and
+ * running the guest: on a busy host a woken thread can wait milliseconds
+ * behind a running vCPU, and the source stands still until the answer. */
+void wasp_listener_wait_answered(struct wasp_listener *l, const char *id, uint64_t timeout_ns);
 /* Stops serving and frees; waits for a migration in progress. Accepts NULL. */
 void wasp_listener_destroy(struct wasp_listener *l);
 

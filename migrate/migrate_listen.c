@@ -73,6 +73,7 @@ struct migration {
 	uint64_t t0, bytes;
 	double restore_ms;
 	char target[WASP_TARGET_MAX]; /* listener lock: how it is reached here */
+	bool answered;          /* listener lock: its POST's answer is queued */
 	struct wasp_listener *l;
 };
 
@@ -442,12 +443,17 @@ static enum MHD_Result stream_data(struct wasp_listener *l, struct MHD_Connectio
 	int http = m->http ? m->http : 500;
 	pthread_mutex_unlock(&l->lock);
 
+	enum MHD_Result ret = MHD_NO;
 	if (l->test_fault && (!strcmp(l->test_fault, "drop-answer") ||
-			      !strcmp(l->test_fault, "forget-answer"))) {
+			      !strcmp(l->test_fault, "forget-answer")))
 		lg(l, "test fault: closing without an answer");
-		return MHD_NO;
-	}
-	return answer(c, s == M_RUNNING ? 200 : (unsigned)http, j);
+	else
+		ret = answer(c, s == M_RUNNING ? 200 : (unsigned)http, j);
+	pthread_mutex_lock(&l->lock);
+	m->answered = true;
+	pthread_cond_broadcast(&l->cond);
+	pthread_mutex_unlock(&l->lock);
+	return ret;
 }
 
 static enum MHD_Result files_request(struct wasp_listener *l, struct MHD_Connection *c,
@@ -789,6 +795,24 @@ void wasp_listener_set_status(struct wasp_listener *l, const char *id, const cha
 		m->status = M_ENDED;
 		snprintf(m->error, sizeof m->error, "%s", status);
 	}
+	pthread_mutex_unlock(&l->lock);
+}
+
+void wasp_listener_wait_answered(struct wasp_listener *l, const char *id, uint64_t timeout_ns)
+{
+	struct timespec dl;
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += (time_t)(timeout_ns / 1000000000ull);
+	dl.tv_nsec += (long)(timeout_ns % 1000000000ull);
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&l->lock);
+	struct migration *m;
+	while ((m = find(l, id)) && !m->answered &&
+	       pthread_cond_timedwait(&l->cond, &l->lock, &dl) == 0)
+		;
 	pthread_mutex_unlock(&l->lock);
 }
 

@@ -85,10 +85,14 @@ struct handoff {
 	pthread_cond_t cond;
 	struct wasp_virtine *v;
 	char id[33];
-	bool acked, seen;
+	bool acked;
 	int ack;
 	char msg[512];
 };
+
+/* How long a receiver holds the guest back for the listener to answer the
+ * source (wasp_listener_wait_answered): it usually takes well under 1 ms. */
+#define ANSWER_WAIT_NS 100000000ull
 
 static int start_handoff(void *opaque, struct wasp_virtine *v, const char *id)
 {
@@ -100,8 +104,6 @@ static int start_handoff(void *opaque, struct wasp_virtine *v, const char *id)
 	while (!h->acked)
 		pthread_cond_wait(&h->cond, &h->lock);
 	int r = h->ack;
-	h->seen = true;
-	pthread_cond_broadcast(&h->cond);
 	pthread_mutex_unlock(&h->lock);
 	if (r < 0)
 		return wasp_fail(r, "%s", h->msg);
@@ -174,6 +176,7 @@ static void *keep_main(void *arg)
 	}
 	fprintf(stderr, "%s: migration %s: the virtine's target is %s (%s)\n", tool_name, id,
 		target, wasp_runner_socket_path(runner));
+	wasp_listener_wait_answered(k->l, id, ANSWER_WAIT_NS);
 	struct wasp_runner_result res;
 	char how[128];
 	if (wasp_runner_run(runner, &res) < 0)
@@ -299,20 +302,7 @@ static int listen_main(struct wasp_listen_opts *lo, struct wasp_runner_opts *rn,
 		snprintf(target, sizeof target, "%d", (int)getpid());
 	wasp_listener_set_target(l, id, target);
 	ack(&h, 0, NULL);
-	/* Let the listener answer before the guest takes this CPU: on a busy
-	 * host a woken thread can wait milliseconds behind a running vCPU,
-	 * and the source stands still until the answer. */
-	pthread_mutex_lock(&h.lock);
-	struct timespec dl;
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_nsec += 100000000L;
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
-	}
-	while (!h.seen && pthread_cond_timedwait(&h.cond, &h.lock, &dl) == 0)
-		;
-	pthread_mutex_unlock(&h.lock);
+	wasp_listener_wait_answered(l, id, ANSWER_WAIT_NS);
 	struct wasp_runner_result res;
 	tool_run_finish(runner, &res);
 	int status = tool_exit_status(&res, rn->timeout_ns);
