@@ -388,6 +388,9 @@ struct wasp_migrate_stats {
 	const char *stop_reason;
 	/* Migrated: how the receiver reaches it (wasp_xfer_target), or "". */
 	char target[WASP_TARGET_MAX];
+	/* When the guest stopped (wasp_now_ns(), CLOCK_MONOTONIC): against a
+	 * receiver's resumed_mono_ns on the same machine, the guest's pause. */
+	uint64_t stopped_ns;
 };
 
 struct wasp_precopy;
@@ -507,6 +510,7 @@ struct wasp_migrate_reply {
 	char stop_reason[32];
 	char round_pages[1024]; /* "a,b,c" */
 	char remote_target[WASP_TARGET_MAX]; /* MIGRATED: its target at the receiver, or "" */
+	uint64_t stopped_ns;   /* the source's stop, CLOCK_MONOTONIC (0: not stopped) */
 };
 
 /* One progress line as the runner sent it (`progress k=v ...`, parsed). */

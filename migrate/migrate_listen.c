@@ -74,6 +74,7 @@ struct migration {
 	double restore_ms;
 	char target[WASP_TARGET_MAX]; /* listener lock: how it is reached here */
 	bool answered;          /* listener lock: its POST's answer is queued */
+	uint64_t resumed_ns;    /* listener lock: wait_answered let the guest go */
 	struct wasp_listener *l;
 };
 
@@ -160,9 +161,9 @@ static void describe(struct migration *m, char *j, size_t cap)
 	wasp_json_str(m->target, t, sizeof t);
 	snprintf(j, cap,
 		 "{\"id\":\"%s\",\"status\":\"%s\",\"bytes\":%" PRIu64
-		 ",\"restore_ms\":%.3f,\"target\":%s,\"error\":%s}\n",
+		 ",\"restore_ms\":%.3f,\"target\":%s,\"resumed_mono_ns\":%" PRIu64 ",\"error\":%s}\n",
 		 m->id, mstatus_names[m->status], bytes, m->restore_ms, m->target[0] ? t : "null",
-		 m->error[0] ? e : "null");
+		 m->resumed_ns, m->error[0] ? e : "null");
 }
 
 /* ---- the restore thread -------------------------------------------------------------- */
@@ -813,6 +814,8 @@ void wasp_listener_wait_answered(struct wasp_listener *l, const char *id, uint64
 	while ((m = find(l, id)) && !m->answered &&
 	       pthread_cond_timedwait(&l->cond, &l->lock, &dl) == 0)
 		;
+	if (m)
+		m->resumed_ns = wasp_now_ns();
 	pthread_mutex_unlock(&l->lock);
 }
 

@@ -238,6 +238,7 @@ int wasp_precopy_finish(struct wasp_precopy *p, uint64_t stopped_ns, enum wasp_x
 
 	*v = WASP_XFER_REFUSED;
 	p->cancel = NULL;
+	s->stopped_ns = stopped_ns;
 	uint64_t t = wasp_now_ns();
 	if (p->o.files_dir && (r = wasp_xfer_send_files(p->x, p->o.files_dir, &s->file_bytes)) < 0)
 		goto cut;

@@ -593,12 +593,13 @@ static void migration_reply(struct wasp_runner *r, int slot, struct request *q)
 	snprintf(kv, sizeof kv,
 		 "id=%s total_ms=%.3f downtime_ms=%.3f precopy_ms=%.3f settle_ms=%.3f rounds=%u bytes=%llu raw=%llu "
 		 "files=%llu final_pages=%llu dirty_rate=%.0f bw=%.0f expected_ms=%.3f files_ms=%.3f "
-		 "finish_ms=%.3f commit_ms=%.3f stop=%s pages=%s where=%s",
+		 "finish_ms=%.3f commit_ms=%.3f stop=%s pages=%s where=%s stopped_ns=%llu",
 		 id[0] ? id : "-", s->total_ns / 1e6, s->downtime_ns / 1e6, s->precopy_ns / 1e6,
 		 s->settle_ns / 1e6, s->rounds, (unsigned long long)s->bytes, (unsigned long long)s->raw_bytes,
 		 (unsigned long long)s->file_bytes, (unsigned long long)s->final_pages, s->dirty_rate,
 		 s->bandwidth, s->expected_downtime_ms, s->files_ns / 1e6, s->finish_ns / 1e6,
-		 s->commit_ns / 1e6, stop, pages[0] ? pages : "-", where);
+		 s->commit_ns / 1e6, stop, pages[0] ? pages : "-", where,
+		 (unsigned long long)s->stopped_ns);
 	if (!q->err && m->outcome == WASP_MIGRATED)
 		client_reply(r, slot, "ok migrated %s", kv);
 	else if (m->outcome == WASP_MIGRATE_HELD)
@@ -2289,6 +2290,9 @@ static void parse_migrate_reply(const char *line, struct wasp_migrate_reply *rep
 	rep->finish_ms = reply_num(line, "finish_ms");
 	rep->commit_ms = reply_num(line, "commit_ms");
 	rep->settle_ms = reply_num(line, "settle_ms");
+	char ns[32];
+	reply_value(line, "stopped_ns", ns, sizeof ns);
+	rep->stopped_ns = strtoull(ns, NULL, 10); /* beyond a double's 53 bits */
 }
 
 int wasp_runner_request_migrate(int sock, const struct wasp_migrate_request *req, int dest_fd,

@@ -150,7 +150,8 @@ static void print_json(FILE *f, const char *target, pid_t pid, const char *url,
 		"\"pages_per_round\":[%s],\"final_pages\":%llu,\"bytes\":%llu,\"raw_bytes\":%llu,"
 		"\"file_bytes\":%llu,\"compression_ratio\":%.3f,\"dirty_rate\":%.0f,"
 		"\"bandwidth\":%.0f,\"expected_downtime_ms\":%.3f,\"stop_reason\":%s,"
-		"\"hold\":%s,\"hold_saved\":%s,\"remote_target\":%s,\"error\":%s}\n",
+		"\"hold\":%s,\"hold_saved\":%s,\"remote_target\":%s,\"stopped_mono_ns\":%llu,"
+		"\"error\":%s}\n",
 		names[rep->outcome], s_t, (int)pid, s_url, rep->id, rep->total_ms, rep->downtime_ms,
 		rep->precopy_ms, rep->settle_ms, rep->files_ms, rep->finish_ms, rep->commit_ms, rep->rounds,
 		strcmp(rep->round_pages, "-") ? rep->round_pages : "",
@@ -160,7 +161,7 @@ static void print_json(FILE *f, const char *target, pid_t pid, const char *url,
 		rep->stop_reason[0] ? s_stop : "null",
 		rep->outcome == WASP_MIGRATE_HELD ? s_hold : "null",
 		rep->hold_saved ? "true" : "false", rep->remote_target[0] ? s_rt : "null",
-		error ? s_err : "null");
+		(unsigned long long)rep->stopped_ns, error ? s_err : "null");
 	fflush(f);
 }
 
