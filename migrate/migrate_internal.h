@@ -83,6 +83,10 @@ struct wasp_bqueue {
 	uint64_t in, out; /* bytes put / taken so far */
 };
 
+/* *dl = CLOCK_MONOTONIC now + ns: a deadline for pthread_cond_timedwait on
+ * a condition variable set to that clock. */
+void wasp_deadline_in(struct timespec *dl, uint64_t ns);
+
 int wasp_bqueue_init(struct wasp_bqueue *q, size_t cap);
 void wasp_bqueue_destroy(struct wasp_bqueue *q);
 /* Producer: blocks while full. 0, or the failure. */

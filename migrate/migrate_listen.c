@@ -802,13 +802,7 @@ void wasp_listener_set_status(struct wasp_listener *l, const char *id, const cha
 void wasp_listener_wait_answered(struct wasp_listener *l, const char *id, uint64_t timeout_ns)
 {
 	struct timespec dl;
-	clock_gettime(CLOCK_MONOTONIC, &dl);
-	dl.tv_sec += (time_t)(timeout_ns / 1000000000ull);
-	dl.tv_nsec += (long)(timeout_ns % 1000000000ull);
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
-	}
+	wasp_deadline_in(&dl, timeout_ns);
 	pthread_mutex_lock(&l->lock);
 	struct migration *m;
 	while ((m = find(l, id)) && !m->answered &&

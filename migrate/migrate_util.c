@@ -110,18 +110,22 @@ static ssize_t take(struct wasp_bqueue *q, void *buf, size_t len)
 	return (ssize_t)n;
 }
 
+void wasp_deadline_in(struct timespec *dl, uint64_t ns)
+{
+	clock_gettime(CLOCK_MONOTONIC, dl);
+	dl->tv_sec += (time_t)(ns / 1000000000ull);
+	dl->tv_nsec += (long)(ns % 1000000000ull);
+	if (dl->tv_nsec >= 1000000000L) {
+		dl->tv_sec++;
+		dl->tv_nsec -= 1000000000L;
+	}
+}
+
 ssize_t wasp_bqueue_get(struct wasp_bqueue *q, void *buf, size_t len, uint64_t timeout_ns)
 {
 	struct timespec dl;
-	if (timeout_ns) {
-		clock_gettime(CLOCK_MONOTONIC, &dl);
-		dl.tv_sec += (time_t)(timeout_ns / 1000000000ull);
-		dl.tv_nsec += (long)(timeout_ns % 1000000000ull);
-		if (dl.tv_nsec >= 1000000000L) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000L;
-		}
-	}
+	if (timeout_ns)
+		wasp_deadline_in(&dl, timeout_ns);
 	pthread_mutex_lock(&q->lock);
 	for (;;) {
 		if (q->err) {
