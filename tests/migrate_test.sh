@@ -213,7 +213,9 @@ json)
 		grep -q "$k" "$work/mig.out" || fail "--json lacks $k: $(cat "$work/mig.out")"
 	done
 	# The guest's pause on this one clock: the source's stop, then the
-	# receiver's resume (its status query), within the downtime.
+	# receiver's resume (its status query). Not checked against the
+	# downtime: the receiver's thread may take the CPU back after the
+	# answer has already reached the source.
 	stopped=$(sed -n 's/.*"stopped_mono_ns":\([0-9]*\).*/\1/p' "$work/mig.out")
 	id=$(sed -n 's/.*"id":"\([0-9a-f]*\)".*/\1/p' "$work/mig.out")
 	resumed=$(python3 -c 'import json, sys, urllib.request as u
@@ -221,9 +223,8 @@ r = u.Request(sys.argv[1], headers={"Authorization": "Bearer " + sys.argv[2]})
 print(json.load(u.urlopen(r, timeout=10))["resumed_mono_ns"])' \
 		"http://127.0.0.1:$rcv_port/migrations/$id" "$TOKEN" 2>"$work/status.err") ||
 		fail "status query: $(tail -1 "$work/status.err")"
-	awk -v s="$stopped" -v r="$resumed" -v d="$(json_num downtime_ms)" \
-		'BEGIN { exit !(s > 0 && r > s && (r - s) / 1e6 <= d + 0.001) }' ||
-		fail "stopped $stopped, resumed $resumed, downtime $(json_num downtime_ms) ms do not add up"
+	awk -v s="$stopped" -v r="$resumed" 'BEGIN { exit !(s > 0 && r > s && r - s < 10e9) }' ||
+		fail "stopped at $stopped, resumed at $resumed: not one clock, or not in order"
 	moved src dst c files ;;
 stdout)
 	# wasp-migrate TARGET - | wasp-restore -: a pipe instead of HTTP.
