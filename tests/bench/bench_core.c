@@ -60,6 +60,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_floor.h"
 #include "bench_rows.h"
 #include "vmm.h"
 
@@ -133,27 +134,11 @@ static void expect_exit(const struct wasp_exit *e, int64_t code, const char *wha
 
 /* ---- 1. the floor: raw KVM, no libwasp ---------------------------------- */
 
-#define RAW_MEM (4u << 20)
-#define RAW_CODE 0x8000u
 #define RAW_PORT 0x10u
 #define RAW_MMIO 0x3f000000u /* mapped by the page tables, not backed: MMIO */
 
 static int kvm_fd = -1;
-static int kvm_run_size;
 static bool kvm_sync_regs;
-
-/* The rows the floor is chosen from. */
-static const char *const floor_candidates[] = {
-	"kvm_out_ring0_real", "kvm_out_ring0_long", "kvm_out_ring3_long",
-};
-
-enum raw_mode { RAW_REAL, RAW_LONG0, RAW_LONG3 };
-
-struct rawvm {
-	int vm, vcpu;
-	struct kvm_run *run;
-	uint8_t *mem;
-};
 
 static void raw_ioctl(int fd, unsigned long cmd, void *arg, const char *name)
 {
@@ -161,89 +146,12 @@ static void raw_ioctl(int fd, unsigned long cmd, void *arg, const char *name)
 		die("floor: %s: %s", name, strerror(errno));
 }
 
-static void raw_open(struct rawvm *r, enum raw_mode mode, const uint8_t *code, size_t len)
+/* The VM under the floor (bench_floor.c), running `code`. */
+static void raw_open(struct bench_vm *r, enum bench_floor_mode mode, const uint8_t *code, size_t len)
 {
-	r->vm = ioctl(kvm_fd, KVM_CREATE_VM, 0);
-	if (r->vm < 0)
-		die("floor: KVM_CREATE_VM: %s", strerror(errno));
-	/* VMX without unrestricted guest needs it for real mode; harmless elsewhere. */
-	ioctl(r->vm, KVM_SET_TSS_ADDR, 0xfffbd000ul);
-
-	r->mem = mmap(NULL, RAW_MEM, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (r->mem == MAP_FAILED)
-		die("floor: mmap guest memory: %s", strerror(errno));
-	/* Identity map of the first GiB with 2 MiB user pages: PML4 0x1000 ->
-	 * PDPT 0x2000 -> PD 0x3000. Page 0 is mapped (PVM triple-faults a
-	 * ring-3 `out` without it). */
-	uint64_t *pml4 = (uint64_t *)(r->mem + 0x1000), *pdpt = (uint64_t *)(r->mem + 0x2000),
-		 *pd = (uint64_t *)(r->mem + 0x3000);
-	pml4[0] = 0x2000 | 7;
-	pdpt[0] = 0x3000 | 7;
-	for (uint64_t i = 0; i < 512; i++)
-		pd[i] = (i << 21) | 0x87; /* present, rw, user, 2 MiB */
-	memcpy(r->mem + RAW_CODE, code, len);
-
-	struct kvm_userspace_memory_region region = {
-		.slot = 0,
-		.memory_size = RAW_MEM,
-		.userspace_addr = (uint64_t)(uintptr_t)r->mem,
-	};
-	raw_ioctl(r->vm, KVM_SET_USER_MEMORY_REGION, &region, "KVM_SET_USER_MEMORY_REGION");
-	r->vcpu = ioctl(r->vm, KVM_CREATE_VCPU, 0);
-	if (r->vcpu < 0)
-		die("floor: KVM_CREATE_VCPU: %s", strerror(errno));
-	r->run = mmap(NULL, (size_t)kvm_run_size, PROT_READ | PROT_WRITE, MAP_SHARED, r->vcpu, 0);
-	if (r->run == MAP_FAILED)
-		die("floor: mmap kvm_run: %s", strerror(errno));
-
-	int n = 256;
-	struct kvm_cpuid2 *cpuid =
-		calloc(1, sizeof(*cpuid) + (size_t)n * sizeof(struct kvm_cpuid_entry2));
-	if (!cpuid)
-		die("floor: out of memory");
-	cpuid->nent = (uint32_t)n;
-	raw_ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid, "KVM_GET_SUPPORTED_CPUID");
-	raw_ioctl(r->vcpu, KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2");
-	free(cpuid);
-
-	struct kvm_sregs s;
-	raw_ioctl(r->vcpu, KVM_GET_SREGS, &s, "KVM_GET_SREGS");
-	struct kvm_regs g = {.rip = RAW_CODE, .rsp = 0x7000, .rflags = 2};
-	if (mode == RAW_REAL) {
-		struct kvm_segment seg = {.limit = 0xffff, .type = 3, .present = 1, .s = 1};
-		s.ds = s.es = s.fs = s.gs = s.ss = seg;
-		seg.type = 11;
-		s.cs = seg;
-		s.cr0 = 0x10; /* ET */
-		s.cr3 = s.cr4 = s.efer = 0;
-	} else {
-		int cpl = mode == RAW_LONG3 ? 3 : 0;
-		s.cr3 = 0x1000;
-		s.cr4 = 0x20 | 0x200;   /* PAE, OSFXSR */
-		s.cr0 = 0x80050033;     /* PG, AM, WP, NE, ET, MP, PE */
-		s.efer = 0x500;         /* LMA, LME */
-		struct kvm_segment cs = {.limit = 0xffffffff, .selector = cpl ? 0x1b : 0x08,
-					 .type = 11, .present = 1, .dpl = (uint8_t)cpl, .s = 1,
-					 .l = 1, .g = 1};
-		struct kvm_segment ds = {.limit = 0xffffffff, .selector = cpl ? 0x23 : 0x10,
-					 .type = 3, .present = 1, .dpl = (uint8_t)cpl, .db = 1,
-					 .s = 1, .g = 1};
-		s.cs = cs;
-		s.ds = s.es = s.fs = s.gs = s.ss = ds;
-		if (cpl)
-			g.rflags |= 0x3000; /* IOPL 3: `out` is legal at CPL 3 */
-	}
-	raw_ioctl(r->vcpu, KVM_SET_SREGS, &s, "KVM_SET_SREGS");
-	raw_ioctl(r->vcpu, KVM_SET_REGS, &g, "KVM_SET_REGS");
-}
-
-static void raw_close(struct rawvm *r)
-{
-	/* The kvm_run mapping holds the vCPU (and so the VM) alive: unmap it too. */
-	munmap(r->run, (size_t)kvm_run_size);
-	close(r->vcpu);
-	close(r->vm);
-	munmap(r->mem, RAW_MEM);
+	char err[256];
+	if (bench_vm_open(kvm_fd, mode, code, len, r, err, sizeof err) < 0)
+		die("%s", err);
 }
 
 static const char *kvm_exit_name(uint32_t reason)
@@ -261,7 +169,7 @@ static const char *kvm_exit_name(uint32_t reason)
 }
 
 /* Checks that the exit just taken is the one the loop makes. */
-static void raw_check_exit(struct rawvm *r, uint32_t want, const char *what)
+static void raw_check_exit(struct bench_vm *r, uint32_t want, const char *what)
 {
 	struct kvm_run *run = r->run;
 	if (run->exit_reason == want) {
@@ -284,7 +192,7 @@ static void raw_check_exit(struct rawvm *r, uint32_t want, const char *what)
 	    kvm_exit_name(run->exit_reason), kvm_exit_name(want), rip);
 }
 
-static void raw_run(struct rawvm *r, const char *what)
+static void raw_run(struct bench_vm *r, const char *what)
 {
 	while (ioctl(r->vcpu, KVM_RUN, 0) < 0)
 		if (errno != EINTR)
@@ -300,12 +208,12 @@ enum raw_regs {
 
 /* Times consecutive exits of a guest looping on the exit `want`, each
  * KVM_RUN on its own (clock_gettime costs ~30 ns here, nothing next to it). */
-static void floor_bench(const char *name, enum raw_mode mode, const uint8_t *code, size_t len,
+static void floor_bench(const char *name, enum bench_floor_mode mode, const uint8_t *code, size_t len,
 			uint32_t want, enum raw_regs regs)
 {
 	struct row *row_ = row(name);
 	int iters = share(P.floor_iters);
-	struct rawvm r;
+	struct bench_vm r;
 	struct kvm_regs g;
 
 	raw_open(&r, mode, code, len);
@@ -333,7 +241,7 @@ static void floor_bench(const char *name, enum raw_mode mode, const uint8_t *cod
 		if (i >= 0)
 			add_ns(row_, t1 - t0);
 	}
-	raw_close(&r);
+	bench_vm_close(&r);
 }
 
 /* What one vCPU state ioctl costs (a PVM host charges for each one; the
@@ -348,9 +256,9 @@ static void ioctl_bench(void)
 	int iters = share(P.floor_iters) / 4;
 	struct kvm_regs g;
 	struct kvm_sregs s;
-	struct rawvm r;
+	struct bench_vm r;
 
-	raw_open(&r, RAW_LONG3, pio, sizeof pio);
+	raw_open(&r, BENCH_FLOOR_LONG3, pio, sizeof pio);
 	raw_run(&r, "ioctl cost");
 	raw_check_exit(&r, KVM_EXIT_IO, "ioctl cost");
 	for (int i = -P.floor_warmup; i < iters; i++) {
@@ -373,7 +281,7 @@ static void ioctl_bench(void)
 	/* The vCPU still runs the loop it ran before. */
 	raw_run(&r, "ioctl cost");
 	raw_check_exit(&r, KVM_EXIT_IO, "ioctl cost (after)");
-	raw_close(&r);
+	bench_vm_close(&r);
 }
 
 /* KVM_CREATE_VM + KVM_CREATE_VCPU + close, bare. With `resident`, another
@@ -422,22 +330,22 @@ static void round_floor(void)
 				       0x89, 0x00, 0xeb, 0xfc};
 
 	cur_section = "floor: raw KVM_RUN round trip of an `out` exit (no libwasp)";
-	floor_bench(floor_candidates[0], RAW_REAL, pio, sizeof pio, KVM_EXIT_IO, REGS_NONE);
-	floor_bench(floor_candidates[1], RAW_LONG0, pio, sizeof pio, KVM_EXIT_IO, REGS_NONE);
-	floor_bench(floor_candidates[2], RAW_LONG3, pio, sizeof pio, KVM_EXIT_IO, REGS_NONE);
+	floor_bench(bench_floor_names[BENCH_FLOOR_REAL], BENCH_FLOOR_REAL, pio, sizeof pio, KVM_EXIT_IO, REGS_NONE);
+	floor_bench(bench_floor_names[BENCH_FLOOR_LONG0], BENCH_FLOOR_LONG0, pio, sizeof pio, KVM_EXIT_IO, REGS_NONE);
+	floor_bench(bench_floor_names[BENCH_FLOOR_LONG3], BENCH_FLOOR_LONG3, pio, sizeof pio, KVM_EXIT_IO, REGS_NONE);
 
 	cur_section = "exit-path variants and bare VM cost (raw KVM)";
 	if (kvm_sync_regs) {
-		floor_bench("kvm_out_ring3_sync_regs", RAW_LONG3, pio, sizeof pio, KVM_EXIT_IO,
+		floor_bench("kvm_out_ring3_sync_regs", BENCH_FLOOR_LONG3, pio, sizeof pio, KVM_EXIT_IO,
 			    REGS_SYNC);
-		floor_bench("kvm_out_ring3_sync_regs_dirty", RAW_LONG3, pio, sizeof pio,
+		floor_bench("kvm_out_ring3_sync_regs_dirty", BENCH_FLOOR_LONG3, pio, sizeof pio,
 			    KVM_EXIT_IO, REGS_SYNC_DIRTY);
 	}
-	floor_bench("kvm_out_ring3_get_set_regs", RAW_LONG3, pio, sizeof pio, KVM_EXIT_IO,
+	floor_bench("kvm_out_ring3_get_set_regs", BENCH_FLOOR_LONG3, pio, sizeof pio, KVM_EXIT_IO,
 		    REGS_IOCTL);
 	ioctl_bench();
-	floor_bench("kvm_mmio_ring0_long", RAW_LONG0, mmio, sizeof mmio, KVM_EXIT_MMIO, REGS_NONE);
-	floor_bench("kvm_mmio_ring3_long", RAW_LONG3, mmio, sizeof mmio, KVM_EXIT_MMIO, REGS_NONE);
+	floor_bench("kvm_mmio_ring0_long", BENCH_FLOOR_LONG0, mmio, sizeof mmio, KVM_EXIT_MMIO, REGS_NONE);
+	floor_bench("kvm_mmio_ring3_long", BENCH_FLOOR_LONG3, mmio, sizeof mmio, KVM_EXIT_MMIO, REGS_NONE);
 	kvm_create_bench(false);
 	kvm_create_bench(true);
 }
@@ -1071,8 +979,8 @@ static void choose_floor(void)
 	size_t last = 0;
 	for (size_t i = 0; i < nrows; i++) {
 		finish(&rows[i]);
-		for (size_t c = 0; c < sizeof floor_candidates / sizeof *floor_candidates; c++) {
-			if (strcmp(rows[i].name, floor_candidates[c]))
+		for (size_t c = 0; c < BENCH_FLOOR_MODES; c++) {
+			if (strcmp(rows[i].name, bench_floor_names[c]))
 				continue;
 			last = i;
 			if (!best || rows[i].median < best->median)
@@ -1185,9 +1093,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "wasp-bench-core: /dev/kvm speaks an unknown API version; skipping\n");
 		return EXIT_SKIP;
 	}
-	kvm_run_size = ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
-	if (kvm_run_size < (int)sizeof(struct kvm_run))
-		die("KVM_GET_VCPU_MMAP_SIZE: %d", kvm_run_size);
 	int sync = ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS);
 	kvm_sync_regs = sync > 0 && (sync & KVM_SYNC_X86_REGS);
 

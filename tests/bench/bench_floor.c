@@ -21,34 +21,30 @@ const char *const bench_floor_names[BENCH_FLOOR_MODES] = {
 	"kvm_out_ring0_real", "kvm_out_ring0_long", "kvm_out_ring3_long"};
 
 #define RAW_MEM (4u << 20)
-#define RAW_CODE 0x8000u
 
-struct rawvm {
-	int vm, vcpu;
-	struct kvm_run *run;
-	size_t run_size;
-	uint8_t *mem;
+/* Where a failure's one line goes. */
+struct errbuf {
 	char *err;
 	size_t errlen;
 };
 
-static int fail(struct rawvm *r, int e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(struct rawvm *r, int e, const char *fmt, ...)
+static int fail(struct errbuf *b, int e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct errbuf *b, int e, const char *fmt, ...)
 {
 	va_list ap;
-	int n = snprintf(r->err, r->errlen, "floor: ");
-	if (n >= 0 && (size_t)n < r->errlen) {
+	int n = snprintf(b->err, b->errlen, "floor: ");
+	if (n >= 0 && (size_t)n < b->errlen) {
 		va_start(ap, fmt);
-		vsnprintf(r->err + n, r->errlen - (size_t)n, fmt, ap);
+		vsnprintf(b->err + n, b->errlen - (size_t)n, fmt, ap);
 		va_end(ap);
 	}
 	return -e;
 }
 
-static int checked(struct rawvm *r, int fd, unsigned long cmd, void *arg, const char *name)
+static int checked(struct errbuf *b, int fd, unsigned long cmd, void *arg, const char *name)
 {
 	if (ioctl(fd, cmd, arg) < 0)
-		return fail(r, errno, "%s: %s", name, strerror(errno));
+		return fail(b, errno, "%s: %s", name, strerror(errno));
 	return 0;
 }
 
@@ -59,20 +55,21 @@ static uint64_t now_ns(void)
 	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
 }
 
-/* Identity-mapped first GiB (2 MiB pages, user-accessible), the loop at
- * RAW_CODE, and the vCPU entering it directly in `mode`. */
-static int raw_setup(struct rawvm *r, int kvm_fd, enum bench_floor_mode mode)
+/* Identity-mapped first GiB (2 MiB pages, user-accessible; page 0 too:
+ * PVM triple-faults a ring-3 `out` without it), the code at BENCH_VM_CODE,
+ * and the vCPU entering it directly in `mode`. */
+static int vm_setup(struct bench_vm *r, struct errbuf *eb, int kvm_fd, enum bench_floor_mode mode,
+		    const uint8_t *code, size_t len)
 {
-	static const uint8_t loop[] = {0xe6, 0x10, 0xeb, 0xfc}; /* out 0x10, al; jmp $-2 */
 	int ret;
 	r->vm = ioctl(kvm_fd, KVM_CREATE_VM, 0);
 	if (r->vm < 0)
-		return fail(r, errno, "KVM_CREATE_VM: %s", strerror(errno));
+		return fail(eb, errno, "KVM_CREATE_VM: %s", strerror(errno));
 	ioctl(r->vm, KVM_SET_TSS_ADDR, 0xfffbd000ul);
 	r->mem = mmap(NULL, RAW_MEM, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (r->mem == MAP_FAILED) {
 		r->mem = NULL;
-		return fail(r, errno, "mmap: %s", strerror(errno));
+		return fail(eb, errno, "mmap: %s", strerror(errno));
 	}
 	uint64_t *pml4 = (uint64_t *)(r->mem + 0x1000), *pdpt = (uint64_t *)(r->mem + 0x2000),
 		 *pd = (uint64_t *)(r->mem + 0x3000);
@@ -80,41 +77,41 @@ static int raw_setup(struct rawvm *r, int kvm_fd, enum bench_floor_mode mode)
 	pdpt[0] = 0x3000 | 7;
 	for (uint64_t i = 0; i < 512; i++)
 		pd[i] = (i << 21) | 0x87;
-	memcpy(r->mem + RAW_CODE, loop, sizeof loop);
+	memcpy(r->mem + BENCH_VM_CODE, code, len);
 	struct kvm_userspace_memory_region region = {
 		.memory_size = RAW_MEM, .userspace_addr = (uint64_t)(uintptr_t)r->mem};
-	if ((ret = checked(r, r->vm, KVM_SET_USER_MEMORY_REGION, &region,
+	if ((ret = checked(eb, r->vm, KVM_SET_USER_MEMORY_REGION, &region,
 			   "KVM_SET_USER_MEMORY_REGION")) < 0)
 		return ret;
 	r->vcpu = ioctl(r->vm, KVM_CREATE_VCPU, 0);
 	if (r->vcpu < 0)
-		return fail(r, errno, "KVM_CREATE_VCPU: %s", strerror(errno));
+		return fail(eb, errno, "KVM_CREATE_VCPU: %s", strerror(errno));
 	int size = ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (size < (int)sizeof(struct kvm_run))
-		return fail(r, EINVAL, "KVM_GET_VCPU_MMAP_SIZE: %d", size);
+		return fail(eb, EINVAL, "KVM_GET_VCPU_MMAP_SIZE: %d", size);
 	r->run = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, r->vcpu, 0);
 	if (r->run == MAP_FAILED) {
 		r->run = NULL;
-		return fail(r, errno, "mmap kvm_run: %s", strerror(errno));
+		return fail(eb, errno, "mmap kvm_run: %s", strerror(errno));
 	}
 	r->run_size = (size_t)size;
 
 	int n = 256;
 	struct kvm_cpuid2 *cpuid = calloc(1, sizeof(*cpuid) + (size_t)n * sizeof(struct kvm_cpuid_entry2));
 	if (!cpuid)
-		return fail(r, ENOMEM, "out of memory");
+		return fail(eb, ENOMEM, "out of memory");
 	cpuid->nent = (uint32_t)n;
-	ret = checked(r, kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid, "KVM_GET_SUPPORTED_CPUID");
+	ret = checked(eb, kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid, "KVM_GET_SUPPORTED_CPUID");
 	if (ret == 0)
-		ret = checked(r, r->vcpu, KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2");
+		ret = checked(eb, r->vcpu, KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2");
 	free(cpuid);
 	if (ret < 0)
 		return ret;
 
 	struct kvm_sregs s;
-	if ((ret = checked(r, r->vcpu, KVM_GET_SREGS, &s, "KVM_GET_SREGS")) < 0)
+	if ((ret = checked(eb, r->vcpu, KVM_GET_SREGS, &s, "KVM_GET_SREGS")) < 0)
 		return ret;
-	struct kvm_regs g = {.rip = RAW_CODE, .rsp = 0x7000, .rflags = 2};
+	struct kvm_regs g = {.rip = BENCH_VM_CODE, .rsp = 0x7000, .rflags = 2};
 	if (mode == BENCH_FLOOR_REAL) {
 		struct kvm_segment seg = {.limit = 0xffff, .type = 3, .present = 1, .s = 1};
 		s.ds = s.es = s.fs = s.gs = s.ss = seg;
@@ -139,12 +136,12 @@ static int raw_setup(struct rawvm *r, int kvm_fd, enum bench_floor_mode mode)
 		if (cpl)
 			g.rflags |= 0x3000; /* IOPL 3: `out` from ring 3 exits, not #GP */
 	}
-	if ((ret = checked(r, r->vcpu, KVM_SET_SREGS, &s, "KVM_SET_SREGS")) < 0)
+	if ((ret = checked(eb, r->vcpu, KVM_SET_SREGS, &s, "KVM_SET_SREGS")) < 0)
 		return ret;
-	return checked(r, r->vcpu, KVM_SET_REGS, &g, "KVM_SET_REGS");
+	return checked(eb, r->vcpu, KVM_SET_REGS, &g, "KVM_SET_REGS");
 }
 
-static void raw_teardown(struct rawvm *r)
+void bench_vm_close(struct bench_vm *r)
 {
 	if (r->run)
 		munmap(r->run, r->run_size);
@@ -156,18 +153,36 @@ static void raw_teardown(struct rawvm *r)
 		munmap(r->mem, RAW_MEM);
 }
 
+int bench_vm_open(int kvm_fd, enum bench_floor_mode mode, const uint8_t *code, size_t len,
+		  struct bench_vm *vm, char *err, size_t errlen)
+{
+	struct errbuf eb = {err, errlen};
+	memset(vm, 0, sizeof *vm);
+	vm->vm = vm->vcpu = -1;
+	if ((unsigned)mode >= BENCH_FLOOR_MODES || len > RAW_MEM - BENCH_VM_CODE)
+		return fail(&eb, EINVAL, "bad mode or code size");
+	int ret = vm_setup(vm, &eb, kvm_fd, mode, code, len);
+	if (ret < 0)
+		bench_vm_close(vm);
+	return ret;
+}
+
 int bench_floor_run(int kvm_fd, enum bench_floor_mode mode, int warmup, int iters,
 		    uint64_t *ns, char *err, size_t errlen)
 {
-	struct rawvm r = {.vm = -1, .vcpu = -1, .err = err, .errlen = errlen};
-	if ((unsigned)mode >= BENCH_FLOOR_MODES || warmup < 0 || iters < 0)
-		return fail(&r, EINVAL, "bad mode or count");
-	int ret = raw_setup(&r, kvm_fd, mode);
+	static const uint8_t loop[] = {0xe6, 0x10, 0xeb, 0xfc}; /* out 0x10, al; jmp $-2 */
+	struct errbuf eb = {err, errlen};
+	struct bench_vm r;
+	if (warmup < 0 || iters < 0)
+		return fail(&eb, EINVAL, "bad count");
+	int ret = bench_vm_open(kvm_fd, mode, loop, sizeof loop, &r, err, errlen);
+	if (ret < 0)
+		return ret;
 	for (int i = -warmup; ret == 0 && i < iters; i++) {
 		uint64_t t0 = now_ns();
 		while (ioctl(r.vcpu, KVM_RUN, 0) < 0) {
 			if (errno != EINTR) {
-				ret = fail(&r, errno, "KVM_RUN: %s", strerror(errno));
+				ret = fail(&eb, errno, "KVM_RUN: %s", strerror(errno));
 				break;
 			}
 		}
@@ -176,11 +191,11 @@ int bench_floor_run(int kvm_fd, enum bench_floor_mode mode, int warmup, int iter
 			break;
 		if (r.run->exit_reason != KVM_EXIT_IO || r.run->io.port != 0x10 ||
 		    r.run->io.direction != KVM_EXIT_IO_OUT)
-			ret = fail(&r, EPROTO, "%s: exit %u, expected out to 0x10",
+			ret = fail(&eb, EPROTO, "%s: exit %u, expected out to 0x10",
 				   bench_floor_names[mode], r.run->exit_reason);
 		else if (i >= 0)
 			ns[i] = t1 - t0;
 	}
-	raw_teardown(&r);
+	bench_vm_close(&r);
 	return ret;
 }
