@@ -156,12 +156,7 @@ user:
 .pass:
 	mov rdi, REGION
 	mov rcx, r9
-.fill:
-	XORSHIFT_R13
-	mov [rdi], r13
-	add rdi, 8
-	dec rcx
-	jnz .fill
+	DIRTY_REGION
 	inc r14
 	mov rax, r14
 	xor edx, edx
