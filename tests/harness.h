@@ -7,6 +7,7 @@
 #ifndef WASP_TEST_HARNESS_H
 #define WASP_TEST_HARNESS_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -40,6 +41,33 @@ static int failures;
 			exit(1);                                                          \
 		}                                                                         \
 	} while (0)
+
+/* Open file descriptors of this process (leak checks compare counts). */
+static inline int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n - 3; /* ".", ".." and the DIR's own fd */
+}
+
+/* This process's resident set in KiB, -1 when unknown. */
+static inline long rss_kib(void)
+{
+	char line[256];
+	long kib = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kib;
+}
 
 struct test_case {
 	const char *name;

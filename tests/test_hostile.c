@@ -145,18 +145,6 @@ static const struct hostile hostiles[] = {
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-	if (!d)
-		return -1;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n - 3; /* ".", ".." and the DIR's own fd */
-}
-
 static char *console_text(int fd)
 {
 	off_t len = lseek(fd, 0, SEEK_END);
