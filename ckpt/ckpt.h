@@ -192,6 +192,24 @@ int wasp_ckpt_chain_check(const struct wasp_ckpt_info *infos, size_t n);
  * (after printing what it could). */
 int wasp_ckpt_inspect(const struct wasp_source *src, bool json, FILE *out);
 
+/* ---- Atomic files --------------------------------------------------------
+ * The one writer behind every checkpoint file wasp makes (saves, merges,
+ * wasp-ckpt's output): a temporary file beside `path` with a random name
+ * (PATH.tmp.<pid>.<hex>, O_EXCL, mode 0600, so nobody can guess and plant
+ * it), then commit (fsync, rename over path, fsync the directory) or abort
+ * (unlink). Until the rename an earlier file at path is untouched. */
+struct wasp_atomic_file {
+	int fd;           /* write here; -1 once committed or aborted */
+	char *path, *tmp; /* the final and the temporary name */
+};
+/* Creates the temporary file and holds it (wasp_ckpt_tmp_hold). 0 or -errno. */
+int wasp_atomic_open(const char *path, struct wasp_atomic_file *f);
+/* fsync, close, rename, fsync the directory; on failure the temporary file
+ * is removed and path left as it was. 0 or -errno with a message. */
+int wasp_atomic_commit(struct wasp_atomic_file *f);
+/* Removes the temporary file. Accepts a committed or aborted one. */
+void wasp_atomic_abort(struct wasp_atomic_file *f);
+
 /* ---- Temporary files of killed writers ---------------------------------
  * Checkpoint files are written as PATH.tmp.<pid>[.<hex>] and renamed over
  * PATH. A writer killed mid-write (SIGKILL, OOM) leaves that file behind;

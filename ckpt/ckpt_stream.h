@@ -154,15 +154,4 @@ struct wasp_buffer_source {
 };
 struct wasp_source wasp_source_buffer(struct wasp_buffer_source *b);
 
-/* Atomic file writing: open a temporary file beside `path` (same
- * directory, O_EXCL, mode 0600), write through the sink, then commit
- * (fsync, rename over path, fsync the directory) or abort (unlink). */
-struct wasp_atomic_file {
-	int fd;
-	char *path, *tmp;
-};
-int wasp_atomic_open(const char *path, struct wasp_atomic_file *f);
-int wasp_atomic_commit(struct wasp_atomic_file *f);
-void wasp_atomic_abort(struct wasp_atomic_file *f);
-
 #endif /* WASP_CKPT_STREAM_H */
