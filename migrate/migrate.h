@@ -53,7 +53,7 @@ extern "C" {
 
 /* The version of the control-socket protocol (docs/triggers.md). A server
  * answers `ping` with it; a change that an old client would misread bumps it. */
-#define WASP_CONTROL_PROTO 1
+#define WASP_CONTROL_PROTO 2
 
 /* Longest virtine name: [A-Za-z0-9._-], not all digits, not starting with '.'. */
 #define WASP_RUNNER_NAME_MAX 64
@@ -147,6 +147,10 @@ struct wasp_runner_result {
 	bool held;
 	bool held_saved;
 	char held_path[256];
+	/* With `stopped`, after a checkpoint into a pipe or socket (whose
+	 * reader cannot confirm that it has the virtine safe): the local copy
+	 * of the same state kept before stopping. "" otherwise. */
+	char kept_path[256];
 };
 
 /* Sets every field of `o` to its default (everything off, socket on). */
@@ -221,6 +225,17 @@ struct wasp_checkpoint_request {
 	 * which a restore from a file maps instead of reading (ckpt.h). */
 	bool mappable;
 	const char *to;   /* what the destination is, for the runner's log; may be NULL */
+	/* With stop, into a regular file: the runner writes and syncs it, then
+	 * waits, guest paused, until the client has put the file where it
+	 * belongs. `commit` does that (e.g. renames a temporary file into
+	 * place) and returns 0, and only then does the virtine stop; -errno and
+	 * it goes on. NULL: the file is already where it belongs. */
+	int (*commit)(void *ctx);
+	void *commit_ctx;
+	/* With stop, into a pipe: where the runner keeps its local copy (an
+	 * absolute path, < 256 bytes); NULL: its --checkpoint-path, else
+	 * DIR/PID-held.wckpt beside its socket. */
+	const char *keep;
 };
 
 struct wasp_checkpoint_reply {
@@ -229,14 +244,23 @@ struct wasp_checkpoint_reply {
 	bool stopped;    /* the virtine stopped after it */
 	char id[33];     /* the checkpoint's id in hex ("" from an old runner) */
 	bool incremental;
+	/* stop into a pipe or socket: the runner's local copy of the state it
+	 * carried (kept since the reader cannot confirm it has it), or "" */
+	char kept[256];
+	/* stop into a file: `commit` succeeded, so the file holds the virtine
+	 * even when the runner's last answer was lost */
+	bool committed;
 };
 
 /* Asks the runner on `sock` for a checkpoint written into `dest_fd` (a file,
  * a pipe or a socket: passed with SCM_RIGHTS, so it is the caller's to open
  * and the runner writes it directly) and waits for the answer (timeout_ns:
- * 0 none). Returns 0 with *rep after "ok"; the runner's message with
- * -EREMOTEIO for "error ..."; -ECONNRESET when the connection closed before
- * an answer (the runner died); -ETIMEDOUT. */
+ * 0 none). With req->stop the virtine stops only once a durable copy is
+ * known to exist: a file the caller committed (req->commit), or, for a
+ * pipe, a local copy the runner keeps (rep->kept). Returns 0 with *rep
+ * after "ok"; the runner's message with -EREMOTEIO for "error ..." (the
+ * virtine goes on); a failed commit's own value; -ECONNRESET when the
+ * connection closed before an answer (the runner died); -ETIMEDOUT. */
 int wasp_runner_request_checkpoint(int sock, const struct wasp_checkpoint_request *req,
 				   int dest_fd, uint64_t timeout_ns,
 				   struct wasp_checkpoint_reply *rep);

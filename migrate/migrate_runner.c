@@ -60,6 +60,10 @@
 #define MAX_QUEUED 64      /* requests waiting for their checkpoint */
 #define MSG_MAX 4096       /* one request or reply */
 #define PROBE_TIMEOUT_NS 2000000000ull /* answering a ping at start-up */
+/* How long a paused guest waits for a client to commit the file a
+ * stop=1 checkpoint went into: the runner has synced the data already, so
+ * the client has only a rename and a directory sync left. */
+#define COMMIT_WAIT_NS 30000000000ull
 #define DEFAULT_RUN_DIR "/run/wasp"
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -170,6 +174,34 @@ err:;
 	int e = errno;
 	snprintf(why, cap, "%s: %s", d, strerror(e));
 	return -e;
+}
+
+/* 0 when a client may trust sockets in `d`: a directory owned by this
+ * user or by root and writable by nobody else, so no other user can have
+ * planted a socket there. -EACCES with the reason in why otherwise. */
+static int dir_trusted(const char *d, char *why, size_t cap)
+{
+	struct stat st;
+	if (stat(d, &st) < 0) {
+		int e = errno;
+		snprintf(why, cap, "%s: %s", d, strerror(e));
+		return -e;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(why, cap, "%s: not a directory", d);
+		return -ENOTDIR;
+	}
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		snprintf(why, cap, "%s is owned by uid %u, not by this user (%u) or root", d,
+			 (unsigned)st.st_uid, (unsigned)geteuid());
+		return -EACCES;
+	}
+	if (st.st_mode & 022) {
+		snprintf(why, cap, "%s is writable by others (mode %03o)", d,
+			 (unsigned)(st.st_mode & 0777));
+		return -EACCES;
+	}
+	return 0;
 }
 
 /* The default places, in order; n of them set. */
@@ -380,6 +412,13 @@ struct request {
 	uint64_t bytes, ns;
 	bool stopped, logged;
 	struct wasp_runner *runner; /* REQ_MIGRATE: for its thread */
+	/* stop=1 into a client's file: the guest stays paused until the client
+	 * says the file is committed (docs/triggers.md, "Stopping"). */
+	bool awaiting;         /* lock: the vCPU thread waits for the verdict */
+	int verdict;           /* lock: 1 committed, -1 not (or the client went away) */
+	bool told;             /* control thread: the client was asked to commit */
+	char kept[256];        /* stop=1 into a pipe: where the local copy goes (keep=,
+				* else hold_path()); "" when none was kept */
 };
 
 struct client {
@@ -410,6 +449,7 @@ struct wasp_runner {
 	uint64_t start_ns; /* first run, for the timeout */
 
 	pthread_mutex_t lock;
+	pthread_cond_t verdict_cond;       /* a request's verdict came (lock) */
 	struct request *migrating;         /* lock: the migration under way */
 	struct request *inflight;          /* lock */
 	struct request *done, **done_tail; /* lock */
@@ -502,10 +542,11 @@ static void log_result(struct wasp_runner *r, struct request *q)
 		fprintf(r->o.log, "%s: checkpoint %lu (%s) to %s failed: %s\n", r->log_prefix, q->seq,
 			src, q->to, q->msg);
 	else
-		fprintf(r->o.log, "%s: checkpoint %lu (%s)%s to %s: %llu bytes in %.1f ms%s\n",
+		fprintf(r->o.log, "%s: checkpoint %lu (%s)%s to %s: %llu bytes in %.1f ms%s%s%s\n",
 			r->log_prefix, q->seq, src, q->incremental ? " incremental" : "", q->to,
 			(unsigned long long)q->bytes, q->ns / 1e6,
-			q->stopped ? "; stopping the virtine" : "");
+			q->stopped ? "; stopping the virtine" : "",
+			q->stopped && q->kept[0] ? ", a copy kept in " : "", q->stopped ? q->kept : "");
 	fflush(r->o.log);
 }
 
@@ -787,21 +828,27 @@ static struct request *parse_migrate(struct wasp_runner *r, char *save, const ch
 	return q;
 }
 
+/* Where a virtine stopped with no confirmed copy elsewhere is kept: the
+ * runner's checkpoint path, else DIR/<pid>-held.wckpt beside its socket. */
+static void hold_path(const struct wasp_runner *r, char *buf, size_t cap)
+{
+	if (r->ckpt_path) {
+		snprintf(buf, cap, "%s", r->ckpt_path);
+	} else if (r->have_sock) {
+		const char *slash = strrchr(r->sock_path, '/');
+		int dl = slash ? (int)(slash - r->sock_path) : 1;
+		snprintf(buf, cap, "%.*s/%s-held.wckpt", dl, slash ? r->sock_path : ".",
+			 r->sock_base);
+	} else {
+		snprintf(buf, cap, "wasp-held-%d.wckpt", (int)getpid());
+	}
+}
+
 /* Where a held virtine is saved when the request names no place. */
 static void default_hold(struct wasp_runner *r, struct migration *m)
 {
-	if (m->hold[0])
-		return;
-	if (r->ckpt_path) {
-		snprintf(m->hold, sizeof m->hold, "%s", r->ckpt_path);
-	} else if (r->have_sock) {
-		char *slash = strrchr(r->sock_path, '/');
-		int dl = slash ? (int)(slash - r->sock_path) : 1;
-		snprintf(m->hold, sizeof m->hold, "%.*s/%s-held.wckpt", dl,
-			 slash ? r->sock_path : ".", r->sock_base);
-	} else {
-		snprintf(m->hold, sizeof m->hold, "wasp-held-%d.wckpt", (int)getpid());
-	}
+	if (!m->hold[0])
+		hold_path(r, m->hold, sizeof m->hold);
 }
 
 /* ---- control thread: clients -------------------------------------------- */
@@ -831,6 +878,51 @@ static void client_reply(struct wasp_runner *r, int slot, const char *fmt, ...)
 
 static void client_drop(struct wasp_runner *r, int slot);
 
+/* The `ok` answer to a checkpoint request (docs/triggers.md), with `tail`. */
+static void reply_ok(struct wasp_runner *r, int slot, struct request *q, const char *tail)
+{
+	char kept[800] = "";
+	if (q->kept[0]) {
+		strcpy(kept, " kept=");
+		wasp_pct_encode(q->kept, kept + 6, sizeof kept - 6);
+	}
+	client_reply(r, slot, "ok bytes=%llu ms=%.3f%s id=%s kind=%s%s%s",
+		     (unsigned long long)q->bytes, q->ns / 1e6, q->stopped ? " stopped=1" : "",
+		     q->id[0] ? q->id : "-", q->incremental ? "incremental" : "full", kept, tail);
+}
+
+/* The vCPU thread waits for the client to commit its file: ask it, or
+ * answer for a client that is gone. */
+static void ask_commit(struct wasp_runner *r)
+{
+	pthread_mutex_lock(&r->lock);
+	struct request *q = r->inflight;
+	bool ask = q && q->awaiting && !q->told;
+	if (ask) {
+		q->told = true;
+		if (!q->client) {
+			q->verdict = -1;
+			pthread_cond_broadcast(&r->verdict_cond);
+			ask = false;
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (!ask)
+		return;
+	int slot = (int)(q->client - r->clients);
+	reply_ok(r, slot, q, " commit=wait");
+	client_watch(r, slot, true); /* for its `commit` or `abort` */
+}
+
+static void set_verdict(struct wasp_runner *r, struct request *q, int verdict)
+{
+	pthread_mutex_lock(&r->lock);
+	if (!q->verdict)
+		q->verdict = verdict;
+	pthread_cond_broadcast(&r->verdict_cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
 /* Ends a request on the control thread: answer, log, clean up, free. */
 static void finish_request(struct wasp_runner *r, struct request *q)
 {
@@ -844,10 +936,7 @@ static void finish_request(struct wasp_runner *r, struct request *q)
 		else if (q->err)
 			client_reply(r, slot, "error %s", q->msg);
 		else
-			client_reply(r, slot, "ok bytes=%llu ms=%.3f%s id=%s kind=%s",
-				     (unsigned long long)q->bytes, q->ns / 1e6,
-				     q->stopped ? " stopped=1" : "", q->id[0] ? q->id : "-",
-				     q->incremental ? "incremental" : "full");
+			reply_ok(r, slot, q, "");
 		q->client->req = NULL;
 		client_watch(r, slot, true);
 	}
@@ -924,6 +1013,10 @@ static void client_drop(struct wasp_runner *r, int slot)
 				uint64_t one = 1;
 				ssize_t n = write(r->cancelfd, &one, sizeof one);
 				(void)n;
+				/* Nobody will commit its file: the guest goes on. */
+				if (!c->req->verdict)
+					c->req->verdict = -1;
+				pthread_cond_broadcast(&r->verdict_cond);
 			}
 			pthread_mutex_unlock(&r->lock);
 			c->req->client = NULL;
@@ -961,8 +1054,18 @@ static void client_request(struct wasp_runner *r, int slot, char *line, int *fds
 	char *save = NULL, *cmd = strtok_r(line, " ", &save);
 	int keep = -1; /* the fd the request takes */
 
-	if (!cmd) {
+	if (c->req && c->req->told) {
+		/* The one answer expected now: anything but `commit` keeps the
+		 * virtine running, which is never a loss. */
+		bool commit = cmd && !strcmp(cmd, "commit");
+		if (!commit && !(cmd && !strcmp(cmd, "abort")))
+			client_reply(r, slot, "error expected commit or abort; the virtine goes on");
+		set_verdict(r, c->req, commit ? 1 : -1);
+		client_watch(r, slot, false);
+	} else if (!cmd) {
 		client_reply(r, slot, "error empty request");
+	} else if (!strcmp(cmd, "commit") || !strcmp(cmd, "abort")) {
+		client_reply(r, slot, "error no checkpoint is waiting to be committed");
 	} else if (!strcmp(cmd, "ping")) {
 		/* An unnamed instance goes by PID.N, the name its clients check. */
 		client_reply(r, slot, "ok wasp-run pid=%d name=%s proto=%d", (int)getpid(),
@@ -970,7 +1073,7 @@ static void client_request(struct wasp_runner *r, int slot, char *line, int *fds
 			     WASP_CONTROL_PROTO);
 	} else if (!strcmp(cmd, "checkpoint")) {
 		bool stop = false, incremental = false, mappable = false;
-		char to[256] = "";
+		char to[256] = "", keep_at[256] = "";
 		const char *bad = NULL;
 		char badbuf[128];
 		for (char *kv; (kv = strtok_r(NULL, " ", &save)) && !bad;) {
@@ -986,6 +1089,10 @@ static void client_request(struct wasp_runner *r, int slot, char *line, int *fds
 				/* Only for log lines: an undecodable one is shown as '?'. */
 				if (wasp_pct_decode(kv + 3, to, sizeof to) < 0)
 					snprintf(to, sizeof to, "?");
+			} else if (!strncmp(kv, "keep=", 5)) {
+				if (wasp_pct_decode(kv + 5, keep_at, sizeof keep_at) < 0 ||
+				    keep_at[0] != '/')
+					bad = "keep= must be an absolute path";
 			} else {
 				snprintf(badbuf, sizeof badbuf, "unknown parameter '%.64s'", kv);
 				bad = badbuf;
@@ -1008,6 +1115,7 @@ static void client_request(struct wasp_runner *r, int slot, char *line, int *fds
 			q->stop = stop;
 			q->incremental = incremental;
 			q->mappable = mappable;
+			snprintf(q->kept, sizeof q->kept, "%s", keep_at);
 			q->peer = c->pid;
 			q->client = c;
 			if (to[0])
@@ -1328,6 +1436,7 @@ static void *control_main(void *arg)
 			}
 		}
 		deliver_done(r);
+		ask_commit(r);
 		pthread_mutex_lock(&r->lock);
 		bool quit = r->quit;
 		pthread_mutex_unlock(&r->lock);
@@ -1678,6 +1787,11 @@ int wasp_runner_create(struct wasp_virtine *v, const struct wasp_runner_opts *o,
 	for (int i = 0; i < MAX_CLIENTS; i++)
 		r->clients[i].fd = -1;
 	pthread_mutex_init(&r->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* wasp_now_ns()'s clock */
+	pthread_cond_init(&r->verdict_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	if (copy_str(&r->name, o->name) < 0 || copy_str(&r->ckpt_path, o->checkpoint_path) < 0 ||
 	    copy_str(&r->trigger_path, o->trigger_file) < 0 ||
 	    copy_str(&r->log_prefix, o->log_prefix ? o->log_prefix : "wasp") < 0 ||
@@ -1791,6 +1905,7 @@ void wasp_runner_destroy(struct wasp_runner *r)
 		free(q);
 	}
 	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->verdict_cond);
 	free(r->name);
 	free(r->ckpt_path);
 	free(r->trigger_path);
@@ -1802,12 +1917,14 @@ void wasp_runner_destroy(struct wasp_runner *r)
 
 /* ---- the vCPU thread ---------------------------------------------------- */
 
-/* A sink into a client's fd that gives up when the client goes away: the fd
- * is non-blocking while we write, and a full pipe is waited for together
- * with the cancel eventfd. (A regular file never waits.) */
+/* A sink into a client's fd that gives up when the client goes away or
+ * the run's time is up: the fd is non-blocking while we write, and a full
+ * pipe is waited for together with the cancel eventfd, until the deadline
+ * (0: none). (A regular file never waits.) */
 struct client_sink {
 	int fd, cancelfd;
 	struct request *q;
+	uint64_t deadline;
 };
 
 static int client_sink_write(void *ctx, const void *buf, size_t len)
@@ -1825,7 +1942,11 @@ static int client_sink_write(void *ctx, const void *buf, size_t len)
 		} else if (n < 0 && errno == EAGAIN) {
 			struct pollfd pf[2] = {{.fd = s->fd, .events = POLLOUT},
 					       {.fd = s->cancelfd, .events = POLLIN}};
-			if (poll(pf, 2, -1) < 0 && errno != EINTR)
+			uint64_t ms = remaining_ms(s->deadline);
+			if (ms == 0)
+				return wasp_fail(-ETIMEDOUT, "the virtine's time ran out while its "
+							     "checkpoint waited for a reader");
+			if (poll(pf, 2, ms > INT_MAX ? -1 : (int)ms) < 0 && errno != EINTR)
 				return wasp_fail(-errno, "poll: %s", strerror(errno));
 			if (pf[1].revents & POLLIN) {
 				uint64_t cnt;
@@ -1843,7 +1964,7 @@ static int client_sink_write(void *ctx, const void *buf, size_t len)
 
 /* Saves the paused virtine for request q. SIGPIPE is held back so a reader
  * that went away fails this checkpoint instead of killing the process. */
-static void take_checkpoint(struct wasp_runner *r, struct request *q)
+static void take_checkpoint(struct wasp_runner *r, struct request *q, uint64_t deadline)
 {
 	sigset_t pipe_set, old, pending;
 	struct wasp_ckpt_stats st;
@@ -1867,7 +1988,8 @@ static void take_checkpoint(struct wasp_runner *r, struct request *q)
 	if (q->incremental && !r->have_last) {
 		err = wasp_fail(-ENOENT, "no parent checkpoint: take a full one first");
 	} else if (q->fd >= 0) {
-		struct client_sink cs = {.fd = q->fd, .cancelfd = r->cancelfd, .q = q};
+		struct client_sink cs = {.fd = q->fd, .cancelfd = r->cancelfd, .q = q,
+					 .deadline = deadline};
 		struct wasp_sink sink = {.write = client_sink_write, .ctx = &cs};
 		int fl = fcntl(q->fd, F_GETFL);
 		if (fl >= 0 && !(fl & O_NONBLOCK))
@@ -1898,6 +2020,78 @@ static void take_checkpoint(struct wasp_runner *r, struct request *q)
 			;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* The vCPU thread, paused after a stop=1 checkpoint into a client's file:
+ * waits (bounded) for the client to say the file is committed. */
+static bool await_commit(struct wasp_runner *r, struct request *q, uint64_t deadline)
+{
+	uint64_t until = wasp_now_ns() + COMMIT_WAIT_NS;
+	if (deadline && deadline < until)
+		until = deadline;
+	struct timespec ts = {.tv_sec = (time_t)(until / 1000000000ull),
+			      .tv_nsec = (long)(until % 1000000000ull)};
+	pthread_mutex_lock(&r->lock);
+	q->awaiting = true;
+	pthread_mutex_unlock(&r->lock);
+	wake(r);
+	pthread_mutex_lock(&r->lock);
+	while (!q->verdict)
+		if (pthread_cond_timedwait(&r->verdict_cond, &r->lock, &ts) == ETIMEDOUT)
+			break;
+	int verdict = q->verdict;
+	q->awaiting = false;
+	pthread_mutex_unlock(&r->lock);
+	if (verdict > 0)
+		return true;
+	fail_request(q, -ECANCELED,
+		     verdict < 0 ? "the client did not commit the checkpoint; the virtine goes on"
+				 : "the client did not commit the checkpoint in time; the virtine goes on");
+	return false;
+}
+
+/* The vCPU thread, paused after a stop=1 checkpoint into a pipe or socket,
+ * whose reader cannot tell us it has the virtine safe: keeps a local copy
+ * of the same state before stopping. */
+static bool keep_copy(struct wasp_runner *r, struct request *q)
+{
+	struct wasp_save_opts so = r->o.save;
+	so.incremental = so.track_dirty = so.mappable = false;
+	so.parent_id = NULL;
+	if (!q->kept[0])
+		hold_path(r, q->kept, sizeof q->kept);
+	if (wasp_ckpt_save_file(r->v, &so, q->kept, NULL) == 0)
+		return true;
+	char msg[sizeof q->msg];
+	snprintf(msg, sizeof msg,
+		 "the checkpoint went into a pipe, whose reader cannot confirm it, and no local "
+		 "copy could be kept (%.200s): the virtine goes on here, so do not run what the "
+		 "pipe carried", wasp_last_error());
+	fail_request(q, -EIO, msg);
+	q->kept[0] = '\0';
+	return false;
+}
+
+/* The vCPU thread, paused after checkpoint q asked to stop the virtine:
+ * true once a durable copy of exactly this state is known to exist, else
+ * false with q failed, and the virtine goes on. Never a stopped virtine
+ * whose only copy is in a temporary file or in a pipe. */
+static bool secure_stop(struct wasp_runner *r, struct request *q, uint64_t deadline)
+{
+	struct stat st;
+	if (q->fd < 0)
+		return true; /* our own file, committed (fsync, rename) by the save */
+	if (fstat(q->fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return keep_copy(r, q);
+	q->kept[0] = '\0'; /* the client's file is the copy */
+	if (fsync(q->fd) < 0) {
+		char msg[sizeof q->msg];
+		snprintf(msg, sizeof msg, "fsync of the checkpoint: %s; the virtine goes on",
+			 strerror(errno));
+		fail_request(q, -EIO, msg);
+		return false;
+	}
+	return await_commit(r, q, deadline);
 }
 
 /* The vCPU thread, guest stopped for migration q: the rest of the stream,
@@ -2035,16 +2229,17 @@ int wasp_runner_run(struct wasp_runner *r, struct wasp_runner_result *res)
 			q->stopped = stop;
 			log_result(r, q);
 		} else {
-			take_checkpoint(r, q);
-			stop = q->stop && !q->err;
+			take_checkpoint(r, q, deadline);
+			if (!q->err)
+				res->checkpoints++;
+			stop = q->stop && !q->err && secure_stop(r, q, deadline);
 			q->stopped = stop;
 			log_result(r, q);
 			if (stop) {
 				res->stopped = true;
 				snprintf(res->stopped_to, sizeof res->stopped_to, "%s", q->to);
+				snprintf(res->kept_path, sizeof res->kept_path, "%s", q->kept);
 			}
-			if (!q->err)
-				res->checkpoints++;
 		}
 
 		pthread_mutex_lock(&r->lock);
@@ -2127,19 +2322,29 @@ int wasp_runner_connect(const char *target, uint64_t timeout_ns, int *sock,
 	} else {
 		ndirs = candidate_dirs(dirs);
 	}
-	char path[PATH_MAX] = "", denied[PATH_MAX] = "";
+	char path[PATH_MAX] = "", denied[PATH_MAX] = "", untrusted[PATH_MAX + 128] = "";
 	bool found = false;
 	for (int i = 0; i < ndirs && !found; i++) {
 		struct stat st;
 		int n = snprintf(path, sizeof path, "%s/%s.sock", dirs[i], target);
 		if (n < 0 || (size_t)n >= sizeof path)
 			continue;
-		if (stat(path, &st) == 0)
+		if (stat(path, &st) < 0) {
+			if (errno == EACCES && !denied[0])
+				snprintf(denied, sizeof denied, "%s", path);
+			continue;
+		}
+		/* A socket in a place another user could have written is never
+		 * used: it would get our checkpoint's fd, or a migration token. */
+		char why[PATH_MAX + 128];
+		if (dir_trusted(dirs[i], why, sizeof why) == 0)
 			found = true;
-		else if (errno == EACCES && !denied[0])
-			snprintf(denied, sizeof denied, "%s", path);
+		else if (!untrusted[0])
+			snprintf(untrusted, sizeof untrusted, "%s", why);
 	}
 	if (!found) {
+		if (untrusted[0])
+			return wasp_fail(-EACCES, "%s: not using its socket: %s", what, untrusted);
 		if (denied[0])
 			return wasp_fail(-EACCES, "%s: permission denied (%s)", what, denied);
 		if (!is_pid)
@@ -2167,6 +2372,22 @@ int wasp_runner_connect(const char *target, uint64_t timeout_ns, int *sock,
 	if (r < 0)
 		return wasp_fail(r, "connect %s: %s", path, strerror(-r));
 
+	/* The directory was ours or root's, but check who answers anyway: only
+	 * a runner of this user (or root's) gets our requests. */
+	struct ucred cred;
+	socklen_t clen = sizeof cred;
+	if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0) {
+		int e = errno;
+		close(s);
+		return wasp_fail(-e, "%s: cannot tell who serves %s: %s", what, path, strerror(e));
+	}
+	if (cred.uid != geteuid() && cred.uid != 0) {
+		close(s);
+		return wasp_fail(-EACCES, "%s: %s is served by uid %u, not by this user (%u) or root: "
+					  "not using it", what, path, (unsigned)cred.uid,
+				 (unsigned)geteuid());
+	}
+
 	char line[MSG_MAX];
 	r = ping(s, deadline, peer, line, sizeof line);
 	if (r < 0) {
@@ -2193,25 +2414,45 @@ int wasp_runner_connect(const char *target, uint64_t timeout_ns, int *sock,
 	return 0;
 }
 
+static void reply_value(const char *line, const char *key, char *out, size_t cap);
+
 int wasp_runner_request_checkpoint(int sock, const struct wasp_checkpoint_request *req,
 				   int dest_fd, uint64_t timeout_ns,
 				   struct wasp_checkpoint_reply *rep)
 {
 	uint64_t deadline = timeout_ns ? wasp_now_ns() + timeout_ns : 0;
-	char line[MSG_MAX], to[768] = "";
+	char line[MSG_MAX], to[768] = "", keep[768] = "";
 
 	memset(rep, 0, sizeof *rep);
 	if (req->to)
 		wasp_pct_encode(req->to, to, sizeof to);
-	snprintf(line, sizeof line, "checkpoint stop=%d kind=%s%s%s%s\n", req->stop ? 1 : 0,
+	if (req->keep)
+		wasp_pct_encode(req->keep, keep, sizeof keep);
+	snprintf(line, sizeof line, "checkpoint stop=%d kind=%s%s%s%s%s%s\n", req->stop ? 1 : 0,
 		 req->incremental ? "incremental" : "full", req->mappable ? " format=mappable" : "",
-		 to[0] ? " to=" : "", to);
+		 to[0] ? " to=" : "", to, keep[0] ? " keep=" : "", keep);
 	int r = send_msg(sock, line, dest_fd);
 	if (r == -EPIPE || r == -ECONNRESET)
 		return wasp_fail(-ECONNRESET, "the runner closed the connection");
 	if (r < 0)
 		return wasp_fail(r, "send: %s", strerror(-r));
 	r = recv_line(sock, line, sizeof line, deadline);
+	if (r == 0 && !strncmp(line, "ok ", 3) && strstr(line, " commit=wait")) {
+		/* Written and synced, guest paused: our turn to commit. */
+		int c = req->commit ? req->commit(req->commit_ctx) : 0;
+		rep->committed = c == 0;
+		if (send_msg(sock, c == 0 ? "commit\n" : "abort\n", -1) < 0 && c == 0)
+			return wasp_fail(-ECONNRESET, "the checkpoint is saved, but the runner "
+						      "went away before it could stop the virtine");
+		if (c < 0)
+			return c; /* the virtine goes on; the commit said why */
+		r = recv_line(sock, line, sizeof line, deadline);
+		if (r < 0)
+			return wasp_fail(r == -ETIMEDOUT ? -ETIMEDOUT : -ECONNRESET,
+					 "the checkpoint is saved, but the runner did not say whether "
+					 "the virtine stopped (%s)",
+					 r == -ETIMEDOUT ? "no answer in time" : "did its process die?");
+	}
 	if (r == -ECONNRESET)
 		return wasp_fail(-ECONNRESET,
 				 "the connection closed before the checkpoint was done (did the virtine's process die?)");
@@ -2233,6 +2474,7 @@ int wasp_runner_request_checkpoint(int sock, const struct wasp_checkpoint_reques
 	if (id && sscanf(id, " id=%32[0-9a-f]", rep->id) != 1)
 		rep->id[0] = '\0';
 	rep->incremental = strstr(line + n, " kind=incremental") != NULL;
+	reply_value(line + n, "kept", rep->kept, sizeof rep->kept);
 	return 0;
 }
 

@@ -4,8 +4,9 @@
  * (file:///path). HTTP(S) lives in migrate_http.c.
  *
  * A local destination has nobody to run the virtine, so its verdict is
- * simple: ACCEPTED once the whole stream is written (and, for a file,
- * durable under its final name), REFUSED if it could not be.
+ * simple: ACCEPTED once the whole stream is durable in a file (under its
+ * final name), REFUSED if it could not be, and UNKNOWN for a pipe or
+ * socket, whose reader may or may not have it safe (the source holds it).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -75,8 +76,17 @@ static int fd_commit(struct wasp_xfer *x, enum wasp_xfer_verdict *v)
 		wasp_fail(-ECANCELED, "%s: the migration was canceled", x->what);
 		return 0;
 	}
-	if (fstat(f->fd, &st) == 0 && S_ISREG(st.st_mode) && fsync(f->fd) < 0) {
+	bool regular = fstat(f->fd, &st) == 0 && S_ISREG(st.st_mode);
+	if (regular && fsync(f->fd) < 0) {
 		wasp_fail(-errno, "fsync %s: %s", x->what, strerror(errno));
+		return 0;
+	}
+	if (!regular) {
+		/* Whole into a pipe or socket, but whether its reader has the
+		 * virtine safe (or runs it) nobody can say: the source holds it. */
+		wasp_fail(-EREMOTEIO, "%s: a pipe cannot confirm that its reader has the virtine",
+			  x->what);
+		*v = WASP_XFER_UNKNOWN;
 		return 0;
 	}
 	if (f->tmp) {

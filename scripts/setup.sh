@@ -7,7 +7,7 @@ packages=(
 	gcc make cmake nasm pkg-config binutils
 	protobuf-c-compiler libprotobuf-c-dev libzstd-dev
 	libcurl4-openssl-dev libmicrohttpd-dev
-	iproute2 procps openssl python3 libclang-dev
+	iproute2 procps openssl python3 libclang-dev strace
 )
 
 missing=()

@@ -5,7 +5,7 @@
 # (python3, openssl) skip with 77 where those are missing.
 set(MIGRATE_CASES loopback json stdout file fetch netns netns_cut kill_receiver cut
   wrong_token cpu not_listening busy lost_answer unanswered_refusal receiver_died
-  round_limit cancel keep_listening keep_listening_onward https incremental merge chain_errors)
+  round_limit cancel keep_listening keep_listening_term keep_listening_onward https incremental merge chain_errors)
 set(_migrate_env
   "WASP_RUN=$<TARGET_FILE:wasp-run>"
   "WASP_RESTORE=$<TARGET_FILE:wasp-restore>"

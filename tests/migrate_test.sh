@@ -227,16 +227,20 @@ print(json.load(u.urlopen(r, timeout=10))["resumed_mono_ns"])' \
 		fail "stopped at $stopped, resumed at $resumed: not one clock, or not in order"
 	moved src dst c files ;;
 stdout)
-	# wasp-migrate TARGET - | wasp-restore -: a pipe instead of HTTP.
+	# wasp-migrate TARGET - | wasp-restore -: a pipe instead of HTTP. A pipe
+	# cannot say whether its reader has the virtine, so the source holds
+	# it (exit 2, "held in"), and the reader runs it.
 	ref d "$A/dirtier.bin" 9000
 	start_source src "$A/dirtier.bin" 9000
 	mkdir -p "$work/dst"
-	set -o pipefail
-	"$WASP_MIGRATE" "$src_pid" - 2>"$work/mig.err" | "$WASP_RESTORE" - >"$work/dst.out" 2>"$work/dst.err"
-	rcv_rc=$?
-	set +o pipefail
-	grep -q '^wasp-migrate: migrated .* to stdout' "$work/mig.err" || fail "no summary: $(cat "$work/mig.err")"
-	wait "$src_pid" || fail "the source exited $?"
+	"$WASP_MIGRATE" "$src_pid" - --hold "$work/held.wckpt" 2>"$work/mig.err" |
+		"$WASP_RESTORE" - >"$work/dst.out" 2>"$work/dst.err"
+	mrc=${PIPESTATUS[0]} rcv_rc=${PIPESTATUS[1]}
+	[ "$mrc" -eq 2 ] || fail "wasp-migrate into a pipe exited $mrc, expected 2 (held): $(cat "$work/mig.err")"
+	grep -q "is held in $work/held.wckpt" "$work/mig.err" || fail "no held line: $(cat "$work/mig.err")"
+	is_ckpt "$work/held.wckpt" || fail "the held copy is not a checkpoint"
+	wait "$src_pid"
+	[ $? -eq 125 ] || fail "the source of a held migration should exit 125"
 	ref_wait d
 	[ "$rcv_rc" -eq "$ref_rc" ] || fail "restored from the pipe: exit $rcv_rc, expected $ref_rc"
 	cat "$work/src.out" "$work/dst.out" | cmp -s - "$work/ref-d.stdout" || fail "output differs" ;;
@@ -453,6 +457,19 @@ keep_listening)
 	cat "$work/src2.out" "$work/dst.out" | grep "/$((STEPS + 1)) " >"$work/two.out"
 	grep "/$((STEPS + 1)) " "$work/ref-c2.stdout" | cmp -s - "$work/two.out" || fail "the second virtine's steps differ"
 	kill "$rcv_pid" ;;
+keep_listening_term)
+	# A --keep-listening receiver ended by SIGTERM takes the control
+	# sockets of its virtines (PID.N.sock) with it, as wasp-run does.
+	ALLOW=--allow=console_write,get_arg
+	start_receiver dst --keep-listening
+	start_source src "$G/counter.bin" 100000 $WORK
+	migrate "$src_pid" "http://127.0.0.1:$rcv_port" --token "$TOKEN"
+	mig_ok
+	wait "$src_pid" || fail "the source did not end well"
+	wait_until test -S "$WASP_RUN_DIR/$rcv_pid.1.sock" || fail "no control socket $rcv_pid.1.sock"
+	kill -TERM "$rcv_pid"
+	wait "$rcv_pid"
+	run_dir_empty || fail "SIGTERM left: $(ls "$WASP_RUN_DIR")" ;;
 keep_listening_onward)
 	# A virtine a --keep-listening receiver took has a control socket of
 	# its own (target PID.N): it is checkpointed there and migrated on to

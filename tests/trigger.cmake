@@ -3,7 +3,9 @@
 # tests/CMakeLists.txt after the guest images are known.
 set(TRIGGER_CASES sigusr1 sigusr1_no_path sigusr1_stop trigger_file trigger_at_start
   period timeout socket_pid socket_name default_output queue pipe terminal stop
-  stop_restore spin errors killed dropped cancel name_collision cleanup run_args permission)
+  stop_restore spin errors killed dropped cancel name_collision cleanup run_args permission
+  stop_pipe_refused stop_epipe stop_enospc stop_client_killed stop_runner_killed timeout_blocked
+  planted_socket guessed_temp)
 set(_trigger_env
   "WASP_RUN=$<TARGET_FILE:wasp-run>"
   "WASP_CKPT=$<TARGET_FILE:wasp-ckpt>"

@@ -16,9 +16,11 @@ work=$(mktemp -d /tmp/wasp-trig-XXXXXX)
 # A private socket directory: tests never touch /run/wasp.
 export WASP_RUN_DIR=$work/run
 bg_pids=()
+small_mounted=
 cleanup() {
 	for p in "${bg_pids[@]}"; do kill -9 "$p" 2>/dev/null; done
 	wait 2>/dev/null
+	[ -n "$small_mounted" ] && umount "$work/small"
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -436,6 +438,183 @@ permission)
 	rc=$?
 	ck_error "permission denied"
 	[ ! -e /tmp/nope.wckpt ] || fail "a file was written" ;;
+stop_pipe_refused)
+	# The README's recipe where the restore fails: a pipe cannot say what
+	# its reader did, so the source stops only after keeping a local copy,
+	# says where, and that copy ends the work exactly as one run would.
+	[ -n "${WASP_RESTORE:-}" ] && [ -x "$WASP_RESTORE" ] || { echo "SKIP: no wasp-restore"; exit 77; }
+	ref
+	start_counter sp --name sp
+	mkdir -p "$work/empty"
+	"$WASP_CKPT" sp --stop -o - --keep "$work/sp.kept.wckpt" 2>"$work/ck.stderr" |
+		"$WASP_RESTORE" --dir "$work/empty" - >"$work/r.out" 2>"$work/r.err"
+	[ "${PIPESTATUS[1]}" -ne 0 ] || fail "the restore into an empty directory should have failed"
+	run_status
+	[ "$rc" -eq 0 ] || fail "wasp-run exit status $rc after a stop, expected 0"
+	kept=$(sed -n 's/^wasp-run: stopped after checkpoint to .*; a copy is kept in \(.*\)$/\1/p' "$work/sp.err")
+	[ "$kept" = "$work/sp.kept.wckpt" ] && is_ckpt "$kept" || fail "no kept copy: $(cat "$work/sp.err")"
+	grep -q "kept in $kept" "$work/ck.stderr" || fail "wasp-ckpt did not say where the copy is: $(cat "$work/ck.stderr")"
+	"$WASP_RESTORE" --dir "$work/sp" "$kept" >>"$work/sp.out" 2>"$work/restore.err"
+	rc=$?
+	ref_wait
+	[ "$rc" -eq "$ref_rc" ] || fail "the kept copy ended with $rc, expected $ref_rc: $(cat "$work/restore.err")"
+	cmp -s "$work/ref.stdout" "$work/sp.out" || fail "stopped + kept copy output differs from one run's"
+	cmp -s "$work/ref/counter.log" "$work/sp/counter.log" || fail "counter.log differs" ;;
+stop_epipe)
+	# The pipe's reader goes away mid-stream: the checkpoint fails, and the
+	# virtine goes on as if never asked.
+	ref
+	start_counter se --name se
+	"$WASP_CKPT" se --stop -o - 2>"$work/ck.stderr" | head -c 100 >/dev/null
+	rc=${PIPESTATUS[0]}
+	[ "$rc" -eq 125 ] || fail "wasp-ckpt exit status $rc into a broken pipe, expected 125"
+	wait_until grep -q 'checkpoint 1 (socket, pid [0-9]*) to .* failed' "$work/se.err" ||
+		fail "the runner did not report the failed checkpoint"
+	mid_run se
+	finish_exact se ;;
+stop_enospc)
+	# A full disk: the checkpoint fails, the earlier file stays whole, no
+	# temporary file is left, and the virtine goes on.
+	mkdir -p "$work/small"
+	mount -t tmpfs -o size=32k tmpfs "$work/small" 2>/dev/null || { echo "SKIP: cannot mount a small tmpfs"; exit 77; }
+	small_mounted=1
+	echo "the earlier checkpoint" >"$work/small/e.wckpt"
+	ref
+	start_counter en --name en
+	ck en --stop -o "$work/small/e.wckpt"
+	ck_error "No space left on device"
+	[ "$(cat "$work/small/e.wckpt")" = "the earlier checkpoint" ] || fail "the earlier checkpoint was changed"
+	[ -z "$(ls "$work/small" | grep -v '^e.wckpt$')" ] || fail "files left: $(ls "$work/small")"
+	mid_run en
+	finish_exact en ;;
+stop_client_killed)
+	# wasp-ckpt --stop dies at each step of its commit (before fsync,
+	# before rename, before it says "commit"): the virtine never stops, the
+	# earlier file is replaced only by a whole checkpoint, and a later stop
+	# restores to exactly one run's output.
+	command -v strace >/dev/null || { echo "SKIP: no strace"; exit 77; }
+	[ -n "${WASP_RESTORE:-}" ] && [ -x "$WASP_RESTORE" ] || { echo "SKIP: no wasp-restore"; exit 77; }
+	STEPS=400 # ~12 s: it must outlive four checkpoints under strace
+	ref
+	start_counter sk --name sk
+	echo "the earlier checkpoint" >"$work/sk.wckpt"
+	n=0
+	went_on() { [ "$(grep -c 'did not commit the checkpoint; the virtine goes on' "$work/sk.err")" -eq "$n" ]; }
+	for at in fsync rename,renameat,renameat2 sendmsg:when=3; do
+		n=$((n + 1))
+		set=${at%%:*}
+		strace -f -qq -o /dev/null -e "inject=$set:error=EIO:signal=KILL${at#"$set"}" \
+			"$WASP_CKPT" sk --stop -o "$work/sk.wckpt" >/dev/null 2>"$work/ck.stderr"
+		alive "$run_pid" || fail "killed at $at: the virtine did not survive"
+		grep -q 'stopped after checkpoint' "$work/sk.err" && fail "killed at $at: the virtine stopped"
+		case $at in
+		sendmsg*) is_ckpt "$work/sk.wckpt" || fail "killed after its rename: no checkpoint in the file" ;;
+		*) [ "$(cat "$work/sk.wckpt")" = "the earlier checkpoint" ] || fail "killed at $at: the earlier file changed" ;;
+		esac
+		wait_until went_on || fail "killed at $at: the runner did not go on: $(tail -2 "$work/sk.err")"
+	done
+	ck sk --stop -o "$work/sk.wckpt"
+	ck_ok
+	run_status
+	[ "$rc" -eq 0 ] || fail "wasp-run exit status $rc after the stop"
+	no_temp_files
+	"$WASP_RESTORE" --dir "$work/sk" "$work/sk.wckpt" >>"$work/sk.out" 2>"$work/restore.err"
+	rc=$?
+	ref_wait
+	[ "$rc" -eq "$ref_rc" ] || fail "restored run exit status $rc, expected $ref_rc"
+	cmp -s "$work/ref.stdout" "$work/sk.out" || fail "output differs from one run's"
+	cmp -s "$work/ref/counter.log" "$work/sk/counter.log" || fail "counter.log differs" ;;
+stop_runner_killed)
+	# The runner dies while it waits, guest paused, for wasp-ckpt's commit:
+	# wasp-ckpt still commits the whole checkpoint it was given and says so,
+	# and that file ends the work exactly.
+	command -v strace >/dev/null || { echo "SKIP: no strace"; exit 77; }
+	[ -n "${WASP_RESTORE:-}" ] && [ -x "$WASP_RESTORE" ] || { echo "SKIP: no wasp-restore"; exit 77; }
+	ref
+	start_counter rk --name rk
+	renames=rename,renameat,renameat2
+	strace -f -qq -o "$work/strace.log" -e trace=$renames -e inject=$renames:signal=STOP \
+		"$WASP_CKPT" rk --stop -o "$work/rk.wckpt" >/dev/null 2>"$work/ck.stderr" &
+	st_pid=$!
+	bg_pids+=("$st_pid")
+	wait_until grep -q 'stopped by SIGSTOP' "$work/strace.log" || fail "wasp-ckpt never reached its rename"
+	ck_pid=$(pgrep -P "$st_pid" -x wasp-ckpt) || fail "no wasp-ckpt under strace"
+	kill -9 "$run_pid"
+	run_status
+	kill -CONT "$ck_pid"
+	wait "$st_pid"
+	rc=$?
+	[ "$rc" -ne 0 ] || fail "wasp-ckpt said all is well though the runner died"
+	grep -q "the checkpoint is saved in $work/rk.wckpt" "$work/ck.stderr" ||
+		fail "wasp-ckpt did not say the checkpoint is saved: $(cat "$work/ck.stderr")"
+	"$WASP_RESTORE" --dir "$work/rk" "$work/rk.wckpt" >>"$work/rk.out" 2>"$work/restore.err"
+	rc=$?
+	ref_wait
+	[ "$rc" -eq "$ref_rc" ] || fail "restored run exit status $rc, expected $ref_rc: $(cat "$work/restore.err")"
+	cmp -s "$work/ref.stdout" "$work/rk.out" || fail "output differs from one run's"
+	cmp -s "$work/ref/counter.log" "$work/rk/counter.log" || fail "counter.log differs" ;;
+timeout_blocked)
+	# A checkpoint blocked on a pipe nobody reads does not hold the guest
+	# past its --timeout: wasp-run ends (124) while the reader still lives.
+	"$WASP_RUN" --name tb --timeout 5s $ALLOW --dir "$work" "$G/counter.bin" -- 100000 $WORK \
+		>"$work/tb.out" 2>"$work/tb.err" &
+	run_pid=$!
+	bg_pids+=("$run_pid")
+	wait_until test -S "$WASP_RUN_DIR/tb.sock" || fail "no socket"
+	exec 4> >(exec sleep 100 >/dev/null 2>&1)
+	reader=$!
+	bg_pids+=("$reader")
+	"$WASP_CKPT" tb -o - >&4 2>"$work/ck.stderr" &
+	bg_pids+=($!)
+	exec 4>&-
+	run_status
+	alive "$reader" || fail "the guest was held until the pipe's reader died"
+	[ "$rc" -eq 124 ] || fail "wasp-run exit status $rc, expected the timeout's 124"
+	grep -q "time ran out while its checkpoint waited for a reader" "$work/tb.err" ||
+		fail "the runner did not say why the checkpoint failed: $(cat "$work/tb.err")" ;;
+planted_socket)
+	# Another user's socket is never used: not in a directory another user
+	# can write (as /tmp/wasp-0 could be), and not when its server runs as
+	# another user. Neither gets a request or our checkpoint's fd.
+	[ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null && command -v python3 >/dev/null ||
+		{ echo "SKIP: needs root, setpriv and python3"; exit 77; }
+	chmod 711 "$work"
+	mkdir -p "$work/evil" && chown 65534:65534 "$work/evil"
+	setpriv --reuid=65534 --regid=65534 --clear-groups \
+		python3 "$(dirname "$0")/fake_runner.py" "$work/evil/job.sock" "$work/evil/log" &
+	bg_pids+=($!)
+	wait_until grep -q listening "$work/evil/log" 2>/dev/null || fail "the fake runner did not start"
+	WASP_RUN_DIR=$work/evil ck job -o "$work/p.wckpt"
+	ck_error "not using its socket: $work/evil is owned by uid 65534"
+	mkdir -p "$work/safe"
+	touch "$work/safe.log"
+	python3 "$(dirname "$0")/fake_runner.py" "$work/safe/job.sock" "$work/safe.log" drop &
+	bg_pids+=($!)
+	wait_until grep -q listening "$work/safe.log" || fail "the second fake runner did not start"
+	WASP_RUN_DIR=$work/safe ck job -o "$work/p.wckpt"
+	ck_error "is served by uid 65534"
+	if cat "$work/evil/log" "$work/safe.log" | grep -qv '^listening$'; then
+		fail "a planted socket was spoken to: $(cat "$work/evil/log" "$work/safe.log")"
+	fi
+	[ ! -e "$work/p.wckpt" ] || fail "a checkpoint file was made"
+	no_temp_files ;;
+guessed_temp)
+	# Another user who creates the temporary names wasp-ckpt would use next
+	# (OUT.tmp.<pid> for the next pids) cannot make it fail: its names are
+	# random.
+	[ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null || { echo "SKIP: needs root and setpriv"; exit 77; }
+	chmod 711 "$work"
+	mkdir -p "$work/pub" && chmod 1777 "$work/pub"
+	"$WASP_RUN" --name gt --timeout 60s "$T/spin_print.bin" >/dev/null 2>&1 &
+	run_pid=$!
+	bg_pids+=("$run_pid")
+	wait_until test -S "$WASP_RUN_DIR/gt.sock" || fail "no socket"
+	last=$(cat /proc/sys/kernel/ns_last_pid)
+	setpriv --reuid=65534 --regid=65534 --clear-groups bash -c \
+		'for ((p = $1; p < $1 + 3000; p++)); do : >"$2.tmp.$p"; done' - "$last" "$work/pub/x.wckpt"
+	ck gt -o "$work/pub/x.wckpt"
+	ck_ok
+	is_ckpt "$work/pub/x.wckpt" || fail "no checkpoint written" ;;
 *) echo "no such case: $case_name"; exit 2 ;;
 esac
 echo "ok: $case_name"

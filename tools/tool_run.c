@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -174,18 +175,64 @@ void tool_run_resolve_points(struct wasp_runner_opts *ro, const char *image)
 			 "(give one with --symbols)", spec, map, strerror(-r));
 }
 
-/* The socket files, removed by a fatal signal's handler as by a normal exit. */
-static char sock_path[WASP_RUNNER_PATH_MAX], name_path[WASP_RUNNER_PATH_MAX];
+/* The socket files of every runner in this process (a --keep-listening
+ * receiver has one per virtine), removed by a fatal signal's handler as by
+ * a normal exit. A slot's paths are written before it is marked used, and
+ * the handler reads only used slots. */
+#define TRACKED_MAX 64
+static struct {
+	char sock[WASP_RUNNER_PATH_MAX], name[WASP_RUNNER_PATH_MAX];
+	atomic_bool used;
+} tracked[TRACKED_MAX];
+static atomic_flag track_lock = ATOMIC_FLAG_INIT;
 
 static void on_fatal_signal(int sig)
 {
-	if (sock_path[0])
-		unlink(sock_path);
-	if (name_path[0])
-		unlink(name_path);
+	for (int i = 0; i < TRACKED_MAX; i++) {
+		if (!atomic_load(&tracked[i].used))
+			continue;
+		if (tracked[i].sock[0])
+			unlink(tracked[i].sock);
+		if (tracked[i].name[0])
+			unlink(tracked[i].name);
+	}
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
+
+void tool_run_handle_fatal_signals(void)
+{
+	signal(SIGINT, on_fatal_signal);
+	signal(SIGTERM, on_fatal_signal);
+	signal(SIGHUP, on_fatal_signal);
+}
+
+int tool_run_track(const struct wasp_runner *r)
+{
+	while (atomic_flag_test_and_set(&track_lock))
+		;
+	int slot = -1;
+	for (int i = 0; i < TRACKED_MAX && slot < 0; i++)
+		if (!atomic_load(&tracked[i].used))
+			slot = i;
+	if (slot >= 0) {
+		const char *sp = wasp_runner_socket_path(r), *np = wasp_runner_name_path(r);
+		snprintf(tracked[slot].sock, sizeof tracked[slot].sock, "%s", sp ? sp : "");
+		snprintf(tracked[slot].name, sizeof tracked[slot].name, "%s", np ? np : "");
+		atomic_store(&tracked[slot].used, true);
+	}
+	atomic_flag_clear(&track_lock);
+	return slot;
+}
+
+void tool_run_untrack(int slot)
+{
+	if (slot >= 0 && slot < TRACKED_MAX)
+		atomic_store(&tracked[slot].used, false);
+}
+
+/* The slot of the runner tool_run_start made, for tool_run_finish. */
+static int run_slot = -1;
 
 int tool_run_start(struct wasp_virtine *v, struct wasp_runner_opts *ro,
 		   struct wasp_runner **runner)
@@ -196,13 +243,8 @@ int tool_run_start(struct wasp_virtine *v, struct wasp_runner_opts *ro,
 	int r = wasp_runner_create(v, ro, runner);
 	if (r < 0)
 		return r;
-	if (wasp_runner_socket_path(*runner))
-		snprintf(sock_path, sizeof sock_path, "%s", wasp_runner_socket_path(*runner));
-	if (wasp_runner_name_path(*runner))
-		snprintf(name_path, sizeof name_path, "%s", wasp_runner_name_path(*runner));
-	signal(SIGINT, on_fatal_signal);
-	signal(SIGTERM, on_fatal_signal);
-	signal(SIGHUP, on_fatal_signal);
+	run_slot = tool_run_track(*runner);
+	tool_run_handle_fatal_signals();
 	return 0;
 }
 
@@ -217,7 +259,8 @@ void tool_run_finish(struct wasp_runner *runner, struct wasp_runner_result *res)
 	fflush(stdout);
 	/* Answers whoever still waits, and removes the socket files. */
 	wasp_runner_destroy(runner);
-	sock_path[0] = name_path[0] = 0;
+	tool_run_untrack(run_slot);
+	run_slot = -1;
 }
 
 void tool_run_virtine(struct wasp_virtine *v, struct wasp_runner_opts *ro,
@@ -263,6 +306,11 @@ int tool_exit_status(const struct wasp_runner_result *res, uint64_t timeout_ns)
 				"%s: migration to %s: outcome unknown, and the virtine could not be "
 				"saved to %s\n", tool_name, res->stopped_to, res->held_path);
 		return WASP_EXIT_TOOL_ERROR;
+	}
+	if (res->stopped && res->kept_path[0]) {
+		fprintf(stderr, "%s: stopped after checkpoint to %s; a copy is kept in %s\n",
+			tool_name, res->stopped_to, res->kept_path);
+		return 0;
 	}
 	if (res->stopped) {
 		fprintf(stderr, "%s: stopped after checkpoint to %s\n", tool_name, res->stopped_to);

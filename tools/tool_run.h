@@ -72,6 +72,14 @@ int tool_run_start(struct wasp_virtine *v, struct wasp_runner_opts *ro,
 		   struct wasp_runner **runner);
 void tool_run_finish(struct wasp_runner *runner, struct wasp_runner_result *res);
 
+/* Removes the socket files of every tracked runner on SIGINT, SIGTERM and
+ * SIGHUP, then dies of the signal. */
+void tool_run_handle_fatal_signals(void);
+/* Tracks a runner's socket files for that handler (up to 64 runners): a
+ * slot, or -1 when full. Untrack once wasp_runner_destroy removed them. */
+int tool_run_track(const struct wasp_runner *r);
+void tool_run_untrack(int slot);
+
 /* The tool's exit status for how the run ended, with a line on stderr for
  * anything but a normal exit. */
 int tool_exit_status(const struct wasp_runner_result *res, uint64_t timeout_ns);

@@ -1,15 +1,18 @@
 /*
  * tool_util.c: error exits and argument parsing for the tools.
  */
+#define _GNU_SOURCE /* asprintf */
 #include "tool_util.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *tool_name = "wasp";
 
@@ -111,4 +114,16 @@ uint64_t tool_size_arg(const char *opt, const char *arg, const char *example)
 		tool_die("%s: '%s' is not a size%s%s%s", opt, arg, example ? " (try " : "",
 			 example ? example : "", example ? ")" : "");
 	return n;
+}
+
+char *tool_abs_path(const char *opt, const char *path)
+{
+	char *abs = NULL, cwd[PATH_MAX];
+	if (path[0] == '/')
+		abs = strdup(path);
+	else if (!getcwd(cwd, sizeof cwd) || asprintf(&abs, "%s/%s", cwd, path) < 0)
+		tool_die("%s: cannot make %s absolute", opt, path);
+	if (!abs)
+		tool_die("out of memory");
+	return abs;
 }

@@ -33,4 +33,8 @@ uint64_t tool_size_arg(const char *opt, const char *arg, const char *example);
 /* Decimal or 0x-prefixed hex. 0 or -1. */
 int parse_u64(const char *s, uint64_t *out);
 
+/* `path` made absolute against the working directory (for a file another
+ * process, e.g. the runner, will write); exits with a line naming `opt`. */
+char *tool_abs_path(const char *opt, const char *path);
+
 #endif

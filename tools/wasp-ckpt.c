@@ -6,8 +6,14 @@
  * runner, which writes the checkpoint straight into it: a file (replaced
  * atomically once the runner says "ok") or this process's stdout (a pipe to
  * ssh, wasp-restore -i -, ...). The protocol is docs/triggers.md.
+ *
+ * With --stop the virtine ends only once its state is safe: a file is
+ * committed (fsync, rename) while the guest still waits paused, and only
+ * then told to stop; a pipe cannot say what its reader did, so the runner
+ * keeps a local copy and says where.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,8 +34,13 @@ static const char usage[] =
 	"  -o, --output FILE   where the checkpoint goes; '-' is stdout (which must\n"
 	"                      not be a terminal); default TARGET.wckpt. A file is\n"
 	"                      replaced atomically, only once the checkpoint is whole\n"
-	"      --stop          stop the virtine once the checkpoint is written\n"
-	"                      (its wasp-run exits 0)\n"
+	"      --stop          stop the virtine once the checkpoint is safe: a FILE\n"
+	"                      committed (its wasp-run exits 0); into a pipe, the\n"
+	"                      virtine also leaves a local copy and its path is\n"
+	"                      printed (the reader cannot confirm it has it).\n"
+	"                      If the checkpoint fails, the virtine goes on\n"
+	"      --keep FILE     with --stop into a pipe: where that local copy goes\n"
+	"                      (default TARGET.kept.wckpt here)\n"
 	"      --incremental   only the pages changed since the last checkpoint this\n"
 	"                      virtine took (its parent); restore the chain with\n"
 	"                      wasp-restore FULL INC1 INC2 ...\n"
@@ -48,10 +59,27 @@ static const char usage[] =
 
 static struct tool_out out = {.fd = -1};
 
-/* Interrupted: leave no temporary file behind, then die of the signal. */
+/* The runner wrote and synced the file and waits, guest paused: put it in
+ * place (fsync, rename, directory fsync). stdout is only synced: it is
+ * already where it belongs. */
+static int commit_out(void *ctx)
+{
+	char *err = ctx;
+	if (out.is_stdout) {
+		if (fsync(out.fd) == 0 || errno == EINVAL)
+			return 0;
+		int e = errno;
+		snprintf(err, 512, "fsync of stdout: %s; the virtine goes on", strerror(e));
+		return -e;
+	}
+	return tool_out_commit(&out, err, 512);
+}
+
+/* Interrupted: leave no temporary file behind, then die of the signal.
+ * The virtine has not stopped for it: a stop waits for our commit. */
 static void on_fatal_signal(int sig)
 {
-	tool_out_abort(&out);
+	tool_out_abort_signal(&out);
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -61,6 +89,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"output", required_argument, NULL, 'o'},
 		{"stop", no_argument, NULL, 'S'},
+		{"keep", required_argument, NULL, 'K'},
 		{"incremental", no_argument, NULL, 'I'},
 		{"mappable", no_argument, NULL, 'M'},
 		{"timeout", required_argument, NULL, 't'},
@@ -69,7 +98,7 @@ int main(int argc, char **argv)
 		{0},
 	};
 	struct wasp_checkpoint_request req = {0};
-	const char *output = NULL;
+	const char *output = NULL, *keep = NULL;
 	uint64_t timeout_ns = 0;
 	bool quiet = false;
 	int c;
@@ -85,6 +114,11 @@ int main(int argc, char **argv)
 			break;
 		case 'S':
 			req.stop = true;
+			break;
+		case 'K':
+			if (!*optarg)
+				tool_die("--keep: empty file name");
+			keep = optarg;
 			break;
 		case 'I':
 			req.incremental = true;
@@ -122,6 +156,18 @@ int main(int argc, char **argv)
 			tool_die("out of memory");
 		output = default_output;
 	}
+	char *keep_default = NULL, *keep_abs = NULL;
+	if (keep && !req.stop)
+		tool_die("--keep goes with --stop");
+	if (req.stop && !strcmp(output, "-")) {
+		/* The runner writes it: an absolute path, here by default. */
+		if (!keep && asprintf(&keep_default, "%s.kept.wckpt", target) < 0)
+			tool_die("out of memory");
+		keep_abs = tool_abs_path("--keep", keep ? keep : keep_default);
+		if (strlen(keep_abs) >= 256)
+			tool_die("--keep: path too long");
+		req.keep = keep_abs;
+	}
 	char err[512];
 	if (!strcmp(output, "-") && isatty(STDOUT_FILENO))
 		tool_die("refusing to write a checkpoint to a terminal (redirect stdout or give -o FILE)");
@@ -146,18 +192,26 @@ int main(int argc, char **argv)
 
 	struct wasp_checkpoint_reply rep;
 	req.to = out.is_stdout ? "wasp-ckpt's stdout" : output;
+	req.commit = commit_out;
+	req.commit_ctx = err;
 	uint64_t now = wasp_now_ns(), left = 0;
 	if (deadline)
 		left = deadline > now ? deadline - now : 1; /* 1 ns: fails at once, as it should */
+	err[0] = '\0';
 	if (wasp_runner_request_checkpoint(sock, &req, out.fd, left, &rep) < 0) {
-		snprintf(err, sizeof err, "%s", wasp_last_error());
-		tool_out_abort(&out);
+		/* A failed commit left its own message; the rest is the library's. */
+		if (!err[0] || rep.committed)
+			snprintf(err, sizeof err, "%s", wasp_last_error());
+		if (!rep.committed)
+			tool_out_abort(&out);
+		else if (!out.is_stdout)
+			fprintf(stderr, "wasp-ckpt: the checkpoint is saved in %s\n", output);
 		if (is_pid)
 			tool_die("pid %s: %s", target, err);
 		tool_die("virtine %s: %s", target, err);
 	}
 	close(sock);
-	if (tool_out_commit(&out, err, sizeof err) < 0)
+	if (!rep.committed && tool_out_commit(&out, err, sizeof err) < 0)
 		tool_die("%s", err);
 
 	if (!quiet) {
@@ -171,6 +225,12 @@ int main(int argc, char **argv)
 			(unsigned long long)rep.bytes, rep.ms, rep.id[0] ? ", id " : "", rep.id,
 			rep.stopped ? "; the virtine stopped" : "");
 	}
+	/* Said even with --quiet: the only other copy of a stopped virtine. */
+	if (rep.stopped && rep.kept[0])
+		fprintf(stderr, "wasp-ckpt: a copy of the stopped virtine is kept in %s: "
+				"restore it if what the pipe carried does not run\n", rep.kept);
 	free(default_output);
+	free(keep_default);
+	free(keep_abs);
 	return 0;
 }

@@ -282,21 +282,13 @@ int main(int argc, char **argv)
 		tool_die("an http(s) receiver needs a token (--token, --token-file or WASP_MIGRATE_TOKEN)");
 
 	/* The runner writes the held checkpoint itself: give it an absolute path. */
-	char *hold_abs = NULL, *dflt = NULL;
+	char *dflt = NULL;
 	if (!hold) {
 		if (asprintf(&dflt, "%s.held.wckpt", target) < 0)
 			tool_die("out of memory");
 		hold = dflt;
 	}
-	if (hold[0] == '/') {
-		hold_abs = strdup(hold);
-	} else {
-		char cwd[PATH_MAX];
-		if (!getcwd(cwd, sizeof cwd) || asprintf(&hold_abs, "%s/%s", cwd, hold) < 0)
-			tool_die("--hold: cannot make %s absolute", hold);
-	}
-	if (!hold_abs)
-		tool_die("out of memory");
+	char *hold_abs = tool_abs_path("--hold", hold);
 	if (strlen(hold_abs) >= 250)
 		tool_die("--hold: path too long");
 	req.hold_path = hold_abs;

@@ -174,6 +174,7 @@ static void *keep_main(void *arg)
 		wasp_virtine_destroy(v);
 		return NULL;
 	}
+	int slot = tool_run_track(runner); /* its socket goes on SIGTERM too */
 	fprintf(stderr, "%s: migration %s: the virtine's target is %s (%s)\n", tool_name, id,
 		target, wasp_runner_socket_path(runner));
 	wasp_listener_wait_answered(k->l, id, ANSWER_WAIT_NS);
@@ -188,6 +189,7 @@ static void *keep_main(void *arg)
 	else
 		snprintf(how, sizeof how, "ended: %s", wasp_exit_reason_name(res.exit.reason));
 	wasp_runner_destroy(runner);
+	tool_run_untrack(slot);
 	wasp_virtine_destroy(v);
 	fflush(stdout);
 	fprintf(stderr, "%s: migration %s: the virtine %s\n", tool_name, id, how);
@@ -264,6 +266,8 @@ static int listen_main(struct wasp_listen_opts *lo, struct wasp_runner_opts *rn,
 		tool_die("%s", wasp_last_error());
 	k.l = l;
 	k.rn = *rn;
+	if (keep)
+		tool_run_handle_fatal_signals(); /* the virtines' sockets go too */
 	const char *a = lo->addr ? lo->addr : "*";
 	bool v6 = strchr(a, ':') != NULL;
 	fprintf(stderr, "%s: listening on %s%s%s:%u%s (%s)\n", tool_name, v6 ? "[" : "", a,
