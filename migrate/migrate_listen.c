@@ -75,6 +75,11 @@ struct migration {
 	char target[WASP_TARGET_MAX]; /* listener lock: how it is reached here */
 	bool answered;          /* listener lock: its POST's answer is queued */
 	uint64_t resumed_ns;    /* listener lock: wait_answered let the guest go */
+	/* listener lock: who holds it: the list of kept migrations (until
+	 * trim forgets it) and each request of it. A request may outlive the
+	 * list's hold (a files PUT left mid-body while 64 newer migrations
+	 * come), so it is freed only when the last one lets go (unref). */
+	unsigned refs;
 	struct wasp_listener *l;
 };
 
@@ -263,6 +268,17 @@ static void *restore_main(void *arg)
 
 /* ---- bookkeeping -------------------------------------------------------------------- */
 
+/* Drops one hold on m (lock held); the last one frees it. Its restore
+ * thread is never running then: the stream's request joins it before it
+ * lets go, and the list's hold outlives that request. */
+static void unref(struct migration *m)
+{
+	if (--m->refs)
+		return;
+	wasp_bqueue_destroy(&m->q);
+	free(m);
+}
+
 static struct migration *find(struct wasp_listener *l, const char *id)
 {
 	for (struct migration *m = l->kept; m; m = m->next)
@@ -283,9 +299,9 @@ static void trim(struct wasp_listener *l)
 			return;
 		struct migration *m = *last;
 		*last = m->next;
-		wasp_bqueue_destroy(&m->q);
-		free(m);
+		m->next = NULL;
 		l->nkept--;
+		unref(m);
 	}
 }
 
@@ -376,6 +392,7 @@ static enum MHD_Result start_stream(struct wasp_listener *l, struct MHD_Connecti
 	m->l = l;
 	m->t0 = wasp_now_ns();
 	m->status = M_RECEIVING;
+	m->refs = 2; /* the list's and this request's */
 	m->next = l->kept;
 	l->kept = m;
 	l->nkept++;
@@ -389,6 +406,7 @@ static enum MHD_Result start_stream(struct wasp_listener *l, struct MHD_Connecti
 		set_status(m, M_REFUSED, 500, "cannot start a restore thread");
 		pthread_mutex_lock(&l->lock);
 		l->active = NULL;
+		unref(m); /* this request's */
 		pthread_mutex_unlock(&l->lock);
 		free(q);
 		return refuse(c, 500, id, "cannot start a restore thread");
@@ -485,11 +503,14 @@ static enum MHD_Result files_request(struct wasp_listener *l, struct MHD_Connect
 		pthread_mutex_unlock(&l->lock);
 		return refuse(c, code, id, why);
 	}
-	m->files_in = true;
-	pthread_mutex_unlock(&l->lock);
 	struct req *q = calloc(1, sizeof *q);
-	if (!q)
+	if (!q) {
+		pthread_mutex_unlock(&l->lock);
 		return refuse(c, 500, id, "out of memory");
+	}
+	m->files_in = true;
+	m->refs++; /* this request's: its body may outlast the migration */
+	pthread_mutex_unlock(&l->lock);
 	q->kind = R_FILES;
 	q->m = m;
 	if (wasp_bundle_reader_open(l->files_dir, FILES_MAX_BYTES, &q->br) < 0) {
@@ -500,10 +521,29 @@ static enum MHD_Result files_request(struct wasp_listener *l, struct MHD_Connect
 	return MHD_YES;
 }
 
+/* Why the files of q's migration are of no use any more, or NULL: the
+ * stream failed (or, against the protocol, ended) while they came. */
+static bool files_unwanted(struct wasp_listener *l, struct req *q, char *why, size_t cap)
+{
+	pthread_mutex_lock(&l->lock);
+	struct migration *m = q->m;
+	bool over = m->status != M_RECEIVING;
+	if (over && m->status == M_REFUSED)
+		snprintf(why, cap, "migration %s was refused: %s", m->id, m->error);
+	else if (over)
+		snprintf(why, cap, "migration %s is no longer being received", m->id);
+	pthread_mutex_unlock(&l->lock);
+	return over;
+}
+
 static enum MHD_Result files_data(struct wasp_listener *l, struct MHD_Connection *c,
 				  struct req *q, const char *data, size_t *size)
 {
 	if (*size) {
+		/* A migration refused meanwhile takes no more files: swallow
+		 * the rest, refuse at the end. */
+		if (!q->files_err && files_unwanted(l, q, q->files_msg, sizeof q->files_msg))
+			q->files_err = -ESTALE;
 		if (!q->files_err && wasp_bundle_reader_push(q->br, data, *size) < 0) {
 			q->files_err = -EINVAL;
 			snprintf(q->files_msg, sizeof q->files_msg, "%s", wasp_last_error());
@@ -512,6 +552,10 @@ static enum MHD_Result files_data(struct wasp_listener *l, struct MHD_Connection
 		return MHD_YES;
 	}
 	q->finished = true;
+	/* Nothing is moved into place for a migration that is over: its
+	 * temporaries go with the reader. */
+	if (!q->files_err && files_unwanted(l, q, q->files_msg, sizeof q->files_msg))
+		q->files_err = -ESTALE;
 	int n = q->files_err ? q->files_err : wasp_bundle_reader_finish(q->br);
 	if (n < 0 && !q->files_err)
 		snprintf(q->files_msg, sizeof q->files_msg, "%s", wasp_last_error());
@@ -520,7 +564,7 @@ static enum MHD_Result files_data(struct wasp_listener *l, struct MHD_Connection
 	pthread_mutex_unlock(&l->lock);
 	if (n < 0) {
 		lg(l, "migration %s: files refused: %s", q->m->id, q->files_msg);
-		return refuse(c, 422, q->m->id, q->files_msg);
+		return refuse(c, n == -ESTALE ? 409 : 422, q->m->id, q->files_msg);
 	}
 	lg(l, "migration %s: %d files", q->m->id, n);
 	char j[160];
@@ -621,14 +665,14 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			l->active = NULL;
 		pthread_mutex_unlock(&l->lock);
 	}
-	if (q->kind == R_FILES) {
-		if (!q->finished) {
-			pthread_mutex_lock(&l->lock);
-			q->m->files_in = false;
-			pthread_mutex_unlock(&l->lock);
-		}
+	if (q->kind == R_FILES)
 		wasp_bundle_reader_free(q->br);
-	}
+	/* Only now may the migration go: this request touched it until here. */
+	pthread_mutex_lock(&l->lock);
+	if (q->kind == R_FILES && !q->finished)
+		q->m->files_in = false;
+	unref(q->m);
+	pthread_mutex_unlock(&l->lock);
 	free(q);
 }
 
@@ -828,14 +872,15 @@ void wasp_listener_destroy(struct wasp_listener *l)
 		return;
 	if (l->d)
 		MHD_stop_daemon(l->d); /* joins the connection threads */
+	/* The requests are over (stopping the daemon ran completed() for
+	 * each): the list's holds are the last. */
 	for (struct migration *m = l->kept, *next; m; m = next) {
 		next = m->next;
 		if (m->thread_started) {
 			wasp_bqueue_fail(&m->q, -ECANCELED, "the receiver is shutting down");
 			pthread_join(m->thread, NULL);
 		}
-		wasp_bqueue_destroy(&m->q);
-		free(m);
+		unref(m);
 	}
 	pthread_mutex_destroy(&l->lock);
 	pthread_cond_destroy(&l->cond);
