@@ -28,6 +28,10 @@
  * off: the connection is closed mid-body (libmicrohttpd cannot answer
  * then), the restore fails on the queue, and the reason is logged and
  * kept for GET /migrations/ID, which is where the source reads it.
+ * Connections are bounded too, for peers without the token: a header
+ * deadline (a trickle is never idle), a limit per address, and a cap on
+ * those that have not shown the token, whose oldest makes room for a new
+ * one (struct conn; docs/migration.md).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -83,6 +87,21 @@ struct migration {
 	struct wasp_listener *l;
 };
 
+/* One TCP connection, from libmicrohttpd's connection notice until it
+ * closes (listener lock). Until a request on it shows the token, it is
+ * "unauthenticated": those are closed at the header deadline, and beyond
+ * WASP_LISTEN_MAX_UNAUTHENTICATED the oldest of them makes room for a new
+ * one, so peers without the token can hold neither a connection for long
+ * nor every slot (docs/migration.md). */
+struct conn {
+	struct conn *prev, *next; /* oldest first */
+	int fd;                   /* our dup of its socket: shutdown() ends it */
+	uint64_t t0;              /* when it connected */
+	bool authed;              /* a request with the token came on it */
+	bool closing;             /* shut down by us */
+	char peer[64];
+};
+
 struct wasp_listener {
 	struct wasp_listen_opts o;
 	char *token, *addr, *files_dir, *log_prefix, *test_fault;
@@ -98,6 +117,20 @@ struct wasp_listener {
 	struct migration *kept;     /* lock: all, newest first */
 	unsigned nkept, taken;      /* lock */
 	bool die_now;
+	uint64_t header_ns;         /* the header deadline */
+	unsigned per_address;       /* connections from one address */
+	struct conn *conn_head, *conn_tail; /* lock: open connections, oldest first */
+	unsigned unauthed;          /* lock: of those, without the token and not closing */
+	pthread_t watchdog;         /* closes connections at the header deadline */
+	bool watchdog_started, watchdog_stop; /* lock */
+	pthread_cond_t watchdog_cond; /* lock: a connection came, or stop */
+	/* Lines a flood of peers could make (connections closed, libmicrohttpd's
+	 * own): one a second of each kind, with a count of those left out. */
+	pthread_mutex_t log_lock;
+	struct loglimit {
+		uint64_t last_ns;
+		unsigned left_out;
+	} cut_lines, mhd_lines;     /* log_lock */
 };
 
 /* The state of one HTTP request. */
@@ -125,6 +158,25 @@ static void lg(struct wasp_listener *l, const char *fmt, ...)
 	va_end(ap);
 	fprintf(l->o.log, "%s: %s\n", l->log_prefix, line);
 	fflush(l->o.log);
+}
+
+/* Whether a line of kind ll may be logged now; *left_out gets how many of
+ * that kind were not since the last one that was. */
+static bool lg_limited(struct wasp_listener *l, struct loglimit *ll, unsigned *left_out)
+{
+	uint64_t now = wasp_now_ns();
+	bool ok;
+	pthread_mutex_lock(&l->log_lock);
+	ok = !ll->last_ns || now - ll->last_ns >= 1000000000ull;
+	if (ok) {
+		*left_out = ll->left_out;
+		ll->left_out = 0;
+		ll->last_ns = now;
+	} else {
+		ll->left_out++;
+	}
+	pthread_mutex_unlock(&l->log_lock);
+	return ok;
 }
 
 /* ---- answers -------------------------------------------------------------------- */
@@ -342,6 +394,129 @@ static const char *busy(struct wasp_listener *l)
 	if (l->o.max_virtines && l->taken >= l->o.max_virtines)
 		return "this receiver has taken its virtine (start it with --keep-listening to take more)";
 	return NULL;
+}
+
+/* ---- connections ---------------------------------------------------------------------- */
+
+/* Closes conn k, which has not shown the token (lock held): a shutdown of
+ * its socket ends libmicrohttpd's reads on it, and libmicrohttpd closes it
+ * as it would any connection the peer ended. One log line a second at
+ * most: a flood of such peers must not flood the log too. */
+static void cut(struct wasp_listener *l, struct conn *k, const char *why)
+{
+	k->closing = true;
+	l->unauthed--;
+	/* The line first: whoever sees the connection end finds it logged. */
+	unsigned more;
+	if (lg_limited(l, &l->cut_lines, &more))
+		lg(l, "closing a connection from %s: %s%s%.0u%s", k->peer, why,
+		   more ? " (and " : "", more, more ? " more since the last such line)" : "");
+	shutdown(k->fd, SHUT_RDWR);
+}
+
+static void header_deadline_why(struct wasp_listener *l, char *why, size_t cap)
+{
+	snprintf(why, cap, "no whole request with the token within %.3g s (--header-timeout)",
+		 l->header_ns / 1e9);
+}
+
+/* Closes the connections that have not shown the token by the header
+ * deadline. libmicrohttpd's own timeout is an idle one, which a peer that
+ * sends a header line now and then never meets. */
+static void *watchdog_main(void *arg)
+{
+	struct wasp_listener *l = arg;
+	char why[160];
+	header_deadline_why(l, why, sizeof why);
+	pthread_mutex_lock(&l->lock);
+	while (!l->watchdog_stop) {
+		uint64_t now = wasp_now_ns(), next = 0;
+		for (struct conn *k = l->conn_head; k; k = k->next) {
+			if (k->authed || k->closing)
+				continue;
+			if (now - k->t0 >= l->header_ns)
+				cut(l, k, why);
+			else if (!next || k->t0 + l->header_ns < next)
+				next = k->t0 + l->header_ns;
+		}
+		if (!next) {
+			pthread_cond_wait(&l->watchdog_cond, &l->lock);
+			continue;
+		}
+		struct timespec dl;
+		wasp_deadline_in(&dl, next - now);
+		pthread_cond_timedwait(&l->watchdog_cond, &l->lock, &dl);
+	}
+	pthread_mutex_unlock(&l->lock);
+	return NULL;
+}
+
+static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			      enum MHD_ConnectionNotificationCode code)
+{
+	struct wasp_listener *l = cls;
+	struct conn *k = *socket_context;
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (!k)
+			return;
+		pthread_mutex_lock(&l->lock);
+		if (!k->authed && !k->closing)
+			l->unauthed--;
+		*(k->prev ? &k->prev->next : &l->conn_head) = k->next;
+		*(k->next ? &k->next->prev : &l->conn_tail) = k->prev;
+		pthread_mutex_unlock(&l->lock);
+		close(k->fd);
+		free(k);
+		*socket_context = NULL;
+		return;
+	}
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	k = calloc(1, sizeof *k);
+	/* A dup of our own: libmicrohttpd may close its descriptor (and the
+	 * number be reused) at any time, ours stays this socket's. */
+	int fd = ci && k ? fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0) : -1;
+	if (fd < 0) {
+		/* Untracked, it would escape the limits: close it now. */
+		int e = k ? errno : ENOMEM;
+		if (ci)
+			shutdown(ci->connect_fd, SHUT_RDWR);
+		free(k);
+		lg(l, "closing a connection: cannot track it (%s)", strerror(e));
+		return;
+	}
+	k->fd = fd;
+	k->t0 = wasp_now_ns();
+	peer_name(c, k->peer, sizeof k->peer);
+	pthread_mutex_lock(&l->lock);
+	k->prev = l->conn_tail;
+	*(l->conn_tail ? &l->conn_tail->next : &l->conn_head) = k;
+	l->conn_tail = k;
+	l->unauthed++;
+	/* Room for this one among the unauthenticated: the oldest goes. The
+	 * rest of WASP_LISTEN_MAX_CONNECTIONS stays for requests with the
+	 * token. */
+	for (struct conn *o = l->conn_head; o && l->unauthed > WASP_LISTEN_MAX_UNAUTHENTICATED;
+	     o = o->next)
+		if (o != k && !o->authed && !o->closing)
+			cut(l, o, "too many connections without the token: the oldest makes room");
+	pthread_cond_signal(&l->watchdog_cond);
+	pthread_mutex_unlock(&l->lock);
+	*socket_context = k;
+}
+
+/* A request with the token came on c: its connection is no longer held to
+ * the header deadline nor counted among the unauthenticated. */
+static void authenticated(struct wasp_listener *l, struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct conn *k = ci ? ci->socket_context : NULL;
+	if (!k)
+		return;
+	pthread_mutex_lock(&l->lock);
+	if (!k->authed && !k->closing)
+		l->unauthed--;
+	k->authed = true;
+	pthread_mutex_unlock(&l->lock);
 }
 
 /* ---- requests ------------------------------------------------------------------------- */
@@ -588,6 +763,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	/* The first call: headers only. */
 	if (!authorized(l, c))
 		return refuse(c, 401, NULL, "wrong or missing token");
+	authenticated(l, c);
 	bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
 	if (!strcmp(url, "/migrations") || !strcmp(url, "/migrations/")) {
 		if (!strcmp(method, "POST"))
@@ -687,11 +863,13 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		line[--n] = '\0';
 	/* What GnuTLS makes of a plain HTTP request, said plainly. */
+	unsigned more;
 	if (l->cert && strstr(line, "handshake"))
 		lg(l, "http: a client did not speak TLS (plain http:// to this https:// port?): %s",
 		   line);
-	else
-		lg(l, "http: %s", line);
+	else if (lg_limited(l, &l->mhd_lines, &more))
+		lg(l, "http: %s%s%.0u%s", line, more ? " (and " : "", more,
+		   more ? " more lines from libmicrohttpd since the last one)" : "");
 }
 
 /* ---- setup ----------------------------------------------------------------------------- */
@@ -727,10 +905,12 @@ int wasp_listener_create(const struct wasp_listen_opts *o, struct wasp_listener 
 	if (!l)
 		return wasp_fail(-ENOMEM, "out of memory");
 	pthread_mutex_init(&l->lock, NULL);
+	pthread_mutex_init(&l->log_lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&l->cond, &ca);
+	pthread_cond_init(&l->watchdog_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	l->o = *o;
 	if ((r = dup_str(&l->token, o->token)) < 0 || (r = dup_str(&l->addr, o->addr)) < 0 ||
@@ -751,8 +931,23 @@ int wasp_listener_create(const struct wasp_listen_opts *o, struct wasp_listener 
 	l->stream_ns = o->stream_timeout_ns ? o->stream_timeout_ns : WASP_LISTEN_STREAM_TIMEOUT_NS;
 	l->max_bytes = o->restore.max_stream_bytes ? o->restore.max_stream_bytes
 						   : WASP_CKPT_MAX_STREAM_BYTES;
+	l->header_ns = o->header_timeout_ns ? o->header_timeout_ns : WASP_LISTEN_HEADER_TIMEOUT_NS;
+	if (l->header_ns > 86400ull * 1000000000) {
+		r = wasp_fail(-EINVAL, "header timeout: at most a day");
+		goto fail;
+	}
+	l->per_address = o->max_connections_per_address ? o->max_connections_per_address
+							 : WASP_LISTEN_PER_ADDRESS_CONNECTIONS;
+	if (l->per_address > WASP_LISTEN_MAX_CONNECTIONS) {
+		r = wasp_fail(-EINVAL, "connections per address: at most %u", WASP_LISTEN_MAX_CONNECTIONS);
+		goto fail;
+	}
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 			 MHD_USE_ERROR_LOG;
+	/* poll(), not select(): a descriptor beyond FD_SETSIZE must not be
+	 * refused in a process that holds many (virtines, connections). */
+	if (MHD_is_feature_supported(MHD_FEATURE_POLL))
+		flags |= MHD_USE_POLL;
 	struct sockaddr_storage ss;
 	memset(&ss, 0, sizeof ss);
 	bool have_addr = false;
@@ -787,11 +982,18 @@ int wasp_listener_create(const struct wasp_listen_opts *o, struct wasp_listener 
 			goto fail;
 		flags |= MHD_USE_TLS;
 	}
-	struct MHD_OptionItem opts[8];
+	if ((r = -pthread_create(&l->watchdog, NULL, watchdog_main, l)) < 0) {
+		r = wasp_fail(r, "cannot start the listener's watchdog thread: %s", strerror(-r));
+		goto fail;
+	}
+	l->watchdog_started = true;
+	struct MHD_OptionItem opts[12];
 	int n = 0;
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, l};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_connection, l};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, l->idle_s, NULL};
-	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 32, NULL};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, WASP_LISTEN_MAX_CONNECTIONS, NULL};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT, l->per_address, NULL};
 	if (have_addr)
 		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
 	if (l->cert) {
@@ -872,6 +1074,13 @@ void wasp_listener_destroy(struct wasp_listener *l)
 		return;
 	if (l->d)
 		MHD_stop_daemon(l->d); /* joins the connection threads */
+	if (l->watchdog_started) {
+		pthread_mutex_lock(&l->lock);
+		l->watchdog_stop = true;
+		pthread_cond_signal(&l->watchdog_cond);
+		pthread_mutex_unlock(&l->lock);
+		pthread_join(l->watchdog, NULL);
+	}
 	/* The requests are over (stopping the daemon ran completed() for
 	 * each): the list's holds are the last. */
 	for (struct migration *m = l->kept, *next; m; m = next) {
@@ -883,7 +1092,9 @@ void wasp_listener_destroy(struct wasp_listener *l)
 		unref(m);
 	}
 	pthread_mutex_destroy(&l->lock);
+	pthread_mutex_destroy(&l->log_lock);
 	pthread_cond_destroy(&l->cond);
+	pthread_cond_destroy(&l->watchdog_cond);
 	free(l->token);
 	free(l->addr);
 	free(l->files_dir);

@@ -30,6 +30,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -90,7 +91,7 @@ static void listen_with(struct wasp_listen_opts o)
 	cfg.sandbox_dir = box;
 	cfg.console_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	cfg.no_stdin = true;
-	log_file = tmpfile();
+	log_file = getenv("TEST_LISTEN_LOG") ? stderr : tmpfile();
 	o.addr = "127.0.0.1";
 	o.token = TOKEN;
 	o.restore.config = &cfg;
@@ -123,6 +124,13 @@ static bool logged(const char *text)
 	while (!found && fgets(line, sizeof line, log_file))
 		found = strstr(line, text) != NULL;
 	fseek(log_file, 0, SEEK_END);
+	if (!found) {
+		fprintf(stderr, "the listener's log lacks \"%s\":\n", text);
+		rewind(log_file);
+		while (fgets(line, sizeof line, log_file))
+			fputs(line, stderr);
+		fseek(log_file, 0, SEEK_END);
+	}
 	return found;
 }
 
@@ -388,7 +396,9 @@ static void slow_headers(bool many_addresses)
 		usleep(10000);
 
 	char out[1024];
+	uint64_t t0 = now_ms();
 	int code = get("/migrations", out, sizeof out);
+	printf("the request with the token was answered in %" PRIu64 " ms\n", now_ms() - t0);
 	int base = atomic_load(&trickles);
 	CHECK(code == 200, "the request with the token was not answered (HTTP %d): %s", code, out);
 	/* The attackers outlived the answer: still open, still trickling. */
