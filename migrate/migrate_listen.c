@@ -84,7 +84,17 @@ struct migration {
 	 * list's hold (a files PUT left mid-body while 64 newer migrations
 	 * come), so it is freed only when the last one lets go (unref). */
 	unsigned refs;
+	uint8_t ckpt_id[16];    /* its checkpoint's, once the header was read */
+	bool have_ckpt_id;
 	struct wasp_listener *l;
+};
+
+/* A checkpoint this listener has started, so that the same one posted
+ * again (a replay, by mistake or by someone who kept a copy) is refused:
+ * run twice, a virtine would act twice. */
+struct started {
+	uint8_t ckpt_id[16];
+	char mig[33];           /* the migration that started it; "" for a free slot */
 };
 
 /* One TCP connection, from libmicrohttpd's connection notice until it
@@ -126,6 +136,8 @@ struct wasp_listener {
 	pthread_cond_t watchdog_cond; /* lock: a connection came, or stop */
 	/* Lines a flood of peers could make (connections closed, libmicrohttpd's
 	 * own): one a second of each kind, with a count of those left out. */
+	struct started *started;    /* lock: a ring of WASP_LISTEN_STARTED_IDS */
+	unsigned started_next;      /* lock: the slot written next (oldest forgotten) */
 	pthread_mutex_t log_lock;
 	struct loglimit {
 		uint64_t last_ns;
@@ -268,16 +280,109 @@ static void set_status(struct migration *m, enum mstatus s, int http, const char
 	pthread_mutex_unlock(&m->l->lock);
 }
 
+/* The stream's first bytes, read once for the checkpoint's header and
+ * then given again to the restore, which reads the stream from its start. */
+struct tee {
+	struct migration *m;
+	uint8_t *buf;
+	size_t len, cap, pos;
+	bool recording;
+};
+
+static ssize_t tee_read(void *ctx, void *buf, size_t len)
+{
+	struct tee *t = ctx;
+	if (!t->recording && t->pos < t->len) {
+		size_t n = t->len - t->pos < len ? t->len - t->pos : len;
+		memcpy(buf, t->buf + t->pos, n);
+		t->pos += n;
+		return (ssize_t)n;
+	}
+	ssize_t n = queue_read(t->m, buf, len);
+	if (n > 0 && t->recording) {
+		if (t->len + (size_t)n > t->cap) {
+			size_t cap = t->cap ? t->cap : 4096;
+			while (cap < t->len + (size_t)n)
+				cap *= 2;
+			uint8_t *b = realloc(t->buf, cap);
+			if (!b)
+				return wasp_fail(-ENOMEM, "out of memory");
+			t->buf = b;
+			t->cap = cap;
+		}
+		memcpy(t->buf + t->len, buf, (size_t)n);
+		t->len += (size_t)n;
+	}
+	return n;
+}
+
+/* The migration that started checkpoint id here, or NULL (lock held). */
+static const char *started_by(struct wasp_listener *l, const uint8_t id[16])
+{
+	for (unsigned i = 0; i < WASP_LISTEN_STARTED_IDS; i++)
+		if (l->started[i].mig[0] && !memcmp(l->started[i].ckpt_id, id, 16))
+			return l->started[i].mig;
+	return NULL;
+}
+
+static void hex16(char out[33], const uint8_t id[16])
+{
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", id[i]);
+}
+
+/* Why m's checkpoint must not run here, or false (lock held): it was
+ * started here before, and replays are not allowed. */
+static bool is_replay(struct wasp_listener *l, struct migration *m, char *why, size_t cap)
+{
+	const char *by = l->o.allow_replay || !m->have_ckpt_id ? NULL : started_by(l, m->ckpt_id);
+	if (!by)
+		return false;
+	char h[33];
+	hex16(h, m->ckpt_id);
+	snprintf(why, cap,
+		 "checkpoint %s was already started here (migration %s); a copy runs only once "
+		 "(--allow-replay)", h, by);
+	return true;
+}
+
+static void refuse_replay(struct migration *m, const char *why)
+{
+	/* The handler stops waiting on a full queue and swallows the rest. */
+	wasp_bqueue_fail(&m->q, -EEXIST, why);
+	set_status(m, M_REFUSED, 409, why);
+	lg(m->l, "migration %s from %s refused: %s", m->id, m->peer, why);
+}
+
 static void *restore_main(void *arg)
 {
 	struct migration *m = arg;
 	struct wasp_listener *l = m->l;
-	struct wasp_source src = {.read = queue_read, .ctx = m};
+	struct tee t = {.m = m, .recording = true};
+	struct wasp_source src = {.read = tee_read, .ctx = &t};
 	struct wasp_virtine *v = NULL;
 	struct wasp_ckpt_stats st;
+	struct wasp_ckpt_info info;
+	char why[384];
 
+	/* The header first, so that a replay is refused before any of it is
+	 * restored. A bad header is left for the restore to name. */
+	if (wasp_ckpt_header_info(&src, &info) == 0) {
+		pthread_mutex_lock(&l->lock);
+		memcpy(m->ckpt_id, info.id, 16);
+		m->have_ckpt_id = true;
+		bool replay = is_replay(l, m, why, sizeof why);
+		pthread_mutex_unlock(&l->lock);
+		if (replay) {
+			free(t.buf);
+			refuse_replay(m, why);
+			return NULL;
+		}
+	}
+	t.recording = false;
 	memset(&st, 0, sizeof st);
 	int r = wasp_ckpt_restore(&l->o.restore, &src, &v, &st);
+	free(t.buf);
 	m->bytes = m->q.out;
 	if (r < 0) {
 		char msg[384];
@@ -301,11 +406,33 @@ static void *restore_main(void *arg)
 		set_status(m, M_REFUSED, 500, "test fault: refused without an answer");
 		return NULL;
 	}
+	/* Checked again and taken in one step: the check at the header and
+	 * this start are apart in time. The slot is given back if the start
+	 * fails: a checkpoint that never ran may come again. */
+	pthread_mutex_lock(&l->lock);
+	struct started *slot = NULL;
+	bool replay = is_replay(l, m, why, sizeof why);
+	if (!replay && m->have_ckpt_id) {
+		slot = &l->started[l->started_next];
+		l->started_next = (l->started_next + 1) % WASP_LISTEN_STARTED_IDS;
+		memcpy(slot->ckpt_id, m->ckpt_id, 16);
+		snprintf(slot->mig, sizeof slot->mig, "%s", m->id);
+	}
+	pthread_mutex_unlock(&l->lock);
+	if (replay) {
+		wasp_virtine_destroy(v);
+		refuse_replay(m, why);
+		return NULL;
+	}
 	set_status(m, M_STARTING, 0, NULL);
 	r = l->o.start ? l->o.start(l->o.opaque, v, m->id) : wasp_fail(-ENOSYS, "nothing runs virtines here");
 	if (r < 0) {
 		char msg[384];
 		snprintf(msg, sizeof msg, "%s", wasp_last_error());
+		pthread_mutex_lock(&l->lock);
+		if (slot && !strcmp(slot->mig, m->id))
+			slot->mig[0] = '\0';
+		pthread_mutex_unlock(&l->lock);
 		set_status(m, M_REFUSED, 500, msg);
 		lg(l, "migration %s from %s refused: %s", m->id, m->peer, msg);
 		return NULL;
@@ -931,6 +1058,10 @@ int wasp_listener_create(const struct wasp_listen_opts *o, struct wasp_listener 
 	l->stream_ns = o->stream_timeout_ns ? o->stream_timeout_ns : WASP_LISTEN_STREAM_TIMEOUT_NS;
 	l->max_bytes = o->restore.max_stream_bytes ? o->restore.max_stream_bytes
 						   : WASP_CKPT_MAX_STREAM_BYTES;
+	if (!(l->started = calloc(WASP_LISTEN_STARTED_IDS, sizeof *l->started))) {
+		r = wasp_fail(-ENOMEM, "out of memory");
+		goto fail;
+	}
 	l->header_ns = o->header_timeout_ns ? o->header_timeout_ns : WASP_LISTEN_HEADER_TIMEOUT_NS;
 	if (l->header_ns > 86400ull * 1000000000) {
 		r = wasp_fail(-EINVAL, "header timeout: at most a day");
@@ -1105,5 +1236,6 @@ void wasp_listener_destroy(struct wasp_listener *l)
 		free(l->key);
 	}
 	free(l->cert);
+	free(l->started);
 	free(l);
 }

@@ -9,7 +9,8 @@ target_compile_options(test_listen PRIVATE ${WASP_WARNINGS})
 target_link_libraries(test_listen PRIVATE wasp_static Threads::Threads)
 add_dependencies(test_listen test_asm_images)
 
-set(LISTEN_CASES files_after_trim header_deadline slow_one_address slow_many_addresses)
+set(LISTEN_CASES files_after_trim header_deadline slow_one_address slow_many_addresses
+  replay replay_allowed replay_after_refusal)
 foreach(c ${LISTEN_CASES})
   add_test(NAME listen.${c} COMMAND test_listen ${ASM_OUT} ${c})
   set_tests_properties(listen.${c} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 180)

@@ -71,6 +71,8 @@ static const char usage[] =
 	"      --max-connections-per-address N\n"
 	"                             connections at once from one address (default\n"
 	"                             16, at most 256)\n"
+	"      --allow-replay         run a checkpoint this receiver has already\n"
+	"                             started (default: refused, 409)\n"
 	"\n"
 	"%s"
 	"\n"
@@ -327,7 +329,7 @@ int main(int argc, char **argv)
 	enum {
 		O_NOSTDIN = 512, O_NOMAP, O_SIMCPUID, O_LISTEN, O_TOKEN, O_TOKEN_FILE, O_KEEP, O_CERT,
 		O_KEY, O_CACERT, O_MERGE, O_TEST_FAULT, O_MAX_STREAM, O_IDLE, O_STREAM_TIMEOUT,
-		O_HEADER_TIMEOUT, O_PER_ADDRESS
+		O_HEADER_TIMEOUT, O_PER_ADDRESS, O_ALLOW_REPLAY
 	};
 	static const struct option opts[] = {
 		{"dir", required_argument, NULL, 'd'},
@@ -351,6 +353,7 @@ int main(int argc, char **argv)
 		{"stream-timeout", required_argument, NULL, O_STREAM_TIMEOUT},
 		{"header-timeout", required_argument, NULL, O_HEADER_TIMEOUT},
 		{"max-connections-per-address", required_argument, NULL, O_PER_ADDRESS},
+		{"allow-replay", no_argument, NULL, O_ALLOW_REPLAY},
 		/* for tests: make a receiver fail at a chosen point (docs/migration.md) */
 		{"test-fault", required_argument, NULL, O_TEST_FAULT},
 		{"stats", no_argument, NULL, 's'},
@@ -449,6 +452,9 @@ int main(int argc, char **argv)
 			lo.max_connections_per_address = (unsigned)n;
 			break;
 		}
+		case O_ALLOW_REPLAY:
+			lo.allow_replay = true;
+			break;
 		case 's':
 			stats = true;
 			break;
@@ -495,9 +501,10 @@ int main(int argc, char **argv)
 		return listen_main(&lo, &rn, keep, listen);
 	}
 	if (keep || lo.tls_cert || lo.tls_key || lo.test_fault || lo.idle_timeout_ns ||
-	    lo.stream_timeout_ns || lo.header_timeout_ns || lo.max_connections_per_address)
+	    lo.stream_timeout_ns || lo.header_timeout_ns || lo.max_connections_per_address ||
+	    lo.allow_replay)
 		tool_die("--keep-listening, --tls-cert, --tls-key, --idle-timeout, --stream-timeout, "
-			 "--header-timeout, --max-connections-per-address "
+			 "--header-timeout, --max-connections-per-address, --allow-replay "
 			 "and --test-fault go with --listen");
 	if (optind >= argc)
 		tool_die("give a checkpoint file, - for stdin, a URL or a chain (try --help)");
