@@ -134,10 +134,10 @@ struct wasp_listener {
 	pthread_t watchdog;         /* closes connections at the header deadline */
 	bool watchdog_started, watchdog_stop; /* lock */
 	pthread_cond_t watchdog_cond; /* lock: a connection came, or stop */
-	/* Lines a flood of peers could make (connections closed, libmicrohttpd's
-	 * own): one a second of each kind, with a count of those left out. */
 	struct started *started;    /* lock: a ring of WASP_LISTEN_STARTED_IDS */
 	unsigned started_next;      /* lock: the slot written next (oldest forgotten) */
+	/* Lines a flood of peers could make (connections closed, libmicrohttpd's
+	 * own): one a second of each kind, with a count of those left out. */
 	pthread_mutex_t log_lock;
 	struct loglimit {
 		uint64_t last_ns;
@@ -823,8 +823,9 @@ static enum MHD_Result files_request(struct wasp_listener *l, struct MHD_Connect
 	return MHD_YES;
 }
 
-/* Why the files of q's migration are of no use any more, or NULL: the
- * stream failed (or, against the protocol, ended) while they came. */
+/* Whether the files of q's migration are of no use any more (why says
+ * why): its stream failed (or, against the protocol, ended) while they
+ * came. */
 static bool files_unwanted(struct wasp_listener *l, struct req *q, char *why, size_t cap)
 {
 	pthread_mutex_lock(&l->lock);
