@@ -996,7 +996,11 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 		lg(l, "http: a client did not speak TLS (plain http:// to this https:// port?): %s",
 		   line);
 	else if (lg_limited(l, &l->mhd_lines, &more))
-		lg(l, "http: %s%s%.0u%s", line, more ? " (and " : "", more,
+		lg(l, "http: %s%s%s%.0u%s", line,
+		   /* libmicrohttpd says the same for both limits */
+		   strstr(line, "connection limit") ? " (--max-connections-per-address, or all "
+						       "connections)" : "",
+		   more ? " (and " : "", more,
 		   more ? " more lines from libmicrohttpd since the last one)" : "");
 }
 
