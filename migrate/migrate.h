@@ -470,6 +470,17 @@ struct wasp_listen_opts {
 	 * once). A stream cut off for either is refused, with the reason in
 	 * the log and in GET /migrations/ID; the listener goes on. */
 	uint64_t stream_timeout_ns;
+	/* Close a connection that has not sent a whole request with the
+	 * token this long after it connected, however steadily it trickles
+	 * (the idle timeout cannot see that); 0:
+	 * WASP_LISTEN_HEADER_TIMEOUT_NS. */
+	uint64_t header_timeout_ns;
+	/* Connections at once from one address; 0:
+	 * WASP_LISTEN_PER_ADDRESS_CONNECTIONS. */
+	unsigned max_connections_per_address;
+	/* Take a checkpoint whose id this listener has already started (a
+	 * replay); by default it is refused with 409. */
+	bool allow_replay;
 	/* Tests only: "die-before-resume" (_exit after a whole restore),
 	 * "drop-answer" (start it, then close without answering),
 	 * "forget-answer" (refuse it, then close without answering). */
@@ -478,6 +489,15 @@ struct wasp_listen_opts {
 
 #define WASP_LISTEN_IDLE_TIMEOUT_NS (60ull * 1000000000)
 #define WASP_LISTEN_STREAM_TIMEOUT_NS (30ull * 60 * 1000000000)
+#define WASP_LISTEN_HEADER_TIMEOUT_NS (10ull * 1000000000)
+#define WASP_LISTEN_PER_ADDRESS_CONNECTIONS 16u
+/* Connections at once in all, and how many of them may be still without
+ * a whole request with the token: a newer connection closes the oldest of
+ * those beyond it, so the rest stay free for requests with the token. */
+#define WASP_LISTEN_MAX_CONNECTIONS 256u
+#define WASP_LISTEN_MAX_UNAUTHENTICATED 64u
+/* Checkpoint ids a listener remembers having started (oldest forgotten). */
+#define WASP_LISTEN_STARTED_IDS 4096u
 
 int wasp_listener_create(const struct wasp_listen_opts *o, struct wasp_listener **out);
 unsigned wasp_listener_port(const struct wasp_listener *l);

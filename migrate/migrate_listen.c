@@ -28,6 +28,10 @@
  * off: the connection is closed mid-body (libmicrohttpd cannot answer
  * then), the restore fails on the queue, and the reason is logged and
  * kept for GET /migrations/ID, which is where the source reads it.
+ * Connections are bounded too, for peers without the token: a header
+ * deadline (a trickle is never idle), a limit per address, and a cap on
+ * those that have not shown the token, whose oldest makes room for a new
+ * one (struct conn; docs/migration.md).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -75,7 +79,37 @@ struct migration {
 	char target[WASP_TARGET_MAX]; /* listener lock: how it is reached here */
 	bool answered;          /* listener lock: its POST's answer is queued */
 	uint64_t resumed_ns;    /* listener lock: wait_answered let the guest go */
+	/* listener lock: who holds it: the list of kept migrations (until
+	 * trim forgets it) and each request of it. A request may outlive the
+	 * list's hold (a files PUT left mid-body while 64 newer migrations
+	 * come), so it is freed only when the last one lets go (unref). */
+	unsigned refs;
+	uint8_t ckpt_id[16];    /* its checkpoint's, once the header was read */
+	bool have_ckpt_id;
 	struct wasp_listener *l;
+};
+
+/* A checkpoint this listener has started, so that the same one posted
+ * again (a replay, by mistake or by someone who kept a copy) is refused:
+ * run twice, a virtine would act twice. */
+struct started {
+	uint8_t ckpt_id[16];
+	char mig[33];           /* the migration that started it; "" for a free slot */
+};
+
+/* One TCP connection, from libmicrohttpd's connection notice until it
+ * closes (listener lock). Until a request on it shows the token, it is
+ * "unauthenticated": those are closed at the header deadline, and beyond
+ * WASP_LISTEN_MAX_UNAUTHENTICATED the oldest of them makes room for a new
+ * one, so peers without the token can hold neither a connection for long
+ * nor every slot (docs/migration.md). */
+struct conn {
+	struct conn *prev, *next; /* oldest first */
+	int fd;                   /* our dup of its socket: shutdown() ends it */
+	uint64_t t0;              /* when it connected */
+	bool authed;              /* a request with the token came on it */
+	bool closing;             /* shut down by us */
+	char peer[64];
 };
 
 struct wasp_listener {
@@ -93,6 +127,22 @@ struct wasp_listener {
 	struct migration *kept;     /* lock: all, newest first */
 	unsigned nkept, taken;      /* lock */
 	bool die_now;
+	uint64_t header_ns;         /* the header deadline */
+	unsigned per_address;       /* connections from one address */
+	struct conn *conn_head, *conn_tail; /* lock: open connections, oldest first */
+	unsigned unauthed;          /* lock: of those, without the token and not closing */
+	pthread_t watchdog;         /* closes connections at the header deadline */
+	bool watchdog_started, watchdog_stop; /* lock */
+	pthread_cond_t watchdog_cond; /* lock: a connection came, or stop */
+	struct started *started;    /* lock: a ring of WASP_LISTEN_STARTED_IDS */
+	unsigned started_next;      /* lock: the slot written next (oldest forgotten) */
+	/* Lines a flood of peers could make (connections closed, libmicrohttpd's
+	 * own): one a second of each kind, with a count of those left out. */
+	pthread_mutex_t log_lock;
+	struct loglimit {
+		uint64_t last_ns;
+		unsigned left_out;
+	} cut_lines, mhd_lines;     /* log_lock */
 };
 
 /* The state of one HTTP request. */
@@ -120,6 +170,25 @@ static void lg(struct wasp_listener *l, const char *fmt, ...)
 	va_end(ap);
 	fprintf(l->o.log, "%s: %s\n", l->log_prefix, line);
 	fflush(l->o.log);
+}
+
+/* Whether a line of kind ll may be logged now; *left_out gets how many of
+ * that kind were not since the last one that was. */
+static bool lg_limited(struct wasp_listener *l, struct loglimit *ll, unsigned *left_out)
+{
+	uint64_t now = wasp_now_ns();
+	bool ok;
+	pthread_mutex_lock(&l->log_lock);
+	ok = !ll->last_ns || now - ll->last_ns >= 1000000000ull;
+	if (ok) {
+		*left_out = ll->left_out;
+		ll->left_out = 0;
+		ll->last_ns = now;
+	} else {
+		ll->left_out++;
+	}
+	pthread_mutex_unlock(&l->log_lock);
+	return ok;
 }
 
 /* ---- answers -------------------------------------------------------------------- */
@@ -211,16 +280,109 @@ static void set_status(struct migration *m, enum mstatus s, int http, const char
 	pthread_mutex_unlock(&m->l->lock);
 }
 
+/* The stream's first bytes, read once for the checkpoint's header and
+ * then given again to the restore, which reads the stream from its start. */
+struct tee {
+	struct migration *m;
+	uint8_t *buf;
+	size_t len, cap, pos;
+	bool recording;
+};
+
+static ssize_t tee_read(void *ctx, void *buf, size_t len)
+{
+	struct tee *t = ctx;
+	if (!t->recording && t->pos < t->len) {
+		size_t n = t->len - t->pos < len ? t->len - t->pos : len;
+		memcpy(buf, t->buf + t->pos, n);
+		t->pos += n;
+		return (ssize_t)n;
+	}
+	ssize_t n = queue_read(t->m, buf, len);
+	if (n > 0 && t->recording) {
+		if (t->len + (size_t)n > t->cap) {
+			size_t cap = t->cap ? t->cap : 4096;
+			while (cap < t->len + (size_t)n)
+				cap *= 2;
+			uint8_t *b = realloc(t->buf, cap);
+			if (!b)
+				return wasp_fail(-ENOMEM, "out of memory");
+			t->buf = b;
+			t->cap = cap;
+		}
+		memcpy(t->buf + t->len, buf, (size_t)n);
+		t->len += (size_t)n;
+	}
+	return n;
+}
+
+/* The migration that started checkpoint id here, or NULL (lock held). */
+static const char *started_by(struct wasp_listener *l, const uint8_t id[16])
+{
+	for (unsigned i = 0; i < WASP_LISTEN_STARTED_IDS; i++)
+		if (l->started[i].mig[0] && !memcmp(l->started[i].ckpt_id, id, 16))
+			return l->started[i].mig;
+	return NULL;
+}
+
+static void hex16(char out[33], const uint8_t id[16])
+{
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", id[i]);
+}
+
+/* Why m's checkpoint must not run here, or false (lock held): it was
+ * started here before, and replays are not allowed. */
+static bool is_replay(struct wasp_listener *l, struct migration *m, char *why, size_t cap)
+{
+	const char *by = l->o.allow_replay || !m->have_ckpt_id ? NULL : started_by(l, m->ckpt_id);
+	if (!by)
+		return false;
+	char h[33];
+	hex16(h, m->ckpt_id);
+	snprintf(why, cap,
+		 "checkpoint %s was already started here (migration %s); a copy runs only once "
+		 "(--allow-replay)", h, by);
+	return true;
+}
+
+static void refuse_replay(struct migration *m, const char *why)
+{
+	/* The handler stops waiting on a full queue and swallows the rest. */
+	wasp_bqueue_fail(&m->q, -EEXIST, why);
+	set_status(m, M_REFUSED, 409, why);
+	lg(m->l, "migration %s from %s refused: %s", m->id, m->peer, why);
+}
+
 static void *restore_main(void *arg)
 {
 	struct migration *m = arg;
 	struct wasp_listener *l = m->l;
-	struct wasp_source src = {.read = queue_read, .ctx = m};
+	struct tee t = {.m = m, .recording = true};
+	struct wasp_source src = {.read = tee_read, .ctx = &t};
 	struct wasp_virtine *v = NULL;
 	struct wasp_ckpt_stats st;
+	struct wasp_ckpt_info info;
+	char why[384];
 
+	/* The header first, so that a replay is refused before any of it is
+	 * restored. A bad header is left for the restore to name. */
+	if (wasp_ckpt_header_info(&src, &info) == 0) {
+		pthread_mutex_lock(&l->lock);
+		memcpy(m->ckpt_id, info.id, 16);
+		m->have_ckpt_id = true;
+		bool replay = is_replay(l, m, why, sizeof why);
+		pthread_mutex_unlock(&l->lock);
+		if (replay) {
+			free(t.buf);
+			refuse_replay(m, why);
+			return NULL;
+		}
+	}
+	t.recording = false;
 	memset(&st, 0, sizeof st);
 	int r = wasp_ckpt_restore(&l->o.restore, &src, &v, &st);
+	free(t.buf);
 	m->bytes = m->q.out;
 	if (r < 0) {
 		char msg[384];
@@ -244,11 +406,33 @@ static void *restore_main(void *arg)
 		set_status(m, M_REFUSED, 500, "test fault: refused without an answer");
 		return NULL;
 	}
+	/* Checked again and taken in one step: the check at the header and
+	 * this start are apart in time. The slot is given back if the start
+	 * fails: a checkpoint that never ran may come again. */
+	pthread_mutex_lock(&l->lock);
+	struct started *slot = NULL;
+	bool replay = is_replay(l, m, why, sizeof why);
+	if (!replay && m->have_ckpt_id) {
+		slot = &l->started[l->started_next];
+		l->started_next = (l->started_next + 1) % WASP_LISTEN_STARTED_IDS;
+		memcpy(slot->ckpt_id, m->ckpt_id, 16);
+		snprintf(slot->mig, sizeof slot->mig, "%s", m->id);
+	}
+	pthread_mutex_unlock(&l->lock);
+	if (replay) {
+		wasp_virtine_destroy(v);
+		refuse_replay(m, why);
+		return NULL;
+	}
 	set_status(m, M_STARTING, 0, NULL);
 	r = l->o.start ? l->o.start(l->o.opaque, v, m->id) : wasp_fail(-ENOSYS, "nothing runs virtines here");
 	if (r < 0) {
 		char msg[384];
 		snprintf(msg, sizeof msg, "%s", wasp_last_error());
+		pthread_mutex_lock(&l->lock);
+		if (slot && !strcmp(slot->mig, m->id))
+			slot->mig[0] = '\0';
+		pthread_mutex_unlock(&l->lock);
 		set_status(m, M_REFUSED, 500, msg);
 		lg(l, "migration %s from %s refused: %s", m->id, m->peer, msg);
 		return NULL;
@@ -262,6 +446,17 @@ static void *restore_main(void *arg)
 }
 
 /* ---- bookkeeping -------------------------------------------------------------------- */
+
+/* Drops one hold on m (lock held); the last one frees it. Its restore
+ * thread is never running then: the stream's request joins it before it
+ * lets go, and the list's hold outlives that request. */
+static void unref(struct migration *m)
+{
+	if (--m->refs)
+		return;
+	wasp_bqueue_destroy(&m->q);
+	free(m);
+}
 
 static struct migration *find(struct wasp_listener *l, const char *id)
 {
@@ -283,9 +478,9 @@ static void trim(struct wasp_listener *l)
 			return;
 		struct migration *m = *last;
 		*last = m->next;
-		wasp_bqueue_destroy(&m->q);
-		free(m);
+		m->next = NULL;
 		l->nkept--;
+		unref(m);
 	}
 }
 
@@ -326,6 +521,129 @@ static const char *busy(struct wasp_listener *l)
 	if (l->o.max_virtines && l->taken >= l->o.max_virtines)
 		return "this receiver has taken its virtine (start it with --keep-listening to take more)";
 	return NULL;
+}
+
+/* ---- connections ---------------------------------------------------------------------- */
+
+/* Closes conn k, which has not shown the token (lock held): a shutdown of
+ * its socket ends libmicrohttpd's reads on it, and libmicrohttpd closes it
+ * as it would any connection the peer ended. One log line a second at
+ * most: a flood of such peers must not flood the log too. */
+static void cut(struct wasp_listener *l, struct conn *k, const char *why)
+{
+	k->closing = true;
+	l->unauthed--;
+	/* The line first: whoever sees the connection end finds it logged. */
+	unsigned more;
+	if (lg_limited(l, &l->cut_lines, &more))
+		lg(l, "closing a connection from %s: %s%s%.0u%s", k->peer, why,
+		   more ? " (and " : "", more, more ? " more since the last such line)" : "");
+	shutdown(k->fd, SHUT_RDWR);
+}
+
+static void header_deadline_why(struct wasp_listener *l, char *why, size_t cap)
+{
+	snprintf(why, cap, "no whole request with the token within %.3g s (--header-timeout)",
+		 l->header_ns / 1e9);
+}
+
+/* Closes the connections that have not shown the token by the header
+ * deadline. libmicrohttpd's own timeout is an idle one, which a peer that
+ * sends a header line now and then never meets. */
+static void *watchdog_main(void *arg)
+{
+	struct wasp_listener *l = arg;
+	char why[160];
+	header_deadline_why(l, why, sizeof why);
+	pthread_mutex_lock(&l->lock);
+	while (!l->watchdog_stop) {
+		uint64_t now = wasp_now_ns(), next = 0;
+		for (struct conn *k = l->conn_head; k; k = k->next) {
+			if (k->authed || k->closing)
+				continue;
+			if (now - k->t0 >= l->header_ns)
+				cut(l, k, why);
+			else if (!next || k->t0 + l->header_ns < next)
+				next = k->t0 + l->header_ns;
+		}
+		if (!next) {
+			pthread_cond_wait(&l->watchdog_cond, &l->lock);
+			continue;
+		}
+		struct timespec dl;
+		wasp_deadline_in(&dl, next - now);
+		pthread_cond_timedwait(&l->watchdog_cond, &l->lock, &dl);
+	}
+	pthread_mutex_unlock(&l->lock);
+	return NULL;
+}
+
+static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			      enum MHD_ConnectionNotificationCode code)
+{
+	struct wasp_listener *l = cls;
+	struct conn *k = *socket_context;
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (!k)
+			return;
+		pthread_mutex_lock(&l->lock);
+		if (!k->authed && !k->closing)
+			l->unauthed--;
+		*(k->prev ? &k->prev->next : &l->conn_head) = k->next;
+		*(k->next ? &k->next->prev : &l->conn_tail) = k->prev;
+		pthread_mutex_unlock(&l->lock);
+		close(k->fd);
+		free(k);
+		*socket_context = NULL;
+		return;
+	}
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	k = calloc(1, sizeof *k);
+	/* A dup of our own: libmicrohttpd may close its descriptor (and the
+	 * number be reused) at any time, ours stays this socket's. */
+	int fd = ci && k ? fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0) : -1;
+	if (fd < 0) {
+		/* Untracked, it would escape the limits: close it now. */
+		int e = k ? errno : ENOMEM;
+		if (ci)
+			shutdown(ci->connect_fd, SHUT_RDWR);
+		free(k);
+		lg(l, "closing a connection: cannot track it (%s)", strerror(e));
+		return;
+	}
+	k->fd = fd;
+	k->t0 = wasp_now_ns();
+	peer_name(c, k->peer, sizeof k->peer);
+	pthread_mutex_lock(&l->lock);
+	k->prev = l->conn_tail;
+	*(l->conn_tail ? &l->conn_tail->next : &l->conn_head) = k;
+	l->conn_tail = k;
+	l->unauthed++;
+	/* Room for this one among the unauthenticated: the oldest goes. The
+	 * rest of WASP_LISTEN_MAX_CONNECTIONS stays for requests with the
+	 * token. */
+	for (struct conn *o = l->conn_head; o && l->unauthed > WASP_LISTEN_MAX_UNAUTHENTICATED;
+	     o = o->next)
+		if (o != k && !o->authed && !o->closing)
+			cut(l, o, "too many connections without the token: the oldest makes room");
+	pthread_cond_signal(&l->watchdog_cond);
+	pthread_mutex_unlock(&l->lock);
+	*socket_context = k;
+}
+
+/* A request with the token came on c: its connection is no longer held to
+ * the header deadline nor counted among the unauthenticated. */
+static void authenticated(struct wasp_listener *l, struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct conn *k = ci ? ci->socket_context : NULL;
+	if (!k)
+		return;
+	pthread_mutex_lock(&l->lock);
+	if (!k->authed && !k->closing)
+		l->unauthed--;
+	k->authed = true;
+	pthread_mutex_unlock(&l->lock);
 }
 
 /* ---- requests ------------------------------------------------------------------------- */
@@ -376,6 +694,7 @@ static enum MHD_Result start_stream(struct wasp_listener *l, struct MHD_Connecti
 	m->l = l;
 	m->t0 = wasp_now_ns();
 	m->status = M_RECEIVING;
+	m->refs = 2; /* the list's and this request's */
 	m->next = l->kept;
 	l->kept = m;
 	l->nkept++;
@@ -389,6 +708,7 @@ static enum MHD_Result start_stream(struct wasp_listener *l, struct MHD_Connecti
 		set_status(m, M_REFUSED, 500, "cannot start a restore thread");
 		pthread_mutex_lock(&l->lock);
 		l->active = NULL;
+		unref(m); /* this request's */
 		pthread_mutex_unlock(&l->lock);
 		free(q);
 		return refuse(c, 500, id, "cannot start a restore thread");
@@ -485,11 +805,14 @@ static enum MHD_Result files_request(struct wasp_listener *l, struct MHD_Connect
 		pthread_mutex_unlock(&l->lock);
 		return refuse(c, code, id, why);
 	}
-	m->files_in = true;
-	pthread_mutex_unlock(&l->lock);
 	struct req *q = calloc(1, sizeof *q);
-	if (!q)
+	if (!q) {
+		pthread_mutex_unlock(&l->lock);
 		return refuse(c, 500, id, "out of memory");
+	}
+	m->files_in = true;
+	m->refs++; /* this request's: its body may outlast the migration */
+	pthread_mutex_unlock(&l->lock);
 	q->kind = R_FILES;
 	q->m = m;
 	if (wasp_bundle_reader_open(l->files_dir, FILES_MAX_BYTES, &q->br) < 0) {
@@ -500,10 +823,30 @@ static enum MHD_Result files_request(struct wasp_listener *l, struct MHD_Connect
 	return MHD_YES;
 }
 
+/* Whether the files of q's migration are of no use any more (why says
+ * why): its stream failed (or, against the protocol, ended) while they
+ * came. */
+static bool files_unwanted(struct wasp_listener *l, struct req *q, char *why, size_t cap)
+{
+	pthread_mutex_lock(&l->lock);
+	struct migration *m = q->m;
+	bool over = m->status != M_RECEIVING;
+	if (over && m->status == M_REFUSED)
+		snprintf(why, cap, "migration %s was refused: %s", m->id, m->error);
+	else if (over)
+		snprintf(why, cap, "migration %s is no longer being received", m->id);
+	pthread_mutex_unlock(&l->lock);
+	return over;
+}
+
 static enum MHD_Result files_data(struct wasp_listener *l, struct MHD_Connection *c,
 				  struct req *q, const char *data, size_t *size)
 {
 	if (*size) {
+		/* A migration refused meanwhile takes no more files: swallow
+		 * the rest, refuse at the end. */
+		if (!q->files_err && files_unwanted(l, q, q->files_msg, sizeof q->files_msg))
+			q->files_err = -ESTALE;
 		if (!q->files_err && wasp_bundle_reader_push(q->br, data, *size) < 0) {
 			q->files_err = -EINVAL;
 			snprintf(q->files_msg, sizeof q->files_msg, "%s", wasp_last_error());
@@ -512,6 +855,10 @@ static enum MHD_Result files_data(struct wasp_listener *l, struct MHD_Connection
 		return MHD_YES;
 	}
 	q->finished = true;
+	/* Nothing is moved into place for a migration that is over: its
+	 * temporaries go with the reader. */
+	if (!q->files_err && files_unwanted(l, q, q->files_msg, sizeof q->files_msg))
+		q->files_err = -ESTALE;
 	int n = q->files_err ? q->files_err : wasp_bundle_reader_finish(q->br);
 	if (n < 0 && !q->files_err)
 		snprintf(q->files_msg, sizeof q->files_msg, "%s", wasp_last_error());
@@ -520,7 +867,7 @@ static enum MHD_Result files_data(struct wasp_listener *l, struct MHD_Connection
 	pthread_mutex_unlock(&l->lock);
 	if (n < 0) {
 		lg(l, "migration %s: files refused: %s", q->m->id, q->files_msg);
-		return refuse(c, 422, q->m->id, q->files_msg);
+		return refuse(c, n == -ESTALE ? 409 : 422, q->m->id, q->files_msg);
 	}
 	lg(l, "migration %s: %d files", q->m->id, n);
 	char j[160];
@@ -544,6 +891,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	/* The first call: headers only. */
 	if (!authorized(l, c))
 		return refuse(c, 401, NULL, "wrong or missing token");
+	authenticated(l, c);
 	bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
 	if (!strcmp(url, "/migrations") || !strcmp(url, "/migrations/")) {
 		if (!strcmp(method, "POST"))
@@ -621,14 +969,14 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			l->active = NULL;
 		pthread_mutex_unlock(&l->lock);
 	}
-	if (q->kind == R_FILES) {
-		if (!q->finished) {
-			pthread_mutex_lock(&l->lock);
-			q->m->files_in = false;
-			pthread_mutex_unlock(&l->lock);
-		}
+	if (q->kind == R_FILES)
 		wasp_bundle_reader_free(q->br);
-	}
+	/* Only now may the migration go: this request touched it until here. */
+	pthread_mutex_lock(&l->lock);
+	if (q->kind == R_FILES && !q->finished)
+		q->m->files_in = false;
+	unref(q->m);
+	pthread_mutex_unlock(&l->lock);
 	free(q);
 }
 
@@ -643,11 +991,17 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		line[--n] = '\0';
 	/* What GnuTLS makes of a plain HTTP request, said plainly. */
+	unsigned more;
 	if (l->cert && strstr(line, "handshake"))
 		lg(l, "http: a client did not speak TLS (plain http:// to this https:// port?): %s",
 		   line);
-	else
-		lg(l, "http: %s", line);
+	else if (lg_limited(l, &l->mhd_lines, &more))
+		lg(l, "http: %s%s%s%.0u%s", line,
+		   /* libmicrohttpd says the same for both limits */
+		   strstr(line, "connection limit") ? " (--max-connections-per-address, or all "
+						       "connections)" : "",
+		   more ? " (and " : "", more,
+		   more ? " more lines from libmicrohttpd since the last one)" : "");
 }
 
 /* ---- setup ----------------------------------------------------------------------------- */
@@ -683,10 +1037,12 @@ int wasp_listener_create(const struct wasp_listen_opts *o, struct wasp_listener 
 	if (!l)
 		return wasp_fail(-ENOMEM, "out of memory");
 	pthread_mutex_init(&l->lock, NULL);
+	pthread_mutex_init(&l->log_lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&l->cond, &ca);
+	pthread_cond_init(&l->watchdog_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	l->o = *o;
 	if ((r = dup_str(&l->token, o->token)) < 0 || (r = dup_str(&l->addr, o->addr)) < 0 ||
@@ -707,8 +1063,27 @@ int wasp_listener_create(const struct wasp_listen_opts *o, struct wasp_listener 
 	l->stream_ns = o->stream_timeout_ns ? o->stream_timeout_ns : WASP_LISTEN_STREAM_TIMEOUT_NS;
 	l->max_bytes = o->restore.max_stream_bytes ? o->restore.max_stream_bytes
 						   : WASP_CKPT_MAX_STREAM_BYTES;
+	if (!(l->started = calloc(WASP_LISTEN_STARTED_IDS, sizeof *l->started))) {
+		r = wasp_fail(-ENOMEM, "out of memory");
+		goto fail;
+	}
+	l->header_ns = o->header_timeout_ns ? o->header_timeout_ns : WASP_LISTEN_HEADER_TIMEOUT_NS;
+	if (l->header_ns > 86400ull * 1000000000) {
+		r = wasp_fail(-EINVAL, "header timeout: at most a day");
+		goto fail;
+	}
+	l->per_address = o->max_connections_per_address ? o->max_connections_per_address
+							 : WASP_LISTEN_PER_ADDRESS_CONNECTIONS;
+	if (l->per_address > WASP_LISTEN_MAX_CONNECTIONS) {
+		r = wasp_fail(-EINVAL, "connections per address: at most %u", WASP_LISTEN_MAX_CONNECTIONS);
+		goto fail;
+	}
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 			 MHD_USE_ERROR_LOG;
+	/* poll(), not select(): a descriptor beyond FD_SETSIZE must not be
+	 * refused in a process that holds many (virtines, connections). */
+	if (MHD_is_feature_supported(MHD_FEATURE_POLL))
+		flags |= MHD_USE_POLL;
 	struct sockaddr_storage ss;
 	memset(&ss, 0, sizeof ss);
 	bool have_addr = false;
@@ -743,11 +1118,18 @@ int wasp_listener_create(const struct wasp_listen_opts *o, struct wasp_listener 
 			goto fail;
 		flags |= MHD_USE_TLS;
 	}
-	struct MHD_OptionItem opts[8];
+	if ((r = -pthread_create(&l->watchdog, NULL, watchdog_main, l)) < 0) {
+		r = wasp_fail(r, "cannot start the listener's watchdog thread: %s", strerror(-r));
+		goto fail;
+	}
+	l->watchdog_started = true;
+	struct MHD_OptionItem opts[12];
 	int n = 0;
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, l};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_connection, l};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, l->idle_s, NULL};
-	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 32, NULL};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, WASP_LISTEN_MAX_CONNECTIONS, NULL};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT, l->per_address, NULL};
 	if (have_addr)
 		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
 	if (l->cert) {
@@ -828,17 +1210,27 @@ void wasp_listener_destroy(struct wasp_listener *l)
 		return;
 	if (l->d)
 		MHD_stop_daemon(l->d); /* joins the connection threads */
+	if (l->watchdog_started) {
+		pthread_mutex_lock(&l->lock);
+		l->watchdog_stop = true;
+		pthread_cond_signal(&l->watchdog_cond);
+		pthread_mutex_unlock(&l->lock);
+		pthread_join(l->watchdog, NULL);
+	}
+	/* The requests are over (stopping the daemon ran completed() for
+	 * each): the list's holds are the last. */
 	for (struct migration *m = l->kept, *next; m; m = next) {
 		next = m->next;
 		if (m->thread_started) {
 			wasp_bqueue_fail(&m->q, -ECANCELED, "the receiver is shutting down");
 			pthread_join(m->thread, NULL);
 		}
-		wasp_bqueue_destroy(&m->q);
-		free(m);
+		unref(m);
 	}
 	pthread_mutex_destroy(&l->lock);
+	pthread_mutex_destroy(&l->log_lock);
 	pthread_cond_destroy(&l->cond);
+	pthread_cond_destroy(&l->watchdog_cond);
 	free(l->token);
 	free(l->addr);
 	free(l->files_dir);
@@ -849,5 +1241,6 @@ void wasp_listener_destroy(struct wasp_listener *l)
 		free(l->key);
 	}
 	free(l->cert);
+	free(l->started);
 	free(l);
 }

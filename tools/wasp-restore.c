@@ -65,6 +65,14 @@ static const char usage[] =
 	"      --stream-timeout DUR   cut off a stream still coming after DUR\n"
 	"                             (default 30m); a cut-off or oversized stream\n"
 	"                             is refused and the listener goes on\n"
+	"      --header-timeout DUR   close a connection that has not sent a whole\n"
+	"                             request with the token DUR after it connected\n"
+	"                             (default 10s)\n"
+	"      --max-connections-per-address N\n"
+	"                             connections at once from one address (default\n"
+	"                             16, at most 256)\n"
+	"      --allow-replay         run a checkpoint this receiver has already\n"
+	"                             started (default: refused, 409)\n"
 	"\n"
 	"%s"
 	"\n"
@@ -324,7 +332,8 @@ int main(int argc, char **argv)
 {
 	enum {
 		O_NOSTDIN = 512, O_NOMAP, O_SIMCPUID, O_LISTEN, O_TOKEN, O_TOKEN_FILE, O_KEEP, O_CERT,
-		O_KEY, O_CACERT, O_MERGE, O_TEST_FAULT, O_MAX_STREAM, O_IDLE, O_STREAM_TIMEOUT
+		O_KEY, O_CACERT, O_MERGE, O_TEST_FAULT, O_MAX_STREAM, O_IDLE, O_STREAM_TIMEOUT,
+		O_HEADER_TIMEOUT, O_PER_ADDRESS, O_ALLOW_REPLAY
 	};
 	static const struct option opts[] = {
 		{"dir", required_argument, NULL, 'd'},
@@ -346,6 +355,9 @@ int main(int argc, char **argv)
 		{"max-stream-size", required_argument, NULL, O_MAX_STREAM},
 		{"idle-timeout", required_argument, NULL, O_IDLE},
 		{"stream-timeout", required_argument, NULL, O_STREAM_TIMEOUT},
+		{"header-timeout", required_argument, NULL, O_HEADER_TIMEOUT},
+		{"max-connections-per-address", required_argument, NULL, O_PER_ADDRESS},
+		{"allow-replay", no_argument, NULL, O_ALLOW_REPLAY},
 		/* for tests: make a receiver fail at a chosen point (docs/migration.md) */
 		{"test-fault", required_argument, NULL, O_TEST_FAULT},
 		{"stats", no_argument, NULL, 's'},
@@ -431,6 +443,22 @@ int main(int argc, char **argv)
 		case O_STREAM_TIMEOUT:
 			lo.stream_timeout_ns = tool_duration_arg("--stream-timeout", optarg, "10m");
 			break;
+		case O_HEADER_TIMEOUT:
+			lo.header_timeout_ns = tool_duration_arg("--header-timeout", optarg, "5s");
+			break;
+		case O_PER_ADDRESS: {
+			char *end;
+			errno = 0;
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || n < 1 || n > WASP_LISTEN_MAX_CONNECTIONS)
+				tool_die("--max-connections-per-address: '%s' is not a number from 1 to %u",
+					 optarg, WASP_LISTEN_MAX_CONNECTIONS);
+			lo.max_connections_per_address = (unsigned)n;
+			break;
+		}
+		case O_ALLOW_REPLAY:
+			lo.allow_replay = true;
+			break;
 		case 's':
 			stats = true;
 			break;
@@ -477,8 +505,10 @@ int main(int argc, char **argv)
 		return listen_main(&lo, &rn, keep, listen);
 	}
 	if (keep || lo.tls_cert || lo.tls_key || lo.test_fault || lo.idle_timeout_ns ||
-	    lo.stream_timeout_ns)
-		tool_die("--keep-listening, --tls-cert, --tls-key, --idle-timeout, --stream-timeout "
+	    lo.stream_timeout_ns || lo.header_timeout_ns || lo.max_connections_per_address ||
+	    lo.allow_replay)
+		tool_die("--keep-listening, --tls-cert, --tls-key, --idle-timeout, --stream-timeout, "
+			 "--header-timeout, --max-connections-per-address, --allow-replay "
 			 "and --test-fault go with --listen");
 	if (optind >= argc)
 		tool_die("give a checkpoint file, - for stdin, a URL or a chain (try --help)");
