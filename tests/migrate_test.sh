@@ -27,7 +27,7 @@ cleanup() {
 trap cleanup EXIT
 
 G=$GUEST_DIR A=$ASM_DIR
-TOKEN=t0k3n-$$-$RANDOM
+TOKEN=migrate-test-token-$$-$RANDOM
 ALLOW=--allow=console_write,get_arg,files
 # counter: about 2-3 s (80 steps of ~30 ms); dirtier: 1 MiB of fresh
 # random data per pass, ~0.3 ms a pass (more while it is being tracked).
