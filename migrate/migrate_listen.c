@@ -10,7 +10,10 @@
  *   GET  /migrations/ID           what became of migration ID (a lost answer)
  *
  * Every request needs `Authorization: Bearer TOKEN`, checked in constant
- * time (401 otherwise). One migration at a time (409 for a second).
+ * time (401 otherwise); failures are logged and, past a few from one
+ * address, slowed down (migrate_auth.c; 429 when too many wait). One
+ * migration at a time (409 for a second). Without an address it listens
+ * on 127.0.0.1 only.
  *
  * The stream's body goes, through a bounded queue, to a restore thread
  * that runs wasp_ckpt_restore() on it as it arrives (memory is applied as
