@@ -132,8 +132,10 @@ static void trace_line(const struct guard *g, const char *mark, const char *p, s
 {
 	char line[2048], low[2048];
 	size_t n = len < sizeof line - 1 ? len : sizeof line - 1, o = 0;
-	/* The token anywhere (an HTTP/2 header list shows it in text lines). */
-	size_t tl = g->token ? strlen(g->token) : 0;
+	/* The token anywhere (an HTTP/2 header list shows it in text lines).
+	 * g is NULL for what curl says outside a transfer (closing a kept
+	 * connection), which carries no header. */
+	size_t tl = g && g->token ? strlen(g->token) : 0;
 	for (size_t i = 0; i < n && o < sizeof line - 12;) {
 		if (tl && i + tl <= n && !memcmp(p + i, g->token, tl)) {
 			o += (size_t)snprintf(line + o, sizeof line - o, "<redacted>");

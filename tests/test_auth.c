@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "ckpt.h"
 #include "harness.h"
 #include "migrate_internal.h"
 
@@ -189,7 +190,49 @@ static void eviction(void)
 	wasp_auth_limit_free(a);
 }
 
+/* The sender (wasp_xfer_open: preflight, then the stream's POST) with
+ * WASP_CURL_VERBOSE=1 against a real listener: its trace shows the
+ * header redacted and never the token, also from curl's words outside a
+ * transfer (closing a kept connection). No KVM: nothing is restored. */
+static void sender_trace(void)
+{
+	static const char token[] = "sender-trace-token-0123456789";
+	struct wasp_config cfg;
+	wasp_config_init(&cfg);
+	struct wasp_listen_opts lo = {.token = token, .restore = {.config = &cfg}};
+	struct wasp_listener *l;
+	MUST(wasp_listener_create(&lo, &l));
+	char url[64], path[] = "/tmp/wasp-test-auth-XXXXXX";
+	snprintf(url, sizeof url, "http://127.0.0.1:%u", wasp_listener_port(l));
+	int fd = mkstemp(path), saved = dup(2);
+	CHECK(fd >= 0 && saved >= 0, "temp file");
+	unlink(path);
+	fflush(stderr);
+	dup2(fd, 2);
+	setenv("WASP_CURL_VERBOSE", "1", 1);
+	struct wasp_xfer_opts xo;
+	wasp_xfer_opts_init(&xo);
+	xo.token = token;
+	struct wasp_xfer *x = NULL;
+	int r = wasp_xfer_open(url, &xo, &x);
+	wasp_xfer_free(x);
+	unsetenv("WASP_CURL_VERBOSE");
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	CHECK(r == 0, "wasp_xfer_open: %d", r);
+	char buf[65536];
+	ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	CHECK(strstr(buf, "> GET /migrations HTTP/1.1"), "no trace of the preflight: %s", buf);
+	CHECK(strstr(buf, "> Authorization: Bearer <redacted>"), "no redacted header: %s", buf);
+	CHECK(!strstr(buf, token), "the token is in the trace: %s", buf);
+	wasp_listener_destroy(l);
+}
+
 static const struct test_case cases[] = {
+	{"sender_trace", sender_trace},
 	{"free_then_turns", free_then_turns}, {"burst_429", burst_429}, {"right_clears", right_clears},
 	{"forget", forget},                   {"keys", keys},           {"log_budget", log_budget},
 	{"eviction", eviction},
