@@ -306,6 +306,11 @@ struct wasp_xfer_opts {
 	/* HTTP: check first (GET /migrations) that the receiver is there, takes
 	 * the token and is free, so a refusal costs no pre-copy. */
 	bool preflight;
+	/* HTTP: the token may go in clear text over http:// to any address.
+	 * false: only to loopback addresses (127.0.0.0/8, ::1), checked on the
+	 * address connected to; elsewhere the request is not sent and the
+	 * transfer fails (docs/migration.md). https:// is never affected. */
+	bool allow_plain_http;
 };
 
 void wasp_xfer_opts_init(struct wasp_xfer_opts *o);
@@ -442,7 +447,9 @@ void wasp_precopy_free(struct wasp_precopy *p);
 struct wasp_listener;
 
 struct wasp_listen_opts {
-	const char *addr;   /* numeric address to bind (IPv4 or IPv6); NULL: all */
+	/* Numeric address to bind (IPv4 or IPv6; "0.0.0.0" or "::" for every
+	 * interface); NULL: 127.0.0.1 only. */
+	const char *addr;
 	unsigned port;      /* 0: any free one (wasp_listener_port says which) */
 	const char *token;  /* required bearer token; NULL: no check */
 	const char *tls_cert, *tls_key; /* PEM files: serve HTTPS */
@@ -481,6 +488,11 @@ struct wasp_listen_opts {
 	/* Take a checkpoint whose id this listener has already started (a
 	 * replay); by default it is refused with 409. */
 	bool allow_replay;
+	/* Failed authentications one address (IPv4, IPv6 /64) may make
+	 * before its requests are taken one a second, in turn (429 to those
+	 * that would wait longer than 2 s); 0: 5; UINT_MAX: never (fuzzing).
+	 * Failures are logged at a bounded rate either way. */
+	unsigned auth_free_failures;
 	/* Tests only: "die-before-resume" (_exit after a whole restore),
 	 * "drop-answer" (start it, then close without answering),
 	 * "forget-answer" (refuse it, then close without answering). */
@@ -530,6 +542,9 @@ struct wasp_migrate_request {
 	uint64_t stall_timeout_ns;
 	unsigned max_rounds;
 	bool with_files;
+	/* The token may go over plain http:// to a non-loopback address
+	 * (wasp_xfer_opts.allow_plain_http). */
+	bool allow_plain_http;
 	/* Where the runner saves the virtine when the outcome is unknown;
 	 * NULL: the runner's choice (docs/triggers.md). */
 	const char *hold_path;

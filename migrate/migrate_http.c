@@ -16,6 +16,7 @@
  * (or a status query) can tell. docs/migration.md has the whole protocol.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -77,12 +78,113 @@ static size_t resp_write(char *p, size_t size, size_t n, void *ctx)
 	return len;
 }
 
+/* What the callbacks of one transfer need. Each curl_easy_perform() has
+ * its own (on the stack of its caller, or in the object of the one thread
+ * that runs it), so no two threads share one. */
+struct guard {
+	const struct wasp_xfer_opts *o;
+	/* Kept out of a WASP_CURL_VERBOSE trace; NULL: no token. */
+	const char *token;
+	/* The token may go over plain HTTP to loopback addresses only. */
+	bool plain_loopback_only;
+	char refused[INET6_ADDRSTRLEN + 8]; /* the address it was kept from */
+};
+
+static void guard_init(struct guard *g, const struct wasp_xfer_opts *o, const char *token,
+		       const char *url)
+{
+	memset(g, 0, sizeof *g);
+	g->o = o;
+	g->token = token;
+	g->plain_loopback_only = token && !o->allow_plain_http && !strncasecmp(url, "http://", 7);
+}
+
+static bool ip_loopback(const char *ip)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET, ip, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, ip, &a6) != 1)
+		return false;
+	if (IN6_IS_ADDR_LOOPBACK(&a6))
+		return true;
+	return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
+}
+
+/* Called once connected (to the server, or to a proxy), before a request
+ * goes out: the bearer token must not cross a network in clear text. The
+ * address is the one really connected to, whatever the URL's host name
+ * resolved to. Past a TLS receiver addressed as http:// too, which would
+ * read the token before it failed the handshake. */
+static int prereq_cb(void *ctx, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+	struct guard *g = ctx;
+	(void)local_ip, (void)primary_port, (void)local_port;
+	if (!g->plain_loopback_only || ip_loopback(primary_ip))
+		return CURL_PREREQFUNC_OK;
+	snprintf(g->refused, sizeof g->refused, "%s", primary_ip);
+	return CURL_PREREQFUNC_ABORT;
+}
+
+/* WASP_CURL_VERBOSE=1: curl's trace, line by line, without the token. */
+static void trace_line(const struct guard *g, const char *mark, const char *p, size_t len)
+{
+	char line[2048], low[2048];
+	size_t n = len < sizeof line - 1 ? len : sizeof line - 1, o = 0;
+	/* The token anywhere (an HTTP/2 header list shows it in text lines).
+	 * g is NULL for what curl says outside a transfer (closing a kept
+	 * connection), which carries no header. */
+	size_t tl = g && g->token ? strlen(g->token) : 0;
+	for (size_t i = 0; i < n && o < sizeof line - 12;) {
+		if (tl && i + tl <= n && !memcmp(p + i, g->token, tl)) {
+			o += (size_t)snprintf(line + o, sizeof line - o, "<redacted>");
+			i += tl;
+		} else {
+			line[o++] = p[i++];
+		}
+	}
+	line[o] = '\0';
+	for (size_t i = 0; i <= o; i++)
+		low[i] = (char)tolower((unsigned char)line[i]);
+	/* And whatever follows an Authorization header's name. */
+	const char *a = strstr(low, "authorization");
+	if (a) {
+		size_t cut = (size_t)(a - low) + strlen("authorization");
+		snprintf(line + cut, sizeof line - cut, ": Bearer <redacted>");
+	}
+	fprintf(stderr, "%s%s\n", mark, line);
+}
+
+static int debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *ctx)
+{
+	const struct guard *g = ctx;
+	const char *mark = type == CURLINFO_TEXT	 ? "* "
+			 : type == CURLINFO_HEADER_IN  ? "< "
+			 : type == CURLINFO_HEADER_OUT ? "> "
+						       : NULL;
+	(void)h;
+	if (!mark) /* bodies and TLS records are not traced */
+		return 0;
+	for (const char *p = data, *end = data + size; p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		size_t shown = len;
+		while (shown && p[shown - 1] == '\r')
+			shown--;
+		if (shown)
+			trace_line(g, mark, p, shown);
+		p += len + (nl ? 1 : 0);
+	}
+	return 0;
+}
+
 /* Keepalive probes and TCP_USER_TIMEOUT: a peer that vanished without a
  * word (a cut cable, a host that died) is noticed within the stall time
  * instead of after TCP's minutes of retries. */
 static int sockopt_cb(void *ctx, curl_socket_t fd, curlsocktype purpose)
 {
-	const struct wasp_xfer_opts *o = ctx;
+	const struct wasp_xfer_opts *o = ((const struct guard *)ctx)->o;
 	unsigned ms = (unsigned)(or_default(o->stall_timeout_ns, DEFAULT_STALL_NS) / 1000000ull);
 	int cnt = 3;
 	(void)purpose;
@@ -91,10 +193,12 @@ static int sockopt_cb(void *ctx, curl_socket_t fd, curlsocktype purpose)
 	return CURL_SOCKOPT_OK;
 }
 
-/* What every request of a transport shares: timeouts, TLS, keepalive. */
-static void easy_common(CURL *h, const struct wasp_xfer_opts *o, const char *url,
-			struct curl_slist *headers, char *errbuf)
+/* What every request of a transport shares: timeouts, TLS, keepalive,
+ * where the token may go. g must live until the transfer is over. */
+static void easy_common(CURL *h, struct guard *g, const char *url, struct curl_slist *headers,
+			char *errbuf)
 {
+	const struct wasp_xfer_opts *o = g->o;
 	uint64_t stall_s = or_default(o->stall_timeout_ns, DEFAULT_STALL_NS) / 1000000000ull;
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -105,23 +209,42 @@ static void easy_common(CURL *h, const struct wasp_xfer_opts *o, const char *url
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, (long)(stall_s / 3 ? stall_s / 3 : 1));
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, (long)(stall_s / 6 ? stall_s / 6 : 1));
 	curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
-	curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, (void *)o);
+	curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, g);
+	curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, prereq_cb);
+	curl_easy_setopt(h, CURLOPT_PREREQDATA, g);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* Never the token to another host on a redirect (only the fetch
+	 * follows them; curl keeps a custom Authorization header to the same
+	 * host, port and scheme unless this is set). */
+	curl_easy_setopt(h, CURLOPT_UNRESTRICTED_AUTH, 0L);
 	if (o->ca_file)
 		curl_easy_setopt(h, CURLOPT_CAINFO, o->ca_file);
 	if (headers)
 		curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-	/* Debugging a transport: curl's own trace on stderr. */
+	/* Debugging a transport: curl's trace on stderr, the token redacted. */
 	const char *trace = getenv("WASP_CURL_VERBOSE");
-	if (trace && *trace == '1')
+	if (trace && *trace == '1') {
+		curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, debug_cb);
+		curl_easy_setopt(h, CURLOPT_DEBUGDATA, g);
 		curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
+	}
 	errbuf[0] = '\0';
 }
 
-static const char *curl_reason(CURLcode res, const char *errbuf)
+static const char *curl_reason_g(const struct guard *g, CURLcode res, const char *errbuf)
 {
+	static __thread char msg[256];
+	if (g && g->refused[0]) {
+		snprintf(msg, sizeof msg,
+			 "refused to send the token in clear text over http:// to %s, which is not a "
+			 "loopback address: use https:// (or allow plain http explicitly, "
+			 "--allow-plain-http, on a network you trust)",
+			 g->refused);
+		return msg;
+	}
 	return errbuf && errbuf[0] ? errbuf : curl_easy_strerror(res);
 }
+
 
 /* ---- the stream ------------------------------------------------------------- */
 
@@ -131,6 +254,7 @@ struct http_xfer {
 	struct curl_slist *headers; /* auth and id */
 	struct curl_slist *stream_headers; /* and the chunked body's */
 	char *ca_file;
+	char *token;               /* to redact from traces; NULL: none */
 	CURL *h;
 	pthread_t thread;
 	bool started;              /* the curl thread runs (or ran) */
@@ -145,6 +269,7 @@ struct http_xfer {
 	struct resp resp;
 
 	/* curl thread only */
+	struct guard g;
 	uint64_t last_ul, last_progress_ns, eof_ns;
 	char abort_why[160];       /* why the progress callback stopped curl */
 };
@@ -216,7 +341,7 @@ static void *stream_main(void *arg)
 	else if (hx->abort_why[0])
 		snprintf(why, sizeof why, "%s", hx->abort_why);
 	else
-		snprintf(why, sizeof why, "%s", curl_reason(res, hx->errbuf));
+		snprintf(why, sizeof why, "%s", curl_reason_g(&hx->g, res, hx->errbuf));
 	wasp_bqueue_fail(&hx->q, -ECONNRESET, why);
 	return NULL;
 }
@@ -227,7 +352,8 @@ static int start_stream(struct http_xfer *hx)
 	snprintf(url, sizeof url, "%s/migrations", hx->base);
 	if (!(hx->h = curl_easy_init()))
 		return wasp_fail(-ENOMEM, "curl_easy_init failed");
-	easy_common(hx->h, &hx->x.o, url, hx->stream_headers, hx->errbuf);
+	guard_init(&hx->g, &hx->x.o, hx->token, url);
+	easy_common(hx->h, &hx->g, url, hx->stream_headers, hx->errbuf);
 	curl_easy_setopt(hx->h, CURLOPT_POST, 1L);
 	curl_easy_setopt(hx->h, CURLOPT_READFUNCTION, stream_read);
 	curl_easy_setopt(hx->h, CURLOPT_READDATA, hx);
@@ -298,7 +424,7 @@ static int http_commit(struct wasp_xfer *x, enum wasp_xfer_verdict *v)
 	char status[32], err[256];
 	resp_status(&hx->resp, status, sizeof status, err, sizeof err);
 	const char *why = hx->res != CURLE_OK ? (hx->abort_why[0] ? hx->abort_why
-								  : curl_reason(hx->res, hx->errbuf))
+								  : curl_reason_g(&hx->g, hx->res, hx->errbuf))
 					      : NULL;
 
 	if (hx->res == CURLE_OK && hx->code == 200 && !strcmp(status, "running")) {
@@ -340,7 +466,9 @@ static int http_get_on(CURL *h, const struct http_xfer *hx, const char *url, lon
 		       struct resp *r, uint64_t timeout_ns)
 {
 	char errbuf[CURL_ERROR_SIZE];
-	easy_common(h, &hx->x.o, url, hx->headers, errbuf);
+	struct guard g;
+	guard_init(&g, &hx->x.o, hx->token, url);
+	easy_common(h, &g, url, hx->headers, errbuf);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, resp_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(timeout_ns / 1000000ull));
@@ -349,7 +477,11 @@ static int http_get_on(CURL *h, const struct http_xfer *hx, const char *url, lon
 	CURLcode res = curl_easy_perform(h);
 	*code = 0;
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, code);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL); /* errbuf goes out of scope */
+	/* errbuf and g go out of scope */
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, NULL);
+	curl_easy_setopt(h, CURLOPT_PREREQDATA, NULL);
+	curl_easy_setopt(h, CURLOPT_DEBUGDATA, NULL);
 	if (res == CURLE_OK)
 		return 0;
 	int e = res == CURLE_COULDNT_CONNECT ? -ECONNREFUSED
@@ -358,7 +490,7 @@ static int http_get_on(CURL *h, const struct http_xfer *hx, const char *url, lon
 	/* A TLS server closes on a plain request without a word: say what
 	 * that most likely means. */
 	bool hint = res == CURLE_GOT_NOTHING && !strncasecmp(url, "http://", 7);
-	return wasp_fail(e, "%s%s", curl_reason(res, errbuf),
+	return wasp_fail(e, "%s%s", curl_reason_g(&g, res, errbuf),
 			 hint ? " (an HTTPS receiver? try https://)" : "");
 }
 
@@ -527,7 +659,9 @@ static int http_send_files(struct wasp_xfer *x, const char *dir, uint64_t *bytes
 		return wasp_fail(-ENOMEM, "out of memory");
 	}
 	snprintf(url, sizeof url, "%s/migrations/%s/files", hx->base, x->id);
-	easy_common(h, &x->o, url, hx->headers, errbuf);
+	struct guard g;
+	guard_init(&g, &x->o, hx->token, url);
+	easy_common(h, &g, url, hx->headers, errbuf);
 	curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
 	curl_easy_setopt(h, CURLOPT_READFUNCTION, bundle_read);
 	curl_easy_setopt(h, CURLOPT_READDATA, w);
@@ -543,7 +677,7 @@ static int http_send_files(struct wasp_xfer *x, const char *dir, uint64_t *bytes
 	if (!wasp_json_get(resp->buf, "error", err, sizeof err))
 		err[0] = '\0';
 	if (res != CURLE_OK)
-		r = wasp_fail(-EIO, "sending the files to %s: %s", x->what, curl_reason(res, errbuf));
+		r = wasp_fail(-EIO, "sending the files to %s: %s", x->what, curl_reason_g(&g, res, errbuf));
 	else if (code != 200)
 		r = wasp_fail(-EREMOTEIO, "the receiver refused the files (HTTP %ld): %s", code,
 			      err[0] ? err : "no reason given");
@@ -576,6 +710,10 @@ static void http_destroy(struct wasp_xfer *x)
 	curl_slist_free_all(hx->headers);
 	curl_slist_free_all(hx->stream_headers);
 	free(hx->ca_file);
+	if (hx->token) {
+		explicit_bzero(hx->token, strlen(hx->token));
+		free(hx->token);
+	}
 	wasp_bqueue_destroy(&hx->q);
 	free(hx);
 }
@@ -675,9 +813,10 @@ int wasp_http_xfer_open(const char *url, const struct wasp_xfer_opts *o, struct 
 	sl = curl_slist_append(sl, line);
 	sl = curl_slist_append(sl, "Transfer-Encoding: chunked");
 	sl = curl_slist_append(sl, "Content-Type: application/vnd.wasp.checkpoint");
+	explicit_bzero(line, sizeof line);
 	hx->headers = l;
 	hx->stream_headers = sl;
-	if (!l || !sl) {
+	if (!l || !sl || (o->token && !(hx->token = strdup(o->token)))) {
 		http_destroy(&hx->x);
 		return wasp_fail(-ENOMEM, "out of memory");
 	}
@@ -708,12 +847,15 @@ struct wasp_fetch {
 	CURL *h;
 	struct curl_slist *headers;
 	struct wasp_xfer_opts o;
+	struct guard g;
+	char *token;
 	pthread_t thread;
 	struct wasp_bqueue q;
 	CURLcode res;
 	long code;
 	char errbuf[CURL_ERROR_SIZE];
 	char url[2048];
+	char why[700];             /* why it failed, once it has */
 };
 
 static size_t fetch_write(char *p, size_t size, size_t n, void *ctx)
@@ -727,17 +869,38 @@ static void *fetch_main(void *arg)
 	struct wasp_fetch *f = arg;
 	f->res = curl_easy_perform(f->h);
 	curl_easy_getinfo(f->h, CURLINFO_RESPONSE_CODE, &f->code);
-	if (f->res == CURLE_OK && f->code == 200) {
+	long redirects = 0;
+	char *where = NULL;
+	curl_easy_getinfo(f->h, CURLINFO_REDIRECT_COUNT, &redirects);
+	curl_easy_getinfo(f->h, CURLINFO_EFFECTIVE_URL, &where);
+	if (f->res == CURLE_UNSUPPORTED_PROTOCOL && redirects && where)
+		/* curl's "Protocol "http" not supported" hides that a server
+		 * tried to take us out of TLS. */
+		snprintf(f->why, sizeof f->why,
+			 "%.300s: redirected to %.300s, which is not https://: refused", f->url, where);
+	else if (f->res == CURLE_OK || f->res == CURLE_HTTP_RETURNED_ERROR)
+		snprintf(f->why, sizeof f->why, "%.300s: HTTP %ld", f->url, f->code);
+	else
+		snprintf(f->why, sizeof f->why, "%.300s: %.300s", f->url,
+			 curl_reason_g(&f->g, f->res, f->errbuf));
+	if (f->res == CURLE_OK && f->code == 200)
 		wasp_bqueue_close(&f->q);
-	} else {
-		char why[512];
-		if (f->res == CURLE_OK || f->res == CURLE_HTTP_RETURNED_ERROR)
-			snprintf(why, sizeof why, "%.300s: HTTP %ld", f->url, f->code);
-		else
-			snprintf(why, sizeof why, "%.300s: %.200s", f->url, curl_reason(f->res, f->errbuf));
-		wasp_bqueue_fail(&f->q, -EIO, why);
-	}
+	else
+		wasp_bqueue_fail(&f->q, -EIO, f->why);
 	return NULL;
+}
+
+static void fetch_free(struct wasp_fetch *f)
+{
+	if (f->h)
+		curl_easy_cleanup(f->h);
+	curl_slist_free_all(f->headers);
+	if (f->token) {
+		explicit_bzero(f->token, strlen(f->token));
+		free(f->token);
+	}
+	wasp_bqueue_destroy(&f->q);
+	free(f);
 }
 
 int wasp_fetch_open(const char *url, const struct wasp_xfer_opts *o, struct wasp_fetch **out)
@@ -768,18 +931,24 @@ int wasp_fetch_open(const char *url, const struct wasp_xfer_opts *o, struct wasp
 		char line[4200];
 		snprintf(line, sizeof line, "Authorization: Bearer %s", o->token);
 		f->headers = curl_slist_append(NULL, line);
+		explicit_bzero(line, sizeof line);
+		f->token = strdup(o->token);
 	}
-	if (!(f->h = curl_easy_init())) {
-		curl_slist_free_all(f->headers);
-		wasp_bqueue_destroy(&f->q);
-		free(f);
-		return wasp_fail(-ENOMEM, "curl_easy_init failed");
+	if ((o->token && (!f->headers || !f->token)) || !(f->h = curl_easy_init())) {
+		fetch_free(f);
+		return wasp_fail(-ENOMEM, "out of memory");
 	}
-	easy_common(f->h, &f->o, url, f->headers, f->errbuf);
 	f->o.token = NULL;
+	guard_init(&f->g, &f->o, f->token, url);
+	easy_common(f->h, &f->g, url, f->headers, f->errbuf);
 	curl_easy_setopt(f->h, CURLOPT_FAILONERROR, 1L);
 	curl_easy_setopt(f->h, CURLOPT_FOLLOWLOCATION, 1L);
 	curl_easy_setopt(f->h, CURLOPT_MAXREDIRS, 5L);
+	/* An https:// URL is followed to https:// only: a redirect must not
+	 * take the download, and whatever it carries, out of TLS. A plain
+	 * http:// one may go on to https://. */
+	curl_easy_setopt(f->h, CURLOPT_REDIR_PROTOCOLS_STR,
+			 strncasecmp(url, "https://", 8) ? "http,https" : "https");
 	curl_easy_setopt(f->h, CURLOPT_WRITEFUNCTION, fetch_write);
 	curl_easy_setopt(f->h, CURLOPT_WRITEDATA, f);
 	curl_easy_setopt(f->h, CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -787,10 +956,7 @@ int wasp_fetch_open(const char *url, const struct wasp_xfer_opts *o, struct wasp
 			 (long)(or_default(o->stall_timeout_ns, DEFAULT_STALL_NS) / 1000000000ull));
 	int e = pthread_create(&f->thread, NULL, fetch_main, f);
 	if (e) {
-		curl_easy_cleanup(f->h);
-		curl_slist_free_all(f->headers);
-		wasp_bqueue_destroy(&f->q);
-		free(f);
+		fetch_free(f);
 		return wasp_fail(-e, "pthread_create: %s", strerror(e));
 	}
 	*out = f;
@@ -824,13 +990,8 @@ int wasp_fetch_close(struct wasp_fetch *f)
 	wasp_bqueue_fail(&f->q, -ECANCELED, "the reader is done");
 	pthread_join(f->thread, NULL);
 	int r = 0;
-	if (f->res == CURLE_HTTP_RETURNED_ERROR || (f->res == CURLE_OK && f->code != 200))
-		r = wasp_fail(-EIO, "%s: HTTP %ld", f->url, f->code);
-	else if (f->res != CURLE_OK && f->res != CURLE_WRITE_ERROR)
-		r = wasp_fail(-EIO, "%s: %s", f->url, curl_reason(f->res, f->errbuf));
-	curl_easy_cleanup(f->h);
-	curl_slist_free_all(f->headers);
-	wasp_bqueue_destroy(&f->q);
-	free(f);
+	if ((f->res != CURLE_OK || f->code != 200) && f->res != CURLE_WRITE_ERROR)
+		r = wasp_fail(-EIO, "%s", f->why);
+	fetch_free(f);
 	return r;
 }

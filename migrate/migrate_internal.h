@@ -47,6 +47,33 @@ int wasp_http_xfer_open(const char *url, const struct wasp_xfer_opts *o, struct 
 void wasp_migration_id(char out[33]);
 bool wasp_migration_id_valid(const char *id);
 
+/* migrate_auth.c: failed authentications at the receiver, per address
+ * (IPv4, or IPv6 /64): counted, slowed down, logged at a bounded rate. */
+#define WASP_AUTH_FREE_FAILURES 5       /* before an address waits its turn */
+#define WASP_AUTH_INTERVAL_NS 1000000000ull /* then: one request looked at a second */
+#define WASP_AUTH_MAX_WAIT_NS 2000000000ull /* a turn further away: 429 at once */
+#define WASP_AUTH_FORGET_NS 60000000000ull  /* failures older than this are forgotten */
+#define WASP_AUTH_LOG_BURST 10          /* log lines at once, */
+#define WASP_AUTH_LOG_EVERY_NS 6000000000ull /* then one per 6 s */
+struct sockaddr;
+struct wasp_auth_limit;
+/* free_failures 0: WASP_AUTH_FREE_FAILURES. NULL when out of memory. */
+struct wasp_auth_limit *wasp_auth_limit_create(unsigned free_failures);
+void wasp_auth_limit_free(struct wasp_auth_limit *a);
+/* Before the token of a request from sa is looked at: how long (ns) it
+ * must wait for its turn first, usually 0; or -1: refuse it now (429),
+ * with *retry_ns until its turn. */
+int64_t wasp_auth_limit_admit(struct wasp_auth_limit *a, const struct sockaddr *sa, uint64_t now,
+			      uint64_t *retry_ns);
+/* The token was right: the address's failures are forgotten. */
+void wasp_auth_limit_ok(struct wasp_auth_limit *a, const struct sockaddr *sa);
+/* The token was wrong or missing: counts it. True when this failure may
+ * be logged; *unlogged is then how many were not since the last line. */
+bool wasp_auth_limit_failed(struct wasp_auth_limit *a, const struct sockaddr *sa, uint64_t now,
+			    unsigned long *unlogged);
+/* The same budget, for other lines about it (a 429). */
+bool wasp_auth_limit_log(struct wasp_auth_limit *a, uint64_t now, unsigned long *unlogged);
+
 /* migrate_files.c: the bundle that carries a sandbox's files (format in
  * docs/migration.md). The writer is a pull source (for curl's read
  * callback); the reader a push sink (for the receiver's upload handler). */

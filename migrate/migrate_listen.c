@@ -10,7 +10,10 @@
  *   GET  /migrations/ID           what became of migration ID (a lost answer)
  *
  * Every request needs `Authorization: Bearer TOKEN`, checked in constant
- * time (401 otherwise). One migration at a time (409 for a second).
+ * time (401 otherwise); failures are logged and, past a few from one
+ * address, slowed down (migrate_auth.c; 429 when too many wait). One
+ * migration at a time (409 for a second). Without an address it listens
+ * on 127.0.0.1 only.
  *
  * The stream's body goes, through a bounded queue, to a restore thread
  * that runs wasp_ckpt_restore() on it as it arrives (memory is applied as
@@ -116,6 +119,7 @@ struct wasp_listener {
 	struct wasp_listen_opts o;
 	char *token, *addr, *files_dir, *log_prefix, *test_fault;
 	struct MHD_Daemon *d;
+	struct wasp_auth_limit *auth; /* failed authentications (migrate_auth.c) */
 	char *cert, *key;
 	unsigned port;
 	unsigned idle_s;            /* libmicrohttpd's connection timeout */
@@ -513,6 +517,55 @@ static void peer_name(struct MHD_Connection *c, char *out, size_t cap)
 		snprintf(out, cap, "%s", a);
 }
 
+/* The token, behind the limits on failures (migrate_auth.c): true to go
+ * on, false with *ret the answer (401, or 429 while the address must wait
+ * longer for its turn). Logs failures, never what the token was. */
+static bool authenticate(struct wasp_listener *l, struct MHD_Connection *c, enum MHD_Result *ret)
+{
+	if (!l->token)
+		return true;
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	char peer[64], why[160], more[64] = "";
+	unsigned long unlogged = 0;
+	uint64_t retry = 0;
+	int64_t wait = wasp_auth_limit_admit(l->auth, sa, wasp_now_ns(), &retry);
+	if (wait < 0) {
+		peer_name(c, peer, sizeof peer);
+		if (wasp_auth_limit_log(l->auth, wasp_now_ns(), &unlogged)) {
+			if (unlogged)
+				snprintf(more, sizeof more, " (and %lu more not logged)", unlogged);
+			lg(l, "refused a request from %s without looking at its token: too many "
+			      "failed authentications from there (429)%s", peer, more);
+		}
+		snprintf(why, sizeof why,
+			 "too many failed authentications from this address: try again in %.0f s",
+			 retry / 1e9 + 0.5);
+		*ret = refuse(c, 429, NULL, why);
+		return false;
+	}
+	if (wait > 0) {
+		/* This connection's own thread: only this address waits. */
+		struct timespec ts = {(time_t)(wait / 1000000000), (long)(wait % 1000000000)};
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
+	if (authorized(l, c)) {
+		wasp_auth_limit_ok(l->auth, sa);
+		return true;
+	}
+	bool none = !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	if (wasp_auth_limit_failed(l->auth, sa, wasp_now_ns(), &unlogged)) {
+		peer_name(c, peer, sizeof peer);
+		if (unlogged)
+			snprintf(more, sizeof more, " (and %lu more not logged)", unlogged);
+		lg(l, "authentication failed from %s: %s (401)%s", peer,
+		   none ? "no token" : "wrong token", more);
+	}
+	*ret = refuse(c, 401, NULL, "wrong or missing token");
+	return false;
+}
+
 /* Why a new migration cannot start now, or NULL (lock held). */
 static const char *busy(struct wasp_listener *l)
 {
@@ -889,8 +942,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		return files_data(l, c, q, data, size);
 	}
 	/* The first call: headers only. */
-	if (!authorized(l, c))
-		return refuse(c, 401, NULL, "wrong or missing token");
+	enum MHD_Result ret;
+	if (!authenticate(l, c, &ret))
+		return ret;
 	authenticated(l, c);
 	bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
 	if (!strcmp(url, "/migrations") || !strcmp(url, "/migrations/")) {
@@ -1050,6 +1104,10 @@ int wasp_listener_create(const struct wasp_listen_opts *o, struct wasp_listener 
 	    (r = dup_str(&l->test_fault, o->test_fault)) < 0 ||
 	    (r = dup_str(&l->log_prefix, o->log_prefix ? o->log_prefix : "wasp")) < 0)
 		goto fail;
+	if (!(l->auth = wasp_auth_limit_create(o->auth_free_failures))) {
+		r = wasp_fail(-ENOMEM, "out of memory");
+		goto fail;
+	}
 	if (o->port > 65535) {
 		r = wasp_fail(-EINVAL, "port %u: at most 65535", o->port);
 		goto fail;
@@ -1086,14 +1144,16 @@ int wasp_listener_create(const struct wasp_listen_opts *o, struct wasp_listener 
 		flags |= MHD_USE_POLL;
 	struct sockaddr_storage ss;
 	memset(&ss, 0, sizeof ss);
-	bool have_addr = false;
-	if (o->addr) {
+	/* No address: loopback. Every interface is for who asks for it
+	 * (0.0.0.0, ::). */
+	const char *bind_addr = o->addr ? o->addr : "127.0.0.1";
+	{
 		struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
 		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-		if (inet_pton(AF_INET, o->addr, &a4->sin_addr) == 1) {
+		if (inet_pton(AF_INET, bind_addr, &a4->sin_addr) == 1) {
 			a4->sin_family = AF_INET;
 			a4->sin_port = htons((uint16_t)o->port);
-		} else if (inet_pton(AF_INET6, o->addr, &a6->sin6_addr) == 1) {
+		} else if (inet_pton(AF_INET6, bind_addr, &a6->sin6_addr) == 1) {
 			a6->sin6_family = AF_INET6;
 			a6->sin6_port = htons((uint16_t)o->port);
 			flags |= MHD_USE_IPv6;
@@ -1101,9 +1161,6 @@ int wasp_listener_create(const struct wasp_listen_opts *o, struct wasp_listener 
 			r = wasp_fail(-EINVAL, "'%s' is not a numeric IPv4 or IPv6 address", o->addr);
 			goto fail;
 		}
-		have_addr = true;
-	} else {
-		flags |= MHD_USE_DUAL_STACK;
 	}
 	if (!!o->tls_cert != !!o->tls_key) {
 		r = wasp_fail(-EINVAL, "HTTPS needs both a certificate and a key");
@@ -1130,8 +1187,7 @@ int wasp_listener_create(const struct wasp_listen_opts *o, struct wasp_listener 
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, l->idle_s, NULL};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, WASP_LISTEN_MAX_CONNECTIONS, NULL};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT, l->per_address, NULL};
-	if (have_addr)
-		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
 	if (l->cert) {
 		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, l->cert};
 		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, l->key};
@@ -1144,9 +1200,8 @@ int wasp_listener_create(const struct wasp_listen_opts *o, struct wasp_listener 
 				MHD_OPTION_END);
 	if (!l->d) {
 		int e = errno ? errno : EADDRINUSE;
-		r = wasp_fail(-e, "cannot listen on %s%s%s:%u: %s", o->addr && strchr(o->addr, ':') ? "[" : "",
-			      o->addr ? o->addr : "*", o->addr && strchr(o->addr, ':') ? "]" : "", o->port,
-			      strerror(e));
+		r = wasp_fail(-e, "cannot listen on %s%s%s:%u: %s", strchr(bind_addr, ':') ? "[" : "",
+			      bind_addr, strchr(bind_addr, ':') ? "]" : "", o->port, strerror(e));
 		goto fail;
 	}
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(l->d, MHD_DAEMON_INFO_BIND_PORT);
@@ -1231,6 +1286,7 @@ void wasp_listener_destroy(struct wasp_listener *l)
 	pthread_mutex_destroy(&l->log_lock);
 	pthread_cond_destroy(&l->cond);
 	pthread_cond_destroy(&l->watchdog_cond);
+	wasp_auth_limit_free(l->auth);
 	free(l->token);
 	free(l->addr);
 	free(l->files_dir);

@@ -807,6 +807,8 @@ static struct request *parse_migrate(struct wasp_runner *r, char *save, const ch
 			m->xo.stall_timeout_ns = u * 1000000ull;
 		else if (!strcmp(kv, "with_files") && num && u <= 1)
 			m->with_files = u;
+		else if (!strcmp(kv, "plain_http") && num && u <= 1)
+			m->xo.allow_plain_http = u;
 		else {
 			snprintf(badbuf, cap, "bad parameter '%.64s'", kv);
 			*bad = badbuf;
@@ -2572,6 +2574,8 @@ int wasp_runner_request_migrate(int sock, const struct wasp_migrate_request *req
 	ADD_NUM("stall_timeout_ms", req->stall_timeout_ns / 1000000);
 	if (req->with_files)
 		o += (size_t)snprintf(line + o, sizeof line - o, " with_files=1");
+	if (req->allow_plain_http)
+		o += (size_t)snprintf(line + o, sizeof line - o, " plain_http=1");
 #undef ADD_STR
 #undef ADD_NUM
 	if (o + 2 >= sizeof line)

@@ -28,7 +28,7 @@ cleanup() {
 trap cleanup EXIT
 . "$(dirname "$0")/lib.sh"
 
-TOKEN=lim-$$-$RANDOM
+TOKEN=limits-test-token-$$-$RANDOM
 ALLOW=--allow=console_write,get_arg
 D=$ASM_DIR/dirtier.bin
 # dirtier PASSES REGION_KIB: 4 KiB a pass runs a few seconds in all; 1 MiB

@@ -27,7 +27,7 @@ cleanup() {
 trap cleanup EXIT
 
 G=$GUEST_DIR A=$ASM_DIR
-TOKEN=t0k3n-$$-$RANDOM
+TOKEN=migrate-test-token-$$-$RANDOM
 ALLOW=--allow=console_write,get_arg,files
 # counter: about 2-3 s (80 steps of ~30 ms); dirtier: 1 MiB of fresh
 # random data per pass, ~0.3 ms a pass (more while it is being tracked).
@@ -283,7 +283,10 @@ netns)
 	ref c "$G/counter.bin" $STEPS $WORK
 	RPREFIX="ip netns exec $NS_B" LISTEN_ADDR=$IP_B start_receiver dst
 	PREFIX="ip netns exec $NS_A" start_source src "$G/counter.bin" $STEPS $WORK
+	# Not loopback: plain http must be asked for (docs/migration.md).
 	migrate "$src_pid" "http://$IP_B:$rcv_port" --token "$TOKEN" --with-files
+	mig_failed 'refused to send the token in clear text over http:// to '"$IP_B"
+	migrate "$src_pid" "http://$IP_B:$rcv_port" --token "$TOKEN" --with-files --allow-plain-http
 	mig_ok
 	grep -q "from $IP_A: receiving" "$work/dst.err" || fail "the receiver did not see host A's address"
 	moved src dst c files ;;
@@ -295,7 +298,8 @@ netns_cut)
 	RPREFIX="ip netns exec $NS_B" LISTEN_ADDR=$IP_B start_receiver dst
 	PREFIX="ip netns exec $NS_A" start_source src "$A/dirtier.bin" 9000
 	( wait_until receiving dst && ip -n "$NS_B" link set wvb down ) &
-	migrate "$src_pid" "http://$IP_B:$rcv_port" --token "$TOKEN" --bandwidth-limit 1M --stall-timeout 2s
+	migrate "$src_pid" "http://$IP_B:$rcv_port" --token "$TOKEN" --bandwidth-limit 1M --stall-timeout 2s \
+		--allow-plain-http
 	mig_failed 'stalled\|timed out\|Timeout\|broke off'
 	stayed src d
 	nothing_ran dst ;;

@@ -5,9 +5,12 @@
 #include "tool_migrate.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "tool_util.h"
 
@@ -21,6 +24,13 @@ static const char *checked(const char *t, const char *from)
 	for (const char *p = t; *p; p++)
 		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
 			tool_die("%s: the token holds spaces or control characters", from);
+	/* Refused, not warned about: a warning scrolls by, and a short token
+	 * falls to guessing (the receiver slows guesses down, it cannot stop
+	 * them). */
+	if (n < TOOL_TOKEN_MIN)
+		tool_die("%s: the token has %zu characters, at least %d are needed "
+			 "(make one with: head -c 18 /dev/urandom | base64)",
+			 from, n, TOOL_TOKEN_MIN);
 	return t;
 }
 
@@ -30,12 +40,24 @@ const char *tool_token(const char *opt_token, const char *opt_token_file)
 		return checked(opt_token, "--token");
 	if (opt_token_file) {
 		static char buf[512];
-		FILE *f = fopen(opt_token_file, "re");
-		if (!f)
-			tool_die("--token-file %s: %s", opt_token_file, strerror(errno));
-		if (!fgets(buf, sizeof buf, f))
-			buf[0] = '\0';
-		fclose(f);
+		const char *f = opt_token_file;
+		int fd = open(f, O_RDONLY | O_CLOEXEC);
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) < 0)
+			tool_die("--token-file %s: %s", f, strerror(errno));
+		if (!S_ISREG(st.st_mode))
+			tool_die("--token-file %s: not a regular file", f);
+		/* As ssh with a private key: a secret others can read is no
+		 * secret. Checked on the open file, so no rename slips in. */
+		if (st.st_mode & 077)
+			tool_die("--token-file %s: group or others have access (mode %04o); "
+				 "fix it with: chmod 600 %s",
+				 f, (unsigned)(st.st_mode & 07777), f);
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		if (n < 0)
+			tool_die("--token-file %s: %s", f, strerror(errno));
+		buf[n] = '\0';
 		buf[strcspn(buf, "\r\n")] = '\0';
 		return checked(buf, "--token-file");
 	}

@@ -36,9 +36,14 @@ static const char usage[] =
 	"  file:///PATH                          a checkpoint file (atomically)\n"
 	"  -                                     stdout (a pipe, e.g. to ssh)\n"
 	"\n"
-	"  --token T              the receiver's bearer token\n"
-	"  --token-file FILE      the token is the first line of FILE\n"
+	"  --token T              the receiver's bearer token (at least 16\n"
+	"                         characters; shorter ones are refused)\n"
+	"  --token-file FILE      the token is the first line of FILE, which only\n"
+	"                         its owner may read (chmod 600; else refused)\n"
 	"                         (or set WASP_MIGRATE_TOKEN)\n"
+	"  --allow-plain-http     send the token over http:// to a non-loopback\n"
+	"                         address too (clear text: anyone on the path reads\n"
+	"                         it); without it only https:// or loopback\n"
 	"  --max-downtime DUR     stop the guest for the last copy once that is\n"
 	"                         expected to take at most DUR (default 50ms; a bare\n"
 	"                         number is milliseconds)\n"
@@ -169,7 +174,7 @@ int main(int argc, char **argv)
 {
 	enum {
 		O_TOKEN = 256, O_TOKEN_FILE, O_DOWNTIME, O_ROUNDS, O_BW, O_FILES, O_CACERT, O_HOLD,
-		O_COMMIT, O_QUERY, O_STALL, O_JSON
+		O_COMMIT, O_QUERY, O_STALL, O_JSON, O_PLAIN
 	};
 	static const struct option opts[] = {
 		{"token", required_argument, NULL, O_TOKEN},
@@ -184,6 +189,7 @@ int main(int argc, char **argv)
 		{"query-timeout", required_argument, NULL, O_QUERY},
 		{"stall-timeout", required_argument, NULL, O_STALL},
 		{"json", no_argument, NULL, O_JSON},
+		{"allow-plain-http", no_argument, NULL, O_PLAIN},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -248,6 +254,9 @@ int main(int argc, char **argv)
 			break;
 		case O_JSON:
 			json = true;
+			break;
+		case O_PLAIN:
+			req.allow_plain_http = true;
 			break;
 		case 'q':
 			quiet = true;

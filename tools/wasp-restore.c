@@ -50,10 +50,14 @@ static const char usage[] =
 	"\n"
 	"Live migration (docs/migration.md):\n"
 	"      --listen [ADDR:]PORT   receive a virtine from wasp-migrate (port 0: any;\n"
-	"                             the port is printed on stderr)\n"
+	"                             the port is printed on stderr). Without ADDR\n"
+	"                             only on loopback (127.0.0.1); 0.0.0.0:PORT or\n"
+	"                             [::]:PORT: on every interface\n"
 	"      --token T              the bearer token migrations must bring (also\n"
-	"                             sent when fetching a URL)\n"
-	"      --token-file FILE      the token is the first line of FILE\n"
+	"                             sent when fetching a URL); at least 16\n"
+	"                             characters (shorter ones are refused)\n"
+	"      --token-file FILE      the token is the first line of FILE, which only\n"
+	"                             its owner may read (chmod 600; else refused)\n"
 	"                             (or set WASP_MIGRATE_TOKEN)\n"
 	"      --keep-listening       take many virtines, each on its own thread,\n"
 	"                             until killed (default: one, then run it);\n"
@@ -61,6 +65,8 @@ static const char usage[] =
 	"      --tls-cert FILE, --tls-key FILE\n"
 	"                             serve HTTPS with this PEM certificate and key\n"
 	"      --cacert FILE          fetching https://: trust this CA too\n"
+	"      --allow-plain-http     fetching http://: send the token to a\n"
+	"                             non-loopback address too (in clear text)\n"
 	"      --idle-timeout DUR     cut off a source silent for DUR (default 60s)\n"
 	"      --stream-timeout DUR   cut off a stream still coming after DUR\n"
 	"                             (default 30m); a cut-off or oversized stream\n"
@@ -232,7 +238,7 @@ static int start_keep(void *opaque, struct wasp_virtine *v, const char *id)
 	return r;
 }
 
-/* "8080", ":8080", "127.0.0.1:8080", "[::1]:8080". */
+/* "8080" (loopback), "127.0.0.1:8080", "0.0.0.0:8080", "[::1]:8080". */
 static void parse_listen(const char *s, char *addr, size_t cap, unsigned *port)
 {
 	const char *p = s;
@@ -252,6 +258,11 @@ static void parse_listen(const char *s, char *addr, size_t cap, unsigned *port)
 		addr[c - s] = '\0';
 		p = c + 1;
 	}
+	/* ":8080" once meant every interface; now that PORT alone means
+	 * loopback, make the choice explicit rather than guess. */
+	if (p != s && !addr[0])
+		tool_die("--listen: '%s' has no address: give PORT for loopback only, or "
+			 "0.0.0.0:PORT ([::]:PORT) for every interface", s);
 	uint64_t v;
 	if (parse_u64(p, &v) < 0 || v > 65535)
 		tool_die("--listen: '%s' is not a port (0-65535)", p);
@@ -276,7 +287,7 @@ static int listen_main(struct wasp_listen_opts *lo, struct wasp_runner_opts *rn,
 	k.rn = *rn;
 	if (keep)
 		tool_run_handle_fatal_signals(); /* the virtines' sockets go too */
-	const char *a = lo->addr ? lo->addr : "*";
+	const char *a = lo->addr ? lo->addr : "127.0.0.1";
 	bool v6 = strchr(a, ':') != NULL;
 	fprintf(stderr, "%s: listening on %s%s%s:%u%s (%s)\n", tool_name, v6 ? "[" : "", a,
 		v6 ? "]" : "", wasp_listener_port(l), lo->tls_cert ? " with TLS" : "",
@@ -333,7 +344,8 @@ int main(int argc, char **argv)
 	enum {
 		O_NOSTDIN = 512, O_NOMAP, O_SIMCPUID, O_LISTEN, O_TOKEN, O_TOKEN_FILE, O_KEEP, O_CERT,
 		O_KEY, O_CACERT, O_MERGE, O_TEST_FAULT, O_MAX_STREAM, O_IDLE, O_STREAM_TIMEOUT,
-		O_HEADER_TIMEOUT, O_PER_ADDRESS, O_ALLOW_REPLAY
+		O_HEADER_TIMEOUT, O_PER_ADDRESS, O_ALLOW_REPLAY,
+		O_PLAIN
 	};
 	static const struct option opts[] = {
 		{"dir", required_argument, NULL, 'd'},
@@ -351,6 +363,7 @@ int main(int argc, char **argv)
 		{"tls-cert", required_argument, NULL, O_CERT},
 		{"tls-key", required_argument, NULL, O_KEY},
 		{"cacert", required_argument, NULL, O_CACERT},
+		{"allow-plain-http", no_argument, NULL, O_PLAIN},
 		{"merge", required_argument, NULL, O_MERGE},
 		{"max-stream-size", required_argument, NULL, O_MAX_STREAM},
 		{"idle-timeout", required_argument, NULL, O_IDLE},
@@ -370,7 +383,7 @@ int main(int argc, char **argv)
 	struct wasp_listen_opts lo = {0};
 	const char *listen = NULL, *token = NULL, *token_file = NULL, *merge = NULL;
 	const char *cacert = NULL;
-	bool stats = false, keep = false;
+	bool stats = false, keep = false, plain = false;
 	int c;
 
 	tool_name = "wasp-restore";
@@ -422,6 +435,9 @@ int main(int argc, char **argv)
 			break;
 		case O_CACERT:
 			cacert = optarg;
+			break;
+		case O_PLAIN:
+			plain = true;
 			break;
 		case O_MERGE:
 			if (!*optarg)
@@ -534,6 +550,7 @@ int main(int argc, char **argv)
 		wasp_xfer_opts_init(&xo);
 		xo.token = token;
 		xo.ca_file = cacert;
+		xo.allow_plain_http = plain;
 		if (wasp_fetch_open(path, &xo, &f) < 0)
 			tool_die("%s", wasp_last_error());
 		struct wasp_source src = wasp_fetch_source(f);

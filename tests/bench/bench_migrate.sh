@@ -46,7 +46,7 @@ PASSES=1000000000 # never ends by itself: it is killed at the receiver
 work=$(mktemp -d "${TMPDIR:-/tmp}/wasp-bench-mig-XXXXXX") || exit 1
 export WASP_RUN_DIR=$work/run
 unset WASP_MIGRATE_TOKEN
-TOKEN=bench-$$-$RANDOM$RANDOM
+TOKEN=bench-token-$$-$RANDOM$RANDOM
 pids=()
 cleanup() {
 	local p
