@@ -7,11 +7,22 @@
  * atomically (no check-then-open race). Only regular files may be opened,
  * and they are opened non-blocking first so a FIFO planted in the sandbox
  * cannot hang the host.
+ *
+ * Two things are kept beside the open files, both for the host's sake:
+ *  - every file the guest opens for writing (`written`, one entry per
+ *    inode, kept after close), so a checkpoint can record what each one
+ *    held and a restore after a crash can find or put back exactly that
+ *    (ckpt/ckpt_files.c; docs/checkpoint-format.md, "Files");
+ *  - the net bytes the guest made the sandbox grow, held to dir_quota:
+ *    growth is counted in apparent size (offset + length past the end),
+ *    so a write far past the end of a sparse file counts what it claims,
+ *    not the few blocks it allocates.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,7 +34,7 @@
 int wasp_hc_files_init(struct wasp_virtine *v)
 {
 	for (int i = 0; i < WASP_MAX_FILES; i++)
-		v->files[i].host_fd = -1;
+		v->files[i] = (struct wasp_file){.host_fd = -1, .written = -1};
 	v->sandbox_fd = -1;
 	if (!v->cfg.sandbox_dir)
 		return 0;
@@ -43,9 +54,68 @@ void wasp_hc_files_fini(struct wasp_virtine *v)
 		free(v->files[i].path);
 		v->files[i].path = NULL;
 	}
+	wasp_hc_files_forget(v);
 	if (v->sandbox_fd >= 0)
 		close(v->sandbox_fd);
 	v->sandbox_fd = -1;
+}
+
+void wasp_hc_files_forget(struct wasp_virtine *v)
+{
+	for (unsigned i = 0; i < v->nwritten; i++)
+		free(v->written[i].path);
+	memset(v->written, 0, sizeof v->written);
+	v->nwritten = 0;
+	for (int i = 0; i < WASP_MAX_FILES; i++)
+		v->files[i].written = -1;
+}
+
+/* The written-file entry for the file fd stands on (found by inode, else
+ * by path, else new), with its sum reset when `changed`. -ENFILE when the
+ * table is full: a bound on what a checkpoint must record. */
+static int written_entry(struct wasp_virtine *v, int fd, const char *path, bool changed)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	int idx = -1;
+	for (unsigned i = 0; i < v->nwritten && idx < 0; i++)
+		if (v->written[i].dev == st.st_dev && v->written[i].ino == st.st_ino)
+			idx = (int)i;
+	for (unsigned i = 0; i < v->nwritten && idx < 0; i++)
+		if (!strcmp(v->written[i].path, path))
+			idx = (int)i; /* another file now stands at this path */
+	if (idx < 0) {
+		if (v->nwritten == WASP_MAX_WRITTEN)
+			return -ENFILE;
+		char *copy = strdup(path);
+		if (!copy)
+			return -ENOMEM;
+		idx = (int)v->nwritten++;
+		v->written[idx] = (struct wasp_written){.path = copy};
+		changed = true;
+	}
+	struct wasp_written *w = &v->written[idx];
+	if (w->dev != st.st_dev || w->ino != st.st_ino)
+		changed = true;
+	w->dev = st.st_dev;
+	w->ino = st.st_ino;
+	if (changed)
+		w->sum_len = w->sum = 0;
+	return idx;
+}
+
+/* Would growing the sandbox by `grow` more bytes pass the quota? */
+static bool over_quota(const struct wasp_virtine *v, uint64_t grow)
+{
+	uint64_t q = v->cfg.dir_quota ? v->cfg.dir_quota : WASP_DIR_QUOTA_DEFAULT;
+	if (q == WASP_DIR_QUOTA_UNLIMITED)
+		return false;
+	if (v->dir_grown < 0) {
+		uint64_t credit = (uint64_t)0 - (uint64_t)v->dir_grown;
+		return grow > credit && grow - credit > q;
+	}
+	return grow > q || (uint64_t)v->dir_grown > q - grow;
 }
 
 static struct wasp_file *file_of(struct wasp_virtine *v, uint64_t fd)
@@ -80,6 +150,11 @@ static int host_flags(uint64_t flags)
 static int open_in_sandbox(struct wasp_virtine *v, int slot, const char *path, int guest_flags,
 			   int flags, mode_t mode)
 {
+	/* O_TRUNC is done by hand on a writable file, to credit the quota
+	 * with what it frees. */
+	bool trunc = (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY;
+	if (trunc)
+		flags &= ~O_TRUNC;
 	struct open_how how = {
 		.flags = (uint64_t)(flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK),
 		.mode = (flags & O_CREAT) ? mode : 0,
@@ -95,12 +170,30 @@ static int open_in_sandbox(struct wasp_virtine *v, int slot, const char *path, i
 	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 
+	int written = -1;
+	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) {
+		written = written_entry(v, fd, path, (flags & O_TRUNC) || (trunc && st.st_size));
+		if (written < 0) {
+			close(fd);
+			return written;
+		}
+	}
+	if (trunc && st.st_size) {
+		if (ftruncate(fd, 0) < 0) {
+			int e = errno;
+			close(fd);
+			return -e;
+		}
+		v->written[written].sum_len = v->written[written].sum = 0;
+		v->dir_grown -= st.st_size;
+	}
 	char *copy = strdup(path);
 	if (!copy) {
 		close(fd);
 		return -ENOMEM;
 	}
-	v->files[slot] = (struct wasp_file){.host_fd = fd, .flags = guest_flags, .path = copy};
+	v->files[slot] = (struct wasp_file){
+	    .host_fd = fd, .flags = guest_flags, .path = copy, .written = written};
 	return 0;
 }
 
@@ -184,7 +277,7 @@ int64_t wasp_hc_close(struct wasp_virtine *v, const uint64_t a[6], void *opaque)
 		return -EBADF;
 	close(f->host_fd);
 	free(f->path);
-	*f = (struct wasp_file){.host_fd = -1};
+	*f = (struct wasp_file){.host_fd = -1, .written = -1};
 	return 0;
 }
 
@@ -213,9 +306,31 @@ static int64_t do_write(struct wasp_virtine *v, const uint64_t a[6], int64_t off
 	const void *buf = wasp_virtine_gpa(v, a[1], a[2]);
 	if (!buf)
 		return -EFAULT;
+	/* Where the bytes land: O_APPEND writes (pwrite too, on Linux) at the
+	 * end, write() at the file position, pwrite() at its offset. */
+	struct stat st;
+	if (fstat(f->host_fd, &st) < 0)
+		return -errno;
+	int64_t at = offset;
+	if (f->flags & WASP_O_APPEND)
+		at = st.st_size;
+	else if (offset < 0 && (at = lseek(f->host_fd, 0, SEEK_CUR)) < 0)
+		return -errno;
+	if ((uint64_t)at > (uint64_t)INT64_MAX - a[2])
+		return -EFBIG;
+	uint64_t end = (uint64_t)at + a[2];
+	if (a[2] && end > (uint64_t)st.st_size && over_quota(v, end - (uint64_t)st.st_size))
+		return -EDQUOT;
 	ssize_t n = offset < 0 ? write(f->host_fd, buf, a[2])
 			       : pwrite(f->host_fd, buf, a[2], (off_t)offset);
-	return n < 0 ? -errno : n;
+	if (n < 0)
+		return -errno;
+	if ((uint64_t)at + (uint64_t)n > (uint64_t)st.st_size)
+		v->dir_grown += (int64_t)((uint64_t)at + (uint64_t)n - (uint64_t)st.st_size);
+	/* What a checkpoint summed below `at` is no longer the file's. */
+	if (n > 0 && f->written >= 0 && (uint64_t)at < v->written[f->written].sum_len)
+		v->written[f->written].sum_len = v->written[f->written].sum = 0;
+	return n;
 }
 
 int64_t wasp_hc_read(struct wasp_virtine *v, const uint64_t a[6], void *opaque)
@@ -277,4 +392,113 @@ int64_t wasp_hc_fstat(struct wasp_virtine *v, const uint64_t a[6], void *opaque)
 	};
 	memcpy(out, &ws, sizeof ws);
 	return 0;
+}
+
+/* ---- written files, for checkpoints (ckpt/ckpt_files.c) -------------- */
+
+int wasp_virtine_sandbox_open(struct wasp_virtine *v, const char *path, int flags)
+{
+	if (v->sandbox_fd < 0)
+		return -EACCES;
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW),
+		.mode = (flags & O_CREAT) ? 0644 : 0,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+	};
+	/* O_NOFOLLOW: the last component only; a link in the middle is
+	 * followed beneath the sandbox as for the guest. A link at the end
+	 * is the guest's business too, so allow it unless creating. */
+	if (!(flags & O_CREAT))
+		how.flags &= ~(uint64_t)O_NOFOLLOW;
+	int fd = (int)syscall(SYS_openat2, v->sandbox_fd, path, &how, sizeof how);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EACCES;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	return fd;
+}
+
+int wasp_virtine_written_at(const struct wasp_virtine *v, unsigned idx,
+			    struct wasp_written_file *out)
+{
+	if (idx >= WASP_MAX_WRITTEN)
+		return -EINVAL;
+	if (idx >= v->nwritten)
+		return 0;
+	const struct wasp_written *w = &v->written[idx];
+	*out = (struct wasp_written_file){.path = w->path, .sum_len = w->sum_len, .sum = w->sum};
+	return 1;
+}
+
+/* A read-only fd on the file behind fd (which may be write-only). */
+static int open_fd_again(int fd)
+{
+	char p[64];
+	snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+	int r = open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	return r < 0 ? -errno : r;
+}
+
+int wasp_virtine_written_open(struct wasp_virtine *v, unsigned idx)
+{
+	if (idx >= v->nwritten)
+		return -EINVAL;
+	struct wasp_written *w = &v->written[idx];
+	for (int i = 0; i < WASP_MAX_FILES; i++)
+		if (v->files[i].host_fd >= 0 && v->files[i].written == (int)idx)
+			return open_fd_again(v->files[i].host_fd);
+	int fd = wasp_virtine_sandbox_open(v, w->path, O_RDONLY);
+	if (fd < 0)
+		return fd;
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	if (st.st_dev != w->dev || st.st_ino != w->ino) {
+		w->dev = st.st_dev;
+		w->ino = st.st_ino;
+		w->sum_len = w->sum = 0;
+	}
+	return fd;
+}
+
+void wasp_virtine_written_set_sum(struct wasp_virtine *v, unsigned idx, uint64_t len,
+				  uint32_t sum)
+{
+	if (idx < v->nwritten) {
+		v->written[idx].sum_len = len;
+		v->written[idx].sum = sum;
+	}
+}
+
+int wasp_virtine_written_add(struct wasp_virtine *v, const char *path, uint64_t len, uint32_t sum)
+{
+	int fd = wasp_virtine_sandbox_open(v, path, O_RDONLY);
+	if (fd < 0)
+		return wasp_fail(fd, "the guest's file '%s' in %s: %s", path,
+				 v->cfg.sandbox_dir ? v->cfg.sandbox_dir : "(no directory)",
+				 strerror(-fd));
+	int idx = written_entry(v, fd, path, true);
+	close(fd);
+	if (idx < 0)
+		return wasp_fail(idx, "the guest's file '%s': %s", path, strerror(-idx));
+	v->written[idx].sum_len = len;
+	v->written[idx].sum = sum;
+	return 0;
+}
+
+int64_t wasp_virtine_dir_grown(const struct wasp_virtine *v)
+{
+	return v->dir_grown;
+}
+
+void wasp_virtine_set_dir_grown(struct wasp_virtine *v, int64_t n)
+{
+	v->dir_grown = n;
 }
