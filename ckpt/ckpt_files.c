@@ -189,7 +189,7 @@ static int judge(struct wasp_virtine *v, const Wasp__FileState *fs, enum wasp_fi
 			return 0;
 		}
 		*act = CREATE;
-		why = "is missing";
+		why = "was removed";
 		snprintf(detail, sizeof detail, " (the checkpoint has %llu bytes)",
 			 (unsigned long long)fs->size);
 	} else if (fd < 0) {
