@@ -105,6 +105,10 @@ static void host_to_proto(struct wasp_virtine *v, struct host_pb *b)
 	h->console_bytes = wasp_virtine_console_bytes(v);
 	h->n_written = b->written.n;
 	h->written = b->written.ptrs;
+	h->has_listed = true;
+	h->listed = b->written.listed;
+	h->n_sandbox_files = b->written.nlisting;
+	h->sandbox_files = b->written.listing;
 	h->has_dir_grown = true;
 	h->dir_grown = wasp_virtine_dir_grown(v);
 }

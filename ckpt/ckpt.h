@@ -72,6 +72,9 @@ struct wasp_save_opts {
 /* What a checkpoint carries of the guest's files by default: small ones
  * whole (docs/checkpoint-format.md, "Files"). */
 #define WASP_CKPT_CARRY_DEFAULT (1u << 20)
+/* ... and at most (whatever carry_files says): the host record is one
+ * record of the stream, which a reader takes up to 64 MiB. */
+#define WASP_CKPT_CARRY_MAX (32u << 20)
 
 /* What a restore does with the files the guest wrote when they are not
  * as the checkpoint recorded them (docs/checkpoint-format.md, "Files"). */
@@ -103,6 +106,7 @@ struct wasp_ckpt_stats {
 	uint64_t file_bytes;   /* save: bytes of them read (summed or carried) */
 	uint64_t files_ns;     /* save: time spent on them (part of capture_ns) */
 	uint64_t files_put_back; /* restore: files cut back or rewritten */
+	uint64_t files_unseen;   /* restore: files made after the checkpoint, hidden */
 };
 
 /* Saves a stopped virtine to a sink. */

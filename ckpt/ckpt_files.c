@@ -21,6 +21,10 @@
  *   anything else                  rewritten from the carried bytes, or,
  *                                  when the checkpoint does not carry
  *                                  them, refused naming the file.
+ * Files made after the checkpoint (by the run that crashed) are told by a
+ * listing of the sandbox the checkpoint also holds: a restore marks each
+ * new one as unseen by the guest, which then finds no such file until it
+ * creates it, and creating it empties it, as in a run that never crashed.
  * docs/checkpoint-format.md ("Files") is the reader's version.
  */
 #define _GNU_SOURCE
@@ -78,15 +82,76 @@ void wasp_files_pb_free(struct wasp_files_pb *b)
 {
 	for (size_t i = 0; i < b->n; i++)
 		free(b->states[i].content.data);
+	for (size_t i = 0; i < b->nlisting; i++)
+		free(b->listing[i]);
+	free(b->listing);
 	free(b->states);
 	free(b->ptrs);
 	memset(b, 0, sizeof *b);
+}
+
+struct listing {
+	char **names;
+	size_t n, cap, bytes;
+};
+
+static int list_one(void *ctx, const char *path)
+{
+	struct listing *l = ctx;
+	size_t len = strlen(path);
+	if (l->bytes + len > WASP_CKPT_LIST_MAX_BYTES)
+		return -E2BIG;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		char **p = realloc(l->names, cap * sizeof *p);
+		if (!p)
+			return -ENOMEM;
+		l->names = p;
+		l->cap = cap;
+	}
+	if (!(l->names[l->n] = strdup(path)))
+		return -ENOMEM;
+	l->n++;
+	l->bytes += len;
+	return 0;
+}
+
+static void listing_free(struct listing *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->names[i]);
+	free(l->names);
+	memset(l, 0, sizeof *l);
+}
+
+/* The sandbox's regular files now; 1 with *l filled, 0 when there are
+ * too many to list, -errno. */
+static int list_sandbox(struct wasp_virtine *v, struct listing *l)
+{
+	memset(l, 0, sizeof *l);
+	int r = wasp_virtine_sandbox_walk(v, WASP_CKPT_LIST_MAX_FILES, list_one, l);
+	if (r == -E2BIG) {
+		listing_free(l);
+		return 0;
+	}
+	if (r < 0) {
+		listing_free(l);
+		return wasp_fail(r, "listing the sandbox: %s", strerror(-r));
+	}
+	return 1;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 int wasp_files_to_proto(struct wasp_virtine *v, int64_t carry, struct wasp_files_pb *b,
 			struct wasp_ckpt_stats *stats)
 {
 	uint64_t budget = carry < 0 ? 0 : carry == 0 ? WASP_CKPT_CARRY_DEFAULT : (uint64_t)carry;
+	if (budget > WASP_CKPT_CARRY_MAX)
+		budget = WASP_CKPT_CARRY_MAX; /* the host record must stay one record */
 	uint8_t *buf = NULL;
 	int r = 0;
 
@@ -158,6 +223,15 @@ int wasp_files_to_proto(struct wasp_virtine *v, int64_t carry, struct wasp_files
 		wasp_virtine_written_set_sum(v, i, size, crc);
 		stats->files++;
 	}
+	if (r == 0) {
+		struct listing l;
+		int k = list_sandbox(v, &l);
+		if (k < 0)
+			r = k;
+		b->listed = k > 0;
+		b->listing = l.names;
+		b->nlisting = l.n;
+	}
 out:
 	free(buf);
 	if (r < 0)
@@ -167,7 +241,7 @@ out:
 
 /* ---- restore ---------------------------------------------------------- */
 
-enum action { KEEP, CUT, REWRITE, CREATE, ABSENT };
+enum action { KEEP, CUT, REWRITE, CREATE, ABSENT, HIDE };
 
 static const char *policy_hint(enum wasp_files_policy p)
 {
@@ -197,6 +271,9 @@ static int judge(struct wasp_virtine *v, const Wasp__FileState *fs, enum wasp_fi
 				 fs->path, dir, strerror(-fd));
 	} else if (!fs->present) {
 		close(fd);
+		*act = HIDE; /* made after the checkpoint, by the run that crashed */
+		if (policy == WASP_FILES_ROLLBACK)
+			return 0;
 		return wasp_fail(-EEXIST,
 				 "restore refused: the guest's file '%s' in %s exists, but did not at "
 				 "the checkpoint",
@@ -267,8 +344,15 @@ int wasp_files_apply(struct wasp_virtine *v, const Wasp__Host *h, enum wasp_file
 	uint8_t *buf = NULL;
 	int r = 0;
 
-	if (!h->n_written)
+	struct listing now = {0};
+	char **before = NULL;
+
+	if (!h->n_written && !h->listed)
 		return 0;
+	if (!dir && h->n_written && policy != WASP_FILES_IGNORE)
+		return wasp_fail(-EACCES,
+				 "the guest wrote '%s' but no sandbox directory was given to restore it in",
+				 h->written[0]->path);
 	if (!dir)
 		dir = "(no directory)";
 	for (size_t i = 0; i < h->n_written; i++) {
@@ -301,6 +385,32 @@ int wasp_files_apply(struct wasp_virtine *v, const Wasp__Host *h, enum wasp_file
 	/* All checks first: a refusal changes nothing. */
 	for (size_t i = 0; i < h->n_written && r == 0; i++)
 		r = judge(v, h->written[i], policy, dir, buf, &acts[i]);
+	/* Files made after the checkpoint: in the sandbox now, not in its
+	 * listing (nor a written file it knew as absent, judged above). */
+	if (r == 0 && h->listed) {
+		if (!(before = malloc((h->n_sandbox_files + 1) * sizeof *before))) {
+			r = wasp_fail(-ENOMEM, "out of memory");
+			goto out;
+		}
+		memcpy(before, h->sandbox_files, h->n_sandbox_files * sizeof *before);
+		qsort(before, h->n_sandbox_files, sizeof *before, cmp_str);
+		/* 0: too many files now to tell: take them as they are */
+		int k = list_sandbox(v, &now);
+		if (k < 0)
+			r = k;
+		for (size_t i = 0; i < now.n && r == 0; i++) {
+			char *key = now.names[i];
+			if (bsearch(&key, before, h->n_sandbox_files, sizeof *before, cmp_str)) {
+				free(now.names[i]);
+				now.names[i] = NULL;
+			} else if (policy == WASP_FILES_STRICT) {
+				r = wasp_fail(-ESTALE,
+					      "restore refused: '%s' in %s did not exist at the checkpoint and "
+					      "--files strict puts nothing back",
+					      key, dir);
+			}
+		}
+	}
 	for (size_t i = 0; i < h->n_written && r == 0; i++) {
 		const Wasp__FileState *fs = h->written[i];
 		if (acts[i] == CUT || acts[i] == REWRITE || acts[i] == CREATE) {
@@ -308,10 +418,19 @@ int wasp_files_apply(struct wasp_virtine *v, const Wasp__Host *h, enum wasp_file
 				break;
 			stats->files_put_back++;
 		}
-		if (acts[i] != ABSENT)
+		if (acts[i] == HIDE)
+			r = wasp_virtine_unseen_add(v, fs->path);
+		else if (acts[i] != ABSENT)
 			r = wasp_virtine_written_add(v, fs->path, fs->size, fs->crc32c);
 	}
+	for (size_t i = 0; i < now.n && r == 0; i++)
+		if (now.names[i]) {
+			r = wasp_virtine_unseen_add(v, now.names[i]);
+			stats->files_unseen++;
+		}
 out:
+	listing_free(&now);
+	free(before);
 	free(acts);
 	free(buf);
 	return r;

@@ -50,7 +50,14 @@ int wasp_ckpt_write_state(struct wasp_stream_writer *w, struct wasp_virtine *v,
 struct wasp_files_pb {
 	Wasp__FileState *states, **ptrs;
 	size_t n;
+	char **listing;   /* the sandbox's regular files, when `listed` */
+	size_t nlisting;
+	bool listed;
 };
+/* A listing of more files, or more bytes of names, is left out (and a
+ * restore cannot tell files made after the checkpoint). */
+#define WASP_CKPT_LIST_MAX_FILES 4096
+#define WASP_CKPT_LIST_MAX_BYTES (1u << 20)
 /* Records every file the guest wrote (size, CRC-32C and, within `carry`
  * bytes in all, the bytes: 0 means WASP_CKPT_CARRY_DEFAULT, < 0 none). */
 int wasp_files_to_proto(struct wasp_virtine *v, int64_t carry, struct wasp_files_pb *b,

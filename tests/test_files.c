@@ -16,6 +16,10 @@
  *   refuse        the same with no bytes carried, --files strict after an
  *                 append, and a file removed: each refused naming the file,
  *                 with every file left as it was.
+ *   unseen        files made after the checkpoint by the run that crashed:
+ *                 the restored guest does not find them until it creates
+ *                 them, which makes them anew; a file it never opens is
+ *                 left alone; the next checkpoint does not list them.
  *   incremental   a growing log is summed only from where the last
  *                 checkpoint stopped; a write below that sums it again.
  *   quota         dir_quota: a 1 TiB sparse write is refused with -EDQUOT
@@ -107,6 +111,10 @@ static uint8_t *checkpoint(struct wasp_virtine *v, int64_t carry, size_t *len,
 	h.written = b.ptrs;
 	h.has_dir_grown = true;
 	h.dir_grown = wasp_virtine_dir_grown(v);
+	h.has_listed = true;
+	h.listed = b.listed;
+	h.n_sandbox_files = b.nlisting;
+	h.sandbox_files = b.listing;
 	*len = wasp__host__get_packed_size(&h);
 	uint8_t *buf = malloc(*len ? *len : 1);
 	wasp__host__pack(&h, buf);
@@ -336,6 +344,61 @@ static void case_refuse(void)
 	free(rec);
 }
 
+static void case_unseen(void)
+{
+	new_box();
+	struct wasp_virtine *v = fake(0);
+	size_t len;
+	uint8_t *rec = checkpoint(v, 0, &len, NULL); /* before the guest opened anything */
+	int64_t fd = g_open(v, "counter.log", WASP_O_WRONLY | WASP_O_CREAT | WASP_O_APPEND);
+	line(v, fd, 1);
+	int64_t ex = g_open(v, "excl.txt", WASP_O_WRONLY | WASP_O_CREAT | WASP_O_EXCL);
+	CHECK(g_write(v, ex, "old") == 3, "excl");
+	crash(v);
+	char p[400];
+	snprintf(p, sizeof p, "%s/user.txt", box);
+	FILE *f = fopen(p, "w");
+	fputs("the user's\n", f);
+	fclose(f);
+
+	Wasp__Host *h = wasp__host__unpack(NULL, len, rec);
+	struct wasp_ckpt_stats st = {0};
+	v = fake(0);
+	CHECK(h && wasp_files_apply(v, h, WASP_FILES_ROLLBACK, box, &st) == 0, "restore");
+	CHECK(st.files_unseen == 3, "%llu files unseen, not 3", (unsigned long long)st.files_unseen);
+	/* Strict refuses them, naming one. */
+	struct wasp_virtine *v2 = fake(0);
+	CHECK(wasp_files_apply(v2, h, WASP_FILES_STRICT, box, &st) < 0 &&
+	      strstr(wasp_last_error(), "did not exist at the checkpoint"), "strict took new files");
+	crash(v2);
+	wasp__host__free_unpacked(h, NULL);
+	/* A checkpoint now does not list them: they are not the guest's yet. */
+	free(rec);
+	rec = checkpoint(v, 0, &len, NULL);
+	h = wasp__host__unpack(NULL, len, rec);
+	CHECK(h && h->listed && h->n_sandbox_files == 0, "%zu files listed, not 0",
+	      h ? h->n_sandbox_files : 99);
+	wasp__host__free_unpacked(h, NULL);
+	free(rec);
+
+	CHECK(g_open(v, "counter.log", WASP_O_RDONLY) == -ENOENT, "the guest sees a file it did not make");
+	CHECK(g_open(v, "counter.log", WASP_O_WRONLY | WASP_O_APPEND) == -ENOENT, "... without O_CREAT");
+	fd = g_open(v, "counter.log", WASP_O_WRONLY | WASP_O_CREAT | WASP_O_APPEND);
+	CHECK(fd >= 0, "create");
+	line(v, fd, 1);
+	ex = g_open(v, "excl.txt", WASP_O_WRONLY | WASP_O_CREAT | WASP_O_EXCL);
+	CHECK(ex >= 0, "O_EXCL on a file made after the checkpoint: %lld", (long long)ex);
+	CHECK(g_write(v, ex, "new") == 3, "excl");
+	CHECK(g_open(v, "excl.txt", WASP_O_WRONLY | WASP_O_CREAT | WASP_O_EXCL) == -EEXIST,
+	      "O_EXCL twice");
+	crash(v);
+	char want[64];
+	int n = snprintf(want, sizeof want, "step 1 hash %016llx\n", 0x9e3779b97f4a7c15ull);
+	CHECK(same_file("counter.log", want, (size_t)n), "counter.log is not one line");
+	CHECK(same_file("excl.txt", "new", 3), "excl.txt");
+	CHECK(same_file("user.txt", "the user's\n", 11), "a file the guest never opened changed");
+}
+
 static void case_incremental(void)
 {
 	new_box();
@@ -436,7 +499,8 @@ int main(int argc, char **argv)
 {
 	static const struct test_case cases[] = {
 		{"rollback", case_rollback}, {"rewrite", case_rewrite},
-		{"refuse", case_refuse},     {"incremental", case_incremental},
+		{"refuse", case_refuse},     {"unseen", case_unseen},
+		{"incremental", case_incremental},
 		{"quota", case_quota},
 	};
 	int r = test_main(argc, argv, cases, sizeof cases / sizeof *cases, NULL, 0, "", false);

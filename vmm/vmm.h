@@ -260,6 +260,17 @@ int wasp_virtine_written_add(struct wasp_virtine *v, const char *path, uint64_t 
  * O_CREAT|O_EXCL|O_WRONLY), confined as the guest's opens are, regular
  * files only. fd or -errno (no message). */
 int wasp_virtine_sandbox_open(struct wasp_virtine *v, const char *path, int flags);
+/* Calls fn for every regular file beneath the sandbox (depth-first, not
+ * following links, at most `max` files and 32 levels), with its path
+ * relative to the sandbox, skipping files the guest cannot see (unseen,
+ * below). Returns the number of files, -E2BIG past `max`, -errno. */
+int wasp_virtine_sandbox_walk(struct wasp_virtine *v, unsigned max,
+			      int (*fn)(void *ctx, const char *path), void *ctx);
+/* Marks `path` (a regular file in the sandbox) as one the guest has not
+ * seen: it did not exist at the checkpoint being restored. The guest's
+ * open finds no such file, and its O_CREAT makes it anew (empty), as in
+ * a run that never crashed. */
+int wasp_virtine_unseen_add(struct wasp_virtine *v, const char *path);
 /* Net bytes the guest has made its sandbox grow (dir_quota's count). */
 int64_t wasp_virtine_dir_grown(const struct wasp_virtine *v);
 void wasp_virtine_set_dir_grown(struct wasp_virtine *v, int64_t n);

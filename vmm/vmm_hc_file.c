@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <limits.h>
+#include <dirent.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,17 @@ void wasp_hc_files_forget(struct wasp_virtine *v)
 	v->nwritten = 0;
 	for (int i = 0; i < WASP_MAX_FILES; i++)
 		v->files[i].written = -1;
+	free(v->unseen);
+	v->unseen = NULL;
+	v->nunseen = 0;
+}
+
+static int unseen_index(const struct wasp_virtine *v, const struct stat *st)
+{
+	for (unsigned i = 0; i < v->nunseen; i++)
+		if (v->unseen[i].dev == st->st_dev && v->unseen[i].ino == st->st_ino)
+			return (int)i;
+	return -1;
 }
 
 /* The written-file entry for the file fd stands on (found by inode, else
@@ -146,6 +158,16 @@ static int host_flags(uint64_t flags)
 	return f;
 }
 
+/* Another fd, with open(2) `flags`, on the file behind fd (the same
+ * inode, whatever its path now). */
+static int open_fd_again(int fd, int flags)
+{
+	char p[64];
+	snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+	int r = open(p, flags | O_CLOEXEC | O_NOCTTY);
+	return r < 0 ? -errno : r;
+}
+
 /* Opens path beneath the sandbox into files[slot]. Returns 0 or -errno. */
 static int open_in_sandbox(struct wasp_virtine *v, int slot, const char *path, int guest_flags,
 			   int flags, mode_t mode)
@@ -161,6 +183,21 @@ static int open_in_sandbox(struct wasp_virtine *v, int slot, const char *path, i
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
 	};
 	int fd = (int)syscall(SYS_openat2, v->sandbox_fd, path, &how, sizeof how);
+	if (fd < 0 && errno == EEXIST && v->nunseen) {
+		/* O_EXCL on a file the guest has not seen: open it to tell. */
+		how.flags &= ~(uint64_t)(O_CREAT | O_EXCL);
+		how.mode = 0; /* openat2 refuses a mode without O_CREAT */
+		fd = (int)syscall(SYS_openat2, v->sandbox_fd, path, &how, sizeof how);
+		if (fd >= 0) {
+			struct stat xs;
+			if (fstat(fd, &xs) < 0 || unseen_index(v, &xs) < 0) {
+				close(fd);
+				return -EEXIST;
+			}
+		} else {
+			return -EEXIST;
+		}
+	}
 	if (fd < 0)
 		return -errno;
 	struct stat st;
@@ -169,6 +206,24 @@ static int open_in_sandbox(struct wasp_virtine *v, int slot, const char *path, i
 		return -EACCES;
 	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+
+	int hidden = v->nunseen ? unseen_index(v, &st) : -1;
+	if (hidden >= 0) {
+		/* Made after the checkpoint by the run that crashed: the guest
+		 * has not made it yet. Creating it makes it anew; any other
+		 * open finds nothing. Not counted against the quota: it never
+		 * was. */
+		int wfd = (flags & O_CREAT) ? open_fd_again(fd, O_WRONLY) : -ENOENT;
+		if (wfd < 0 || ftruncate(wfd, 0) < 0) {
+			if (wfd >= 0)
+				close(wfd);
+			close(fd);
+			return -ENOENT;
+		}
+		close(wfd);
+		v->unseen[hidden] = v->unseen[--v->nunseen];
+		st.st_size = 0;
+	}
 
 	int written = -1;
 	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) {
@@ -434,14 +489,6 @@ int wasp_virtine_written_at(const struct wasp_virtine *v, unsigned idx,
 	return 1;
 }
 
-/* A read-only fd on the file behind fd (which may be write-only). */
-static int open_fd_again(int fd)
-{
-	char p[64];
-	snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
-	int r = open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	return r < 0 ? -errno : r;
-}
 
 int wasp_virtine_written_open(struct wasp_virtine *v, unsigned idx)
 {
@@ -450,7 +497,7 @@ int wasp_virtine_written_open(struct wasp_virtine *v, unsigned idx)
 	struct wasp_written *w = &v->written[idx];
 	for (int i = 0; i < WASP_MAX_FILES; i++)
 		if (v->files[i].host_fd >= 0 && v->files[i].written == (int)idx)
-			return open_fd_again(v->files[i].host_fd);
+			return open_fd_again(v->files[i].host_fd, O_RDONLY);
 	int fd = wasp_virtine_sandbox_open(v, w->path, O_RDONLY);
 	if (fd < 0)
 		return fd;
@@ -501,4 +548,94 @@ int64_t wasp_virtine_dir_grown(const struct wasp_virtine *v)
 void wasp_virtine_set_dir_grown(struct wasp_virtine *v, int64_t n)
 {
 	v->dir_grown = n;
+}
+
+/* ---- the sandbox as a whole: listings, files the guest has not seen --- */
+
+struct walk {
+	struct wasp_virtine *v;
+	unsigned max, n;
+	int (*fn)(void *ctx, const char *path);
+	void *ctx;
+	char path[PATH_MAX];
+};
+
+static int walk_dir(struct walk *w, int dfd, size_t len, int depth)
+{
+	if (depth > 32)
+		return 0; /* deeper than the sandbox's own limit of interest */
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return -errno;
+	}
+	int r = 0;
+	struct dirent *de;
+	while (r >= 0 && (de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		size_t nl = strlen(de->d_name);
+		if (len + nl + 2 > sizeof w->path)
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue; /* vanished meanwhile */
+		size_t at = len;
+		if (len)
+			w->path[at++] = '/';
+		memcpy(w->path + at, de->d_name, nl + 1);
+		if (S_ISREG(st.st_mode)) {
+			if (w->v->nunseen && unseen_index(w->v, &st) >= 0)
+				continue;
+			if (w->n == w->max)
+				r = -E2BIG;
+			else if ((r = w->fn(w->ctx, w->path)) >= 0)
+				w->n++;
+		} else if (S_ISDIR(st.st_mode)) {
+			int sub = openat(dirfd(d), de->d_name,
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub >= 0)
+				r = walk_dir(w, sub, at + nl, depth + 1);
+		}
+		w->path[len] = '\0';
+	}
+	closedir(d);
+	return r;
+}
+
+int wasp_virtine_sandbox_walk(struct wasp_virtine *v, unsigned max,
+			      int (*fn)(void *ctx, const char *path), void *ctx)
+{
+	if (v->sandbox_fd < 0)
+		return 0;
+	struct walk *w = calloc(1, sizeof *w);
+	if (!w)
+		return -ENOMEM;
+	*w = (struct walk){.v = v, .max = max, .fn = fn, .ctx = ctx};
+	int dfd = openat(v->sandbox_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r = dfd < 0 ? -errno : walk_dir(w, dfd, 0, 0);
+	if (r >= 0)
+		r = (int)w->n;
+	free(w);
+	return r;
+}
+
+int wasp_virtine_unseen_add(struct wasp_virtine *v, const char *path)
+{
+	int fd = wasp_virtine_sandbox_open(v, path, O_RDONLY);
+	if (fd < 0)
+		return wasp_fail(fd, "'%s' in %s: %s", path, v->cfg.sandbox_dir, strerror(-fd));
+	struct stat st;
+	int r = fstat(fd, &st) < 0 ? -errno : 0;
+	close(fd);
+	if (r < 0)
+		return wasp_fail(r, "'%s' in %s: %s", path, v->cfg.sandbox_dir, strerror(-r));
+	if (unseen_index(v, &st) >= 0)
+		return 0;
+	struct wasp_unseen *n = realloc(v->unseen, (v->nunseen + 1) * sizeof *n);
+	if (!n)
+		return wasp_fail(-ENOMEM, "out of memory");
+	v->unseen = n;
+	v->unseen[v->nunseen++] = (struct wasp_unseen){.dev = st.st_dev, .ino = st.st_ino};
+	return 0;
 }

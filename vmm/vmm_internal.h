@@ -125,6 +125,14 @@ struct wasp_virtine {
 	struct wasp_file files[WASP_MAX_FILES];
 	struct wasp_written written[WASP_MAX_WRITTEN];
 	unsigned nwritten;
+	/* Files that a restore found in the sandbox but that did not exist
+	 * at the checkpoint (made after it by the run that crashed): absent
+	 * in the guest's view until it creates them, which empties them. */
+	struct wasp_unseen {
+		dev_t dev;
+		ino_t ino;
+	} *unseen;
+	unsigned nunseen;
 	/* Net bytes the guest made the sandbox grow (apparent sizes: writes
 	 * past the end, minus what O_TRUNC freed), held to cfg.dir_quota. */
 	int64_t dir_grown;
