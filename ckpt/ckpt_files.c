@@ -392,7 +392,8 @@ int wasp_files_apply(struct wasp_virtine *v, const Wasp__Host *h, enum wasp_file
 			r = wasp_fail(-ENOMEM, "out of memory");
 			goto out;
 		}
-		memcpy(before, h->sandbox_files, h->n_sandbox_files * sizeof *before);
+		if (h->n_sandbox_files)
+			memcpy(before, h->sandbox_files, h->n_sandbox_files * sizeof *before);
 		qsort(before, h->n_sandbox_files, sizeof *before, cmp_str);
 		/* 0: too many files now to tell: take them as they are */
 		int k = list_sandbox(v, &now);

@@ -277,10 +277,13 @@ static char *snapshot_box(size_t *len)
 	char *x = slurp("counter.log", &a), *y = slurp("state.bin", &b), *z = slurp("gone.txt", &c);
 	char *all = malloc(a + b + c + 64);
 	*len = (size_t)sprintf(all, "%zu %zu %zu|", a, b, c);
-	memcpy(all + *len, x, a), *len += a;
-	memcpy(all + *len, y, b), *len += b;
-	if (z)
-		memcpy(all + *len, z, c), *len += c;
+	const char *parts[] = {x, y, z};
+	size_t lens[] = {a, b, c};
+	for (int i = 0; i < 3; i++)
+		if (parts[i]) {
+			memcpy(all + *len, parts[i], lens[i]);
+			*len += lens[i];
+		}
 	free(x), free(y), free(z);
 	return all;
 }
