@@ -358,6 +358,8 @@ static int64_t do_write(struct wasp_virtine *v, const uint64_t a[6], int64_t off
 	struct wasp_file *f = file_of(v, a[0]);
 	if (!f)
 		return -EBADF;
+	if ((f->flags & 3) == WASP_O_RDONLY)
+		return -EBADF; /* before the quota: that is not what is wrong */
 	const void *buf = wasp_virtine_gpa(v, a[1], a[2]);
 	if (!buf)
 		return -EFAULT;
