@@ -213,14 +213,15 @@ static int open_in_sandbox(struct wasp_virtine *v, int slot, const char *path, i
 		 * has not made it yet. Creating it makes it anew; any other
 		 * open finds nothing. Not counted against the quota: it never
 		 * was. */
-		int wfd = (flags & O_CREAT) ? open_fd_again(fd, O_WRONLY) : -ENOENT;
-		if (wfd < 0 || ftruncate(wfd, 0) < 0) {
-			if (wfd >= 0)
-				close(wfd);
+		bool writable = (flags & O_ACCMODE) != O_RDONLY;
+		int wfd = !(flags & O_CREAT) ? -ENOENT : writable ? fd : open_fd_again(fd, O_WRONLY);
+		int r = wfd < 0 ? wfd : ftruncate(wfd, 0) < 0 ? -errno : 0;
+		if (wfd >= 0 && wfd != fd)
+			close(wfd);
+		if (r < 0) {
 			close(fd);
 			return -ENOENT;
 		}
-		close(wfd);
 		v->unseen[hidden] = v->unseen[--v->nunseen];
 		st.st_size = 0;
 	}
@@ -497,9 +498,15 @@ int wasp_virtine_written_open(struct wasp_virtine *v, unsigned idx)
 	if (idx >= v->nwritten)
 		return -EINVAL;
 	struct wasp_written *w = &v->written[idx];
+	/* The guest's own file when it is open (the path may lead elsewhere
+	 * by now); by path, checked below, where /proc is not mounted. */
 	for (int i = 0; i < WASP_MAX_FILES; i++)
-		if (v->files[i].host_fd >= 0 && v->files[i].written == (int)idx)
-			return open_fd_again(v->files[i].host_fd, O_RDONLY);
+		if (v->files[i].host_fd >= 0 && v->files[i].written == (int)idx) {
+			int fd = open_fd_again(v->files[i].host_fd, O_RDONLY);
+			if (fd >= 0)
+				return fd;
+			break;
+		}
 	int fd = wasp_virtine_sandbox_open(v, w->path, O_RDONLY);
 	if (fd < 0)
 		return fd;
