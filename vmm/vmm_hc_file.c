@@ -20,8 +20,8 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
-#include <limits.h>
 #include <dirent.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -492,7 +492,6 @@ int wasp_virtine_written_at(const struct wasp_virtine *v, unsigned idx,
 	return 1;
 }
 
-
 int wasp_virtine_written_open(struct wasp_virtine *v, unsigned idx)
 {
 	if (idx >= v->nwritten)
@@ -572,7 +571,7 @@ struct walk {
 static int walk_dir(struct walk *w, int dfd, size_t len, int depth)
 {
 	if (depth > 32)
-		return 0; /* deeper than the sandbox's own limit of interest */
+		return 0; /* not listed at a checkpoint, nor looked for at a restore */
 	DIR *d = fdopendir(dfd);
 	if (!d) {
 		close(dfd);
