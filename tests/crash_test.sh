@@ -165,8 +165,7 @@ files_refuse)
 		fail "not one line naming counter.log: $(cat "$work/restore.err")"
 	[ "$(sha256sum <"$box/counter.log")" = "$sum" ] || fail "the refused restore changed counter.log"
 	echo "changed: $(cat "$work/restore.err")"
-	# Only appended to: strict refuses it, changing nothing; rollback then
-	# ends as the reference.
+	# Only appended to: --files strict refuses that too, changing nothing.
 	printf 'e' | dd of="$box/counter.log" bs=1 seek=0 conv=notrunc status=none
 	sum=$(sha256sum <"$box/counter.log")
 	"$WASP_RESTORE" --files strict --dir "$box" --no-stdin "$ckpt" >"$work/restore.out" 2>"$work/restore.err"
