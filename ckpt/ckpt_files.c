@@ -156,13 +156,13 @@ int wasp_files_to_proto(struct wasp_virtine *v, int64_t carry, struct wasp_files
 	int r = 0;
 
 	memset(b, 0, sizeof *b);
-	b->states = calloc(256, sizeof *b->states);
-	b->ptrs = calloc(256, sizeof *b->ptrs);
+	b->states = calloc(WASP_CKPT_MAX_WRITTEN, sizeof *b->states);
+	b->ptrs = calloc(WASP_CKPT_MAX_WRITTEN, sizeof *b->ptrs);
 	if (!b->states || !b->ptrs) {
 		r = wasp_fail(-ENOMEM, "out of memory");
 		goto out;
 	}
-	for (unsigned i = 0; r == 0 && b->n < 256; i++) {
+	for (unsigned i = 0; r == 0 && b->n < WASP_CKPT_MAX_WRITTEN; i++) {
 		struct wasp_written_file wf;
 		int k = wasp_virtine_written_at(v, i, &wf);
 		if (k <= 0)
@@ -355,6 +355,11 @@ int wasp_files_apply(struct wasp_virtine *v, const Wasp__Host *h, enum wasp_file
 				 h->written[0]->path);
 	if (!dir)
 		dir = "(no directory)";
+	/* No more than a writer makes: the work below is per file. */
+	if (h->n_written > WASP_CKPT_MAX_WRITTEN || h->n_sandbox_files > WASP_CKPT_LIST_MAX_FILES)
+		return wasp_fail(-EINVAL, "checkpoint records %zu written files and lists %zu; at most %u and %u",
+				 h->n_written, h->n_sandbox_files, WASP_CKPT_MAX_WRITTEN,
+				 WASP_CKPT_LIST_MAX_FILES);
 	for (size_t i = 0; i < h->n_written; i++) {
 		const Wasp__FileState *fs = h->written[i];
 		if (!*fs->path)

@@ -54,6 +54,8 @@ struct wasp_files_pb {
 	size_t nlisting;
 	bool listed;
 };
+/* Written files a checkpoint records at most (the vmm's WASP_MAX_WRITTEN). */
+#define WASP_CKPT_MAX_WRITTEN 256u
 /* A listing of more files, or more bytes of names, is left out (and a
  * restore cannot tell files made after the checkpoint). */
 #define WASP_CKPT_LIST_MAX_FILES 4096

@@ -8,7 +8,7 @@ target_compile_options(test_files PRIVATE ${WASP_WARNINGS})
 target_link_libraries(test_files PRIVATE wasp_static)
 target_include_directories(test_files PRIVATE ${CMAKE_SOURCE_DIR}/vmm ${CMAKE_SOURCE_DIR}/ckpt)
 
-foreach(c rollback rewrite refuse unseen incremental quota)
+foreach(c rollback rewrite refuse unseen hostile incremental quota)
   add_test(NAME files.${c} COMMAND test_files ${c})
   set_tests_properties(files.${c} PROPERTIES TIMEOUT 120)
 endforeach()

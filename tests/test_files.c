@@ -20,6 +20,9 @@
  *                 the restored guest does not find them until it creates
  *                 them, which makes them anew; a file it never opens is
  *                 left alone; the next checkpoint does not list them.
+ *   hostile       records no writer makes: too many, bytes that do not
+ *                 match the size or the CRC, paths out of the sandbox;
+ *                 each refused, nothing written anywhere.
  *   incremental   a growing log is summed only from where the last
  *                 checkpoint stopped; a write below that sums it again.
  *   quota         dir_quota: a 1 TiB sparse write is refused with -EDQUOT
@@ -402,6 +405,53 @@ static void case_unseen(void)
 	CHECK(same_file("user.txt", "the user's\n", 11), "a file the guest never opened changed");
 }
 
+static void case_hostile(void)
+{
+	static Wasp__FileState states[300], *ptrs[300];
+	char outside[300];
+	new_box();
+	snprintf(outside, sizeof outside, "%s.outside", box);
+	unlink(outside);
+	for (int i = 0; i < 300; i++) {
+		wasp__file_state__init(&states[i]);
+		states[i].path = "f";
+		states[i].present = true;
+		states[i].has_size = states[i].has_crc32c = true;
+		ptrs[i] = &states[i];
+	}
+	Wasp__Host h;
+	wasp__host__init(&h);
+	h.written = ptrs;
+	struct wasp_ckpt_stats st = {0};
+	struct wasp_virtine *v = fake(0);
+
+	h.n_written = 257;
+	CHECK(wasp_files_apply(v, &h, WASP_FILES_ROLLBACK, box, &st) == -EINVAL, "257 files taken");
+	h.n_written = 1;
+	states[0].size = 5;
+	states[0].has_content = true;
+	states[0].content.data = (uint8_t *)"abc";
+	states[0].content.len = 3;
+	CHECK(wasp_files_apply(v, &h, WASP_FILES_ROLLBACK, box, &st) == -EINVAL, "3 bytes for 5 taken");
+	states[0].size = 3;
+	states[0].crc32c = 1;
+	CHECK(wasp_files_apply(v, &h, WASP_FILES_ROLLBACK, box, &st) == -EINVAL, "a wrong CRC taken");
+	states[0].crc32c = wasp_crc32c(0, "abc", 3);
+	static char up[320];
+	snprintf(up, sizeof up, "../%s", strrchr(outside, '/') + 1);
+	const char *paths[] = {up, outside, "/etc/passwd"};
+	for (int i = 0; i < 3; i++) {
+		states[0].path = (char *)paths[i];
+		CHECK(wasp_files_apply(v, &h, WASP_FILES_ROLLBACK, box, &st) < 0, "%s taken", paths[i]);
+	}
+	CHECK(access(outside, F_OK) != 0, "a file was made outside the sandbox");
+	states[0].path = "inside";
+	CHECK(wasp_files_apply(v, &h, WASP_FILES_ROLLBACK, box, &st) == 0, "a good record: %s",
+	      wasp_last_error());
+	CHECK(same_file("inside", "abc", 3), "the carried bytes were not put back");
+	crash(v);
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -536,6 +586,7 @@ int main(int argc, char **argv)
 	static const struct test_case cases[] = {
 		{"rollback", case_rollback}, {"rewrite", case_rewrite},
 		{"refuse", case_refuse},     {"unseen", case_unseen},
+		{"hostile", case_hostile},
 		{"incremental", case_incremental},
 		{"quota", case_quota},
 	};
