@@ -22,7 +22,8 @@
  *                 left alone; the next checkpoint does not list them.
  *   hostile       records no writer makes: too many, bytes that do not
  *                 match the size or the CRC, paths out of the sandbox;
- *                 each refused, nothing written anywhere.
+ *                 each refused, nothing written anywhere. A guest that
+ *                 writes a 257th file gets -ENFILE.
  *   incremental   a growing log is summed only from where the last
  *                 checkpoint stopped; a write below that sums it again.
  *   quota         dir_quota: a 1 TiB sparse write is refused with -EDQUOT
@@ -449,6 +450,20 @@ static void case_hostile(void)
 	CHECK(wasp_files_apply(v, &h, WASP_FILES_ROLLBACK, box, &st) == 0, "a good record: %s",
 	      wasp_last_error());
 	CHECK(same_file("inside", "abc", 3), "the carried bytes were not put back");
+	crash(v);
+
+	/* A guest cannot grow the table of written files without bound. */
+	v = fake(0);
+	int64_t last = 0;
+	for (int i = 0; i < 257; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "w%d", i);
+		last = g_open(v, name, WASP_O_WRONLY | WASP_O_CREAT);
+		if (last >= 0)
+			g_close(v, last);
+	}
+	CHECK(last == -ENFILE, "the 257th written file: %lld", (long long)last);
+	CHECK(g_open(v, "w3", WASP_O_WRONLY) >= 0, "a file already written opens again");
 	crash(v);
 }
 
