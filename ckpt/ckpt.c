@@ -48,6 +48,7 @@ struct host_pb {
 	Wasp__OpenFile files[64], *filep[64];
 	uint32_t allowed[WASP_HC_MAX];
 	char *names[WASP_HC_MAX];
+	struct wasp_files_pb written;
 };
 
 static void host_to_proto(struct wasp_virtine *v, struct host_pb *b)
@@ -102,11 +103,28 @@ static void host_to_proto(struct wasp_virtine *v, struct host_pb *b)
 	h->hypercall_pending = wasp_virtine_hypercall_pending(v);
 	h->has_console_bytes = true;
 	h->console_bytes = wasp_virtine_console_bytes(v);
+	h->n_written = b->written.n;
+	h->written = b->written.ptrs;
+	h->has_listed = true;
+	h->listed = b->written.listed;
+	h->n_sandbox_files = b->written.nlisting;
+	h->sandbox_files = b->written.listing;
+	h->has_dir_grown = true;
+	h->dir_grown = wasp_virtine_dir_grown(v);
 }
 
-static int host_apply(struct wasp_virtine *v, const Wasp__Host *h, const char *allow)
+static int host_apply(struct wasp_virtine *v, const Wasp__Host *h,
+		      const struct wasp_restore_opts *opts, struct wasp_ckpt_stats *stats)
 {
+	const char *allow = opts->allow;
 	int r;
+	/* Files first, before any is reopened: each must be what the guest's
+	 * memory expects, or be put back so, or the restore is refused. */
+	if ((r = wasp_files_apply(v, h, opts->files,
+				  opts->config ? opts->config->sandbox_dir : NULL, stats)) < 0)
+		return r;
+	if (h->has_dir_grown)
+		wasp_virtine_set_dir_grown(v, h->dir_grown);
 	for (size_t i = 0; i < h->n_files; i++) {
 		const Wasp__OpenFile *f = h->files[i];
 		if (f->offset > INT64_MAX)
@@ -205,7 +223,7 @@ static int write_header_full(struct wasp_stream_writer *w, size_t mem_size, bool
 /* Host and vCPU records and the end: what every stream closes with. The
  * guest must be stopped. */
 int wasp_ckpt_write_state(struct wasp_stream_writer *w, struct wasp_virtine *v,
-		       struct wasp_ckpt_stats *stats)
+			  const struct wasp_save_opts *opts, struct wasp_ckpt_stats *stats)
 {
 	struct wasp_vcpu_state vs;
 	Wasp__Vcpu *vpb = NULL;
@@ -220,6 +238,10 @@ int wasp_ckpt_write_state(struct wasp_stream_writer *w, struct wasp_virtine *v,
 		r = wasp_fail(-ENOMEM, "out of memory");
 		goto out;
 	}
+	uint64_t tf = wasp_now_ns();
+	if ((r = wasp_files_to_proto(v, opts ? opts->carry_files : 0, &hb->written, stats)) < 0)
+		goto out;
+	stats->files_ns += wasp_now_ns() - tf;
 	host_to_proto(v, hb);
 	if ((r = wasp_vcpu_to_proto(&vs, &vpb)) < 0)
 		goto out;
@@ -239,6 +261,8 @@ int wasp_ckpt_write_state(struct wasp_stream_writer *w, struct wasp_virtine *v,
 out:
 	wasp_vcpu_proto_free(vpb);
 	wasp_vcpu_state_free(&vs);
+	if (hb)
+		wasp_files_pb_free(&hb->written);
 	free(hb);
 	return r;
 }
@@ -299,7 +323,7 @@ int wasp_ckpt_save(struct wasp_virtine *v, const struct wasp_save_opts *opts,
 			r = wasp_stream_write_memory(w, mem, wasp_virtine_mem_size(v), pages, false,
 						     opts, stats);
 	}
-	if (r < 0 || (r = wasp_ckpt_write_state(w, v, stats)) < 0)
+	if (r < 0 || (r = wasp_ckpt_write_state(w, v, opts, stats)) < 0)
 		goto out;
 	if (opts->track_dirty && (r = wasp_virtine_dirty_start(v)) < 0)
 		goto out;
@@ -619,7 +643,7 @@ static int restore_chain(const struct wasp_restore_opts *opts, const struct wasp
 	uint64_t t1 = wasp_now_ns();
 	if ((r = wasp_vcpu_from_proto(rs.vcpu->vcpu, &vs)) < 0 ||
 	    (r = wasp_cpuid_check(vs.cpuid, rs.opts->simulate_missing_cpuid)) < 0 ||
-	    (r = host_apply(rs.v, rs.host->host, rs.opts->allow)) < 0 ||
+	    (r = host_apply(rs.v, rs.host->host, rs.opts, stats)) < 0 ||
 	    (r = wasp_vcpu_apply(rs.v, &vs, stats->unrestored, sizeof stats->unrestored)) < 0)
 		goto out;
 	stats->apply_ns = wasp_now_ns() - t1;

@@ -28,7 +28,7 @@ extern "C" {
 #endif
 
 #define WASP_CKPT_VERSION_MAJOR 1
-#define WASP_CKPT_VERSION_MINOR 0
+#define WASP_CKPT_VERSION_MINOR 1
 
 /* Where a checkpoint goes: write all of buf or fail (-errno). */
 struct wasp_sink {
@@ -61,6 +61,32 @@ struct wasp_save_opts {
 	 * reading it (cost independent of guest size). Bigger on disk; still
 	 * a valid stream for pipes and the network. */
 	bool mappable;
+	/* Bytes of the guest's written files (whole files, in the order it
+	 * opened them) the checkpoint carries, so a restore can put back a
+	 * file that changed in ways other than growing. 0:
+	 * WASP_CKPT_CARRY_DEFAULT; < 0: none (a restore can then only cut
+	 * back what was appended, and refuses the rest). */
+	int64_t carry_files;
+};
+
+/* What a checkpoint carries of the guest's files by default: small ones
+ * whole (docs/checkpoint-format.md, "Files"). */
+#define WASP_CKPT_CARRY_DEFAULT (1u << 20)
+/* ... and at most (whatever carry_files says): the host record is one
+ * record of the stream, which a reader takes up to 64 MiB. */
+#define WASP_CKPT_CARRY_MAX (32u << 20)
+
+/* What a restore does with the files the guest wrote when they are not
+ * as the checkpoint recorded them (docs/checkpoint-format.md, "Files"). */
+enum wasp_files_policy {
+	/* Put them back: cut what was appended after the checkpoint, rewrite
+	 * from the checkpoint's bytes what changed otherwise; refuse, naming
+	 * the file and changing none, when that cannot be done. */
+	WASP_FILES_ROLLBACK = 0,
+	/* Change nothing: refuse unless every file is as recorded. */
+	WASP_FILES_STRICT,
+	/* Take the files as they are (the caller put them back itself). */
+	WASP_FILES_IGNORE,
 };
 
 /* Time (ns) and size of each phase, for tools and the benchmark. */
@@ -76,6 +102,11 @@ struct wasp_ckpt_stats {
 	char unrestored[256];
 	uint8_t id[16];        /* save: the new checkpoint's id; restore: the last one's */
 	bool incremental;      /* save: it was incremental */
+	uint64_t files;        /* save: written files recorded */
+	uint64_t file_bytes;   /* save: bytes of them read (summed or carried) */
+	uint64_t files_ns;     /* save: time spent on them (part of capture_ns) */
+	uint64_t files_put_back; /* restore: files cut back or rewritten */
+	uint64_t files_unseen;   /* restore: files made after the checkpoint, hidden */
 };
 
 /* Saves a stopped virtine to a sink. */
@@ -113,6 +144,8 @@ struct wasp_restore_opts {
 	/* Refuse a stream longer than this many bytes (each stream of a
 	 * chain); 0: WASP_CKPT_MAX_STREAM_BYTES. docs/security.md. */
 	uint64_t max_stream_bytes;
+	/* The guest's written files that moved on since the checkpoint. */
+	enum wasp_files_policy files;
 };
 
 /* The default bound on one checkpoint stream: 16 times the largest guest

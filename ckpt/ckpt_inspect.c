@@ -204,6 +204,13 @@ static void em_u64(struct em *e, const char *key, uint64_t v)
 	em_done(e);
 }
 
+static void em_i64(struct em *e, const char *key, int64_t v)
+{
+	em_key(e, key);
+	fprintf(e->f, "%" PRId64, v);
+	em_done(e);
+}
+
 static void em_hex(struct em *e, const char *key, uint64_t v)
 {
 	em_key(e, key);
@@ -484,6 +491,23 @@ static void print_host(struct em *e, const Wasp__Host *h)
 		em_u64(e, "console_bytes", h->console_bytes);
 	else
 		em_null(e, "console_bytes");
+	/* 1.1: the files the guest wrote, as a restore will check them */
+	em_open(e, "written", EM_LIST);
+	for (size_t i = 0; i < h->n_written; i++) {
+		const Wasp__FileState *f = h->written[i];
+		em_open(e, NULL, EM_LINE);
+		em_str(e, "path", f->path, strlen(f->path));
+		em_bool(e, "present", f->present);
+		em_u64(e, "size", f->has_size ? f->size : 0);
+		em_fmt(e, "crc32c", "%08x", f->has_crc32c ? f->crc32c : 0);
+		em_u64(e, "carried_bytes", f->has_content ? f->content.len : 0);
+		em_close(e);
+	}
+	em_close(e);
+	if (h->has_dir_grown)
+		em_i64(e, "dir_grown", h->dir_grown);
+	else
+		em_null(e, "dir_grown");
 	em_close(e);
 }
 

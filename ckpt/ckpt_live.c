@@ -132,7 +132,7 @@ int wasp_live_finish(struct wasp_live *l, struct wasp_ckpt_stats *stats)
 	 * memory: complete it before the last fetch. */
 	int r = wasp_virtine_complete_io(l->v);
 	if (r < 0 || (r = send_dirty(l, NULL, NULL)) < 0 ||
-	    (r = wasp_ckpt_write_state(l->w, l->v, &l->stats)) < 0)
+	    (r = wasp_ckpt_write_state(l->w, l->v, &l->opts, &l->stats)) < 0)
 		return r;
 	l->stats.bytes = wasp_stream_writer_bytes(l->w);
 	if (stats)

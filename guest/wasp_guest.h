@@ -46,6 +46,7 @@ extern "C" {
 #define WASP_ENAMETOOLONG 36
 #define WASP_ENOSYS 38
 #define WASP_ELOOP 40
+#define WASP_EDQUOT 122 /* the sandbox quota (--dir-quota) is used up */
 
 /* Short name of an errno value ("EFAULT"), or "E?" when unknown. Accepts
  * either sign, so wasp_errname(ret) works on a hypercall result. */

@@ -14,6 +14,20 @@
 #                  PATH still restores and finishes right; no temp files stay.
 #   sweep          which leftover temporary files a save removes (only its
 #                  own path's, of dead writers, not locked) and which it keeps.
+#   files_rollback a checkpoint by SIGUSR1, the guest appends N more lines
+#                  (N = 0, 1, 3, 8, 20, waited for by line count), kill -9;
+#                  wasp-restore on the sandbox as the crash left it: the
+#                  log, the output and the exit status are those of a run
+#                  nobody touched (issue 12, item 2: before, lines written
+#                  after the checkpoint were written twice). The log starts
+#                  with 2 MiB written before the run, more than a checkpoint
+#                  carries, so the restore must cut it back, not rewrite it.
+#   files_refuse   the same crash, then a byte of the log changed where the
+#                  checkpoint cannot put it back: wasp-restore refuses in
+#                  one line naming counter.log, exit 125, runs nothing and
+#                  changes no file; --files strict refuses the crash's
+#                  appended lines likewise; --files ignore takes the file
+#                  as it is.
 #   truncated      a real checkpoint cut at every record boundary (and one
 #                  byte either side) and at random offsets: wasp-restore
 #                  refuses each with "truncated" and exit 125, the guest
@@ -59,10 +73,9 @@ temps() { find "$work" -maxdepth 1 -name "$(basename "$ckpt").tmp.*" | wc -l; }
 rand_ms() { echo $(($1 + RANDOM % ($2 - $1 + 1))); }
 
 # check_restores WHAT: the checkpoint at $ckpt is whole and finishes the
-# guest exactly as the reference did. Files are the host's, not part of a
-# checkpoint: like any restore after a crash, counter.log is first cut back
-# to the offset the checkpoint recorded (what the killed run wrote after it
-# would otherwise be appended to twice).
+# guest exactly as the reference did, on counter.log as the crash left it:
+# the restore itself cuts back (or rewrites) what the killed run wrote
+# after the checkpoint, which would otherwise be appended twice.
 check_restores() {
 	"$WASP_INSPECT" --json "$ckpt" >"$work/inspect.json" 2>"$work/inspect.err" ||
 		fail "$1: wasp-inspect rejects the checkpoint: $(tail -1 "$work/inspect.err")"
@@ -79,7 +92,6 @@ print(f[0]["offset"] if f else 0, d["host"]["console_bytes"])' "$work/inspect.js
 		cmp -s -n "$off" "$box/counter.log" "$work/ref.log" ||
 			fail "$1: counter.log before the checkpoint's offset $off differs ($(stat -c %s "$box/counter.log") bytes; $(cmp -n "$off" "$box/counter.log" "$work/ref.log" 2>&1); checkpoint $(grep -o '"id": "[0-9a-f]*"' "$work/inspect.json" | head -1))"
 	fi
-	head -c "$off" "$work/ref.log" >"$box/counter.log"
 	"$WASP_RESTORE" --dir "$box" --no-stdin "$ckpt" >"$work/restore.out" 2>"$work/restore.err"
 	local rc=$?
 	[ "$rc" -eq "$ref_rc" ] || fail "$1: the restore exited $rc, expected $ref_rc: $(tail -1 "$work/restore.err")"
@@ -90,7 +102,84 @@ print(f[0]["offset"] if f else 0, d["host"]["console_bytes"])' "$work/inspect.js
 	cmp -s "$box/counter.log" "$work/ref.log" || fail "$1: counter.log differs from the reference"
 }
 
+# crash_after N: runs the counter on $box (its log starting as $work/pre.log),
+# takes a checkpoint by SIGUSR1 once 10 lines are in, waits for N lines more
+# than the checkpoint recorded and kills the run with SIGKILL.
+crash_after() {
+	local n=$1 pid off base at
+	cp "$work/pre.log" "$box/counter.log"
+	rm -f "$ckpt"
+	base=$(wc -l <"$work/pre.log")
+	"$WASP_RUN" $ALLOW --dir "$box" --checkpoint-path "$ckpt" "$G/counter.bin" -- $STEPS $WORK \
+		>"$work/run.out" 2>"$work/run.err" &
+	pid=$!
+	bg_pids=("$pid")
+	wait_until lines_at_least "$box/counter.log" $((base + 10)) || fail "N=$n: the guest wrote nothing"
+	kill -USR1 "$pid"
+	wait_until is_ckpt "$ckpt" || fail "N=$n: no checkpoint: $(tail -1 "$work/run.err")"
+	"$WASP_INSPECT" --json "$ckpt" >"$work/inspect.json" || fail "N=$n: wasp-inspect rejects the checkpoint"
+	off=$(python3 -I -S -c 'import json,sys; print(json.load(open(sys.argv[1]))["host"]["files"][0]["offset"])' "$work/inspect.json")
+	at=$(head -c "$off" "$work/ref.log" | wc -l)
+	wait_until lines_at_least "$box/counter.log" $((at + n)) || fail "N=$n: the guest did not go on"
+	alive "$pid" || fail "N=$n: the run ended before the kill (make the guest longer)"
+	kill -9 "$pid"
+	wait "$pid" 2>/dev/null
+	crashed_at=$(($(wc -l <"$box/counter.log") - at))
+}
+
+# 2 MiB of earlier lines in front of the counter's: more than a checkpoint
+# carries (WASP_CKPT_CARRY_DEFAULT, 1 MiB), so only cutting back can help.
+make_pre() {
+	python3 -I -S -c 'import sys; sys.stdout.write("".join("earlier line %06d\n" % i for i in range(110000)))' >"$work/pre.log"
+	cp "$work/pre.log" "$box/counter.log"
+	"$WASP_RUN" $ALLOW --dir "$box" "$G/counter.bin" -- $STEPS $WORK >"$work/ref.out" 2>"$work/ref.err"
+	ref_rc=$?
+	mv "$box/counter.log" "$work/ref.log"
+	grep -q '^done hash ' "$work/ref.out" || fail "the reference run did not finish"
+}
+
 case $case_name in
+files_rollback)
+	# ~1.5 s of guest: the kill comes well before its end.
+	STEPS=200 WORK=1000000
+	make_pre
+	for n in 0 1 3 8 20; do
+		crash_after "$n"
+		check_restores "N=$n"
+		grep -q "put back 1 file" "$work/restore.err" || [ "$crashed_at" -eq 0 ] ||
+			fail "N=$n: wasp-restore did not say it put counter.log back: $(cat "$work/restore.err")"
+		echo "N=$n: killed $crashed_at lines after the checkpoint; the restore ends as the reference"
+	done ;;
+files_refuse)
+	STEPS=200 WORK=1000000
+	make_pre
+	crash_after 3
+	# Change one byte the checkpoint summed (the first line) and cannot put back.
+	printf 'E' | dd of="$box/counter.log" bs=1 seek=0 conv=notrunc status=none
+	sum=$(sha256sum <"$box/counter.log")
+	"$WASP_RESTORE" --dir "$box" --no-stdin "$ckpt" >"$work/restore.out" 2>"$work/restore.err"
+	rc=$?
+	[ "$rc" -eq 125 ] || fail "a changed counter.log was restored: exit $rc"
+	[ ! -s "$work/restore.out" ] || fail "the guest ran: $(head -1 "$work/restore.out")"
+	[ "$(wc -l <"$work/restore.err")" -eq 1 ] && grep -q "refused.*'counter.log'" "$work/restore.err" ||
+		fail "not one line naming counter.log: $(cat "$work/restore.err")"
+	[ "$(sha256sum <"$box/counter.log")" = "$sum" ] || fail "the refused restore changed counter.log"
+	echo "changed: $(cat "$work/restore.err")"
+	# Only appended to: --files strict refuses that too, changing nothing.
+	printf 'e' | dd of="$box/counter.log" bs=1 seek=0 conv=notrunc status=none
+	sum=$(sha256sum <"$box/counter.log")
+	"$WASP_RESTORE" --files strict --dir "$box" --no-stdin "$ckpt" >"$work/restore.out" 2>"$work/restore.err"
+	rc=$?
+	[ "$rc" -eq 125 ] && [ ! -s "$work/restore.out" ] && grep -q "refused.*'counter.log'" "$work/restore.err" ||
+		fail "--files strict took appended lines: exit $rc: $(cat "$work/restore.err")"
+	[ "$(sha256sum <"$box/counter.log")" = "$sum" ] || fail "--files strict changed counter.log"
+	echo "strict: $(cat "$work/restore.err")"
+	# ignore: the old way, the caller's business (cut back by hand here).
+	off=$(python3 -I -S -c 'import json,sys; print(json.load(open(sys.argv[1]))["host"]["files"][0]["offset"])' "$work/inspect.json")
+	head -c "$off" "$work/ref.log" >"$box/counter.log"
+	"$WASP_RESTORE" --files ignore --dir "$box" --no-stdin "$ckpt" >"$work/restore.out" 2>"$work/restore.err"
+	[ $? -eq "$ref_rc" ] || fail "--files ignore: $(tail -1 "$work/restore.err")"
+	cmp -s "$box/counter.log" "$work/ref.log" || fail "--files ignore: counter.log differs" ;;
 kill_periodic)
 	# counter: ~0.4 s here without checkpoints; the kill comes after 10-250 ms.
 	make_ref 60 1000000

@@ -4,7 +4,7 @@
 # docs/hostile-guests.md lists every hostile guest and its outcome.
 # Included from tests/CMakeLists.txt after the guest and asm images exist.
 
-set(HARDEN_GUESTS ptwrite grow hcdenied sbxrace privops)
+set(HARDEN_GUESTS ptwrite grow hcdenied sbxrace privops sparse)
 foreach(name IN LISTS HARDEN_GUESTS)
 	wasp_add_virtine(${name} SOURCES ${CMAKE_CURRENT_LIST_DIR}/guests/${name}.c)
 endforeach()
@@ -17,7 +17,7 @@ add_dependencies(test_hostile test_asm_images)
 foreach(name IN LISTS HARDEN_GUESTS WASP_TEST_GUESTS)
 	add_dependencies(test_hostile virtine_${name})
 endforeach()
-set(HOSTILE_CASES badptr escape sbxrace denied hcdenied hcdenied_forever hcflood loop
+set(HOSTILE_CASES badptr escape sbxrace sparse denied hcdenied hcdenied_forever hcflood loop
 	triple nullderef mmio ptwrite_probe ptwrite_far ptwrite_wreck ptwrite_tss grow_heap
 	grow_touch grow_touch_3m grow_stack privops_hlt privops_rdmsr privops_wrmsr privops_cr3
 	privops_lgdt privops_int3 privops_int80 privops_syscall privops_in privops_out80
@@ -28,7 +28,7 @@ foreach(c ${HOSTILE_CASES})
 	set_tests_properties(hostile.${c} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
 endforeach()
 
-set(CRASH_CASES kill_periodic kill_ckpt_tool sweep truncated)
+set(CRASH_CASES kill_periodic kill_ckpt_tool sweep truncated files_rollback files_refuse)
 foreach(c ${CRASH_CASES})
 	add_test(NAME crash.${c} COMMAND ${CMAKE_CURRENT_LIST_DIR}/crash_test.sh ${c})
 	set_tests_properties(crash.${c} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300

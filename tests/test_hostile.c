@@ -78,6 +78,11 @@ static const struct hostile hostiles[] = {
 	 false, "FIFO, directory, dangling symlink with O_CREAT, 4999-byte path, 40 opens, and "
 		"opens through names a host thread keeps swapping between a directory/file and "
 		"symlinks out (renameat2 RENAME_EXCHANGE)"},
+	{"sparse", true, "sparse", "", 0, "console_write,files", PLAIN_DIR, 60000, EXITED(0),
+	 "0 failed", false,
+	 "a 1 TiB sparse file (one byte at 1 TiB - 1), writes at 2 GiB and 2^62, then ordinary "
+	 "writes up to the default 1 GiB --dir-quota and one byte past it: -EDQUOT, nothing "
+	 "that big created"},
 	{"denied", false, "denied", "", 0, "console_write", NO_DIR, 60000, EXITED(0), "EPERM ok",
 	 false, "`open` without permission"},
 	{"hcdenied", true, "hcdenied", "3000", 0, CW, NO_DIR, 60000, EXITED(0), "0 wrong answers",
@@ -317,6 +322,20 @@ static void judge(struct run *r)
 		if (access(p, F_OK) == 0) {
 			snprintf(r->why, sizeof r->why, "a file was created outside the sandbox");
 			return;
+		}
+	}
+	if (!strcmp(h->name, "sparse")) {
+		/* Nothing in the sandbox claims more than the quota. */
+		static const char *const names[] = {"big", "second"};
+		for (size_t i = 0; i < 2; i++) {
+			char p[400];
+			struct stat st;
+			snprintf(p, sizeof p, "%s/%s", r->box, names[i]);
+			if (stat(p, &st) == 0 && st.st_size > (off_t)WASP_DIR_QUOTA_DEFAULT) {
+				snprintf(r->why, sizeof r->why, "%s grew to %lld bytes", names[i],
+					 (long long)st.st_size);
+				return;
+			}
 		}
 	}
 	if (h->prep == RACE_DIR) {

@@ -1686,7 +1686,7 @@ static void t_inspect(void)
 	if (getenv("VERBOSE"))
 		fputs(s, stdout);
 	static const char *const want[] = {
-	    "version: 1.0",
+	    "version: 1.1",
 	    "kind: full",
 	    "id: deadbeef0102030405060708090a0b0c",
 	    "mem_size: 1048576",

@@ -99,6 +99,17 @@ bool tool_run_option(int c, const char *arg, struct wasp_runner_opts *ro)
 	}
 }
 
+bool tool_run_config_option(int c, const char *arg, struct wasp_config *cfg)
+{
+	if (c != TOOL_OPT_DIR_QUOTA)
+		return false;
+	if (!strcmp(arg, "unlimited"))
+		cfg->dir_quota = WASP_DIR_QUOTA_UNLIMITED;
+	else
+		cfg->dir_quota = tool_size_arg("--dir-quota", arg, "1G, 512M or unlimited");
+	return true;
+}
+
 void tool_run_check(const struct wasp_runner_opts *ro)
 {
 	if (!ro->checkpoint_path && (ro->trigger_file || ro->checkpoint_every_ns))

@@ -22,6 +22,7 @@ enum {
 	TOOL_OPT_AFTER_EXITS,
 	TOOL_OPT_AFTER_HC,
 	TOOL_OPT_SYMBOLS,
+	TOOL_OPT_DIR_QUOTA,
 };
 
 #define TOOL_RUN_LONG_OPTIONS                                                      \
@@ -33,7 +34,8 @@ enum {
 	{"checkpoint-at", required_argument, NULL, TOOL_OPT_CKPT_AT},              \
 	{"checkpoint-after-exits", required_argument, NULL, TOOL_OPT_AFTER_EXITS}, \
 	{"checkpoint-after-hypercalls", required_argument, NULL, TOOL_OPT_AFTER_HC}, \
-	{"symbols", required_argument, NULL, TOOL_OPT_SYMBOLS}
+	{"symbols", required_argument, NULL, TOOL_OPT_SYMBOLS},                    \
+	{"dir-quota", required_argument, NULL, TOOL_OPT_DIR_QUOTA}
 
 /* The --help text of those options. */
 extern const char tool_run_usage[];
@@ -45,6 +47,15 @@ void tool_block_sigusr1(void);
 
 /* Handles one of the shared options into `ro`; false when `c` is not one. */
 bool tool_run_option(int c, const char *arg, struct wasp_runner_opts *ro);
+
+/* Handles a shared option of the virtine's config (--dir-quota) into
+ * `cfg`; false when `c` is not one. */
+bool tool_run_config_option(int c, const char *arg, struct wasp_config *cfg);
+
+/* The --help line of --dir-quota, for beside each tool's --dir. */
+#define TOOL_DIR_QUOTA_USAGE                                                        \
+	"      --dir-quota SIZE  bytes the guest may make --dir grow by (sparse\n"   \
+	"                        files count whole; default 1G; 'unlimited')\n"
 
 /* Checks the shared options fit together (exits on error). */
 void tool_run_check(const struct wasp_runner_opts *ro);

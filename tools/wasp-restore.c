@@ -36,6 +36,14 @@ static const char usage[] =
 	"\n"
 	"  -d, --dir DIR              host directory for the guest's files (its open\n"
 	"                             files are reopened there, at their offsets)\n"
+	"      --files POLICY         the files the guest wrote, when they moved on\n"
+	"                             since the checkpoint (a crash after it):\n"
+	"                             rollback (default) puts them back as they were\n"
+	"                             or refuses naming one; strict refuses unless\n"
+	"                             all are as they were; ignore takes them as\n"
+	"                             they are\n"
+	"      --dir-quota SIZE       bytes the guest may make --dir grow by, since it\n"
+	"                             started (default 1G; 'unlimited')\n"
 	"  -a, --allow LIST           hypercalls to allow instead of the checkpoint's\n"
 	"  -t, --timeout DUR          stop the guest after DUR\n"
 	"      --no-stdin             the guest reads end-of-file from stdin\n"
@@ -345,13 +353,15 @@ int main(int argc, char **argv)
 		O_NOSTDIN = 512, O_NOMAP, O_SIMCPUID, O_LISTEN, O_TOKEN, O_TOKEN_FILE, O_KEEP, O_CERT,
 		O_KEY, O_CACERT, O_MERGE, O_TEST_FAULT, O_MAX_STREAM, O_IDLE, O_STREAM_TIMEOUT,
 		O_HEADER_TIMEOUT, O_PER_ADDRESS, O_ALLOW_REPLAY,
-		O_PLAIN
+		O_PLAIN,
+		O_FILES
 	};
 	static const struct option opts[] = {
 		{"dir", required_argument, NULL, 'd'},
 		{"allow", required_argument, NULL, 'a'},
 		{"timeout", required_argument, NULL, 't'},
 		{"no-stdin", no_argument, NULL, O_NOSTDIN},
+		{"files", required_argument, NULL, O_FILES},
 		TOOL_RUN_LONG_OPTIONS,
 		/* for tests: pretend this host lacks CPUID bits ("leaf.reg.bit,...") */
 		{"simulate-missing-cpuid", required_argument, NULL, O_SIMCPUID},
@@ -411,6 +421,16 @@ int main(int argc, char **argv)
 			break;
 		case O_NOMAP:
 			ro.no_map = true;
+			break;
+		case O_FILES:
+			if (!strcmp(optarg, "rollback"))
+				ro.files = WASP_FILES_ROLLBACK;
+			else if (!strcmp(optarg, "strict"))
+				ro.files = WASP_FILES_STRICT;
+			else if (!strcmp(optarg, "ignore"))
+				ro.files = WASP_FILES_IGNORE;
+			else
+				tool_die("--files: '%s' is not rollback, strict or ignore", optarg);
 			break;
 		case O_SIMCPUID:
 			ro.simulate_missing_cpuid = optarg;
@@ -482,7 +502,7 @@ int main(int argc, char **argv)
 			printf(usage, tool_run_usage);
 			return 0;
 		default:
-			if (tool_run_option(c, optarg, &rn))
+			if (tool_run_option(c, optarg, &rn) || tool_run_config_option(c, optarg, &cfg))
 				break;
 			tool_bad_option(argv);
 		}
@@ -573,6 +593,9 @@ int main(int argc, char **argv)
 		tool_die("%s", wasp_last_error());
 	if (st.unrestored[0])
 		fprintf(stderr, "%s: note: this host did not restore: %s\n", tool_name, st.unrestored);
+	if (st.files_put_back)
+		fprintf(stderr, "%s: put back %llu file(s) the guest changed after the checkpoint\n",
+			tool_name, (unsigned long long)st.files_put_back);
 	if (stats)
 		fprintf(stderr,
 			"%s: stats: %llu bytes, %llu pages in %llu chunks (%llu mapped); read %.2f ms "

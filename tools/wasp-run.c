@@ -39,6 +39,7 @@ static const char usage[] =
 	"                        names, 'files', 'all' or 'none'\n"
 	"                        (default " DEFAULT_ALLOW ")\n"
 	"  -d, --dir DIR         host directory the file hypercalls are confined to\n"
+	TOOL_DIR_QUOTA_USAGE
 	"  -t, --timeout DUR     stop the guest after DUR (e.g. 500ms, 2s, 1m)\n"
 	"      --no-stdin        the guest reads end-of-file from stdin\n"
 	"  -s, --stats           print create/load/run times and exit counts on stderr\n"
@@ -147,7 +148,8 @@ int main(int argc, char **argv)
 			printf(usage, tool_run_usage, tool_trace_usage);
 			return 0;
 		default:
-			if (tool_run_option(c, optarg, &ro) || tool_trace_option(c, optarg, &tt))
+			if (tool_run_option(c, optarg, &ro) || tool_run_config_option(c, optarg, &cfg) ||
+			    tool_trace_option(c, optarg, &tt))
 				break;
 			tool_bad_option(argv);
 		}

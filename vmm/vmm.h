@@ -36,9 +36,16 @@ enum wasp_mode {
 	WASP_MODE_LONG = 1,  /* direct 64-bit entry, ring 3, host-built page tables */
 };
 
+#define WASP_DIR_QUOTA_DEFAULT (1ull << 30)
+#define WASP_DIR_QUOTA_UNLIMITED UINT64_MAX
+
 struct wasp_config {
 	size_t mem_size;      /* bytes, page aligned; 0: 16 MiB */
 	const char *sandbox_dir; /* host directory the file hypercalls may use; NULL: none */
+	/* Bytes the guest may make the sandbox grow by (apparent sizes, so a
+	 * sparse file counts whole); a write past it fails with -EDQUOT.
+	 * 0: WASP_DIR_QUOTA_DEFAULT; WASP_DIR_QUOTA_UNLIMITED: no limit. */
+	uint64_t dir_quota;
 	int console_fd;       /* console writes go here; default (0 is taken as) 1 */
 	int stdin_fd;         /* WASP_HC_STDIN_READ reads here; default (0 is taken as) 0 */
 	bool no_stdin;        /* true: WASP_HC_STDIN_READ reads EOF */
@@ -225,6 +232,48 @@ int wasp_virtine_file_at(const struct wasp_virtine *v, unsigned idx, unsigned *g
  * -ENOENT with a message naming the file when it has vanished. */
 int wasp_virtine_file_restore(struct wasp_virtine *v, unsigned guest_fd, const char *path,
 			      int flags, int64_t offset);
+
+/* ---- Files the guest wrote (what a checkpoint checks and puts back) ----
+ * Every file the guest opened for writing in this life, by index 0..255. */
+struct wasp_written_file {
+	const char *path;  /* relative to the sandbox */
+	uint64_t sum_len;  /* the CRC-32C of its first sum_len bytes is sum, */
+	uint32_t sum;      /* as last set (0, 0: nothing known) */
+};
+/* Fills *out for entry idx and returns 1; 0 when it is free; -EINVAL past
+ * the last one. */
+int wasp_virtine_written_at(const struct wasp_virtine *v, unsigned idx,
+			    struct wasp_written_file *out);
+/* A read-only fd on entry idx's file, to sum or copy it: the guest's own
+ * file when open, else the path reopened in the sandbox (when another file
+ * now stands there, the entry's sum is reset). -ENOENT when it is gone.
+ * The caller closes it. */
+int wasp_virtine_written_open(struct wasp_virtine *v, unsigned idx);
+/* Records the CRC-32C `sum` of the first `len` bytes of entry idx. */
+void wasp_virtine_written_set_sum(struct wasp_virtine *v, unsigned idx, uint64_t len,
+				  uint32_t sum);
+/* Adds `path` (which must exist in the sandbox) as a written file whose
+ * first len bytes sum to `sum`: a restore rebuilding the table. */
+int wasp_virtine_written_add(struct wasp_virtine *v, const char *path, uint64_t len,
+			     uint32_t sum);
+/* Opens `path` beneath the sandbox with open(2) flags (O_RDONLY, O_RDWR,
+ * O_CREAT|O_EXCL|O_WRONLY), confined as the guest's opens are, regular
+ * files only. fd or -errno (no message). */
+int wasp_virtine_sandbox_open(struct wasp_virtine *v, const char *path, int flags);
+/* Calls fn for every regular file beneath the sandbox (depth-first, not
+ * following links, at most `max` files and 32 levels), with its path
+ * relative to the sandbox, skipping files the guest cannot see (unseen,
+ * below). Returns the number of files, -E2BIG past `max`, -errno. */
+int wasp_virtine_sandbox_walk(struct wasp_virtine *v, unsigned max,
+			      int (*fn)(void *ctx, const char *path), void *ctx);
+/* Marks `path` (a regular file in the sandbox) as one the guest has not
+ * seen: it did not exist at the checkpoint being restored. The guest's
+ * open finds no such file, and its O_CREAT makes it anew (empty), as in
+ * a run that never crashed. */
+int wasp_virtine_unseen_add(struct wasp_virtine *v, const char *path);
+/* Net bytes the guest has made its sandbox grow (dir_quota's count). */
+int64_t wasp_virtine_dir_grown(const struct wasp_virtine *v);
+void wasp_virtine_set_dir_grown(struct wasp_virtine *v, int64_t n);
 
 /* The return buffer and snapshot marks, as a restored virtine had them. */
 int wasp_virtine_set_ret(struct wasp_virtine *v, const void *ret, size_t len);

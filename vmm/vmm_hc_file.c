@@ -7,11 +7,23 @@
  * atomically (no check-then-open race). Only regular files may be opened,
  * and they are opened non-blocking first so a FIFO planted in the sandbox
  * cannot hang the host.
+ *
+ * Two things are kept beside the open files, both for the host's sake:
+ *  - every file the guest opens for writing (`written`, one entry per
+ *    inode, kept after close), so a checkpoint can record what each one
+ *    held and a restore after a crash can find or put back exactly that
+ *    (ckpt/ckpt_files.c; docs/checkpoint-format.md, "Files");
+ *  - the net bytes the guest made the sandbox grow, held to dir_quota:
+ *    growth is counted in apparent size (offset + length past the end),
+ *    so a write far past the end of a sparse file counts what it claims,
+ *    not the few blocks it allocates.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <dirent.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,7 +35,7 @@
 int wasp_hc_files_init(struct wasp_virtine *v)
 {
 	for (int i = 0; i < WASP_MAX_FILES; i++)
-		v->files[i].host_fd = -1;
+		v->files[i] = (struct wasp_file){.host_fd = -1, .written = -1};
 	v->sandbox_fd = -1;
 	if (!v->cfg.sandbox_dir)
 		return 0;
@@ -43,9 +55,79 @@ void wasp_hc_files_fini(struct wasp_virtine *v)
 		free(v->files[i].path);
 		v->files[i].path = NULL;
 	}
+	wasp_hc_files_forget(v);
 	if (v->sandbox_fd >= 0)
 		close(v->sandbox_fd);
 	v->sandbox_fd = -1;
+}
+
+void wasp_hc_files_forget(struct wasp_virtine *v)
+{
+	for (unsigned i = 0; i < v->nwritten; i++)
+		free(v->written[i].path);
+	memset(v->written, 0, sizeof v->written);
+	v->nwritten = 0;
+	for (int i = 0; i < WASP_MAX_FILES; i++)
+		v->files[i].written = -1;
+	free(v->unseen);
+	v->unseen = NULL;
+	v->nunseen = 0;
+}
+
+static int unseen_index(const struct wasp_virtine *v, const struct stat *st)
+{
+	for (unsigned i = 0; i < v->nunseen; i++)
+		if (v->unseen[i].dev == st->st_dev && v->unseen[i].ino == st->st_ino)
+			return (int)i;
+	return -1;
+}
+
+/* The written-file entry for the file fd stands on (found by inode, else
+ * by path, else new), with its sum reset when `changed`. -ENFILE when the
+ * table is full: a bound on what a checkpoint must record. */
+static int written_entry(struct wasp_virtine *v, int fd, const char *path, bool changed)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	int idx = -1;
+	for (unsigned i = 0; i < v->nwritten && idx < 0; i++)
+		if (v->written[i].dev == st.st_dev && v->written[i].ino == st.st_ino)
+			idx = (int)i;
+	for (unsigned i = 0; i < v->nwritten && idx < 0; i++)
+		if (!strcmp(v->written[i].path, path))
+			idx = (int)i; /* another file now stands at this path */
+	if (idx < 0) {
+		if (v->nwritten == WASP_MAX_WRITTEN)
+			return -ENFILE;
+		char *copy = strdup(path);
+		if (!copy)
+			return -ENOMEM;
+		idx = (int)v->nwritten++;
+		v->written[idx] = (struct wasp_written){.path = copy};
+		changed = true;
+	}
+	struct wasp_written *w = &v->written[idx];
+	if (w->dev != st.st_dev || w->ino != st.st_ino)
+		changed = true;
+	w->dev = st.st_dev;
+	w->ino = st.st_ino;
+	if (changed)
+		w->sum_len = w->sum = 0;
+	return idx;
+}
+
+/* Would growing the sandbox by `grow` more bytes pass the quota? */
+static bool over_quota(const struct wasp_virtine *v, uint64_t grow)
+{
+	uint64_t q = v->cfg.dir_quota ? v->cfg.dir_quota : WASP_DIR_QUOTA_DEFAULT;
+	if (q == WASP_DIR_QUOTA_UNLIMITED)
+		return false;
+	if (v->dir_grown < 0) {
+		uint64_t credit = (uint64_t)0 - (uint64_t)v->dir_grown;
+		return grow > credit && grow - credit > q;
+	}
+	return grow > q || (uint64_t)v->dir_grown > q - grow;
 }
 
 static struct wasp_file *file_of(struct wasp_virtine *v, uint64_t fd)
@@ -76,16 +158,46 @@ static int host_flags(uint64_t flags)
 	return f;
 }
 
+/* Another fd, with open(2) `flags`, on the file behind fd (the same
+ * inode, whatever its path now). */
+static int open_fd_again(int fd, int flags)
+{
+	char p[64];
+	snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+	int r = open(p, flags | O_CLOEXEC | O_NOCTTY);
+	return r < 0 ? -errno : r;
+}
+
 /* Opens path beneath the sandbox into files[slot]. Returns 0 or -errno. */
 static int open_in_sandbox(struct wasp_virtine *v, int slot, const char *path, int guest_flags,
 			   int flags, mode_t mode)
 {
+	/* O_TRUNC is done by hand on a writable file, to credit the quota
+	 * with what it frees. */
+	bool trunc = (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY;
+	if (trunc)
+		flags &= ~O_TRUNC;
 	struct open_how how = {
 		.flags = (uint64_t)(flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK),
 		.mode = (flags & O_CREAT) ? mode : 0,
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
 	};
 	int fd = (int)syscall(SYS_openat2, v->sandbox_fd, path, &how, sizeof how);
+	if (fd < 0 && errno == EEXIST && v->nunseen) {
+		/* O_EXCL on a file the guest has not seen: open it to tell. */
+		how.flags &= ~(uint64_t)(O_CREAT | O_EXCL);
+		how.mode = 0; /* openat2 refuses a mode without O_CREAT */
+		fd = (int)syscall(SYS_openat2, v->sandbox_fd, path, &how, sizeof how);
+		if (fd >= 0) {
+			struct stat xs;
+			if (fstat(fd, &xs) < 0 || unseen_index(v, &xs) < 0) {
+				close(fd);
+				return -EEXIST;
+			}
+		} else {
+			return -EEXIST;
+		}
+	}
 	if (fd < 0)
 		return -errno;
 	struct stat st;
@@ -95,12 +207,49 @@ static int open_in_sandbox(struct wasp_virtine *v, int slot, const char *path, i
 	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 
+	int hidden = v->nunseen ? unseen_index(v, &st) : -1;
+	if (hidden >= 0) {
+		/* Made after the checkpoint by the run that crashed: the guest
+		 * has not made it yet. Creating it makes it anew; any other
+		 * open finds nothing. Not counted against the quota: it never
+		 * was. */
+		bool writable = (flags & O_ACCMODE) != O_RDONLY;
+		int wfd = !(flags & O_CREAT) ? -ENOENT : writable ? fd : open_fd_again(fd, O_WRONLY);
+		int r = wfd < 0 ? wfd : ftruncate(wfd, 0) < 0 ? -errno : 0;
+		if (wfd >= 0 && wfd != fd)
+			close(wfd);
+		if (r < 0) {
+			close(fd);
+			return -ENOENT;
+		}
+		v->unseen[hidden] = v->unseen[--v->nunseen];
+		st.st_size = 0;
+	}
+
+	int written = -1;
+	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) {
+		written = written_entry(v, fd, path, (flags & O_TRUNC) || (trunc && st.st_size));
+		if (written < 0) {
+			close(fd);
+			return written;
+		}
+	}
+	if (trunc && st.st_size) {
+		if (ftruncate(fd, 0) < 0) {
+			int e = errno;
+			close(fd);
+			return -e;
+		}
+		v->written[written].sum_len = v->written[written].sum = 0;
+		v->dir_grown -= st.st_size;
+	}
 	char *copy = strdup(path);
 	if (!copy) {
 		close(fd);
 		return -ENOMEM;
 	}
-	v->files[slot] = (struct wasp_file){.host_fd = fd, .flags = guest_flags, .path = copy};
+	v->files[slot] = (struct wasp_file){
+	    .host_fd = fd, .flags = guest_flags, .path = copy, .written = written};
 	return 0;
 }
 
@@ -184,7 +333,7 @@ int64_t wasp_hc_close(struct wasp_virtine *v, const uint64_t a[6], void *opaque)
 		return -EBADF;
 	close(f->host_fd);
 	free(f->path);
-	*f = (struct wasp_file){.host_fd = -1};
+	*f = (struct wasp_file){.host_fd = -1, .written = -1};
 	return 0;
 }
 
@@ -210,12 +359,36 @@ static int64_t do_write(struct wasp_virtine *v, const uint64_t a[6], int64_t off
 	struct wasp_file *f = file_of(v, a[0]);
 	if (!f)
 		return -EBADF;
+	if ((f->flags & 3) == WASP_O_RDONLY)
+		return -EBADF; /* before the quota: that is not what is wrong */
 	const void *buf = wasp_virtine_gpa(v, a[1], a[2]);
 	if (!buf)
 		return -EFAULT;
+	/* Where the bytes land: O_APPEND writes (pwrite too, on Linux) at the
+	 * end, write() at the file position, pwrite() at its offset. */
+	struct stat st;
+	if (fstat(f->host_fd, &st) < 0)
+		return -errno;
+	int64_t at = offset;
+	if (f->flags & WASP_O_APPEND)
+		at = st.st_size;
+	else if (offset < 0 && (at = lseek(f->host_fd, 0, SEEK_CUR)) < 0)
+		return -errno;
+	if ((uint64_t)at > (uint64_t)INT64_MAX - a[2])
+		return -EFBIG;
+	uint64_t end = (uint64_t)at + a[2];
+	if (a[2] && end > (uint64_t)st.st_size && over_quota(v, end - (uint64_t)st.st_size))
+		return -EDQUOT;
 	ssize_t n = offset < 0 ? write(f->host_fd, buf, a[2])
 			       : pwrite(f->host_fd, buf, a[2], (off_t)offset);
-	return n < 0 ? -errno : n;
+	if (n < 0)
+		return -errno;
+	if ((uint64_t)at + (uint64_t)n > (uint64_t)st.st_size)
+		v->dir_grown += (int64_t)((uint64_t)at + (uint64_t)n - (uint64_t)st.st_size);
+	/* What a checkpoint summed below `at` is no longer the file's. */
+	if (n > 0 && f->written >= 0 && (uint64_t)at < v->written[f->written].sum_len)
+		v->written[f->written].sum_len = v->written[f->written].sum = 0;
+	return n;
 }
 
 int64_t wasp_hc_read(struct wasp_virtine *v, const uint64_t a[6], void *opaque)
@@ -276,5 +449,201 @@ int64_t wasp_hc_fstat(struct wasp_virtine *v, const uint64_t a[6], void *opaque)
 		.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
 	};
 	memcpy(out, &ws, sizeof ws);
+	return 0;
+}
+
+/* ---- written files, for checkpoints (ckpt/ckpt_files.c) -------------- */
+
+int wasp_virtine_sandbox_open(struct wasp_virtine *v, const char *path, int flags)
+{
+	if (v->sandbox_fd < 0)
+		return -EACCES;
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW),
+		.mode = (flags & O_CREAT) ? 0644 : 0,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+	};
+	/* O_NOFOLLOW: the last component only; a link in the middle is
+	 * followed beneath the sandbox as for the guest. A link at the end
+	 * is the guest's business too, so allow it unless creating. */
+	if (!(flags & O_CREAT))
+		how.flags &= ~(uint64_t)O_NOFOLLOW;
+	int fd = (int)syscall(SYS_openat2, v->sandbox_fd, path, &how, sizeof how);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EACCES;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	return fd;
+}
+
+int wasp_virtine_written_at(const struct wasp_virtine *v, unsigned idx,
+			    struct wasp_written_file *out)
+{
+	if (idx >= WASP_MAX_WRITTEN)
+		return -EINVAL;
+	if (idx >= v->nwritten)
+		return 0;
+	const struct wasp_written *w = &v->written[idx];
+	*out = (struct wasp_written_file){.path = w->path, .sum_len = w->sum_len, .sum = w->sum};
+	return 1;
+}
+
+int wasp_virtine_written_open(struct wasp_virtine *v, unsigned idx)
+{
+	if (idx >= v->nwritten)
+		return -EINVAL;
+	struct wasp_written *w = &v->written[idx];
+	/* The guest's own file when it is open (the path may lead elsewhere
+	 * by now); by path, checked below, where /proc is not mounted. */
+	for (int i = 0; i < WASP_MAX_FILES; i++)
+		if (v->files[i].host_fd >= 0 && v->files[i].written == (int)idx) {
+			int fd = open_fd_again(v->files[i].host_fd, O_RDONLY);
+			if (fd >= 0)
+				return fd;
+			break;
+		}
+	int fd = wasp_virtine_sandbox_open(v, w->path, O_RDONLY);
+	if (fd < 0)
+		return fd;
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	if (st.st_dev != w->dev || st.st_ino != w->ino) {
+		w->dev = st.st_dev;
+		w->ino = st.st_ino;
+		w->sum_len = w->sum = 0;
+	}
+	return fd;
+}
+
+void wasp_virtine_written_set_sum(struct wasp_virtine *v, unsigned idx, uint64_t len,
+				  uint32_t sum)
+{
+	if (idx < v->nwritten) {
+		v->written[idx].sum_len = len;
+		v->written[idx].sum = sum;
+	}
+}
+
+int wasp_virtine_written_add(struct wasp_virtine *v, const char *path, uint64_t len, uint32_t sum)
+{
+	int fd = wasp_virtine_sandbox_open(v, path, O_RDONLY);
+	if (fd < 0)
+		return wasp_fail(fd, "the guest's file '%s' in %s: %s", path,
+				 v->cfg.sandbox_dir ? v->cfg.sandbox_dir : "(no directory)",
+				 strerror(-fd));
+	int idx = written_entry(v, fd, path, true);
+	close(fd);
+	if (idx < 0)
+		return wasp_fail(idx, "the guest's file '%s': %s", path, strerror(-idx));
+	v->written[idx].sum_len = len;
+	v->written[idx].sum = sum;
+	return 0;
+}
+
+int64_t wasp_virtine_dir_grown(const struct wasp_virtine *v)
+{
+	return v->dir_grown;
+}
+
+void wasp_virtine_set_dir_grown(struct wasp_virtine *v, int64_t n)
+{
+	v->dir_grown = n;
+}
+
+/* ---- the sandbox as a whole: listings, files the guest has not seen --- */
+
+struct walk {
+	struct wasp_virtine *v;
+	unsigned max, n;
+	int (*fn)(void *ctx, const char *path);
+	void *ctx;
+	char path[PATH_MAX];
+};
+
+static int walk_dir(struct walk *w, int dfd, size_t len, int depth)
+{
+	if (depth > 32)
+		return 0; /* not listed at a checkpoint, nor looked for at a restore */
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return -errno;
+	}
+	int r = 0;
+	struct dirent *de;
+	while (r >= 0 && (de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		size_t nl = strlen(de->d_name);
+		if (len + nl + 2 > sizeof w->path)
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue; /* vanished meanwhile */
+		size_t at = len;
+		if (len)
+			w->path[at++] = '/';
+		memcpy(w->path + at, de->d_name, nl + 1);
+		if (S_ISREG(st.st_mode)) {
+			if (w->v->nunseen && unseen_index(w->v, &st) >= 0)
+				continue;
+			if (w->n == w->max)
+				r = -E2BIG;
+			else if ((r = w->fn(w->ctx, w->path)) >= 0)
+				w->n++;
+		} else if (S_ISDIR(st.st_mode)) {
+			int sub = openat(dirfd(d), de->d_name,
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub >= 0)
+				r = walk_dir(w, sub, at + nl, depth + 1);
+		}
+		w->path[len] = '\0';
+	}
+	closedir(d);
+	return r;
+}
+
+int wasp_virtine_sandbox_walk(struct wasp_virtine *v, unsigned max,
+			      int (*fn)(void *ctx, const char *path), void *ctx)
+{
+	if (v->sandbox_fd < 0)
+		return 0;
+	struct walk *w = calloc(1, sizeof *w);
+	if (!w)
+		return -ENOMEM;
+	*w = (struct walk){.v = v, .max = max, .fn = fn, .ctx = ctx};
+	int dfd = openat(v->sandbox_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r = dfd < 0 ? -errno : walk_dir(w, dfd, 0, 0);
+	if (r >= 0)
+		r = (int)w->n;
+	free(w);
+	return r;
+}
+
+int wasp_virtine_unseen_add(struct wasp_virtine *v, const char *path)
+{
+	int fd = wasp_virtine_sandbox_open(v, path, O_RDONLY);
+	if (fd < 0)
+		return wasp_fail(fd, "'%s' in %s: %s", path, v->cfg.sandbox_dir, strerror(-fd));
+	struct stat st;
+	int r = fstat(fd, &st) < 0 ? -errno : 0;
+	close(fd);
+	if (r < 0)
+		return wasp_fail(r, "'%s' in %s: %s", path, v->cfg.sandbox_dir, strerror(-r));
+	if (unseen_index(v, &st) >= 0)
+		return 0;
+	struct wasp_unseen *n = realloc(v->unseen, (v->nunseen + 1) * sizeof *n);
+	if (!n)
+		return wasp_fail(-ENOMEM, "out of memory");
+	v->unseen = n;
+	v->unseen[v->nunseen++] = (struct wasp_unseen){.dev = st.st_dev, .ino = st.st_ino};
 	return 0;
 }

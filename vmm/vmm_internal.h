@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
+#include <sys/types.h>
 
 #include "vmm.h"
 
@@ -65,6 +66,22 @@ struct wasp_file {
 	int host_fd; /* -1: slot free */
 	int flags;   /* WASP_O_* as opened (kept for checkpoints) */
 	char *path;  /* relative to the sandbox */
+	int written; /* its entry in wasp_virtine.written, -1: opened read-only */
+};
+
+/* A file the guest opened for writing in this life, open or closed since:
+ * what a checkpoint records (size and CRC-32C) so that a restore after a
+ * crash finds, or puts back, the file the guest's memory expects. One
+ * entry per inode. sum/sum_len are the CRC-32C of the first sum_len bytes
+ * as ckpt/ last read them: writes below sum_len (and O_TRUNC) reset them,
+ * so a file that only grew is summed again from where it was, not whole. */
+#define WASP_MAX_WRITTEN 256
+struct wasp_written {
+	char *path; /* NULL: free */
+	dev_t dev;
+	ino_t ino;
+	uint64_t sum_len;
+	uint32_t sum;
 };
 
 /* Image files from this size up are mapped, not read (load_file). */
@@ -106,6 +123,19 @@ struct wasp_virtine {
 	/* host state behind hypercalls */
 	int sandbox_fd; /* -1: no file access */
 	struct wasp_file files[WASP_MAX_FILES];
+	struct wasp_written written[WASP_MAX_WRITTEN];
+	unsigned nwritten;
+	/* Files that a restore found in the sandbox but that did not exist
+	 * at the checkpoint (made after it by the run that crashed): absent
+	 * in the guest's view until it creates them, which empties them. */
+	struct wasp_unseen {
+		dev_t dev;
+		ino_t ino;
+	} *unseen;
+	unsigned nunseen;
+	/* Net bytes the guest made the sandbox grow (apparent sizes: writes
+	 * past the end, minus what O_TRUNC freed), held to cfg.dir_quota. */
+	int64_t dir_grown;
 	uint8_t *arg;
 	size_t arg_len;
 	uint8_t *ret;
@@ -161,6 +191,8 @@ int64_t wasp_hc_lseek(struct wasp_virtine *v, const uint64_t a[6], void *opaque)
 int64_t wasp_hc_fstat(struct wasp_virtine *v, const uint64_t a[6], void *opaque);
 int wasp_hc_files_init(struct wasp_virtine *v);
 void wasp_hc_files_fini(struct wasp_virtine *v);
+/* Forgets the files written so far (a pool's reset starts a new life). */
+void wasp_hc_files_forget(struct wasp_virtine *v);
 
 /* Marks host-written pages dirty */
 void wasp_mark_dirty(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len);

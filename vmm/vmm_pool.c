@@ -337,8 +337,9 @@ static int apply_host(struct wasp_pool *p, struct wasp_virtine *v)
 			continue;
 		close(f->host_fd);
 		free(f->path);
-		*f = (struct wasp_file){.host_fd = -1};
+		*f = (struct wasp_file){.host_fd = -1, .written = -1};
 	}
+	wasp_hc_files_forget(v); /* what the last call wrote is not this one's */
 	for (unsigned i = 0; i < st->nfiles; i++) {
 		const struct pristine_file *f = &st->files[i];
 		if ((r = wasp_virtine_file_restore(v, f->guest_fd, f->path, f->flags, f->offset)) < 0)
