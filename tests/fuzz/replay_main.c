@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -92,6 +93,12 @@ int main(int argc, char **argv)
 		free(ents);
 	}
 	if (!ran) {
+		/* The seeds are made by fuzz.seeds from real checkpoints: on a
+		 * host without KVM there are none, which is a skip, not a pass. */
+		if (access("/dev/kvm", R_OK | W_OK) != 0) {
+			printf("SKIP: no inputs (fuzz.seeds makes them on KVM)\n");
+			return 77;
+		}
 		fprintf(stderr, "replay: no inputs\n");
 		return 1;
 	}
