@@ -140,11 +140,35 @@ static int send_msg(int sock, const char *line, int fd)
 
 /* ---- where the sockets live ------------------------------------------- */
 
-/* 0 when `d` is a directory owned by us and writable by no one else;
- * creates it (0700) when missing and `create`. */
+/* 0 when the directory `d` (its stat in st) is owned by this user (or,
+ * with root_ok, by root) and writable by nobody else, so no other user can
+ * have put or replaced a socket in it; -errno with the reason in why. */
+static int dir_private(const char *d, const struct stat *st, bool root_ok, char *why, size_t cap)
+{
+	if (!S_ISDIR(st->st_mode)) {
+		snprintf(why, cap, "%s: not a directory", d);
+		return -ENOTDIR;
+	}
+	if (st->st_uid != geteuid() && !(root_ok && st->st_uid == 0)) {
+		snprintf(why, cap, "%s is owned by uid %u, not by this user (%u)%s", d,
+			 (unsigned)st->st_uid, (unsigned)geteuid(), root_ok ? " or root" : "");
+		return -EACCES;
+	}
+	if (st->st_mode & 022) {
+		snprintf(why, cap, "%s is writable by others (mode %03o)", d,
+			 (unsigned)(st->st_mode & 0777));
+		return -EACCES;
+	}
+	return 0;
+}
+
+/* 0 when a runner may put its sockets in `d`: private to this user (see
+ * dir_private) and writable by us; creates it (0700) when missing and
+ * `create`. */
 static int dir_usable(const char *d, bool create, char *why, size_t cap)
 {
 	struct stat st;
+	int r;
 	if (lstat(d, &st) < 0) {
 		if (errno != ENOENT || !create)
 			goto err;
@@ -153,20 +177,8 @@ static int dir_usable(const char *d, bool create, char *why, size_t cap)
 		if (lstat(d, &st) < 0)
 			goto err;
 	}
-	if (!S_ISDIR(st.st_mode)) {
-		snprintf(why, cap, "%s: not a directory", d);
-		return -ENOTDIR;
-	}
-	if (st.st_uid != geteuid()) {
-		snprintf(why, cap, "%s: owned by uid %u, not by this user (%u)", d,
-			 (unsigned)st.st_uid, (unsigned)geteuid());
-		return -EACCES;
-	}
-	if (st.st_mode & 022) {
-		snprintf(why, cap, "%s: writable by others (mode %03o)", d,
-			 (unsigned)(st.st_mode & 0777));
-		return -EACCES;
-	}
+	if ((r = dir_private(d, &st, false, why, cap)) < 0)
+		return r;
 	if (access(d, W_OK | X_OK) < 0)
 		goto err;
 	return 0;
@@ -176,9 +188,7 @@ err:;
 	return -e;
 }
 
-/* 0 when a client may trust sockets in `d`: a directory owned by this
- * user or by root and writable by nobody else, so no other user can have
- * planted a socket there. -EACCES with the reason in why otherwise. */
+/* 0 when a client may trust sockets in `d` (dir_private, root's too). */
 static int dir_trusted(const char *d, char *why, size_t cap)
 {
 	struct stat st;
@@ -187,21 +197,7 @@ static int dir_trusted(const char *d, char *why, size_t cap)
 		snprintf(why, cap, "%s: %s", d, strerror(e));
 		return -e;
 	}
-	if (!S_ISDIR(st.st_mode)) {
-		snprintf(why, cap, "%s: not a directory", d);
-		return -ENOTDIR;
-	}
-	if (st.st_uid != geteuid() && st.st_uid != 0) {
-		snprintf(why, cap, "%s is owned by uid %u, not by this user (%u) or root", d,
-			 (unsigned)st.st_uid, (unsigned)geteuid());
-		return -EACCES;
-	}
-	if (st.st_mode & 022) {
-		snprintf(why, cap, "%s is writable by others (mode %03o)", d,
-			 (unsigned)(st.st_mode & 0777));
-		return -EACCES;
-	}
-	return 0;
+	return dir_private(d, &st, true, why, cap);
 }
 
 /* The default places, in order; n of them set. */

@@ -73,6 +73,17 @@ finish_exact() {
 	cmp -s "$work/ref.stdout" "$work/$n.out" || fail "$n: stdout differs from the uninterrupted run"
 	cmp -s "$work/ref/counter.log" "$work/$n/counter.log" || fail "$n: counter.log differs from the uninterrupted run"
 }
+# restore_exact N FILE: the stopped run N goes on from FILE in its own
+# sandbox, and stdout, counter.log and exit status end as one run's.
+restore_exact() {
+	local n=$1 file=$2
+	"$WASP_RESTORE" --dir "$work/$n" "$file" >>"$work/$n.out" 2>"$work/restore.err"
+	rc=$?
+	ref_wait
+	[ "$rc" -eq "$ref_rc" ] || fail "$n: restored run exit status $rc, expected $ref_rc: $(cat "$work/restore.err")"
+	cmp -s "$work/ref.stdout" "$work/$n.out" || fail "$n: stopped + restored output differs from one run's"
+	cmp -s "$work/ref/counter.log" "$work/$n/counter.log" || fail "$n: counter.log differs"
+}
 # mid_run N: the checkpoint landed while the guest still had work to do.
 mid_run() { ! grep -q '^done hash' "$work/$1.out" || fail "$1: the guest finished before the checkpoint (make WORK bigger)"; }
 # logged N K SOURCE: wasp-run logged checkpoint K from SOURCE as taken.
@@ -282,12 +293,7 @@ stop_restore)
 	ck_ok
 	run_status
 	[ "$rc" -eq 0 ] || fail "wasp-run exit status $rc after a stop"
-	"$WASP_RESTORE" --dir "$work/st" "$work/st.wckpt" >>"$work/st.out" 2>"$work/restore.err"
-	rc=$?
-	ref_wait
-	[ "$rc" -eq "$ref_rc" ] || fail "restored run exit status $rc, expected $ref_rc: $(cat "$work/restore.err")"
-	cmp -s "$work/ref.stdout" "$work/st.out" || fail "stopped + restored output differs from one run's"
-	cmp -s "$work/ref/counter.log" "$work/st/counter.log" || fail "counter.log differs" ;;
+	restore_exact st "$work/st.wckpt" ;;
 spin)
 	# A guest that never ends: several checkpoints, then a stop; its ticks
 	# go on without a gap or a repeat.
@@ -454,12 +460,7 @@ stop_pipe_refused)
 	kept=$(sed -n 's/^wasp-run: stopped after checkpoint to .*; a copy is kept in \(.*\)$/\1/p' "$work/sp.err")
 	[ "$kept" = "$work/sp.kept.wckpt" ] && is_ckpt "$kept" || fail "no kept copy: $(cat "$work/sp.err")"
 	grep -q "kept in $kept" "$work/ck.stderr" || fail "wasp-ckpt did not say where the copy is: $(cat "$work/ck.stderr")"
-	"$WASP_RESTORE" --dir "$work/sp" "$kept" >>"$work/sp.out" 2>"$work/restore.err"
-	rc=$?
-	ref_wait
-	[ "$rc" -eq "$ref_rc" ] || fail "the kept copy ended with $rc, expected $ref_rc: $(cat "$work/restore.err")"
-	cmp -s "$work/ref.stdout" "$work/sp.out" || fail "stopped + kept copy output differs from one run's"
-	cmp -s "$work/ref/counter.log" "$work/sp/counter.log" || fail "counter.log differs" ;;
+	restore_exact sp "$kept" ;;
 stop_epipe)
 	# The pipe's reader goes away mid-stream: the checkpoint fails, and the
 	# virtine goes on as if never asked.
@@ -518,12 +519,7 @@ stop_client_killed)
 	run_status
 	[ "$rc" -eq 0 ] || fail "wasp-run exit status $rc after the stop"
 	no_temp_files
-	"$WASP_RESTORE" --dir "$work/sk" "$work/sk.wckpt" >>"$work/sk.out" 2>"$work/restore.err"
-	rc=$?
-	ref_wait
-	[ "$rc" -eq "$ref_rc" ] || fail "restored run exit status $rc, expected $ref_rc"
-	cmp -s "$work/ref.stdout" "$work/sk.out" || fail "output differs from one run's"
-	cmp -s "$work/ref/counter.log" "$work/sk/counter.log" || fail "counter.log differs" ;;
+	restore_exact sk "$work/sk.wckpt" ;;
 stop_runner_killed)
 	# The runner dies while it waits, guest paused, for wasp-ckpt's commit:
 	# wasp-ckpt still commits the whole checkpoint it was given and says so,
@@ -547,12 +543,7 @@ stop_runner_killed)
 	[ "$rc" -ne 0 ] || fail "wasp-ckpt said all is well though the runner died"
 	grep -q "the checkpoint is saved in $work/rk.wckpt" "$work/ck.stderr" ||
 		fail "wasp-ckpt did not say the checkpoint is saved: $(cat "$work/ck.stderr")"
-	"$WASP_RESTORE" --dir "$work/rk" "$work/rk.wckpt" >>"$work/rk.out" 2>"$work/restore.err"
-	rc=$?
-	ref_wait
-	[ "$rc" -eq "$ref_rc" ] || fail "restored run exit status $rc, expected $ref_rc: $(cat "$work/restore.err")"
-	cmp -s "$work/ref.stdout" "$work/rk.out" || fail "output differs from one run's"
-	cmp -s "$work/ref/counter.log" "$work/rk/counter.log" || fail "counter.log differs" ;;
+	restore_exact rk "$work/rk.wckpt" ;;
 timeout_blocked)
 	# A checkpoint blocked on a pipe nobody reads does not hold the guest
 	# past its --timeout: wasp-run ends (124) while the reader still lives.
