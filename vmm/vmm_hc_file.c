@@ -160,6 +160,21 @@ static int host_flags(uint64_t flags)
 
 /* Another fd, with open(2) `flags`, on the file behind fd (the same
  * inode, whatever its path now). */
+/* fd, just opened non-blocking (so a FIFO cannot hang the host), kept
+ * only when it is a regular file, then made blocking; -errno otherwise
+ * (the open's errno when fd < 0). */
+static int regular_only(int fd, struct stat *st)
+{
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
+		close(fd);
+		return -EACCES;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	return fd;
+}
+
 static int open_fd_again(int fd, int flags)
 {
 	char p[64];
@@ -198,14 +213,9 @@ static int open_in_sandbox(struct wasp_virtine *v, int slot, const char *path, i
 			return -EEXIST;
 		}
 	}
-	if (fd < 0)
-		return -errno;
 	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return -EACCES;
-	}
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	if ((fd = regular_only(fd, &st)) < 0)
+		return fd;
 
 	int hidden = v->nunseen ? unseen_index(v, &st) : -1;
 	if (hidden >= 0) {
@@ -469,15 +479,8 @@ int wasp_virtine_sandbox_open(struct wasp_virtine *v, const char *path, int flag
 	if (!(flags & O_CREAT))
 		how.flags &= ~(uint64_t)O_NOFOLLOW;
 	int fd = (int)syscall(SYS_openat2, v->sandbox_fd, path, &how, sizeof how);
-	if (fd < 0)
-		return -errno;
 	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return -EACCES;
-	}
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-	return fd;
+	return regular_only(fd, &st);
 }
 
 int wasp_virtine_written_at(const struct wasp_virtine *v, unsigned idx,
