@@ -593,6 +593,50 @@ inspect_chain)
 	rc=$?
 	cat "$work/ic.out" "$work/ic2nd.out" >"$work/icall.out"
 	same_as_ref "chain restore" "$work/icall.out" "$rc" "$work/ic/counter.log" ;;
+console_blocked)
+	# A console nobody reads: a FIFO this shell holds open and never
+	# reads, filled to its capacity first, so the flood guest blocks on
+	# its first line. --timeout still ends the run (124) while the reader
+	# lives; a checkpoint of the blocked guest succeeds, and its restore
+	# prints exactly the lines not yet written (byte for byte with a run
+	# nobody blocked). Before the fix both hung in write(2).
+	F=$TEST_GUEST_DIR/flood.bin N=20000 FA=--allow=console_write,get_arg,files
+	mkdir -p "$work/fl"
+	"$WASP_RUN" $FA --dir "$work/fl" "$F" -- $N >"$work/fl.ref" 2>"$work/fl.ref.err" ||
+		fail "the uninterrupted run: $(cat "$work/fl.ref.err")"
+	[ "$(wc -l <"$work/fl.ref")" -eq $N ] || fail "the uninterrupted run printed $(wc -l <"$work/fl.ref") lines"
+	mkfifo "$work/fifo"
+	exec 3<>"$work/fifo"
+	# fill: 64 KiB, a pipe's capacity (a smaller pipe fills before).
+	fill() { timeout 10 dd if=/dev/zero bs=4096 count=16 >&3 2>/dev/null; }
+	# drain FILE: what the pipe holds, without waiting for more.
+	drain() { dd if="$work/fifo" iflag=nonblock bs=65536 of="$1" 2>/dev/null; true; }
+	fill
+	timeout -s KILL 30 "$WASP_RUN" --timeout 1s $FA "$F" -- $N >"$work/fifo" 2>"$work/t.err"
+	rc=$?
+	[ $rc -eq 124 ] || fail "wasp-run --timeout 1s into a full pipe: exit $rc, expected 124: $(cat "$work/t.err")"
+	drain "$work/t.got"
+	fill
+	"$WASP_RUN" --name "flood-$$" $FA --dir "$work/fl" "$F" -- $N >"$work/fifo" 2>"$work/c.err" &
+	c_pid=$!
+	bg_pids+=("$c_pid")
+	rm -f "$work/fl/started"
+	wait_until test -e "$work/fl/started" || fail "the flood guest did not start"
+	timeout -s KILL 30 "$WASP_CKPT" --stop "flood-$$" -o "$work/fl.wckpt" >"$work/ck.stdout" 2>"$work/ck.stderr"
+	rc=$?
+	[ $rc -eq 0 ] || fail "a checkpoint of the blocked guest: exit $rc: $(cat "$work/ck.stderr")"
+	status "$c_pid"
+	[ $rc -eq 0 ] && grep -q 'stopped after checkpoint' "$work/c.err" || fail "the blocked run: exit $rc: $(cat "$work/c.err")"
+	drain "$work/c.got"
+	tail -c +65537 "$work/c.got" >"$work/c.src"
+	[ "$(wc -l <"$work/c.src")" -lt $N ] || fail "the guest was not blocked: it wrote everything"
+	"$WASP_RESTORE" --dir "$work/fl" "$work/fl.wckpt" >"$work/c.rst" 2>"$work/c.rst.err"
+	rc=$?
+	[ $rc -eq 0 ] || fail "the restore: exit $rc: $(cat "$work/c.rst.err")"
+	cat "$work/c.src" "$work/c.rst" | cmp -s - "$work/fl.ref" ||
+		fail "before + after the checkpoint differs from the uninterrupted run: $(cat "$work/c.src" "$work/c.rst" | cmp - "$work/fl.ref" 2>&1)"
+	exec 3<&-
+	run_dir_empty || fail "socket files left: $(ls "$WASP_RUN_DIR")" ;;
 *) echo "no such case: $case_name"; exit 2 ;;
 esac
 echo "ok: $case_name"

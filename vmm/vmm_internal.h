@@ -162,6 +162,14 @@ int64_t wasp_hc_fstat(struct wasp_virtine *v, const uint64_t a[6], void *opaque)
 int wasp_hc_files_init(struct wasp_virtine *v);
 void wasp_hc_files_fini(struct wasp_virtine *v);
 
+/* vmm_kvm.c, for a hypercall that waits on the host's behalf (a console
+ * nobody reads): whether the run was asked to stop (a pause, the
+ * deadline: both set immediate_exit, the deadline from the kick signal's
+ * handler), and that signal, which the waiter blocks while it checks so
+ * that a kick between the check and the wait is not lost. */
+bool wasp_virtine_kicked(const struct wasp_virtine *v);
+int wasp_kick_signal(void);
+
 /* Marks host-written pages dirty */
 void wasp_mark_dirty(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len);
 

@@ -739,6 +739,16 @@ void wasp_virtine_pause(struct wasp_virtine *v)
 	pthread_mutex_unlock(&v->kick_lock);
 }
 
+bool wasp_virtine_kicked(const struct wasp_virtine *v)
+{
+	return ((volatile struct kvm_run *)v->run)->immediate_exit != 0;
+}
+
+int wasp_kick_signal(void)
+{
+	return kvm_global.kick_signal;
+}
+
 static void fill_fault(struct wasp_virtine *v, struct wasp_exit *e, enum wasp_fault_kind kind,
 		       uint64_t addr)
 {
