@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -691,6 +692,14 @@ int wasp_stream_reader_set_mapper(struct wasp_stream_reader *r, int fd, wasp_str
 		return wasp_fail(-errno, "fstat: %s", strerror(errno));
 	if (!S_ISREG(st.st_mode))
 		return 0; /* a pipe or a socket: read it */
+	/* Map only a file that is ours alone. A mapping shows the guest what
+	 * anyone who can write the file changes later, and a truncation takes
+	 * its pages away (the virtine then ends with a memory-lost fault):
+	 * a file of another user, or one others may write (group or other
+	 * write permission, an access ACL), is read instead. */
+	if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) ||
+	    fgetxattr(fd, "system.posix_acl_access", NULL, 0) > 0)
+		return 0;
 	r->map = map;
 	r->map_ctx = ctx;
 	r->map_fd = fd;

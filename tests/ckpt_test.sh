@@ -637,6 +637,45 @@ console_blocked)
 		fail "before + after the checkpoint differs from the uninterrupted run: $(cat "$work/c.src" "$work/c.rst" | cmp - "$work/fl.ref" 2>&1)"
 	exec 3<&-
 	run_dir_empty || fail "socket files left: $(ls "$WASP_RUN_DIR")" ;;
+mappable_truncate)
+	# A mappable checkpoint truncated under the restore running from it:
+	# the process must not die of SIGBUS (135). Either the guest had
+	# already touched everything it needed and finishes as the reference,
+	# or the run ends with the memory-lost fault (139, one line saying
+	# so); no socket is left in WASP_RUN_DIR. Then: a copy others may
+	# write (group write permission) is not mapped at all, and ends as
+	# the reference.
+	ref
+	D=$work/mt
+	counter mt1 "$D" --name "mt-$$"
+	wait_lines mt1 3
+	ck "mt-$$" --stop --mappable -o "$work/mt.wckpt"; ck_ok
+	status "$run_pid"
+	stopped mt1
+	cp "$work/mt.wckpt" "$work/mt-shared.wckpt"
+	cp -r "$D" "$work/mt_copy"
+	bg mt2 "$WASP_RESTORE" -s --dir "$D" "$work/mt.wckpt"
+	mt2_pid=$run_pid
+	wait_lines mt2 1
+	grep -q 'chunks ([1-9][0-9]* mapped)' "$work/mt2.err" || fail "the restore mapped nothing: $(cat "$work/mt2.err")"
+	truncate -s 0 "$work/mt.wckpt"
+	status "$mt2_pid"
+	[ $rc -ne 135 ] || fail "wasp-restore died of SIGBUS: $(cat "$work/mt2.err")"
+	if [ $rc -eq 139 ]; then
+		grep -q 'guest memory lost: the checkpoint file it was mapped from was truncated' "$work/mt2.err" ||
+			fail "exit 139 without the reason: $(cat "$work/mt2.err")"
+	else
+		cat "$work/mt1.out" "$work/mt2.out" >"$work/mt.all"
+		same_as_ref "the truncated mapped run" "$work/mt.all" "$rc" "$D/counter.log"
+	fi
+	echo "truncated under the restore: exit $rc"
+	run_dir_empty || fail "socket files left: $(ls "$WASP_RUN_DIR")"
+	chmod 0620 "$work/mt-shared.wckpt"
+	"$WASP_RESTORE" -s --dir "$work/mt_copy" "$work/mt-shared.wckpt" >"$work/mt3.out" 2>"$work/mt3.err"
+	rc3=$?
+	grep -q 'chunks (0 mapped)' "$work/mt3.err" || fail "a group-writable file was mapped: $(cat "$work/mt3.err")"
+	cat "$work/mt1.out" "$work/mt3.out" >"$work/mt3.all"
+	same_as_ref "the group-writable run" "$work/mt3.all" "$rc3" "$work/mt_copy/counter.log" ;;
 *) echo "no such case: $case_name"; exit 2 ;;
 esac
 echo "ok: $case_name"

@@ -71,6 +71,9 @@ struct wasp_file {
 #define WASP_MAP_IMAGE_MIN (256u << 10)
 /* vmm_map.c: puts the memfd back under every file-mapped page. */
 int wasp_unmap_files(struct wasp_virtine *v);
+/* vmm_map.c: forgets v in the SIGBUS handler's table (before its memory
+ * is unmapped). */
+void wasp_map_unwatch(struct wasp_virtine *v);
 
 struct wasp_virtine {
 	struct wasp_config cfg;
@@ -79,8 +82,11 @@ struct wasp_virtine {
 	size_t mem_size;
 	struct kvm_run *run;
 	uint64_t *host_dirty; /* one bit per page the host wrote (atomic OR) */
-	/* Pages mapped copy-on-write from a file (vmm_map.c); NULL: none. */
+	/* Pages mapped copy-on-write from a file (vmm_map.c); NULL: none.
+	 * mem_lost: the file shrank under them and the host touched one
+	 * (vmm_map.c's SIGBUS handler put a zero page there). */
 	uint64_t *file_mapped;
+	atomic_bool mem_lost;
 	/* KVM's dirty log, on while dirty_active; manual_protect: re-arm with
 	 * KVM_CLEAR_DIRTY_LOG after each fetch instead of at GET time */
 	bool dirty_active, manual_protect;
