@@ -223,7 +223,7 @@ bloat)
 	start_receiver --max-stream-size 64M
 	post "$work/bloat.wckpt"
 	[ "$code" = 422 ] && echo "$body" | grep -q "$why" || fail "the receiver: HTTP $code: $body"
-	hwm=$(sed -n 's/^VmHWM: *\([0-9]*\) kB/\1/p' /proc/$rcv_pid/status)
+	hwm=$(awk '/^VmHWM:/ {print $2}' /proc/$rcv_pid/status)
 	[ -n "$hwm" ] && [ "$hwm" -le $bound ] || fail "the receiver peaked at ${hwm:-?} KiB"
 	echo "the receiver: $hwm KiB at the peak"
 	still_serves ;;
