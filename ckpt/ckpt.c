@@ -323,6 +323,11 @@ int wasp_ckpt_save(struct wasp_virtine *v, const struct wasp_save_opts *opts,
 			r = wasp_stream_write_memory(w, mem, wasp_virtine_mem_size(v), pages, false,
 						     opts, stats);
 	}
+	/* A page lost under a file mapping read as zeros (vmm_map.c): do not
+	 * save them as the guest's. */
+	if (r == 0 && wasp_virtine_mem_lost(v))
+		r = wasp_fail(-EIO, "guest memory was lost: the checkpoint file it was mapped from "
+				    "was truncated");
 	if (r < 0 || (r = wasp_ckpt_write_state(w, v, opts, stats)) < 0)
 		goto out;
 	if (opts->track_dirty && (r = wasp_virtine_dirty_start(v)) < 0)

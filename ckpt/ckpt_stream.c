@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "ckpt_stream.h"
 #include "vmm_internal.h" /* wasp_fail */
@@ -331,7 +333,11 @@ static int check_chunk_msg(const Wasp__MemoryChunk *c, size_t mem_size, char *ms
 		}
 		break;
 	case WASP__MEMORY_CHUNK__CODEC__ZSTD:
-		if ((c->raw_size == 0) != (c->data.len == 0)) {
+		/* No more than zstd can take for raw_size bytes: a chunk in
+		 * the restore's queue holds its data, so a page's chunk must
+		 * not carry megabytes. */
+		if ((c->raw_size == 0) != (c->data.len == 0) ||
+		    c->data.len > ZSTD_COMPRESSBOUND(c->raw_size)) {
 			snprintf(msg, msz, "compressed data of %zu bytes for raw size %" PRIu64,
 				 c->data.len, c->raw_size);
 			return -EINVAL;
@@ -375,7 +381,37 @@ struct wasp_stream_reader {
 	uint64_t map_file_size;
 	bool mapped;
 	uint64_t max_bytes;
+	/* what the record being decoded may still allocate (decode_alloc) */
+	uint64_t budget;
+	bool over_budget;
 };
+
+/* The allocator protobuf-c decodes records with: malloc, counted against
+ * the record's budget, so that a record of many tiny elements fails
+ * instead of costing dozens of times its length. Frees are not counted
+ * (protobuf-c frees only its parse slots, at the end): the budget bounds
+ * everything allocated during one decode, which bounds the peak. The
+ * blocks are plain malloc'ed, so wasp__record__free_unpacked(rec, NULL)
+ * frees them. */
+#define ALLOC_OVERHEAD 16 /* what malloc spends beside each block */
+
+static void *decode_alloc(void *data, size_t size)
+{
+	struct wasp_stream_reader *r = data;
+	uint64_t cost = (uint64_t)size + ALLOC_OVERHEAD;
+	if (cost > r->budget) {
+		r->over_budget = true;
+		return NULL;
+	}
+	r->budget -= cost;
+	return malloc(size);
+}
+
+static void decode_free(void *data, void *p)
+{
+	(void)data;
+	free(p);
+}
 
 /* Refills the read-ahead block. >0 bytes available, 0 at end, -errno. */
 static int reader_fill(struct wasp_stream_reader *r)
@@ -656,6 +692,14 @@ int wasp_stream_reader_set_mapper(struct wasp_stream_reader *r, int fd, wasp_str
 		return wasp_fail(-errno, "fstat: %s", strerror(errno));
 	if (!S_ISREG(st.st_mode))
 		return 0; /* a pipe or a socket: read it */
+	/* Map only a file that is ours alone. A mapping shows the guest what
+	 * anyone who can write the file changes later, and a truncation takes
+	 * its pages away (the virtine then ends with a memory-lost fault):
+	 * a file of another user, or one others may write (group or other
+	 * write permission, an access ACL), is read instead. */
+	if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) ||
+	    fgetxattr(fd, "system.posix_acl_access", NULL, 0) > 0)
+		return 0;
 	r->map = map;
 	r->map_ctx = ctx;
 	r->map_fd = fd;
@@ -838,7 +882,17 @@ int wasp_stream_read_record(struct wasp_stream_reader *r, Wasp__Record **out)
 							  " at byte %" PRIu64 " needs %" PRIu64
 							  " bytes, the stream has %zd",
 							  n, at, len, got));
-		rec = wasp__record__unpack(NULL, (size_t)len, r->rec);
+		ProtobufCAllocator alloc = {decode_alloc, decode_free, r};
+		r->budget = WASP_STREAM_DECODE_BUDGET(len);
+		r->over_budget = false;
+		rec = wasp__record__unpack(&alloc, (size_t)len, r->rec);
+		if (!rec && r->over_budget)
+			return reader_failed(r, wasp_fail(-EFBIG,
+							  "record %" PRIu64 " at byte %" PRIu64
+							  " (%" PRIu64 " bytes) would take more "
+							  "than %" PRIu64 " bytes of memory to "
+							  "decode: too many elements",
+							  n, at, len, WASP_STREAM_DECODE_BUDGET(len)));
 		if (!rec)
 			return reader_failed(r, wasp_fail(-EINVAL,
 							  "record %" PRIu64 " at byte %" PRIu64

@@ -22,6 +22,17 @@
 #define WASP_STREAM_MAX_RECORD (64u << 20)     /* one encoded record */
 #define WASP_STREAM_MAX_RECORDS (1u << 22)     /* records in a stream */
 #define WASP_STREAM_MAX_CHUNK_RAW (16u << 20)  /* raw bytes of one memory chunk */
+/* What decoding one record may allocate: protobuf-c turns every element of
+ * a repeated field into a pointer, a struct and a parse slot (~100 bytes
+ * for an empty 2-byte element), so a record's decoded size follows its
+ * element count, not its length. Legitimate records decode to about their
+ * length (their bytes fields) plus at most ~1 MiB of elements (4096 ranges
+ * and 4096 zero ranges a chunk, a few hundred MSRs and CPUID entries);
+ * the budget is twice the length plus this slack, counted by the
+ * allocator protobuf-c is handed, so any record, whatever field it
+ * abuses, costs at most that. */
+#define WASP_STREAM_DECODE_SLACK (4u << 20)
+#define WASP_STREAM_DECODE_BUDGET(len) (2 * (uint64_t)(len) + WASP_STREAM_DECODE_SLACK)
 
 /* CRC-32C (Castagnoli), hardware-accelerated where SSE4.2 is present. */
 uint32_t wasp_crc32c(uint32_t crc, const void *buf, size_t len);
@@ -95,7 +106,8 @@ int wasp_stream_reader_open(const struct wasp_source *src, struct wasp_stream_re
 /* Returns 1 and *rec (free with wasp__record__free_unpacked(rec, NULL)),
  * 0 after a valid end record (counts and checksum verified, nothing after
  * it), or -errno with a message naming the record number and byte offset:
- * truncated stream, oversized record, undecodable record, bad checksum. */
+ * truncated stream, oversized record, undecodable record, a record that
+ * would take more than WASP_STREAM_DECODE_BUDGET to decode, bad checksum. */
 int wasp_stream_read_record(struct wasp_stream_reader *r, Wasp__Record **rec);
 uint64_t wasp_stream_reader_bytes(const struct wasp_stream_reader *r);
 

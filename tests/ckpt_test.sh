@@ -593,6 +593,89 @@ inspect_chain)
 	rc=$?
 	cat "$work/ic.out" "$work/ic2nd.out" >"$work/icall.out"
 	same_as_ref "chain restore" "$work/icall.out" "$rc" "$work/ic/counter.log" ;;
+console_blocked)
+	# A console nobody reads: a FIFO this shell holds open and never
+	# reads, filled to its capacity first, so the flood guest blocks on
+	# its first line. --timeout still ends the run (124) while the reader
+	# lives; a checkpoint of the blocked guest succeeds, and its restore
+	# prints exactly the lines not yet written (byte for byte with a run
+	# nobody blocked). Before the fix both hung in write(2).
+	F=$TEST_GUEST_DIR/flood.bin N=20000 FA=--allow=console_write,get_arg,files
+	mkdir -p "$work/fl"
+	"$WASP_RUN" $FA --dir "$work/fl" "$F" -- $N >"$work/fl.ref" 2>"$work/fl.ref.err" ||
+		fail "the uninterrupted run: $(cat "$work/fl.ref.err")"
+	[ "$(wc -l <"$work/fl.ref")" -eq $N ] || fail "the uninterrupted run printed $(wc -l <"$work/fl.ref") lines"
+	mkfifo "$work/fifo"
+	exec 3<>"$work/fifo"
+	# fill: 64 KiB, a pipe's capacity (a smaller pipe fills before).
+	fill() { timeout 10 dd if=/dev/zero bs=4096 count=16 >&3 2>/dev/null; }
+	# drain FILE: what the pipe holds, without waiting for more.
+	drain() { dd if="$work/fifo" iflag=nonblock bs=65536 of="$1" 2>/dev/null; true; }
+	fill
+	timeout -s KILL 30 "$WASP_RUN" --timeout 1s $FA "$F" -- $N >"$work/fifo" 2>"$work/t.err"
+	rc=$?
+	[ $rc -eq 124 ] || fail "wasp-run --timeout 1s into a full pipe: exit $rc, expected 124: $(cat "$work/t.err")"
+	drain "$work/t.got"
+	fill
+	"$WASP_RUN" --name "flood-$$" $FA --dir "$work/fl" "$F" -- $N >"$work/fifo" 2>"$work/c.err" &
+	c_pid=$!
+	bg_pids+=("$c_pid")
+	rm -f "$work/fl/started"
+	wait_until test -e "$work/fl/started" || fail "the flood guest did not start"
+	timeout -s KILL 30 "$WASP_CKPT" --stop "flood-$$" -o "$work/fl.wckpt" >"$work/ck.stdout" 2>"$work/ck.stderr"
+	rc=$?
+	[ $rc -eq 0 ] || fail "a checkpoint of the blocked guest: exit $rc: $(cat "$work/ck.stderr")"
+	status "$c_pid"
+	[ $rc -eq 0 ] && grep -q 'stopped after checkpoint' "$work/c.err" || fail "the blocked run: exit $rc: $(cat "$work/c.err")"
+	drain "$work/c.got"
+	tail -c +65537 "$work/c.got" >"$work/c.src"
+	[ "$(wc -l <"$work/c.src")" -lt $N ] || fail "the guest was not blocked: it wrote everything"
+	"$WASP_RESTORE" --dir "$work/fl" "$work/fl.wckpt" >"$work/c.rst" 2>"$work/c.rst.err"
+	rc=$?
+	[ $rc -eq 0 ] || fail "the restore: exit $rc: $(cat "$work/c.rst.err")"
+	cat "$work/c.src" "$work/c.rst" | cmp -s - "$work/fl.ref" ||
+		fail "before + after the checkpoint differs from the uninterrupted run: $(cat "$work/c.src" "$work/c.rst" | cmp - "$work/fl.ref" 2>&1)"
+	exec 3<&-
+	run_dir_empty || fail "socket files left: $(ls "$WASP_RUN_DIR")" ;;
+mappable_truncate)
+	# A mappable checkpoint truncated under the restore running from it:
+	# the process must not die of SIGBUS (135). Either the guest had
+	# already touched everything it needed and finishes as the reference,
+	# or the run ends with the memory-lost fault (139, one line saying
+	# so); no socket is left in WASP_RUN_DIR. Then: a copy others may
+	# write (group write permission) is not mapped at all, and ends as
+	# the reference.
+	ref
+	D=$work/mt
+	counter mt1 "$D" --name "mt-$$"
+	wait_lines mt1 3
+	ck "mt-$$" --stop --mappable -o "$work/mt.wckpt"; ck_ok
+	status "$run_pid"
+	stopped mt1
+	cp "$work/mt.wckpt" "$work/mt-shared.wckpt"
+	cp -r "$D" "$work/mt_copy"
+	bg mt2 "$WASP_RESTORE" -s --dir "$D" "$work/mt.wckpt"
+	mt2_pid=$run_pid
+	wait_lines mt2 1
+	grep -q 'chunks ([1-9][0-9]* mapped)' "$work/mt2.err" || fail "the restore mapped nothing: $(cat "$work/mt2.err")"
+	truncate -s 0 "$work/mt.wckpt"
+	status "$mt2_pid"
+	[ $rc -ne 135 ] || fail "wasp-restore died of SIGBUS: $(cat "$work/mt2.err")"
+	if [ $rc -eq 139 ]; then
+		grep -q 'guest memory lost: the checkpoint file it was mapped from was truncated' "$work/mt2.err" ||
+			fail "exit 139 without the reason: $(cat "$work/mt2.err")"
+	else
+		cat "$work/mt1.out" "$work/mt2.out" >"$work/mt.all"
+		same_as_ref "the truncated mapped run" "$work/mt.all" "$rc" "$D/counter.log"
+	fi
+	echo "truncated under the restore: exit $rc"
+	run_dir_empty || fail "socket files left: $(ls "$WASP_RUN_DIR")"
+	chmod 0620 "$work/mt-shared.wckpt"
+	"$WASP_RESTORE" -s --dir "$work/mt_copy" "$work/mt-shared.wckpt" >"$work/mt3.out" 2>"$work/mt3.err"
+	rc3=$?
+	grep -q 'chunks (0 mapped)' "$work/mt3.err" || fail "a group-writable file was mapped: $(cat "$work/mt3.err")"
+	cat "$work/mt1.out" "$work/mt3.out" >"$work/mt3.all"
+	same_as_ref "the group-writable run" "$work/mt3.all" "$rc3" "$work/mt_copy/counter.log" ;;
 *) echo "no such case: $case_name"; exit 2 ;;
 esac
 echo "ok: $case_name"

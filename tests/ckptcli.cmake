@@ -3,7 +3,8 @@
 # checkpointed at any moment and restored in another process ends exactly
 # as an uninterrupted run. Included from tests/CMakeLists.txt after the
 # guest images are known.
-set(CKPTCLI_CASES moments stop_chain pipe mappable modes bad_input restore_again files_dir inspect_chain)
+set(CKPTCLI_CASES moments stop_chain pipe mappable modes bad_input restore_again files_dir inspect_chain
+  console_blocked mappable_truncate)
 set(_ckptcli_env
   "WASP_RUN=$<TARGET_FILE:wasp-run>"
   "WASP_CKPT=$<TARGET_FILE:wasp-ckpt>"

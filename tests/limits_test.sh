@@ -10,7 +10,7 @@
 # certificate outside the trusted CA and for plain HTTP to a TLS port.
 #
 # ctest passes WASP_RUN, WASP_RESTORE, WASP_CKPT, WASP_MIGRATE and ASM_DIR
-# (dirtier.bin). Exit 0 pass, 1 fail, 77 skip.
+# (dirtier.bin), and for bloat WASP_INSPECT and TEST_STREAM. Exit 0 pass, 1 fail, 77 skip.
 set -u
 case_name=$1
 [ -r /dev/kvm ] && [ -w /dev/kvm ] || { echo "SKIP: /dev/kvm is not available"; exit 77; }
@@ -192,6 +192,41 @@ file)
 	"$WASP_RESTORE" --max-stream-size 64K - <"$work/big.wckpt" >"$work/f.out" 2>"$work/f.err"
 	[ $? -eq 125 ] && grep -q 'limit of 65536 bytes' "$work/f.err" || fail "stdin: $(cat "$work/f.err")"
 	true ;;
+bloat)
+	# A checkpoint whose one record is 16 MiB of empty repeated strings
+	# (~40 times that once decoded): wasp-inspect, wasp-restore from a
+	# file and from stdin, and the receiver refuse it in one line, and
+	# none of them peaks above the record, its decode budget (2 x 16 MiB
+	# + 4 MiB) and a base of 40 MiB: 100 MiB.
+	good
+	"$TEST_STREAM" write-bloat names 16 "$work/bloat.wckpt" || fail "cannot write the bloated checkpoint"
+	why='bytes of memory to decode: too many elements'
+	bound=$((100 * 1024))
+	/usr/bin/time -f %M -o "$work/peak" "$WASP_INSPECT" "$work/bloat.wckpt" >"$work/i.out" 2>"$work/i.err"
+	rc=$?
+	[ $rc -ne 0 ] && grep -q "$why" "$work/i.out" "$work/i.err" ||
+		fail "wasp-inspect: exit $rc: $(tail -2 "$work/i.out") $(cat "$work/i.err")"
+	[ "$(tail -1 "$work/peak")" -le $bound ] || fail "wasp-inspect peaked at $(tail -1 "$work/peak") KiB"
+	echo "wasp-inspect: $(tail -1 "$work/peak") KiB at the peak"
+	for how in file stdin; do
+		if [ $how = file ]; then
+			/usr/bin/time -f %M -o "$work/peak" "$WASP_RESTORE" "$work/bloat.wckpt" >"$work/r.out" 2>"$work/r.err"
+		else
+			/usr/bin/time -f %M -o "$work/peak" "$WASP_RESTORE" - <"$work/bloat.wckpt" >"$work/r.out" 2>"$work/r.err"
+		fi
+		rc=$?
+		[ $rc -eq 125 ] && [ "$(wc -l <"$work/r.err")" -eq 1 ] && grep -q "$why" "$work/r.err" ||
+			fail "wasp-restore from a $how: exit $rc: $(cat "$work/r.err")"
+		[ "$(tail -1 "$work/peak")" -le $bound ] || fail "wasp-restore from a $how peaked at $(tail -1 "$work/peak") KiB"
+		echo "wasp-restore from a $how: $(tail -1 "$work/peak") KiB at the peak"
+	done
+	start_receiver --max-stream-size 64M
+	post "$work/bloat.wckpt"
+	[ "$code" = 422 ] && echo "$body" | grep -q "$why" || fail "the receiver: HTTP $code: $body"
+	hwm=$(awk '/^VmHWM:/ {print $2}' /proc/$rcv_pid/status)
+	[ -n "$hwm" ] && [ "$hwm" -le $bound ] || fail "the receiver peaked at ${hwm:-?} KiB"
+	echo "the receiver: $hwm KiB at the peak"
+	still_serves ;;
 idle)
 	# A source that stops sending is cut off after the idle timeout (2 s).
 	good

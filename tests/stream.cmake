@@ -8,7 +8,7 @@ target_link_libraries(test_stream PRIVATE wasp_static)
 # `test_stream bench` (speeds on 64 MiB) is run by hand, not by ctest.
 set(STREAM_CASES crc roundtrip memory memory_subset memory_encoding memory_edges
   truncate bitflip hostile short_reads bad_magic varint record_limit record_rules end_checks
-  chunk_check applier writer_errors atomic memfd inspect)
+  chunk_check applier writer_errors atomic memfd inspect decode_budget)
 foreach(c ${STREAM_CASES})
   add_test(NAME stream.${c} COMMAND test_stream ${c})
   set_tests_properties(stream.${c} PROPERTIES TIMEOUT 300)

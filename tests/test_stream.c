@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -1899,6 +1901,221 @@ static void t_bench(void)
 	free(back);
 }
 
+/* ---- records that cost more to decode than they weigh (issue 12, 7) --- */
+
+/* Hostile records of tiny repeated elements, each 2 bytes on the wire
+ * (field tag, empty value) and ~40-100 bytes once decoded: `body` is the
+ * Record field that holds them (0 for unknown fields of Record itself),
+ * `elem` the element's tag. */
+static const struct bloat_kind {
+	const char *name;
+	uint8_t body, elem;
+} bloat_kinds[] = {
+    {"names", 0x22, 0x1a},       /* Host.allowed_names: empty strings */
+    {"allowed", 0x22, 0x10},     /* Host.allowed: zeros */
+    {"files", 0x22, 0x0a},       /* Host.files: empty messages */
+    {"ranges", 0x1a, 0x0a},      /* MemoryChunk.ranges: empty messages */
+    {"zero_ranges", 0x1a, 0x2a}, /* MemoryChunk.zero_ranges */
+    {"msrs", 0x12, 0x32},        /* Vcpu.msrs: empty messages */
+    {"cpuid", 0x12, 0x52},       /* Vcpu.cpuid */
+    {"unknown", 0, 0x78},        /* Record field 15 (unknown): zeros */
+};
+
+static const struct bloat_kind *bloat_kind(const char *name)
+{
+	for (size_t i = 0; i < sizeof bloat_kinds / sizeof *bloat_kinds; i++)
+		if (!strcmp(bloat_kinds[i].name, name))
+			return &bloat_kinds[i];
+	return NULL;
+}
+
+/* A checkpoint of a 1 MiB guest: header, one hostile record of about
+ * `size` bytes, an end record whose counts and checksum are right. */
+static struct wasp_buffer_sink bloat_stream(const struct bloat_kind *k, size_t size)
+{
+	Wasp__Header hd;
+	fill_header(&hd, 1 << 20);
+	hd.cpu_vendor = NULL; /* any host's: wasp-restore must get to the record */
+	struct wasp_buffer_sink b = hand_start(1 << 20, &hd);
+	size_t n = size / 2, inner = 2 * n, len = inner;
+	uint8_t hdr[16];
+	size_t h = 0;
+
+	if (k->body) {
+		hdr[h++] = k->body;
+		for (uint64_t x = inner; ; x >>= 7) {
+			hdr[h++] = (uint8_t)(x < 0x80 ? x : (x & 0x7f) | 0x80);
+			if (x < 0x80)
+				break;
+		}
+		len += h;
+	}
+	uint8_t *p = xmalloc(len);
+	memcpy(p, hdr, h);
+	for (size_t i = 0; i < n; i++) {
+		p[h + 2 * i] = k->elem;
+		p[h + 2 * i + 1] = 0;
+	}
+	put_frame(&b, p, len);
+	free(p);
+	hand_end(&b, 2, 0, 0, 0);
+	return b;
+}
+
+/* This process's peak resident set in KiB since reset_peak(). */
+static long peak_kib(void)
+{
+	char line[256];
+	long kib = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "VmHWM: %ld", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kib;
+}
+
+static void reset_peak(void)
+{
+	FILE *f = fopen("/proc/self/clear_refs", "w");
+	if (f) {
+		fputs("5", f); /* 5: reset the peak RSS to the current RSS */
+		fclose(f);
+	}
+}
+
+/* Reads buf in a child (so what one record costs does not stay in this
+ * process): 0 when the read was refused with the budget's message and
+ * its peak stayed within `bound_kib` of the RSS it started from. */
+static int bloat_child(const char *name, const uint8_t *buf, size_t len, long bound_kib)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		reset_peak();
+		long base = rss_kib();
+		struct read_result res = read_stream(buf, len, NULL, 0, 1);
+		long peak = peak_kib() - base;
+		bool refused = res.err == -EFBIG && contains(res.msg, "bytes of memory to decode");
+		printf("  %-12s +%ld KiB at the peak (bound +%ld KiB): %s\n", name, peak, bound_kib,
+		       res.err ? res.msg : "(accepted)");
+		fflush(stdout);
+		_exit(!refused ? 1 : peak > bound_kib ? 2 : 0);
+	}
+	int st = 0;
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
+		return -1;
+	return WEXITSTATUS(st);
+}
+
+/* Every kind of bloated record is refused before it costs more than its
+ * bytes and its budget (2 x its length + 4 MiB); the largest legitimate
+ * records still decode. */
+static void t_decode_budget(void)
+{
+	const size_t size = 16u << 20;
+	/* the record's bytes + its budget + malloc's rounding */
+	const long bound = (long)(size + WASP_STREAM_DECODE_BUDGET(size)) / 1024 + 8192;
+	for (size_t i = 0; i < sizeof bloat_kinds / sizeof *bloat_kinds; i++) {
+		struct wasp_buffer_sink b = bloat_stream(&bloat_kinds[i], size);
+		int r = bloat_child(bloat_kinds[i].name, b.buf, b.len, bound);
+		CHECK(r != 1, "%s: not refused with the budget's message", bloat_kinds[i].name);
+		CHECK(r != 2, "%s: peak RSS over the bound", bloat_kinds[i].name);
+		CHECK(r >= 0, "%s: the child died", bloat_kinds[i].name);
+		free(b.buf);
+	}
+
+	/* The largest legitimate memory chunk: 4096 single-page ranges and
+	 * 4096 zero ranges between them, 16 MiB of raw data. */
+	enum { N = 4096 };
+	static Wasp__PageRange r[N], z[N];
+	static Wasp__PageRange *rp[N], *zp[N];
+	Wasp__MemoryChunk c = WASP__MEMORY_CHUNK__INIT;
+	Wasp__Record rec = WASP__RECORD__INIT;
+	for (int i = 0; i < N; i++) {
+		wasp__page_range__init(&r[i]);
+		wasp__page_range__init(&z[i]);
+		r[i].first = 2 * (uint64_t)i;
+		z[i].first = 2 * (uint64_t)i + 1;
+		r[i].count = z[i].count = 1;
+		rp[i] = &r[i];
+		zp[i] = &z[i];
+	}
+	c.n_ranges = c.n_zero_ranges = N;
+	c.ranges = rp;
+	c.zero_ranges = zp;
+	c.raw_size = (uint64_t)N * PAGE;
+	c.has_codec = true;
+	c.codec = WASP__MEMORY_CHUNK__CODEC__NONE;
+	c.data.len = c.raw_size;
+	c.data.data = make_image(c.raw_size, 0);
+	rec.body_case = WASP__RECORD__BODY_MEMORY;
+	rec.memory = &c;
+	struct wasp_buffer_sink b = hand_start(2u * N * PAGE, NULL);
+	put_record(&b, &rec);
+	hand_end(&b, 2, N, 0, 0);
+	struct read_result res = read_stream(b.buf, b.len, NULL, 0, 1);
+	CHECK(res.err == 0 && res.pages == N, "the largest chunk: %s", res.msg);
+	free(b.buf);
+	free(c.data.data);
+
+	/* The largest host record: 32 files with long paths, every hypercall
+	 * named, 1 MiB argument and return buffers. */
+	static Wasp__OpenFile f[32], *fp[32];
+	static char path[32][4096];
+	static uint32_t allowed[64];
+	static char *names[64];
+	Wasp__Host host = WASP__HOST__INIT;
+	for (int i = 0; i < 32; i++) {
+		wasp__open_file__init(&f[i]);
+		memset(path[i], 'a' + i % 26, sizeof path[i] - 1);
+		f[i].guest_fd = 3 + (uint32_t)i;
+		f[i].path = path[i];
+		fp[i] = &f[i];
+	}
+	for (int i = 0; i < 64; i++) {
+		allowed[i] = (uint32_t)i;
+		names[i] = "a_rather_long_hypercall_name";
+	}
+	host.n_files = 32;
+	host.files = fp;
+	host.n_allowed = host.n_allowed_names = 64;
+	host.allowed = allowed;
+	host.allowed_names = names;
+	host.has_arg = host.has_ret = true;
+	host.arg.len = host.ret.len = 1u << 20;
+	host.arg.data = host.ret.data = make_image(1u << 20, 0);
+	rec.body_case = WASP__RECORD__BODY_HOST;
+	rec.host = &host;
+	b = hand_start(1 << 20, NULL);
+	put_record(&b, &rec);
+	hand_end(&b, 2, 0, 0, 0);
+	res = read_stream(b.buf, b.len, NULL, 0, 1);
+	CHECK(res.err == 0 && res.hosts == 1, "the largest host record: %s", res.msg);
+	free(b.buf);
+	free(host.arg.data);
+}
+
+/* `test_stream write-bloat KIND MIB FILE`: writes a checkpoint with one
+ * bloated record of about MIB MiB, for the tools' tests (limits_test.sh). */
+static int write_bloat(const char *kind, const char *mib, const char *path)
+{
+	const struct bloat_kind *k = bloat_kind(kind);
+	if (!k) {
+		fprintf(stderr, "write-bloat: no kind '%s'\n", kind);
+		return 2;
+	}
+	struct wasp_buffer_sink b = bloat_stream(k, (size_t)strtoul(mib, NULL, 10) << 20);
+	FILE *f = fopen(path, "wb");
+	if (!f || fwrite(b.buf, 1, b.len, f) != b.len || fclose(f)) {
+		perror(path);
+		return 1;
+	}
+	free(b.buf);
+	return 0;
+}
+
 static const struct test_case cases[] = {
     {"crc", t_crc},
     {"roundtrip", t_roundtrip},
@@ -1921,10 +2138,13 @@ static const struct test_case cases[] = {
     {"atomic", t_atomic},
     {"memfd", t_memfd},
     {"inspect", t_inspect},
+    {"decode_budget", t_decode_budget},
     {"bench", t_bench},
 };
 
 int main(int argc, char **argv)
 {
+	if (argc == 5 && !strcmp(argv[1], "write-bloat"))
+		return write_bloat(argv[2], argv[3], argv[4]);
 	return test_main(argc, argv, cases, sizeof cases / sizeof *cases, NULL, 0, "", false);
 }

@@ -70,6 +70,7 @@ enum wasp_fault_kind {
 	WASP_FAULT_IO,           /* `in`/`out` to a port with no meaning */
 	WASP_FAULT_HALT,         /* `hlt` with nothing to wake the vCPU */
 	WASP_FAULT_UNHANDLED,    /* any other KVM exit */
+	WASP_FAULT_MEMORY_LOST,  /* guest memory mapped from a file is gone (the file shrank) */
 };
 
 /* General-purpose registers, the layout of struct kvm_regs. */
@@ -310,6 +311,10 @@ int wasp_virtine_map_file(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len, in
 /* Pages mapped from files (bitmap as the dirty log's), or NULL when none:
  * they hold data although the memfd has holes there. */
 const uint64_t *wasp_virtine_file_mapped(const struct wasp_virtine *v);
+/* Whether a file under such pages shrank and the host found a page gone
+ * (it reads as zeros now): the run ends with WASP_FAULT_MEMORY_LOST and a
+ * checkpoint of it is refused. */
+bool wasp_virtine_mem_lost(const struct wasp_virtine *v);
 
 /* The MSRs KVM reports as saveable (KVM_GET_MSR_INDEX_LIST), read once. */
 int wasp_host_msr_list(const uint32_t **indices, uint32_t *count);

@@ -56,6 +56,7 @@ static const char *const fault_names[] = {
 	[WASP_FAULT_IO] = "unknown I/O port",
 	[WASP_FAULT_HALT] = "halted",
 	[WASP_FAULT_UNHANDLED] = "unhandled exit",
+	[WASP_FAULT_MEMORY_LOST] = "guest memory lost: the checkpoint file it was mapped from was truncated",
 };
 
 const char *wasp_exit_reason_name(enum wasp_exit_reason r)

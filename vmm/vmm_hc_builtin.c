@@ -4,8 +4,14 @@
  * the snapshot-point marker. The file hypercalls are in vmm_hc_file.c.
  */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,13 +32,92 @@ static int64_t write_all(int fd, const void *buf, size_t len)
 	return (int64_t)done;
 }
 
+/* Waits until fd is ready for `events` (POLLIN, POLLOUT) or the run is
+ * kicked (a pause, the deadline). 1 ready (or in error: the next read or
+ * write says which), 0 kicked, -errno. The kick signal is blocked from
+ * the check of the kick to the ppoll() that unblocks it, so a kick
+ * landing in between is not lost. */
+static int wait_ready(struct wasp_virtine *v, int fd, short events)
+{
+	struct pollfd p = {.fd = fd, .events = events};
+	sigset_t kick, old;
+	int n = poll(&p, 1, 0);
+	if (n != 0)
+		return n < 0 ? -errno : 1;
+	sigemptyset(&kick);
+	sigaddset(&kick, wasp_kick_signal());
+	pthread_sigmask(SIG_BLOCK, &kick, &old);
+	for (;;) {
+		if (wasp_virtine_kicked(v)) {
+			n = 0;
+			break;
+		}
+		n = ppoll(&p, 1, NULL, &old);
+		if (n > 0) {
+			n = 1;
+			break;
+		}
+		if (n < 0 && errno != EINTR) {
+			n = -errno;
+			break;
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return n;
+}
+
+/*
+ * The console is whatever the embedder gave (wasp-run: its stdout), often a
+ * pipe or a terminal, which blocks for as long as its reader does not read.
+ * A write that would block waits for room or for the run's kick (a pause
+ * for a checkpoint, the --timeout deadline) and gives up on the kick, so
+ * the run reaches its exit boundary: the guest gets the bytes written so
+ * far, or -EINTR when none were, and writes the rest again when it runs
+ * on (wasp_printf does), here or after a restore. Nothing is lost or
+ * written twice: a checkpoint holds the guest right after the call
+ * returned, before its retry.
+ *
+ * Each write follows a POLLOUT and is at most PIPE_BUF bytes, which a pipe
+ * that reported room takes without blocking (and a kick interrupts one
+ * that blocks anyway, another writer having taken the room). Regular
+ * files and block devices never wait for a reader: written as before.
+ */
+static int64_t console_write(struct wasp_virtine *v, int fd, const char *buf, size_t len)
+{
+	struct stat st;
+	if (fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+		return write_all(fd, buf, len);
+
+	size_t done = 0;
+	int64_t err = 0;
+	while (done < len) {
+		int r = wait_ready(v, fd, POLLOUT);
+		if (r <= 0) {
+			err = r;
+			break;
+		}
+		size_t chunk = len - done < PIPE_BUF ? len - done : PIPE_BUF;
+		ssize_t w = write(fd, buf + done, chunk);
+		if (w < 0 && errno == EINTR)
+			continue; /* wait_ready looks at the kick */
+		if (w < 0) {
+			err = -errno;
+			break;
+		}
+		done += (size_t)w;
+	}
+	if (done)
+		return (int64_t)done;
+	return err ? err : -EINTR;
+}
+
 static int64_t hc_console_write(struct wasp_virtine *v, const uint64_t a[6], void *opaque)
 {
 	(void)opaque;
 	const void *buf = wasp_virtine_gpa(v, a[0], a[1]);
 	if (!buf)
 		return -EFAULT;
-	int64_t n = write_all(v->cfg.console_fd, buf, a[1]);
+	int64_t n = a[1] ? console_write(v, v->cfg.console_fd, buf, a[1]) : 0;
 	if (n > 0)
 		v->console_bytes += (uint64_t)n;
 	return n;
@@ -46,7 +131,12 @@ static int64_t hc_stdin_read(struct wasp_virtine *v, const uint64_t a[6], void *
 		return -EFAULT;
 	if (v->cfg.no_stdin)
 		return 0;
-	/* A pause interrupts a blocked read; the guest runtime retries -EINTR. */
+	/* Input that does not come must not hold a pause or the deadline:
+	 * wait for it as the console waits for room; -EINTR on the kick, and
+	 * the guest retries. */
+	int r = wait_ready(v, v->cfg.stdin_fd, POLLIN);
+	if (r <= 0)
+		return r ? r : -EINTR;
 	ssize_t n = read(v->cfg.stdin_fd, buf, a[1]);
 	if (n < 0)
 		return -errno;

@@ -88,6 +88,9 @@ struct wasp_written {
 #define WASP_MAP_IMAGE_MIN (256u << 10)
 /* vmm_map.c: puts the memfd back under every file-mapped page. */
 int wasp_unmap_files(struct wasp_virtine *v);
+/* vmm_map.c: forgets v in the SIGBUS handler's table (before its memory
+ * is unmapped). */
+void wasp_map_unwatch(struct wasp_virtine *v);
 
 struct wasp_virtine {
 	struct wasp_config cfg;
@@ -96,8 +99,11 @@ struct wasp_virtine {
 	size_t mem_size;
 	struct kvm_run *run;
 	uint64_t *host_dirty; /* one bit per page the host wrote (atomic OR) */
-	/* Pages mapped copy-on-write from a file (vmm_map.c); NULL: none. */
+	/* Pages mapped copy-on-write from a file (vmm_map.c); NULL: none.
+	 * mem_lost: the file shrank under them and the host touched one
+	 * (vmm_map.c's SIGBUS handler put a zero page there). */
 	uint64_t *file_mapped;
+	atomic_bool mem_lost;
 	/* KVM's dirty log, on while dirty_active; manual_protect: re-arm with
 	 * KVM_CLEAR_DIRTY_LOG after each fetch instead of at GET time */
 	bool dirty_active, manual_protect;
@@ -193,6 +199,14 @@ int wasp_hc_files_init(struct wasp_virtine *v);
 void wasp_hc_files_fini(struct wasp_virtine *v);
 /* Forgets the files written so far (a pool's reset starts a new life). */
 void wasp_hc_files_forget(struct wasp_virtine *v);
+
+/* vmm_kvm.c, for a hypercall that waits on the host's behalf (a console
+ * nobody reads): whether the run was asked to stop (a pause, the
+ * deadline: both set immediate_exit, the deadline from the kick signal's
+ * handler), and that signal, which the waiter blocks while it checks so
+ * that a kick between the check and the wait is not lost. */
+bool wasp_virtine_kicked(const struct wasp_virtine *v);
+int wasp_kick_signal(void);
 
 /* Marks host-written pages dirty */
 void wasp_mark_dirty(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len);

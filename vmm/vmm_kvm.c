@@ -241,6 +241,7 @@ void wasp_virtine_destroy(struct wasp_virtine *v)
 
 	if (!v)
 		return;
+	wasp_map_unwatch(v);
 	wasp_hc_files_fini(v);
 	wasp_hc_fini(v);
 	wasp_trace_free(v);
@@ -739,6 +740,16 @@ void wasp_virtine_pause(struct wasp_virtine *v)
 	pthread_mutex_unlock(&v->kick_lock);
 }
 
+bool wasp_virtine_kicked(const struct wasp_virtine *v)
+{
+	return ((volatile struct kvm_run *)v->run)->immediate_exit != 0;
+}
+
+int wasp_kick_signal(void)
+{
+	return kvm_global.kick_signal;
+}
+
 static void fill_fault(struct wasp_virtine *v, struct wasp_exit *e, enum wasp_fault_kind kind,
 		       uint64_t addr)
 {
@@ -913,6 +924,17 @@ int wasp_virtine_run(struct wasp_virtine *v, uint64_t timeout_ns, struct wasp_ex
 
 	while (!err) {
 		int r = ioctl(v->vcpu_fd, KVM_RUN, 0);
+		if (r < 0 && errno == EFAULT && v->file_mapped) {
+			/* A page mapped from a file that shrank (vmm_map.c): the
+			 * guest's fault, not the host's. */
+			uint64_t gpa = 0;
+#ifdef KVM_EXIT_MEMORY_FAULT
+			if (v->run->exit_reason == KVM_EXIT_MEMORY_FAULT)
+				gpa = v->run->memory_fault.gpa;
+#endif
+			fill_fault(v, e, WASP_FAULT_MEMORY_LOST, gpa);
+			break;
+		}
 		if (r < 0 && errno != EINTR && errno != EAGAIN) {
 			err = wasp_fail(-errno, "KVM_RUN: %s", strerror(errno));
 			break;
@@ -931,6 +953,12 @@ int wasp_virtine_run(struct wasp_virtine *v, uint64_t timeout_ns, struct wasp_ex
 		bool go = handle_exit(v, e, &err);
 		if (v->trace)
 			go = wasp_trace_after(v, e, go);
+		if (!err && v->file_mapped && atomic_load(&v->mem_lost)) {
+			/* A hypercall read a page the file lost (vmm_map.c) and
+			 * got zeros: the run cannot go on as if nothing happened. */
+			fill_fault(v, e, WASP_FAULT_MEMORY_LOST, 0);
+			break;
+		}
 		if (!go)
 			break;
 		if (v->run->exit_reason != KVM_EXIT_INTR)

@@ -12,10 +12,24 @@
  * The memfd no longer backs those pages, so what asks "which pages hold
  * data" (a checkpoint's save) must add file_mapped to the memfd's data;
  * and a reload puts the memfd back (wasp_unmap_files) before zeroing.
+ *
+ * A file truncated under such a mapping loses its pages, the private
+ * copies the guest wrote included, and the next touch faults. The guest's
+ * own touch reaches KVM, whose KVM_RUN fails with EFAULT: the run loop
+ * turns that into a WASP_FAULT_MEMORY_LOST exit. A touch by the host (a
+ * hypercall copying a guest buffer, a checkpoint reading memory) would be
+ * SIGBUS and kill the process: the handler below, installed with the
+ * first mapping, puts a zero page where the lost one was, marks the
+ * virtine's memory lost and sets immediate_exit, so the run ends with the same
+ * fault at its next exit and a checkpoint refuses memory it cannot trust.
+ * A SIGBUS anywhere else goes to the handler that was there before.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -25,6 +39,88 @@
 static size_t words(const struct wasp_virtine *v)
 {
 	return (v->mem_size / WASP_PAGE_SIZE + 63) / 64;
+}
+
+/* Virtines with file-mapped pages, for the SIGBUS handler, which may run
+ * on any thread at any time: a slot is published with its pages already
+ * recorded and cleared before the mapping or the bitmap goes away. */
+#define MAPPED_MAX 256
+static struct wasp_virtine *_Atomic mapped[MAPPED_MAX];
+static struct sigaction bus_before;
+static pthread_once_t bus_once = PTHREAD_ONCE_INIT;
+static int bus_err;
+
+static void bus_handler(int sig, siginfo_t *si, void *uc)
+{
+	uint8_t *a = si->si_addr;
+	int saved = errno;
+	for (int i = 0; i < MAPPED_MAX; i++) {
+		struct wasp_virtine *v = atomic_load(&mapped[i]);
+		if (!v || a < v->mem || a >= v->mem + v->mem_size)
+			continue;
+		size_t p = (size_t)(a - v->mem) / WASP_PAGE_SIZE;
+		if (!(v->file_mapped[p / 64] & (1ull << (p % 64))))
+			break;
+		/* mmap is a plain system call: safe here in practice */
+		if (mmap(v->mem + p * WASP_PAGE_SIZE, WASP_PAGE_SIZE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+			break;
+		atomic_store(&v->mem_lost, true);
+		v->run->immediate_exit = 1; /* the run loop looks at mem_lost */
+		errno = saved;
+		return;
+	}
+	errno = saved;
+	/* Not ours: what was there before decides. */
+	if (bus_before.sa_flags & SA_SIGINFO) {
+		if (bus_before.sa_sigaction) {
+			bus_before.sa_sigaction(sig, si, uc);
+			return;
+		}
+	} else if (bus_before.sa_handler != SIG_DFL && bus_before.sa_handler != SIG_IGN) {
+		bus_before.sa_handler(sig);
+		return;
+	}
+	signal(SIGBUS, SIG_DFL); /* the access happens again and kills */
+}
+
+static void bus_install(void)
+{
+	struct sigaction sa = {.sa_sigaction = bus_handler, .sa_flags = SA_SIGINFO};
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGBUS, &sa, &bus_before) < 0)
+		bus_err = -errno;
+}
+
+/* Publishes v for the handler (once per virtine). */
+static int map_watch(struct wasp_virtine *v)
+{
+	pthread_once(&bus_once, bus_install);
+	if (bus_err)
+		return wasp_fail(bus_err, "installing the SIGBUS handler: %s", strerror(-bus_err));
+	for (int i = 0; i < MAPPED_MAX; i++)
+		if (atomic_load(&mapped[i]) == v)
+			return 0;
+	for (int i = 0; i < MAPPED_MAX; i++) {
+		struct wasp_virtine *none = NULL;
+		if (atomic_compare_exchange_strong(&mapped[i], &none, v))
+			return 0;
+	}
+	/* -ENOMEM: the restore reads this chunk instead */
+	return wasp_fail(-ENOMEM, "more than %d virtines map files", MAPPED_MAX);
+}
+
+void wasp_map_unwatch(struct wasp_virtine *v)
+{
+	for (int i = 0; i < MAPPED_MAX; i++) {
+		struct wasp_virtine *me = v;
+		atomic_compare_exchange_strong(&mapped[i], &me, NULL);
+	}
+}
+
+bool wasp_virtine_mem_lost(const struct wasp_virtine *v)
+{
+	return atomic_load(&v->mem_lost);
 }
 
 int wasp_virtine_map_file(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len, int fd,
@@ -39,6 +135,9 @@ int wasp_virtine_map_file(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len, in
 				 (unsigned long long)gpa);
 	if (!v->file_mapped && !(v->file_mapped = calloc(words(v), sizeof(uint64_t))))
 		return wasp_fail(-ENOMEM, "out of memory");
+	int r = map_watch(v);
+	if (r < 0)
+		return r;
 	void *at = mmap(v->mem + gpa, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd,
 			(off_t)offset);
 	if (at == MAP_FAILED) {
@@ -69,6 +168,7 @@ int wasp_unmap_files(struct wasp_virtine *v)
 {
 	if (!v->file_mapped)
 		return 0;
+	wasp_map_unwatch(v);
 	/* One mapping over the whole region: simpler than finding the runs,
 	 * and the memfd pages outside them are the same pages again. */
 	if (mmap(v->mem, v->mem_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, v->mem_fd,
@@ -76,5 +176,6 @@ int wasp_unmap_files(struct wasp_virtine *v)
 		return wasp_fail(-errno, "putting guest memory back: %s", strerror(errno));
 	free(v->file_mapped);
 	v->file_mapped = NULL;
+	atomic_store(&v->mem_lost, false);
 	return 0;
 }

@@ -16,15 +16,29 @@ struct out {
 	int64_t err;  /* first console error */
 };
 
+/* The console may take part of a write, or none (-EINTR), when a pause or
+ * the deadline interrupted a host console nobody was reading
+ * (docs/hypercalls.md): the rest is written again, here or after a
+ * restore, so nothing is lost or doubled. */
+#define CONSOLE_EINTR (-4)
+
 static void flush(struct out *o)
 {
-	if (o->pos) {
-		int64_t r = wasp_console_write(o->buf, o->pos);
+	size_t done = 0;
 
-		if (r < 0 && !o->err)
-			o->err = r;
-		o->pos = 0;
+	while (done < o->pos) {
+		int64_t r = wasp_console_write(o->buf + done, o->pos - done);
+
+		if (r == CONSOLE_EINTR)
+			continue;
+		if (r <= 0) {
+			if (r < 0 && !o->err)
+				o->err = r;
+			break;
+		}
+		done += (size_t)r;
 	}
+	o->pos = 0;
 }
 
 static void put(struct out *o, char c)
