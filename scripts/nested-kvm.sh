@@ -38,7 +38,8 @@ if [ ! -s "$cache/vmlinuz" ] || [ ! -s "$cache/initrd-1.gz" ]; then
 	trap 'rm -rf "$work"' EXIT
 	pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
 	[ -n "$pkg" ] || { apt-get update -qq; pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'); }
-	(cd "$work" && apt-get download -qq "$pkg" >/dev/null) || { echo "nested-kvm: cannot download $pkg" >&2; exit 1; }
+	chmod 755 "$work" # apt's _apt user downloads into it
+	(cd "$work" && apt-get download -qq "$pkg" >/dev/null 2>&1) || { echo "nested-kvm: cannot download $pkg" >&2; exit 1; }
 	dpkg-deb -x "$work"/"$pkg"_*.deb "$work/k"
 	mods=$(echo "$work"/k/lib/modules/*)
 	mkdir -p "$work/ird/bin" "$work/ird/mod" "$work/ird/root" "$work/ird/proc" "$work/ird/sys" "$work/ird/dev"
@@ -95,7 +96,8 @@ qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "${NESTED_CPUS:-2}" -m 
 	-append "console=ttyS0 quiet panic=-1 wasp_job=$job" \
 	-fsdev local,id=r,path=/,security_model=passthrough,multidevs=remap \
 	-device virtio-9p-pci,fsdev=r,mount_tag=hostroot </dev/null |
-	grep --line-buffered -v -E '^\[ *[0-9.]+\]|SeaBIOS|iPXE|Booting from|Press Ctrl|^\s*$|\[\?7l'
+	sed -u -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1bc//g; s/\r$//' |
+	{ grep --line-buffered -v -E '^\[ *[0-9.]+\]|SeaBIOS|iPXE|Booting from|Press Ctrl|^$' || true; }
 rc=$(cat "$rcfile" 2>/dev/null || echo 125)
 rm -f "$job" "$rcfile"
 exit "$rc"
