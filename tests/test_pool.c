@@ -498,7 +498,7 @@ static void *blocked_get(void *arg)
 static void t_destroy_outstanding(void)
 {
 	struct wasp_pool *p = guest_pool(3);
-	struct wasp_virtine *a, *b;
+	struct wasp_virtine *a = NULL, *b = NULL;
 	struct wasp_exit e;
 	if (!p)
 		return;
