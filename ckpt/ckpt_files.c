@@ -39,13 +39,16 @@
 
 #define READ_BUF (256u << 10)
 
-/* CRC-32C of fd's bytes [from, to), continuing `crc`. */
-static int sum_range(int fd, uint64_t from, uint64_t to, uint32_t *crc, uint8_t *buf,
-		     const char *path)
+/* Reads fd's bytes [from, to): into dst when given, else through buf
+ * (READ_BUF bytes) for their CRC-32C, continuing *crc. */
+static int read_range(int fd, uint64_t from, uint64_t to, uint8_t *dst, uint32_t *crc,
+		      uint8_t *buf, const char *path)
 {
+	uint64_t start = from;
 	while (from < to) {
-		size_t want = to - from < READ_BUF ? (size_t)(to - from) : READ_BUF;
-		ssize_t n = pread(fd, buf, want, (off_t)from);
+		uint8_t *p = dst ? dst + (from - start) : buf;
+		size_t want = dst || to - from < READ_BUF ? (size_t)(to - from) : READ_BUF;
+		ssize_t n = pread(fd, p, want, (off_t)from);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -53,27 +56,23 @@ static int sum_range(int fd, uint64_t from, uint64_t to, uint32_t *crc, uint8_t 
 					 strerror(errno));
 		if (n == 0)
 			return wasp_fail(-EIO, "the guest's file '%s' shrank while it was read", path);
-		*crc = wasp_crc32c(*crc, buf, (size_t)n);
+		if (crc)
+			*crc = wasp_crc32c(*crc, p, (size_t)n);
 		from += (uint64_t)n;
 	}
 	return 0;
 }
 
+/* CRC-32C of fd's bytes [from, to), continuing `crc`. */
+static int sum_range(int fd, uint64_t from, uint64_t to, uint32_t *crc, uint8_t *buf,
+		     const char *path)
+{
+	return read_range(fd, from, to, NULL, crc, buf, path);
+}
+
 static int read_all(int fd, uint8_t *dst, uint64_t len, const char *path)
 {
-	uint64_t got = 0;
-	while (got < len) {
-		ssize_t n = pread(fd, dst + got, (size_t)(len - got), (off_t)got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return wasp_fail(-errno, "reading the guest's file '%s': %s", path,
-					 strerror(errno));
-		if (n == 0)
-			return wasp_fail(-EIO, "the guest's file '%s' shrank while it was read", path);
-		got += (uint64_t)n;
-	}
-	return 0;
+	return read_range(fd, 0, len, dst, NULL, NULL, path);
 }
 
 /* ---- save ------------------------------------------------------------- */
