@@ -140,8 +140,10 @@ make_pre() {
 
 case $case_name in
 files_rollback)
-	# ~1.5 s of guest: the kill comes well before its end.
-	STEPS=200 WORK=1000000
+	# ~7 s of guest (1000 steps of ~7 ms): the kill comes well before its
+	# end even where starting wasp-inspect and python3 between the
+	# checkpoint and the kill is slow (an emulated CPU: 200 steps ended first).
+	STEPS=1000 WORK=1000000
 	make_pre
 	for n in 0 1 3 8 20; do
 		crash_after "$n"
@@ -151,7 +153,7 @@ files_rollback)
 		echo "N=$n: killed $crashed_at lines after the checkpoint; the restore ends as the reference"
 	done ;;
 files_refuse)
-	STEPS=200 WORK=1000000
+	STEPS=1000 WORK=1000000
 	make_pre
 	crash_after 3
 	# Change one byte the checkpoint summed (the first line) and cannot put back.
