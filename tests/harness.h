@@ -55,18 +55,25 @@ static inline int count_fds(void)
 	return n - 3; /* ".", ".." and the DIR's own fd */
 }
 
-/* This process's resident set in KiB, -1 when unknown. */
-static inline long rss_kib(void)
+/* A "NAME:  N kB" field of /proc/self/status (VmRSS, VmHWM), -1 when unknown. */
+static inline long status_kib(const char *name)
 {
 	char line[256];
 	long kib = -1;
+	size_t n = strlen(name);
 	FILE *f = fopen("/proc/self/status", "r");
 	while (f && fgets(line, sizeof line, f))
-		if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+		if (!strncmp(line, name, n) && line[n] == ':' && sscanf(line + n + 1, "%ld", &kib) == 1)
 			break;
 	if (f)
 		fclose(f);
 	return kib;
+}
+
+/* This process's resident set in KiB, -1 when unknown. */
+static inline long rss_kib(void)
+{
+	return status_kib("VmRSS");
 }
 
 struct test_case {

@@ -1965,15 +1965,7 @@ static struct wasp_buffer_sink bloat_stream(const struct bloat_kind *k, size_t s
 /* This process's peak resident set in KiB since reset_peak(). */
 static long peak_kib(void)
 {
-	char line[256];
-	long kib = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-	while (f && fgets(line, sizeof line, f))
-		if (sscanf(line, "VmHWM: %ld", &kib) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return kib;
+	return status_kib("VmHWM");
 }
 
 static void reset_peak(void)
