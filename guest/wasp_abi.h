@@ -27,6 +27,9 @@
  */
 #define WASP_PORT_EXIT 0xFA
 #define WASP_PORT_HYPERCALL 0xFF
+/* A Linux program's `syscall` (docs/linux.md): the host's stub at LSTAR
+ * exits here; never used by wasp's own guests. */
+#define WASP_PORT_SYSCALL 0xFE
 
 /*
  * Guest memory layout for images entered in 64-bit mode (by the host's direct

@@ -52,6 +52,8 @@ struct wasp_config {
 	/* Return unregistered hypercall numbers to the caller as
 	 * WASP_EXIT_HYPERCALL instead of answering -ENOSYS. */
 	bool hypercall_exits;
+	/* A Linux program's fd 2 (docs/linux.md); default (0 is taken as) 2 */
+	int stderr_fd;
 };
 
 /* Why wasp_virtine_run() returned. */

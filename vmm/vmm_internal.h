@@ -165,6 +165,7 @@ struct wasp_virtine {
 	uint64_t *pool_maps;
 	unsigned pool_nhot;
 	struct wasp_trace *trace; /* vmm_trace.c; NULL: no tracer */
+	struct wasp_linux *lx;    /* vmm_linux.c: a Linux program's state; NULL: none */
 };
 
 /* vmm_x86_64.c: the CPU state each entry mode starts from */

@@ -124,6 +124,7 @@ void wasp_config_init(struct wasp_config *cfg)
 	cfg->mem_size = WASP_DEFAULT_MEM;
 	cfg->console_fd = 1;
 	cfg->stdin_fd = 0;
+	cfg->stderr_fd = 2;
 }
 
 int wasp_virtine_create(const struct wasp_config *cfg, struct wasp_virtine **out)
@@ -147,6 +148,8 @@ int wasp_virtine_create(const struct wasp_config *cfg, struct wasp_virtine **out
 		wasp_config_init(&v->cfg);
 	if (!v->cfg.mem_size)
 		v->cfg.mem_size = WASP_DEFAULT_MEM;
+	if (!v->cfg.stderr_fd)
+		v->cfg.stderr_fd = 2;
 	v->vm_fd = v->vcpu_fd = v->mem_fd = v->sandbox_fd = -1;
 	v->last_exit = -1;
 	v->mem = MAP_FAILED;
