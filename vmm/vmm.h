@@ -357,6 +357,35 @@ bool wasp_virtine_is_linux(const struct wasp_virtine *v);
 /* A Linux system call's name ("openat"), or NULL when wasp has none. */
 const char *wasp_linux_syscall_name(uint64_t nr);
 
+/* A Linux program's personality state, as a checkpoint holds it (ckpt/):
+ * the address-space layout, mmap's mappings, signal dispositions and
+ * mask, and the rest of what its system calls remembered. Its open files
+ * are the virtine's files (wasp_virtine_file_at). */
+struct wasp_linux_map {
+	uint64_t start, len;
+	uint32_t prot, flags;
+};
+struct wasp_linux_state {
+	uint64_t entry, image_lo, image_hi, brk_start, brk, brk_max, mmap_min, mmap_top;
+	uint64_t stack_low, stack_top;
+	const struct wasp_linux_map *maps; /* get: valid until the next call on v */
+	unsigned nmaps;
+	struct {
+		uint64_t handler, flags, restorer, mask;
+	} sig[64]; /* signal n at [n - 1] */
+	uint64_t sigmask, tid_address, robust_list, robust_len;
+	uint64_t altstack_sp, altstack_size, altstack_flags;
+	uint32_t umask, stdio_closed;
+	uint64_t sleep_rip, sleep_left_ns;
+};
+/* Fills *out; -ENOENT when v runs no Linux program. */
+int wasp_virtine_linux_get(const struct wasp_virtine *v, struct wasp_linux_state *out);
+/* Makes v a Linux program in state *in (a restore: memory and vCPU come
+ * from the checkpoint). Every field is checked against v's memory first:
+ * -EINVAL with the reason, and nothing changed, for a state that could not
+ * have been saved. */
+int wasp_virtine_linux_set(struct wasp_virtine *v, const struct wasp_linux_state *in);
+
 /* ---- Names and errors -------------------------------------------------- */
 
 const char *wasp_exit_reason_name(enum wasp_exit_reason r);

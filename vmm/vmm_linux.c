@@ -1147,3 +1147,112 @@ bool wasp_lx_syscall(struct wasp_virtine *v, struct wasp_exit *e, int *err)
 	/* A pause during a restarted call: the run loop sees the kick next. */
 	return go;
 }
+
+/* ---- state for checkpoints ---------------------------------------------- */
+
+int wasp_virtine_linux_get(const struct wasp_virtine *v, struct wasp_linux_state *out)
+{
+	const struct wasp_linux *lx = v->lx;
+	if (!lx)
+		return -ENOENT;
+	_Static_assert(sizeof(struct wasp_linux_map) == sizeof(struct wasp_lx_map), "map layout");
+	_Static_assert(sizeof out->sig == sizeof lx->sig, "sigaction layout");
+	memset(out, 0, sizeof *out);
+	out->entry = lx->entry;
+	out->image_lo = lx->image_lo;
+	out->image_hi = lx->image_hi;
+	out->brk_start = lx->brk_start;
+	out->brk = lx->brk;
+	out->brk_max = lx->brk_max;
+	out->mmap_min = lx->mmap_min;
+	out->mmap_top = lx->mmap_top;
+	out->stack_low = lx->stack_low;
+	out->stack_top = lx->stack_top;
+	out->maps = (const struct wasp_linux_map *)lx->maps;
+	out->nmaps = lx->nmaps;
+	memcpy(out->sig, lx->sig, sizeof out->sig);
+	out->sigmask = lx->sigmask;
+	out->tid_address = lx->tid_address;
+	out->robust_list = lx->robust_list;
+	out->robust_len = lx->robust_len;
+	out->altstack_sp = lx->altstack_sp;
+	out->altstack_size = lx->altstack_size;
+	out->altstack_flags = lx->altstack_flags;
+	out->umask = lx->umask;
+	out->stdio_closed = lx->stdio_closed;
+	out->sleep_rip = lx->sleep_rip;
+	out->sleep_left_ns = lx->sleep_left_ns;
+	return 0;
+}
+
+static bool page_aligned(uint64_t x)
+{
+	return x % WASP_PAGE_SIZE == 0;
+}
+
+int wasp_virtine_linux_set(struct wasp_virtine *v, const struct wasp_linux_state *in)
+{
+	uint64_t top = v->mem_size < WASP_MEM_MAX ? v->mem_size : WASP_MEM_MAX;
+	/* The layout the loader makes: segments, brk, maps, guard, stack. */
+	if (!(LX_USER_BASE <= in->image_lo && in->image_lo < in->image_hi &&
+	      in->image_hi <= in->brk_start && in->brk_start <= in->brk &&
+	      in->brk <= in->brk_max && in->mmap_min >= in->brk_start &&
+	      in->mmap_top + WASP_PAGE_SIZE == in->stack_low && in->stack_low < in->stack_top &&
+	      in->stack_top <= top && in->brk <= in->mmap_top && in->brk_max <= in->mmap_top &&
+	      page_aligned(in->image_lo) && page_aligned(in->image_hi) &&
+	      page_aligned(in->stack_low) && page_aligned(in->stack_top) &&
+	      in->entry >= in->image_lo && in->entry < in->image_hi))
+		return wasp_fail(-EINVAL, "Linux state: its address-space layout does not fit %zu bytes of memory",
+				 v->mem_size);
+	if (in->nmaps > 65536)
+		return wasp_fail(-EINVAL, "Linux state: %u mappings (at most 65536)", in->nmaps);
+	uint64_t prev = 0;
+	for (unsigned i = 0; i < in->nmaps; i++) {
+		const struct wasp_linux_map *m = &in->maps[i];
+		if (!m->len || !page_aligned(m->start) || !page_aligned(m->len) ||
+		    m->start < prev || m->start < LX_USER_BASE || m->start > in->mmap_top ||
+		    m->len > in->mmap_top - m->start)
+			return wasp_fail(-EINVAL, "Linux state: mapping %u (0x%llx, %llu bytes) is out of place",
+					 i, (unsigned long long)m->start, (unsigned long long)m->len);
+		prev = m->start + m->len;
+	}
+	if (in->umask > 0777 || in->stdio_closed > 7)
+		return wasp_fail(-EINVAL, "Linux state: bad umask or closed stdio");
+
+	struct wasp_lx_map *maps = NULL;
+	if (in->nmaps && !(maps = malloc(in->nmaps * sizeof *maps)))
+		return wasp_fail(-ENOMEM, "out of memory");
+	if (in->nmaps)
+		memcpy(maps, in->maps, in->nmaps * sizeof *maps);
+	if (!v->lx && !(v->lx = calloc(1, sizeof *v->lx))) {
+		free(maps);
+		return wasp_fail(-ENOMEM, "out of memory");
+	}
+	struct wasp_linux *lx = v->lx;
+	lx_reset(lx);
+	lx->entry = in->entry;
+	lx->image_lo = in->image_lo;
+	lx->image_hi = in->image_hi;
+	lx->brk_start = in->brk_start;
+	lx->brk = in->brk;
+	lx->brk_max = in->brk_max;
+	lx->mmap_min = in->mmap_min;
+	lx->mmap_top = in->mmap_top;
+	lx->stack_low = in->stack_low;
+	lx->stack_top = in->stack_top;
+	lx->maps = maps;
+	lx->nmaps = lx->mapcap = in->nmaps;
+	memcpy(lx->sig, in->sig, sizeof lx->sig);
+	lx->sigmask = in->sigmask;
+	lx->tid_address = in->tid_address;
+	lx->robust_list = in->robust_list;
+	lx->robust_len = in->robust_len;
+	lx->altstack_sp = in->altstack_sp;
+	lx->altstack_size = in->altstack_size;
+	lx->altstack_flags = in->altstack_flags;
+	lx->umask = in->umask;
+	lx->stdio_closed = in->stdio_closed;
+	lx->sleep_rip = in->sleep_rip;
+	lx->sleep_left_ns = in->sleep_left_ns;
+	return 0;
+}
