@@ -354,6 +354,10 @@ int wasp_linux_probe(const char *path);
 int wasp_virtine_load_linux(struct wasp_virtine *v, const char *path, const char *const argv[],
 			    const char *const envp[]);
 bool wasp_virtine_is_linux(const struct wasp_virtine *v);
+/* The address of symbol `name` in the program's own symbol table (a
+ * static-pie's as loaded), for --checkpoint-at and breakpoints. -ENOENT
+ * (with the reason) when it has none or no such symbol. */
+int wasp_linux_symbol(const char *path, const char *name, uint64_t *addr);
 /* A Linux system call's name ("openat"), or NULL when wasp has none. */
 const char *wasp_linux_syscall_name(uint64_t nr);
 

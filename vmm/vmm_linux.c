@@ -1224,12 +1224,17 @@ int wasp_virtine_linux_set(struct wasp_virtine *v, const struct wasp_linux_state
 		return wasp_fail(-ENOMEM, "out of memory");
 	if (in->nmaps)
 		memcpy(maps, in->maps, in->nmaps * sizeof *maps);
-	if (!v->lx && !(v->lx = calloc(1, sizeof *v->lx))) {
-		free(maps);
-		return wasp_fail(-ENOMEM, "out of memory");
+	if (!v->lx) {
+		if (!(v->lx = calloc(1, sizeof *v->lx))) {
+			free(maps);
+			return wasp_fail(-ENOMEM, "out of memory");
+		}
+		v->lx->stub_cpl = -1;
 	}
 	struct wasp_linux *lx = v->lx;
+	int cpl = lx->stub_cpl; /* a property of this host: still true */
 	lx_reset(lx);
+	lx->stub_cpl = cpl;
 	lx->entry = in->entry;
 	lx->image_lo = in->image_lo;
 	lx->image_hi = in->image_hi;
@@ -1255,4 +1260,74 @@ int wasp_virtine_linux_set(struct wasp_virtine *v, const struct wasp_linux_state
 	lx->sleep_rip = in->sleep_rip;
 	lx->sleep_left_ns = in->sleep_left_ns;
 	return 0;
+}
+
+/* ---- symbols ------------------------------------------------------------- */
+
+int wasp_linux_symbol(const char *path, const char *name, uint64_t *addr)
+{
+	struct elf_info *ei = malloc(sizeof *ei);
+	Elf64_Shdr *sh = NULL;
+	char *strtab = NULL;
+	Elf64_Sym *syms = NULL;
+	int r, fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (!ei) {
+		r = wasp_fail(-ENOMEM, "out of memory");
+		goto out;
+	}
+	if (fd < 0) {
+		r = wasp_fail(-errno, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if ((r = elf_read(fd, path, ei)) <= 0) {
+		if (r == 0)
+			r = wasp_fail(-ENOEXEC, "%s: not an ELF program", path);
+		goto out;
+	}
+	const Elf64_Ehdr *eh = &ei->eh;
+	r = wasp_fail(-ENOENT, "%s: no symbol table (was it stripped?)", path);
+	if (eh->e_shentsize != sizeof(Elf64_Shdr) || !eh->e_shnum || eh->e_shnum > 4096 ||
+	    eh->e_shoff > (uint64_t)ei->size ||
+	    (uint64_t)ei->size - eh->e_shoff < (uint64_t)eh->e_shnum * sizeof *sh)
+		goto out;
+	if (!(sh = malloc(eh->e_shnum * sizeof *sh)) ||
+	    pread_all(fd, sh, eh->e_shnum * sizeof *sh, (off_t)eh->e_shoff) < 0)
+		goto out;
+	for (unsigned i = 0; i < eh->e_shnum; i++) {
+		const Elf64_Shdr *s = &sh[i];
+		if (s->sh_type != SHT_SYMTAB || s->sh_link >= eh->e_shnum ||
+		    s->sh_entsize != sizeof(Elf64_Sym))
+			continue;
+		const Elf64_Shdr *st = &sh[s->sh_link];
+		if (s->sh_offset > (uint64_t)ei->size || s->sh_size > (uint64_t)ei->size - s->sh_offset ||
+		    st->sh_offset > (uint64_t)ei->size || st->sh_size > (uint64_t)ei->size - st->sh_offset ||
+		    !st->sh_size)
+			break;
+		free(strtab);
+		free(syms);
+		strtab = malloc(st->sh_size + 1);
+		syms = malloc(s->sh_size ? s->sh_size : 1);
+		if (!strtab || !syms || pread_all(fd, strtab, st->sh_size, (off_t)st->sh_offset) < 0 ||
+		    pread_all(fd, syms, s->sh_size, (off_t)s->sh_offset) < 0)
+			break;
+		strtab[st->sh_size] = 0;
+		for (size_t k = 0; k < s->sh_size / sizeof *syms; k++) {
+			const Elf64_Sym *y = &syms[k];
+			if (y->st_name >= st->sh_size || !y->st_value || y->st_shndx == SHN_UNDEF ||
+			    strcmp(strtab + y->st_name, name))
+				continue;
+			*addr = y->st_value + ei->base;
+			r = 0;
+			goto out;
+		}
+		r = wasp_fail(-ENOENT, "%s: no symbol '%s'", path, name);
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	free(sh);
+	free(strtab);
+	free(syms);
+	free(ei);
+	return r;
 }
