@@ -96,6 +96,11 @@ bool wasp_lx_allowed(struct wasp_virtine *v, unsigned hc_nr);
  * that ends the program) or *err set. */
 bool wasp_lx_syscall(struct wasp_virtine *v, struct wasp_exit *e, int *err);
 
+/* Serves system call `nr` from the table alone (not exit, kill and the
+ * wasp hypercall range, which wasp_lx_syscall handles): what the fuzzer
+ * drives directly. rax, or -ENOSYS. */
+int64_t wasp_lx_dispatch(struct wasp_virtine *v, uint64_t nr, const uint64_t a[6]);
+
 void wasp_lx_free(struct wasp_virtine *v);
 
 /* ---- vmm_linux_mem.c: brk, mmap, munmap, mremap, mprotect, madvise ----- */
