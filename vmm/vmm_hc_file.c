@@ -207,6 +207,8 @@ int wasp_file_open(struct wasp_virtine *v, int slot, const char *path, int guest
 	/* O_PATH opens nothing (no read, no write, no device's open): any
 	 * kind of file may stand there, as on Linux. */
 	bool opath = v->lx && (flags & O_PATH);
+	if (opath)
+		flags &= O_PATH | O_DIRECTORY | O_NOFOLLOW;
 	/* O_TRUNC is done by hand on a writable file, to credit the quota
 	 * with what it frees. */
 	bool trunc = (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY;
@@ -218,7 +220,7 @@ int wasp_file_open(struct wasp_virtine *v, int slot, const char *path, int guest
 		.resolve = resolve ? resolve : sandbox_resolve(v),
 	};
 	if (opath)
-		how.flags = (uint64_t)(flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW)) | O_CLOEXEC;
+		how.flags = (uint64_t)flags | O_CLOEXEC;
 	int fd = (int)syscall(SYS_openat2, v->sandbox_fd, path, &how, sizeof how);
 	if (fd < 0 && errno == EEXIST && v->nunseen) {
 		/* O_EXCL on a file the guest has not seen: open it to tell. */
@@ -248,7 +250,6 @@ int wasp_file_open(struct wasp_virtine *v, int slot, const char *path, int guest
 			close(fd);
 			return -ENOENT;
 		}
-		flags &= ~(O_ACCMODE | O_TRUNC | O_CREAT);
 	} else if ((fd = regular_only(fd, &st, v->lx != NULL)) < 0) {
 		return fd;
 	}

@@ -48,6 +48,8 @@
 #define LX_IOV_MAX 1024         /* UIO_MAXIOV */
 #define LX_NOFILE 1024          /* RLIMIT_NOFILE as prlimit64 reports it */
 #define LX_AT_FDCWD (-100)
+#define LX_O_LARGEFILE 0x8000 /* F_GETFL shows it; 0 in glibc's headers */
+#define LX_LOCK_MAND 32        /* flock(): ignored by Linux since 5.15 */
 #define LX_TCGETS 0x5401
 #define LX_TIOCGWINSZ 0x5413
 #define LX_KTERMIOS_SIZE 36 /* the kernel's struct termios, which TCGETS fills */
@@ -1297,6 +1299,8 @@ int64_t wasp_lx_sys_flock(struct wasp_virtine *v, const uint64_t a[6])
 		return r;
 	if (!d.stdio && d.f->flags & O_PATH)
 		return -EBADF;
+	if (a[1] & LX_LOCK_MAND)
+		return 0;
 	switch (a[1] & ~(uint64_t)LOCK_NB) {
 	case LOCK_SH:
 	case LOCK_EX:
@@ -1507,7 +1511,7 @@ int64_t wasp_lx_sys_fcntl(struct wasp_virtine *v, const uint64_t a[6])
 	case F_GETFL: {
 		if (!d.stdio)
 			return (d.f->flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC)) |
-			       O_LARGEFILE;
+			       LX_O_LARGEFILE;
 		int fl = d.n == 0 && v->cfg.no_stdin ? O_RDONLY : fcntl(d.host, F_GETFL);
 		if (fl < 0)
 			fl = d.n == 0 ? O_RDONLY : O_WRONLY;
