@@ -1437,9 +1437,11 @@ int64_t wasp_lx_sys_dup(struct wasp_virtine *v, const uint64_t a[6])
 	return slot < 0 ? slot : dup_into(v, &d, slot, false);
 }
 
-/* dup2/dup3 onto 0, 1 or 2 answer -EBUSY (a Linux errno for dup2): the
- * process's stdio stays the embedder's, so that output always reaches it
- * and a checkpoint never has to carry what the host's fds were. */
+/* fds 0, 1 and 2 stay the embedder's stdin, stdout and stderr, so that
+ * output always reaches it and a checkpoint never has to carry what the
+ * host's fds were: dup2/dup3 onto one of them succeeds only from a
+ * duplicate of that same stream (dup2(saved, 1) after saved = dup(1)),
+ * and answers -EPERM otherwise (not -EBUSY, which musl retries forever). */
 static int64_t lx_dup3(struct wasp_virtine *v, uint64_t oldfd, uint64_t newfd, bool cloexec)
 {
 	struct lxfd d;
@@ -1451,8 +1453,15 @@ static int64_t lx_dup3(struct wasp_virtine *v, uint64_t oldfd, uint64_t newfd, b
 		return -EBADF;
 	if (nfd >= WASP_FIRST_FD + WASP_MAX_FILES)
 		return -EMFILE;
-	if (nfd < WASP_FIRST_FD)
-		return -EBUSY;
+	if (nfd < WASP_FIRST_FD) {
+		if (!d.stdio || d.n != (int)nfd)
+			return -EPERM;
+		uint32_t nb = LX_STDIO_NONBLOCK(nfd);
+		v->lx->stdio_closed &= ~((1u << nfd) | nb);
+		if (d.nonblock)
+			v->lx->stdio_closed |= nb;
+		return nfd;
+	}
 	struct wasp_file *f = &v->files[nfd - WASP_FIRST_FD];
 	if (f->host_fd >= 0)
 		slot_free(f);
