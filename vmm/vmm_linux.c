@@ -1221,7 +1221,7 @@ int wasp_virtine_linux_set(struct wasp_virtine *v, const struct wasp_linux_state
 					 i, (unsigned long long)m->start, (unsigned long long)m->len);
 		prev = m->start + m->len;
 	}
-	if (in->umask > 0777 || in->stdio_closed > 7)
+	if (in->umask > 0777 || in->stdio_closed & ~0x707u)
 		return wasp_fail(-EINVAL, "Linux state: bad umask or closed stdio");
 
 	struct wasp_lx_map *maps = NULL;
