@@ -41,8 +41,8 @@ struct params {
 };
 static const struct params full = {.rounds = 9, .calls = 2000, .compute_rounds = 5,
 				   .start_rounds = 30, .compute_n = "60000000"};
-static const struct params quick = {.rounds = 3, .calls = 500, .compute_rounds = 2,
-				    .start_rounds = 8, .compute_n = "20000000"};
+static const struct params quick = {.rounds = 3, .calls = 300, .compute_rounds = 2,
+				    .start_rounds = 4, .compute_n = "3000000"};
 static struct params P;
 
 /* ---- 1. per call ---------------------------------------------------------- */
