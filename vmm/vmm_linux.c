@@ -233,7 +233,8 @@ static int build_tables(struct wasp_virtine *v, const struct elf_info *ei)
 	uint64_t *pt0 = (uint64_t *)(m + WASP_GPA_PT0);
 	unsigned next_pt = 0;
 
-	memset(m + WASP_GPA_PML4, 0, LX_GPA_PT_POOL + LX_PT_POOL_PAGES * WASP_PAGE_SIZE - WASP_GPA_PML4);
+	/* The memory is zero (the loader cleared it): only the entries set
+	 * below are written, so only the pages they lie in are touched. */
 	pml4[0] = WASP_GPA_PDPT | PTE_USER;
 	for (uint64_t g = 0; g * (1ull << 30) < top; g++)
 		pdpt[g] = (WASP_GPA_PD + g * WASP_PAGE_SIZE) | PTE_USER;
@@ -294,15 +295,45 @@ static int build_tables(struct wasp_virtine *v, const struct elf_info *ei)
 	return 0;
 }
 
-/* Copies the segments in: file bytes read into place, the rest zero (the
- * memory is zero already). */
+/* Puts the segments in place. A segment's file bytes of LX_MAP_MIN or
+ * more are mapped copy-on-write from the file, as Linux maps them (whole
+ * pages, the bytes around the segment included; vmm_map.c): nothing is
+ * copied now and pages come from the page cache when first touched. The
+ * part of its last page past the file bytes is zeroed when the segment
+ * goes on in memory (the start of .bss). Smaller ones are read. The rest
+ * of memory is zero already. */
+#define LX_MAP_MIN (64u << 10)
 static int load_segments(struct wasp_virtine *v, int fd, const char *path, const struct elf_info *ei)
 {
+	const uint64_t pg = WASP_PAGE_SIZE;
 	for (unsigned i = 0; i < ei->eh.e_phnum; i++) {
 		const Elf64_Phdr *p = &ei->ph[i];
 		if (p->p_type != PT_LOAD || !p->p_filesz)
 			continue;
-		int r = pread_all(fd, v->mem + p->p_vaddr + ei->base, p->p_filesz, (off_t)p->p_offset);
+		uint64_t va = p->p_vaddr + ei->base;
+		uint64_t start = va & ~(pg - 1), end = (va + p->p_filesz + pg - 1) & ~(pg - 1);
+		/* Mapped only when no other segment shares one of its pages
+		 * (a mapping would replace that segment's bytes there). */
+		bool alone = true;
+		for (unsigned k = 0; k < ei->eh.e_phnum && alone; k++) {
+			const Elf64_Phdr *q = &ei->ph[k];
+			uint64_t qs = (q->p_vaddr + ei->base) & ~(pg - 1);
+			uint64_t qe = (q->p_vaddr + ei->base + q->p_memsz + pg - 1) & ~(pg - 1);
+			alone = k == i || q->p_type != PT_LOAD || !q->p_memsz || qe <= start || qs >= end;
+		}
+		if (p->p_filesz >= LX_MAP_MIN && alone) {
+			int r = wasp_virtine_map_file(v, start, end - start, fd, p->p_offset & ~(pg - 1));
+			if (r == 0) {
+				uint64_t fend = va + p->p_filesz;
+				if (p->p_memsz > p->p_filesz && fend % pg)
+					memset(v->mem + fend, 0, end - fend);
+				continue;
+			}
+			if (r != -ENOMEM)
+				return wasp_fail(r, "%s: mapping segment %u: %s", path, i, wasp_last_error());
+			/* out of mappings: read it */
+		}
+		int r = pread_all(fd, v->mem + va, p->p_filesz, (off_t)p->p_offset);
 		if (r < 0)
 			return wasp_fail(r, "%s: reading segment %u: %s", path, i, strerror(-r));
 	}
