@@ -216,13 +216,36 @@ int wasp_linux_probe(const char *path)
 
 /* ---- the address space --------------------------------------------------- */
 
+/* The TSS and the stub below LX_USER_BASE, and their page-table entries
+ * (in PT0): the TSS supervisor-only; the stub's page read-only, and
+ * reachable from ring 3 only where `syscall` stays in ring 3 (PVM): on
+ * hardware KVM a ring-3 jump to it faults, so a program cannot run the
+ * stub's sysretq from ring 3 or pose as a system call. */
+static void put_stub(uint8_t *m, int stub_cpl)
+{
+	uint64_t *pt0 = (uint64_t *)(m + WASP_GPA_PT0);
+	pt0[LX_GPA_TSS / WASP_PAGE_SIZE] = LX_GPA_TSS | PTE_P | PTE_RW;
+	pt0[LX_GPA_STUB / WASP_PAGE_SIZE] = LX_GPA_STUB | PTE_P | (stub_cpl == 3 ? PTE_US : 0);
+
+	/* TSS: I/O map base, then a bitmap closed but for WASP_PORT_SYSCALL
+	 * (ring 3 reaches the stub's `out` on PVM), then the closing byte. */
+	uint8_t *tss = m + LX_GPA_TSS;
+	uint16_t iomap = WASP_TSS_IOMAP;
+	memcpy(tss + 0x66, &iomap, sizeof iomap);
+	memset(tss + WASP_TSS_IOMAP, 0xff, WASP_TSS_LIMIT + 1 - WASP_TSS_IOMAP);
+	tss[WASP_TSS_IOMAP + WASP_PORT_SYSCALL / 8] &= (uint8_t)~(1u << (WASP_PORT_SYSCALL % 8));
+
+	static const uint8_t stub[] = {0xe6, WASP_PORT_SYSCALL, 0x48, 0x0f, 0x07};
+	memcpy(m + LX_GPA_STUB, stub, sizeof stub);
+}
+
 /* Page tables (identity map, as wasp_abi.h lays them out): below
  * LX_USER_BASE only the TSS (supervisor) and the stub (user, read-only)
  * are present, so page 0 and the tables themselves fault from ring 3;
  * user memory is 2 MiB pages, but 4 KiB ones where permissions or holes
  * need them: the program's segments (read-only text stays read-only), the
  * stack's guard page and a last partial 2 MiB. */
-static int build_tables(struct wasp_virtine *v, const struct elf_info *ei)
+static int build_tables(struct wasp_virtine *v, const struct elf_info *ei, int stub_cpl)
 {
 	uint8_t *m = v->mem;
 	uint64_t top = v->lx->stack_top;
@@ -230,7 +253,6 @@ static int build_tables(struct wasp_virtine *v, const struct elf_info *ei)
 	uint64_t *pml4 = (uint64_t *)(m + WASP_GPA_PML4);
 	uint64_t *pdpt = (uint64_t *)(m + WASP_GPA_PDPT);
 	uint64_t *pd = (uint64_t *)(m + WASP_GPA_PD);
-	uint64_t *pt0 = (uint64_t *)(m + WASP_GPA_PT0);
 	unsigned next_pt = 0;
 
 	/* The memory is zero (the loader cleared it): only the entries set
@@ -239,8 +261,6 @@ static int build_tables(struct wasp_virtine *v, const struct elf_info *ei)
 	for (uint64_t g = 0; g * (1ull << 30) < top; g++)
 		pdpt[g] = (WASP_GPA_PD + g * WASP_PAGE_SIZE) | PTE_USER;
 	pd[0] = WASP_GPA_PT0 | PTE_USER;
-	pt0[LX_GPA_TSS / WASP_PAGE_SIZE] = LX_GPA_TSS | PTE_P | PTE_RW;
-	pt0[LX_GPA_STUB / WASP_PAGE_SIZE] = LX_GPA_STUB | PTE_P | PTE_US;
 
 	for (uint64_t j = 1; j * SZ_2M < top; j++) {
 		uint64_t r0 = j * SZ_2M, r1 = r0 + SZ_2M;
@@ -282,16 +302,7 @@ static int build_tables(struct wasp_virtine *v, const struct elf_info *ei)
 		}
 	}
 
-	/* TSS: I/O map base, then a bitmap closed but for WASP_PORT_SYSCALL
-	 * (ring 3 reaches the stub's `out` on PVM), then the closing byte. */
-	uint8_t *tss = m + LX_GPA_TSS;
-	uint16_t iomap = WASP_TSS_IOMAP;
-	memcpy(tss + 0x66, &iomap, sizeof iomap);
-	memset(tss + WASP_TSS_IOMAP, 0xff, WASP_TSS_LIMIT + 1 - WASP_TSS_IOMAP);
-	tss[WASP_TSS_IOMAP + WASP_PORT_SYSCALL / 8] &= (uint8_t)~(1u << (WASP_PORT_SYSCALL % 8));
-
-	static const uint8_t stub[] = {0xe6, WASP_PORT_SYSCALL, 0x48, 0x0f, 0x07};
-	memcpy(m + LX_GPA_STUB, stub, sizeof stub);
+	put_stub(m, stub_cpl);
 	return 0;
 }
 
@@ -490,6 +501,61 @@ static void lx_reset(struct wasp_linux *lx)
 	lx->stub_cpl = -1;
 }
 
+/* The privilege level `syscall` lands at on this host (docs/design.md):
+ * learnt once per process, in a throwaway virtine that only makes one
+ * `syscall` from ring 3, so no program can sway it. */
+static int host_cpl = -1;
+static pthread_mutex_t cpl_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int probe_stub_cpl(void)
+{
+	pthread_mutex_lock(&cpl_lock);
+	int r = host_cpl;
+	if (r >= 0) {
+		pthread_mutex_unlock(&cpl_lock);
+		return r;
+	}
+	struct wasp_config c;
+	wasp_config_init(&c);
+	c.mem_size = 4u << 20;
+	struct wasp_virtine *p;
+	if ((r = wasp_virtine_create(&c, &p)) < 0)
+		goto out;
+	uint8_t *m = p->mem;
+	((uint64_t *)(m + WASP_GPA_PML4))[0] = WASP_GPA_PDPT | PTE_USER;
+	((uint64_t *)(m + WASP_GPA_PDPT))[0] = WASP_GPA_PD | PTE_USER;
+	((uint64_t *)(m + WASP_GPA_PD))[0] = WASP_GPA_PT0 | PTE_USER;
+	put_stub(m, 3); /* reachable from ring 3 here: the probe runs there */
+	static const uint8_t code[] = {0x0f, 0x05}; /* syscall */
+	memcpy(m + LX_GPA_STUB + 0x100, code, sizeof code);
+	if ((r = enter(p, LX_GPA_STUB + 0x100, 0)) < 0)
+		goto out_destroy;
+	for (int i = 0; i < 100; i++) {
+		r = ioctl(p->vcpu_fd, KVM_RUN, 0);
+		if (r == 0 || errno != EINTR)
+			break;
+	}
+	if (r < 0) {
+		r = wasp_fail(-errno, "probing the system-call entry: KVM_RUN: %s", strerror(errno));
+		goto out_destroy;
+	}
+	if (p->run->exit_reason != KVM_EXIT_IO || p->run->io.port != WASP_PORT_SYSCALL) {
+		r = wasp_fail(-ENOTSUP,
+			      "this KVM does not take `syscall` to the stub (exit %s): Linux programs cannot run here",
+			      wasp_kvm_exit_name(p->run->exit_reason));
+		goto out_destroy;
+	}
+	struct kvm_sregs sr;
+	if ((r = kvm_ioctl(p->vcpu_fd, KVM_GET_SREGS, &sr)) < 0)
+		goto out_destroy;
+	r = host_cpl = sr.cs.dpl == 0 ? 0 : 3;
+out_destroy:
+	wasp_virtine_destroy(p);
+out:
+	pthread_mutex_unlock(&cpl_lock);
+	return r;
+}
+
 void wasp_lx_free(struct wasp_virtine *v)
 {
 	if (v->lx) {
@@ -546,7 +612,13 @@ int wasp_virtine_load_linux(struct wasp_virtine *v, const char *path, const char
 	lx->mmap_top = lx->stack_low - WASP_PAGE_SIZE;
 	lx->brk_max = lx->mmap_min = lx->brk_start; /* brk and mmap meet where they meet */
 
-	if ((r = build_tables(v, ei)) < 0 || (r = load_segments(v, fd, path, ei)) < 0)
+	int cpl = probe_stub_cpl();
+	if (cpl < 0) {
+		r = cpl;
+		goto out;
+	}
+	lx->stub_cpl = cpl;
+	if ((r = build_tables(v, ei, cpl)) < 0 || (r = load_segments(v, fd, path, ei)) < 0)
 		goto out;
 	const char *const def_argv[] = {path, NULL};
 	int64_t sp = build_stack(v, ei, path, argv ? argv : def_argv, envp);
@@ -1095,12 +1167,6 @@ bool wasp_lx_syscall(struct wasp_virtine *v, struct wasp_exit *e, int *err)
 		regs = v->run->s.regs.regs;
 	else if ((*err = kvm_ioctl(v->vcpu_fd, KVM_GET_REGS, &regs)) < 0)
 		return false;
-	if (lx->stub_cpl < 0) {
-		struct kvm_sregs s;
-		if ((*err = kvm_ioctl(v->vcpu_fd, KVM_GET_SREGS, &s)) < 0)
-			return false;
-		lx->stub_cpl = s.cs.dpl;
-	}
 
 	uint64_t nr = regs.rax;
 	const uint64_t a[6] = {regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9};
@@ -1255,22 +1321,27 @@ int wasp_virtine_linux_set(struct wasp_virtine *v, const struct wasp_linux_state
 	if (in->umask > 0777 || in->stdio_closed & ~0x707u)
 		return wasp_fail(-EINVAL, "Linux state: bad umask or closed stdio");
 
+	int cpl = probe_stub_cpl();
+	if (cpl < 0)
+		return cpl;
 	struct wasp_lx_map *maps = NULL;
 	if (in->nmaps && !(maps = malloc(in->nmaps * sizeof *maps)))
 		return wasp_fail(-ENOMEM, "out of memory");
 	if (in->nmaps)
 		memcpy(maps, in->maps, in->nmaps * sizeof *maps);
-	if (!v->lx) {
-		if (!(v->lx = calloc(1, sizeof *v->lx))) {
-			free(maps);
-			return wasp_fail(-ENOMEM, "out of memory");
-		}
-		v->lx->stub_cpl = -1;
+	if (!v->lx && !(v->lx = calloc(1, sizeof *v->lx))) {
+		free(maps);
+		return wasp_fail(-ENOMEM, "out of memory");
 	}
 	struct wasp_linux *lx = v->lx;
-	int cpl = lx->stub_cpl; /* a property of this host: still true */
 	lx_reset(lx);
 	lx->stub_cpl = cpl;
+	/* The memory may come from a host of the other kind: the stub's
+	 * page is reachable from ring 3 only where it must be (put_stub). */
+	put_stub(v->mem, cpl);
+	wasp_mark_dirty(v, WASP_GPA_PT0, WASP_PAGE_SIZE);
+	wasp_mark_dirty(v, LX_GPA_TSS, WASP_PAGE_SIZE);
+	wasp_mark_dirty(v, LX_GPA_STUB, WASP_PAGE_SIZE);
 	lx->entry = in->entry;
 	lx->image_lo = in->image_lo;
 	lx->image_hi = in->image_hi;

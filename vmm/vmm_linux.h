@@ -62,8 +62,8 @@ struct wasp_linux {
 	/* The privilege level the stub runs at on this host: 0 on hardware
 	 * KVM (syscall entered ring 0; the stub's sysretq returns), 3 on PVM
 	 * (syscall stays in ring 3 and sysretq would #GP, so the host sets
-	 * rip = rcx and rflags = r11 itself). -1: not probed yet. A property of
-	 * the host, so it is probed again after a restore, never saved. */
+	 * rip = rcx and rflags = r11 itself). A property of the host, probed
+	 * once per process in a throwaway virtine (vmm_linux.c), never saved. */
 	int stub_cpl;
 	/* Set by a handler that must run again when the program resumes (a
 	 * blocking read or sleep the run's kick interrupted): the host points
