@@ -92,7 +92,15 @@ add_custom_target(linux_test_programs ALL DEPENDS ${LX_OUTPUTS})
 # case: differential unless named below; hostile runs only in virtines.
 set(LX_CASES stdio files heap qsort math time random args badopen abort segv exit3 cat cat_eof
 	hostile hostile_pair)
+# Each run inside a case is bounded too (linux_test.sh), below the case's
+# own TIMEOUT, and scaled with it on a slow host.
+set(_lx_scale 1)
+if(WASP_TEST_TIMEOUT_SCALE)
+	set(_lx_scale ${WASP_TEST_TIMEOUT_SCALE})
+endif()
+math(EXPR _lx_run_timeout "50 * ${_lx_scale}")
 set(_lx_env
+	"LX_TIMEOUT=${_lx_run_timeout}"
 	"WASP_RUN=$<TARGET_FILE:wasp-run>"
 	"LX_BIN=${LX_BIN}"
 	"LX_SRC=${LX_SRC}")

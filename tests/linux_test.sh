@@ -15,7 +15,7 @@
 #
 # Environment (tests/linux.cmake): WASP_RUN, LX_BIN (the built programs),
 # LX_SRC (tests/linux), LX_SKIP (why this variant cannot be built, if so),
-# LX_TIMEOUT (seconds per run, default 100). Exit 0 pass, 1 fail, 77 skip.
+# LX_TIMEOUT (seconds per run, default 50). Exit 0 pass, 1 fail, 77 skip.
 set -u
 case_name=$1 variant=$2
 . "$(dirname "$0")/lib.sh"
@@ -25,7 +25,7 @@ work=$(mktemp -d /tmp/wasp-linux-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 ulimit -c 0 # a crashing program must not leave a core file in its box
 umask 022
-tmo=${LX_TIMEOUT:-100}
+tmo=${LX_TIMEOUT:-50}
 have_kvm() { [ -r /dev/kvm ] && [ -w /dev/kvm ]; }
 
 # ---- the cases: which program, its arguments, environment, stdin, box ----
