@@ -49,7 +49,129 @@ struct host_pb {
 	uint32_t allowed[WASP_HC_MAX];
 	char *names[WASP_HC_MAX];
 	struct wasp_files_pb written;
+	/* a Linux program's personality; maps allocated, the rest here */
+	Wasp__LinuxState lx;
+	Wasp__LinuxMap *maps, **mapp;
+	Wasp__LinuxSignal sigs[64], *sigp[64];
 };
+
+/* The Linux personality into b->lx (host.linux_state); 0 when v is no
+ * Linux program. */
+static int linux_to_proto(struct wasp_virtine *v, struct host_pb *b)
+{
+	struct wasp_linux_state st;
+	if (wasp_virtine_linux_get(v, &st) < 0)
+		return 0;
+	Wasp__LinuxState *l = &b->lx;
+	wasp__linux_state__init(l);
+	l->entry = st.entry;
+	l->image_lo = st.image_lo;
+	l->image_hi = st.image_hi;
+	l->brk_start = st.brk_start;
+	l->brk = st.brk;
+	l->brk_max = st.brk_max;
+	l->mmap_min = st.mmap_min;
+	l->mmap_top = st.mmap_top;
+	l->stack_low = st.stack_low;
+	l->stack_top = st.stack_top;
+	if (st.nmaps) {
+		b->maps = calloc(st.nmaps, sizeof *b->maps);
+		b->mapp = calloc(st.nmaps, sizeof *b->mapp);
+		if (!b->maps || !b->mapp)
+			return wasp_fail(-ENOMEM, "out of memory for %u mappings", st.nmaps);
+		for (unsigned i = 0; i < st.nmaps; i++) {
+			wasp__linux_map__init(&b->maps[i]);
+			b->maps[i].start = st.maps[i].start;
+			b->maps[i].len = st.maps[i].len;
+			b->maps[i].prot = st.maps[i].prot;
+			b->maps[i].flags = st.maps[i].flags;
+			b->mapp[i] = &b->maps[i];
+		}
+		l->n_maps = st.nmaps;
+		l->maps = b->mapp;
+	}
+	for (unsigned i = 0; i < 64; i++) {
+		if (!st.sig[i].handler && !st.sig[i].flags && !st.sig[i].restorer && !st.sig[i].mask)
+			continue;
+		Wasp__LinuxSignal *g = &b->sigs[l->n_signals];
+		wasp__linux_signal__init(g);
+		g->signo = i + 1;
+		g->handler = st.sig[i].handler;
+		g->flags = st.sig[i].flags;
+		g->restorer = st.sig[i].restorer;
+		g->mask = st.sig[i].mask;
+		b->sigp[l->n_signals++] = g;
+	}
+	l->signals = b->sigp;
+#define OPT(f)                                                                                   	do {                                                                                     		l->has_##f = true;                                                               		l->f = st.f;                                                                     	} while (0)
+	OPT(sigmask);
+	OPT(tid_address);
+	OPT(robust_list);
+	OPT(robust_len);
+	OPT(altstack_sp);
+	OPT(altstack_size);
+	OPT(altstack_flags);
+	OPT(umask);
+	OPT(stdio_closed);
+	OPT(sleep_rip);
+	OPT(sleep_left_ns);
+#undef OPT
+	b->host.linux_state = l;
+	return 0;
+}
+
+/* Makes v the Linux program the checkpoint holds (before its files are
+ * reopened: they resolve in the program's root). */
+static int linux_apply(struct wasp_virtine *v, const Wasp__LinuxState *l)
+{
+	struct wasp_linux_state st;
+	memset(&st, 0, sizeof st);
+	st.entry = l->entry;
+	st.image_lo = l->image_lo;
+	st.image_hi = l->image_hi;
+	st.brk_start = l->brk_start;
+	st.brk = l->brk;
+	st.brk_max = l->brk_max;
+	st.mmap_min = l->mmap_min;
+	st.mmap_top = l->mmap_top;
+	st.stack_low = l->stack_low;
+	st.stack_top = l->stack_top;
+	if (l->n_maps > 65536)
+		return wasp_fail(-EINVAL, "Linux state: %zu mappings (at most 65536)", l->n_maps);
+	struct wasp_linux_map *maps = l->n_maps ? calloc(l->n_maps, sizeof *maps) : NULL;
+	if (l->n_maps && !maps)
+		return wasp_fail(-ENOMEM, "out of memory");
+	for (size_t i = 0; i < l->n_maps; i++)
+		maps[i] = (struct wasp_linux_map){l->maps[i]->start, l->maps[i]->len,
+						  l->maps[i]->prot, l->maps[i]->flags};
+	st.maps = maps;
+	st.nmaps = (unsigned)l->n_maps;
+	for (size_t i = 0; i < l->n_signals; i++) {
+		const Wasp__LinuxSignal *g = l->signals[i];
+		if (g->signo < 1 || g->signo > 64) {
+			free(maps);
+			return wasp_fail(-EINVAL, "Linux state: signal %u", g->signo);
+		}
+		st.sig[g->signo - 1].handler = g->handler;
+		st.sig[g->signo - 1].flags = g->flags;
+		st.sig[g->signo - 1].restorer = g->restorer;
+		st.sig[g->signo - 1].mask = g->mask;
+	}
+	st.sigmask = l->sigmask;
+	st.tid_address = l->tid_address;
+	st.robust_list = l->robust_list;
+	st.robust_len = l->robust_len;
+	st.altstack_sp = l->altstack_sp;
+	st.altstack_size = l->altstack_size;
+	st.altstack_flags = l->altstack_flags;
+	st.umask = l->has_umask ? l->umask : 022;
+	st.stdio_closed = l->stdio_closed;
+	st.sleep_rip = l->sleep_rip;
+	st.sleep_left_ns = l->sleep_left_ns;
+	int r = wasp_virtine_linux_set(v, &st);
+	free(maps);
+	return r;
+}
 
 static void host_to_proto(struct wasp_virtine *v, struct host_pb *b)
 {
@@ -118,6 +240,8 @@ static int host_apply(struct wasp_virtine *v, const Wasp__Host *h,
 {
 	const char *allow = opts->allow;
 	int r;
+	if (h->linux_state && (r = linux_apply(v, h->linux_state)) < 0)
+		return r;
 	/* Files first, before any is reopened: each must be what the guest's
 	 * memory expects, or be put back so, or the restore is refused. */
 	if ((r = wasp_files_apply(v, h, opts->files,
@@ -171,21 +295,25 @@ static size_t bitmap_words(struct wasp_virtine *v)
 }
 
 static int write_header_full(struct wasp_stream_writer *w, size_t mem_size, bool incremental,
-			     const uint8_t *parent_id, uint8_t id[16]);
+			     const uint8_t *parent_id, uint8_t id[16], bool linux_prog);
 
+/* A checkpoint of a Linux program is format 2.0 (checkpoint.proto's
+ * LinuxState): a 1.x reader would restore it without its system calls. */
 int wasp_ckpt_write_header(struct wasp_stream_writer *w, struct wasp_virtine *v, bool incremental,
 			   const uint8_t *parent_id, uint8_t id[16])
 {
-	return write_header_full(w, wasp_virtine_mem_size(v), incremental, parent_id, id);
+	return write_header_full(w, wasp_virtine_mem_size(v), incremental, parent_id, id,
+				 wasp_virtine_is_linux(v));
 }
 
-static int write_header_raw(struct wasp_stream_writer *w, size_t mem_size, uint8_t id[16])
+static int write_header_raw(struct wasp_stream_writer *w, size_t mem_size, uint8_t id[16],
+			    bool linux_prog)
 {
-	return write_header_full(w, mem_size, false, NULL, id);
+	return write_header_full(w, mem_size, false, NULL, id, linux_prog);
 }
 
 static int write_header_full(struct wasp_stream_writer *w, size_t mem_size, bool incremental,
-			     const uint8_t *parent_id, uint8_t id[16])
+			     const uint8_t *parent_id, uint8_t id[16], bool linux_prog)
 {
 	Wasp__Header hdr;
 	wasp__header__init(&hdr);
@@ -195,8 +323,8 @@ static int write_header_full(struct wasp_stream_writer *w, size_t mem_size, bool
 	wasp_cpu_vendor(vendor);
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
-	hdr.version_major = WASP_CKPT_VERSION_MAJOR;
-	hdr.version_minor = WASP_CKPT_VERSION_MINOR;
+	hdr.version_major = linux_prog ? WASP_CKPT_VERSION_MAJOR : 1;
+	hdr.version_minor = linux_prog ? 0 : WASP_CKPT_VERSION_MINOR_1;
 	hdr.kind = incremental ? WASP__HEADER__KIND__INCREMENTAL : WASP__HEADER__KIND__FULL;
 	hdr.id.data = id;
 	hdr.id.len = 16;
@@ -243,7 +371,7 @@ int wasp_ckpt_write_state(struct wasp_stream_writer *w, struct wasp_virtine *v,
 		goto out;
 	stats->files_ns += wasp_now_ns() - tf;
 	host_to_proto(v, hb);
-	if ((r = wasp_vcpu_to_proto(&vs, &vpb)) < 0)
+	if ((r = linux_to_proto(v, hb)) < 0 || (r = wasp_vcpu_to_proto(&vs, &vpb)) < 0)
 		goto out;
 	stats->capture_ns += wasp_now_ns() - t0;
 
@@ -261,8 +389,11 @@ int wasp_ckpt_write_state(struct wasp_stream_writer *w, struct wasp_virtine *v,
 out:
 	wasp_vcpu_proto_free(vpb);
 	wasp_vcpu_state_free(&vs);
-	if (hb)
+	if (hb) {
 		wasp_files_pb_free(&hb->written);
+		free(hb->maps);
+		free(hb->mapp);
+	}
 	free(hb);
 	return r;
 }
@@ -756,7 +887,8 @@ int wasp_ckpt_merge_files(const char *const *paths, size_t n, const char *out_pa
 	uint8_t parent[16];
 	memcpy(parent, rs.id, 16);
 	if ((r = wasp_stream_writer_open(&sink, &w)) < 0 ||
-	    (r = write_header_raw(w, rs.mem_size, stats->id)) < 0 ||
+	    (r = write_header_raw(w, rs.mem_size, stats->id,
+				  rs.host->host && rs.host->host->linux_state)) < 0 ||
 	    (r = wasp_memfd_data_pages(memfd, rs.mem_size, &pages)) < 0)
 		goto out;
 	memset(&local, 0, sizeof local);

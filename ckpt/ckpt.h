@@ -27,8 +27,10 @@
 extern "C" {
 #endif
 
-#define WASP_CKPT_VERSION_MAJOR 1
-#define WASP_CKPT_VERSION_MINOR 1
+#define WASP_CKPT_VERSION_MAJOR 2
+#define WASP_CKPT_VERSION_MINOR 0
+/* What this wasp writes for a checkpoint without a Linux program: 1.1. */
+#define WASP_CKPT_VERSION_MINOR_1 1
 
 /* Where a checkpoint goes: write all of buf or fail (-errno). */
 struct wasp_sink {

@@ -508,6 +508,36 @@ static void print_host(struct em *e, const Wasp__Host *h)
 		em_i64(e, "dir_grown", h->dir_grown);
 	else
 		em_null(e, "dir_grown");
+	/* 2.0: a Linux program's personality */
+	const Wasp__LinuxState *l = h->linux_state;
+	if (l) {
+		em_open(e, "linux", EM_OBJ);
+		em_hex(e, "entry", l->entry);
+		em_open(e, "image", EM_LINE);
+		em_hex(e, "lo", l->image_lo);
+		em_hex(e, "hi", l->image_hi);
+		em_close(e);
+		em_open(e, "brk", EM_LINE);
+		em_hex(e, "start", l->brk_start);
+		em_hex(e, "now", l->brk);
+		em_hex(e, "max", l->brk_max);
+		em_close(e);
+		em_open(e, "stack", EM_LINE);
+		em_hex(e, "low", l->stack_low);
+		em_hex(e, "top", l->stack_top);
+		em_close(e);
+		uint64_t mapped = 0;
+		for (size_t i = 0; i < l->n_maps; i++)
+			mapped += l->maps[i]->len;
+		em_u64(e, "mappings", l->n_maps);
+		em_u64(e, "mapped_bytes", mapped);
+		em_u64(e, "signal_dispositions", l->n_signals);
+		em_hex(e, "sigmask", l->sigmask);
+		em_fmt(e, "umask", "%03o", l->umask);
+		em_close(e);
+	} else {
+		em_null(e, "linux");
+	}
 	em_close(e);
 }
 

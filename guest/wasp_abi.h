@@ -129,6 +129,13 @@ enum wasp_hypercall {
  */
 #define WASP_SNAPSHOT_ARG 0x47524157u /* "WARG" */
 
+/*
+ * A Linux program (docs/linux.md) makes hypercall N as the system call
+ * WASP_LINUX_HC_BASE + N, with the same arguments and result; no Linux
+ * number comes near it. guest/wasp_linux.h wraps them.
+ */
+#define WASP_LINUX_HC_BASE 0x57410000u
+
 /* open flags (the guest never sees host values; the host maps these) */
 #define WASP_O_RDONLY 0x0
 #define WASP_O_WRONLY 0x1

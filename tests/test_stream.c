@@ -83,8 +83,8 @@ static const uint8_t test_id[16] = {0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7,
 static void fill_header(Wasp__Header *h, uint64_t mem_size)
 {
 	wasp__header__init(h);
-	h->version_major = WASP_CKPT_VERSION_MAJOR;
-	h->version_minor = WASP_CKPT_VERSION_MINOR;
+	h->version_major = 1;
+	h->version_minor = WASP_CKPT_VERSION_MINOR_1;
 	h->kind = WASP__HEADER__KIND__FULL;
 	h->id.data = (uint8_t *)test_id;
 	h->id.len = sizeof test_id;
@@ -1080,7 +1080,7 @@ static void t_record_rules(void)
 	hand_end(&b, 1, 0, 0, 0);
 	res = read_stream(b.buf, b.len, NULL, 0, 1);
 	CHECK(res.err < 0 &&
-		  contains(res.msg, "checkpoint format 2.x is newer than this wasp (1.x)"),
+		  contains(res.msg, "checkpoint format 3.x is newer than this wasp (2.x)"),
 	      "%s", res.msg);
 	free(b.buf);
 	fill_header(&h, 1 << 20);
@@ -1755,11 +1755,11 @@ static void t_inspect(void)
 	free(s);
 	Wasp__Header h;
 	fill_header(&h, size);
-	h.version_major = 2;
+	h.version_major = 3;
 	struct wasp_buffer_sink nb = hand_start(size, &h);
 	hand_end(&nb, 1, 0, 0, 0);
 	r = inspect_to(nb.buf, nb.len, false, path, &s);
-	CHECK(r < 0 && s && contains(s, "checkpoint format 2.x is newer than this wasp (1.x)"),
+	CHECK(r < 0 && s && contains(s, "checkpoint format 3.x is newer than this wasp (2.x)"),
 	      "newer:\n%s", s ? s : "");
 	free(s);
 	free(nb.buf);

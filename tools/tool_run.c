@@ -37,7 +37,8 @@ const char tool_run_usage[] =
 	"      --checkpoint-after-hypercalls N\n"
 	"                        a checkpoint after its N-th hypercall returns\n"
 	"      --symbols FILE    symbol map (nm output) for --checkpoint-at names\n"
-	"                        (default: IMAGE with .bin replaced by .sym)\n";
+	"                        (default: IMAGE with .bin replaced by .sym; a Linux\n"
+	"                        program's own symbol table)\n";
 
 /* --checkpoint-at and --symbols as given, resolved by tool_run_resolve_points. */
 static const char *at_arg, *symbols_arg;
@@ -167,6 +168,12 @@ void tool_run_resolve_points(struct wasp_runner_opts *ro, const char *image)
 	ro->checkpoint_at_set = true;
 	if (parse_u64(spec, &ro->checkpoint_at) == 0)
 		return;
+	if (!symbols_arg && image && wasp_linux_probe(image) > 0) {
+		/* A Linux program names its symbols itself. */
+		if (wasp_linux_symbol(image, spec, &ro->checkpoint_at) < 0)
+			tool_die("--checkpoint-at: %s", wasp_last_error());
+		return;
+	}
 	if (symbols_arg) {
 		snprintf(map, sizeof map, "%s", symbols_arg);
 	} else if (image) {

@@ -16,7 +16,8 @@
 const char tool_trace_usage[] =
 	"Tracing (docs/tracing.md):\n"
 	"      --trace EVENTS    record events, comma-separated: exits, hypercalls,\n"
-	"                        io, faults, steps (every instruction), all\n"
+	"                        syscalls (a Linux program's), io, faults, steps\n"
+	"                        (every instruction), all\n"
 	"      --trace-out FILE  write them there as JSON lines (default stderr)\n"
 	"      --trace-regs LIST registers recorded with each event (rax,...,r15,\n"
 	"                        rip,rflags, all, none; default: none, rip for steps)\n"
@@ -40,9 +41,10 @@ static const struct {
 	{"io", WASP_TRACE_BIT(WASP_TRACE_IO)},
 	{"faults", WASP_TRACE_BIT(WASP_TRACE_FAULT)},
 	{"steps", WASP_TRACE_BIT(WASP_TRACE_STEP)},
+	{"syscalls", WASP_TRACE_BIT(WASP_TRACE_SYSCALL)},
 	{"all", WASP_TRACE_BIT(WASP_TRACE_EXIT) | WASP_TRACE_BIT(WASP_TRACE_HYPERCALL) |
 			WASP_TRACE_BIT(WASP_TRACE_IO) | WASP_TRACE_BIT(WASP_TRACE_FAULT) |
-			WASP_TRACE_BIT(WASP_TRACE_STEP)},
+			WASP_TRACE_BIT(WASP_TRACE_STEP) | WASP_TRACE_BIT(WASP_TRACE_SYSCALL)},
 };
 
 #define DEFAULT_MAX_STEPS 100000
@@ -74,7 +76,7 @@ static void add_event(const char *opt, const char *w, void *ctx)
 			return;
 		}
 	}
-	tool_die("%s: unknown event '%s' (try exits, hypercalls, io, faults, steps or all)", opt, w);
+	tool_die("%s: unknown event '%s' (try exits, hypercalls, syscalls, io, faults, steps or all)", opt, w);
 }
 
 static void add_reg(const char *opt, const char *w, void *ctx)
@@ -183,6 +185,7 @@ static int on_event(struct wasp_virtine *v, const struct wasp_trace_event *ev, v
 		fprintf(f, ",\"kvm\":\"%s\"", wasp_kvm_exit_name(ev->kvm_exit));
 		break;
 	case WASP_TRACE_HYPERCALL:
+	case WASP_TRACE_SYSCALL:
 		fprintf(f, ",\"nr\":%" PRIu64 ",\"name\":\"%s\",\"args\":[", ev->hc.nr,
 			ev->hc.name ? ev->hc.name : "unknown");
 		for (int i = 0; i < 6; i++)
@@ -319,8 +322,9 @@ struct hc_sum {
 
 int tool_trace_summary(const char *path, FILE *out)
 {
-	static const char *const kinds[] = {"exit", "hypercall", "io", "fault", "step", "break"};
-	uint64_t counts[6] = {0}, kvm_counts[32] = {0}, last_t = 0, lineno = 0;
+	static const char *const kinds[] = {"exit", "hypercall", "io", "fault", "step", "break",
+					    "syscall"};
+	uint64_t counts[7] = {0}, kvm_counts[32] = {0}, last_t = 0, lineno = 0;
 	struct hc_sum hcs[64];
 	size_t nhc = 0;
 	char end_line[512] = "";
@@ -354,9 +358,9 @@ int tool_trace_summary(const char *path, FILE *out)
 			continue;
 		}
 		size_t k = 0;
-		while (k < 6 && strcmp(ev, kinds[k]))
+		while (k < 7 && strcmp(ev, kinds[k]))
 			k++;
-		if (k == 6) {
+		if (k == 7) {
 			fprintf(stderr, "%s: %s: line %llu: unknown event '%s'\n", tool_name, path,
 				(unsigned long long)lineno, ev);
 			ret = -1;
@@ -370,14 +374,21 @@ int tool_trace_summary(const char *path, FILE *out)
 					break;
 				}
 		}
-		if (k != WASP_TRACE_HYPERCALL)
+		if (k != WASP_TRACE_HYPERCALL && k != WASP_TRACE_SYSCALL)
 			continue;
-		if (!json_str(line, "name", name, sizeof name) || !json_num(line, "ns", &ns) || ns < 0) {
-			fprintf(stderr, "%s: %s: line %llu: a hypercall without name or ns\n", tool_name,
-				path, (unsigned long long)lineno);
+		if (!json_str(line, "name", name + 4, sizeof name - 4) || !json_num(line, "ns", &ns) ||
+		    ns < 0) {
+			fprintf(stderr, "%s: %s: line %llu: a %s without name or ns\n", tool_name,
+				path, (unsigned long long)lineno, kinds[k]);
 			ret = -1;
 			break;
 		}
+		/* Syscalls share the table, marked: read is both a hypercall
+		 * and a system call. */
+		if (k == WASP_TRACE_SYSCALL)
+			memcpy(name, "sys:", 4);
+		else
+			memmove(name, name + 4, strlen(name + 4) + 1);
 		size_t i = 0;
 		while (i < nhc && strcmp(hcs[i].name, name))
 			i++;
@@ -404,7 +415,7 @@ int tool_trace_summary(const char *path, FILE *out)
 	fprintf(out, "trace %s: %llu lines over %.3f ms\n", path, (unsigned long long)lineno,
 		last_t / 1e6);
 	fprintf(out, "events:\n");
-	for (size_t k = 0; k < 6; k++)
+	for (size_t k = 0; k < 7; k++)
 		if (counts[k])
 			fprintf(out, "  %-10s %10llu\n", kinds[k], (unsigned long long)counts[k]);
 	if (counts[WASP_TRACE_EXIT]) {
@@ -415,7 +426,7 @@ int tool_trace_summary(const char *path, FILE *out)
 					(unsigned long long)kvm_counts[r]);
 	}
 	if (nhc) {
-		fprintf(out, "hypercalls:        %10s %12s %10s %10s\n", "count", "total_us", "mean_us",
+		fprintf(out, "calls:             %10s %12s %10s %10s\n", "count", "total_us", "mean_us",
 			"max_us");
 		for (size_t i = 0; i < nhc; i++)
 			fprintf(out, "  %-16s %10llu %12.1f %10.2f %10.2f\n", hcs[i].name,

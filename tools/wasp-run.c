@@ -27,10 +27,12 @@
 #define DEFAULT_ALLOW "console_write,get_arg,set_ret,snapshot"
 
 static const char usage[] =
-	"usage: wasp-run [options] IMAGE [-- ARG...]\n"
-	"Run a virtine image in its own KVM virtual machine.\n"
+	"usage: wasp-run [options] IMAGE|PROGRAM [-- ARG...]\n"
+	"Run a virtine image, or a static x86-64 Linux program (docs/linux.md),\n"
+	"in its own KVM virtual machine.\n"
 	"\n"
-	"  -m, --mem SIZE        guest memory, multiple of 4K, 64K..4G (default 16M)\n"
+	"  -m, --mem SIZE        guest memory, multiple of 4K, 64K..4G (default 16M;\n"
+	"                        256M for a Linux program)\n"
 	"      --load-addr ADDR  guest-physical load address (default 0x8000)\n"
 	"      --mode MODE       entry mode: auto (from the image header), real\n"
 	"                        (16-bit at the load address) or long (direct\n"
@@ -42,6 +44,8 @@ static const char usage[] =
 	TOOL_DIR_QUOTA_USAGE
 	"  -t, --timeout DUR     stop the guest after DUR (e.g. 500ms, 2s, 1m)\n"
 	"      --no-stdin        the guest reads end-of-file from stdin\n"
+	"  -e, --env NAME=VALUE  a Linux program's environment (repeatable; the\n"
+	"                        host's own never reaches it)\n"
 	"  -s, --stats           print create/load/run times and exit counts on stderr\n"
 	"  -h, --help            show this help\n"
 	"\n"
@@ -50,7 +54,10 @@ static const char usage[] =
 	"%s"
 	"\n"
 	"ARGs after -- reach the guest through the get_arg hypercall as\n"
-	"NUL-separated strings.\n"
+	"NUL-separated strings; a Linux program gets them as argv[1..] (argv[0]\n"
+	"is PROGRAM as given). A Linux program may use stdin, stdout, stderr,\n"
+	"time and randomness, and with --dir DIR it sees DIR as its root and\n"
+	"working directory; --allow narrows that as for images.\n"
 	"\n"
 	"Exit status: the guest's exit code (low 8 bits); 124 when the timeout\n"
 	"stopped it; 139 when it faulted (triple fault, access outside its memory,\n"
@@ -85,6 +92,7 @@ int main(int argc, char **argv)
 		{"dir", required_argument, NULL, 'd'},
 		{"timeout", required_argument, NULL, 't'},
 		{"no-stdin", no_argument, NULL, 'N'},
+		{"env", required_argument, NULL, 'e'},
 		{"stats", no_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
 		TOOL_RUN_LONG_OPTIONS,
@@ -94,7 +102,10 @@ int main(int argc, char **argv)
 	struct wasp_runner_opts ro;
 	struct tool_trace tt;
 	struct wasp_config cfg;
-	const char *allow = DEFAULT_ALLOW;
+	const char *allow = NULL;
+	const char **envp = NULL;
+	size_t nenv = 0;
+	bool mem_given = false;
 	uint64_t load_addr = WASP_GPA_LOAD, timeout_ns = 0, mem;
 	enum wasp_mode mode = WASP_MODE_AUTO;
 	bool stats = false;
@@ -107,11 +118,12 @@ int main(int argc, char **argv)
 	wasp_runner_opts_init(&ro);
 	tool_trace_init(&tt);
 	opterr = 0; /* one line of ours instead of getopt\'s two */
-	while ((c = getopt_long(argc, argv, "+m:a:d:t:sh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+m:a:d:t:e:sh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
 			mem = tool_size_arg("--mem", optarg, "16M");
 			cfg.mem_size = (size_t)mem;
+			mem_given = true;
 			break;
 		case 'L':
 			if (parse_u64(optarg, &load_addr) < 0 || load_addr == 0)
@@ -141,6 +153,15 @@ int main(int argc, char **argv)
 		case 'N':
 			cfg.no_stdin = true;
 			break;
+		case 'e':
+			if (!strchr(optarg, '=') || optarg[0] == '=')
+				tool_die("--env: '%s' is not NAME=VALUE", optarg);
+			envp = realloc(envp, (nenv + 2) * sizeof *envp);
+			if (!envp)
+				tool_die("out of memory");
+			envp[nenv++] = optarg;
+			envp[nenv] = NULL;
+			break;
 		case 's':
 			stats = true;
 			break;
@@ -167,18 +188,45 @@ int main(int argc, char **argv)
 	/* A closed stdout must become an error from console_write, not a kill. */
 	signal(SIGPIPE, SIG_IGN);
 
+	/* A Linux program or a flat image? An ELF wasp cannot run is refused
+	 * here, with the reason. */
+	int linux_prog = wasp_linux_probe(image);
+	if (linux_prog < 0)
+		tool_die("%s", wasp_last_error());
+	if (nenv && !linux_prog)
+		tool_die("--env: %s is an image, not a Linux program (images take ARGs after --)", image);
+	if (linux_prog && !mem_given)
+		cfg.mem_size = WASP_LINUX_MEM_DEFAULT;
+	if (!allow)
+		allow = linux_prog ? "all" : DEFAULT_ALLOW;
+
 	struct wasp_virtine *v;
 	if (wasp_virtine_create(&cfg, &v) < 0)
 		tool_die("%s", wasp_last_error());
 	if (wasp_virtine_allow(v, allow) < 0)
 		tool_die("--allow: %s", wasp_last_error());
-	size_t arg_len;
-	char *args = pack_args(argc - optind, argv + optind, &arg_len);
-	if (wasp_virtine_set_arg(v, args, arg_len) < 0)
-		tool_die("%s", wasp_last_error());
-	free(args);
-	if (wasp_virtine_load_file(v, image, load_addr, mode) < 0)
-		tool_die("%s", wasp_last_error());
+	if (linux_prog) {
+		/* argv[0] is the program as given, as a shell passes it. */
+		int n = argc - optind;
+		const char **pargv = calloc((size_t)n + 2, sizeof *pargv);
+		if (!pargv)
+			tool_die("out of memory");
+		pargv[0] = image;
+		for (int i = 0; i < n; i++)
+			pargv[i + 1] = argv[optind + i];
+		if (wasp_virtine_load_linux(v, image, pargv, envp) < 0)
+			tool_die("%s", wasp_last_error());
+		free(pargv);
+	} else {
+		size_t arg_len;
+		char *args = pack_args(argc - optind, argv + optind, &arg_len);
+		if (wasp_virtine_set_arg(v, args, arg_len) < 0)
+			tool_die("%s", wasp_last_error());
+		free(args);
+		if (wasp_virtine_load_file(v, image, load_addr, mode) < 0)
+			tool_die("%s", wasp_last_error());
+	}
+	free(envp);
 	tool_run_resolve_points(&ro, image);
 	tool_trace_attach(&tt, v, image);
 

@@ -95,7 +95,11 @@ struct wasp_exit {
 		uint64_t addr;       /* MMIO: guest-physical address; IO: port */
 		struct wasp_regs regs; /* registers when it happened */
 		uint64_t cr0, cr3, cr4, efer;
+		uint64_t cr2; /* the faulting address of a page fault */
 	} fault;
+	/* EXITED by a signal a Linux program sent itself (abort()): its
+	 * number, and code is 128 + it, as a shell shows; 0 otherwise. */
+	int signal;
 };
 
 /* Counters of one virtine since creation (or the last reset of stats). */
@@ -327,6 +331,65 @@ int wasp_host_msr_list(const uint32_t **indices, uint32_t *count);
  * checks a checkpoint's features against. */
 int wasp_host_cpuid(const void **kvm_cpuid2);
 
+/* ---- Linux programs (docs/linux.md) --------------------------------------
+ * A static x86-64 Linux executable (gcc -static, musl-gcc -static, static
+ * PIE) runs unmodified at ring 3 with no kernel in the guest: its system
+ * calls are served by the host under the virtine's policy. */
+
+/* Guest memory wasp-run gives a Linux program when -m is not given. */
+#define WASP_LINUX_MEM_DEFAULT (256u << 20)
+
+/* Whether `path` is a Linux program: 1 a static x86-64 executable wasp
+ * runs; 0 not an ELF file (a flat image); -ENOEXEC with the reason and the
+ * remedy in wasp_last_error() for an ELF file it cannot run (dynamically
+ * linked, 32-bit, another CPU, an object file); -errno. */
+int wasp_linux_probe(const char *path);
+
+/* Loads a static Linux executable: its segments, the page tables, the
+ * initial stack with argv (NULL: { path }), envp (NULL: empty) and the
+ * auxiliary vector, and the vCPU at its entry point. Memory outside is
+ * zero. Fds 0-2 are cfg.stdin_fd, console_fd and stderr_fd; file calls
+ * need the "open" permission and a sandbox, console ones
+ * "console_write", stdin "stdin_read" (docs/hypercalls.md). */
+int wasp_virtine_load_linux(struct wasp_virtine *v, const char *path, const char *const argv[],
+			    const char *const envp[]);
+bool wasp_virtine_is_linux(const struct wasp_virtine *v);
+/* The address of symbol `name` in the program's own symbol table (a
+ * static-pie's as loaded), for --checkpoint-at and breakpoints. -ENOENT
+ * (with the reason) when it has none or no such symbol. */
+int wasp_linux_symbol(const char *path, const char *name, uint64_t *addr);
+/* A Linux system call's name ("openat"), or NULL when wasp has none. */
+const char *wasp_linux_syscall_name(uint64_t nr);
+
+/* A Linux program's personality state, as a checkpoint holds it (ckpt/):
+ * the address-space layout, mmap's mappings, signal dispositions and
+ * mask, and the rest of what its system calls remembered. Its open files
+ * are the virtine's files (wasp_virtine_file_at). */
+struct wasp_linux_map {
+	uint64_t start, len;
+	uint32_t prot, flags;
+};
+struct wasp_linux_state {
+	uint64_t entry, image_lo, image_hi, brk_start, brk, brk_max, mmap_min, mmap_top;
+	uint64_t stack_low, stack_top;
+	const struct wasp_linux_map *maps; /* get: valid until the next call on v */
+	unsigned nmaps;
+	struct {
+		uint64_t handler, flags, restorer, mask;
+	} sig[64]; /* signal n at [n - 1] */
+	uint64_t sigmask, tid_address, robust_list, robust_len;
+	uint64_t altstack_sp, altstack_size, altstack_flags;
+	uint32_t umask, stdio_closed;
+	uint64_t sleep_rip, sleep_left_ns;
+};
+/* Fills *out; -ENOENT when v runs no Linux program. */
+int wasp_virtine_linux_get(const struct wasp_virtine *v, struct wasp_linux_state *out);
+/* Makes v a Linux program in state *in (a restore: memory and vCPU come
+ * from the checkpoint). Every field is checked against v's memory first:
+ * -EINVAL with the reason, and nothing changed, for a state that could not
+ * have been saved. */
+int wasp_virtine_linux_set(struct wasp_virtine *v, const struct wasp_linux_state *in);
+
 /* ---- Names and errors -------------------------------------------------- */
 
 const char *wasp_exit_reason_name(enum wasp_exit_reason r);
@@ -533,6 +596,7 @@ enum wasp_trace_kind {
 	WASP_TRACE_FAULT,     /* the run ends in WASP_EXIT_FAULT */
 	WASP_TRACE_STEP,      /* one guest instruction executed (single step) */
 	WASP_TRACE_BREAK,     /* a breakpoint was reached (always reported) */
+	WASP_TRACE_SYSCALL,   /* a Linux program's system call was served (hc.*) */
 	WASP_TRACE_KINDS
 };
 #define WASP_TRACE_BIT(kind) (1u << (kind))

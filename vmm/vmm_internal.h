@@ -209,6 +209,12 @@ void wasp_hc_files_forget(struct wasp_virtine *v);
 bool wasp_virtine_kicked(const struct wasp_virtine *v);
 int wasp_kick_signal(void);
 
+/* vmm_kvm.c: clears guest memory a run used (punching out the memfd). */
+int wasp_zero_if_used(struct wasp_virtine *v);
+/* vmm_trace.c: reports a Linux system call served (when a tracer asked). */
+void wasp_trace_syscall(struct wasp_virtine *v, uint64_t nr, const uint64_t a[6], int64_t result,
+			uint64_t ns, const char *name);
+
 /* Marks host-written pages dirty */
 void wasp_mark_dirty(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len);
 

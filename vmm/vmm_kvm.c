@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vmm_internal.h"
+#include "vmm_linux.h"
 
 #define KVM_TSS_ADDR 0xfffbd000ul /* above any guest memory we allow */
 
@@ -248,6 +248,7 @@ void wasp_virtine_destroy(struct wasp_virtine *v)
 	wasp_hc_files_fini(v);
 	wasp_hc_fini(v);
 	wasp_trace_free(v);
+	wasp_lx_free(v);
 	if (v->run != MAP_FAILED)
 		munmap(v->run, (size_t)k->run_size);
 	if (v->vcpu_fd >= 0)
@@ -460,6 +461,7 @@ static int load_finish(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len, enum 
 
 	v->run->kvm_dirty_regs = 0; /* forget any pending register write */
 	v->hc_pending = false;
+	wasp_lx_free(v); /* a flat image: no Linux program any more */
 	/* A real-mode image may switch modes itself, so each hypercall needs
 	 * EFER and CS: set_mode has KVM hand them over with the exit. */
 	wasp_virtine_set_mode(v, mode);
@@ -481,7 +483,7 @@ static int load_finish(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len, enum 
  * runtime does not clear .bss). A virtine that has run is zeroed by
  * punching out its memfd's pages: cost follows the pages it touched, not
  * its size, and the memory goes back to the host. */
-static int zero_if_used(struct wasp_virtine *v)
+int wasp_zero_if_used(struct wasp_virtine *v)
 {
 	int r = wasp_unmap_files(v);
 	if (r < 0)
@@ -513,7 +515,7 @@ int wasp_virtine_load(struct wasp_virtine *v, const void *image, size_t len, was
 	if (!gpa)
 		gpa = WASP_GPA_LOAD;
 	int r = check_fit(v, gpa, len);
-	if (r < 0 || (r = zero_if_used(v)) < 0)
+	if (r < 0 || (r = wasp_zero_if_used(v)) < 0)
 		return r;
 	memcpy(v->mem + gpa, image, len);
 	r = load_finish(v, gpa, len, mode);
@@ -541,12 +543,19 @@ int wasp_virtine_load_file(struct wasp_virtine *v, const char *path, wasp_gpa_t 
 		r = wasp_fail(-EINVAL, "%s: not a regular file", path);
 		goto out;
 	}
+	/* A Linux program, by its ELF magic (an ELF it cannot run is refused
+	 * with the reason, never run as a flat image). */
+	r = wasp_linux_probe(path);
+	if (r != 0) {
+		close(fd);
+		return r < 0 ? r : wasp_virtine_load_linux(v, path, NULL, NULL);
+	}
 	r = check_fit(v, gpa, (size_t)st.st_size);
 	if (r < 0) {
 		wasp_fail(r, "%s: %s", path, wasp_last_error());
 		goto out;
 	}
-	if ((r = zero_if_used(v)) < 0)
+	if ((r = wasp_zero_if_used(v)) < 0)
 		goto out;
 	/* A big image is mapped copy-on-write, not read: its pages come from
 	 * the page cache when the guest first touches them (vmm_map.c). The
@@ -767,6 +776,7 @@ static void fill_fault(struct wasp_virtine *v, struct wasp_exit *e, enum wasp_fa
 		e->fault.cr3 = s.cr3;
 		e->fault.cr4 = s.cr4;
 		e->fault.efer = s.efer;
+		e->fault.cr2 = s.cr2;
 	}
 }
 
@@ -850,6 +860,8 @@ static bool handle_exit(struct wasp_virtine *v, struct wasp_exit *e, int *err)
 		v->stats.io_exits++;
 		if (run->io.direction == KVM_EXIT_IO_OUT && run->io.port == WASP_PORT_HYPERCALL)
 			return do_hypercall(v, e, err);
+		if (run->io.direction == KVM_EXIT_IO_OUT && run->io.port == WASP_PORT_SYSCALL && v->lx)
+			return wasp_lx_syscall(v, e, err);
 		if (run->io.direction == KVM_EXIT_IO_OUT && run->io.port == WASP_PORT_EXIT) {
 			uint32_t code = 0;
 			unsigned size = run->io.size <= 4 ? run->io.size : 4;

@@ -90,6 +90,9 @@ struct pristine {
 	 * becomes the hypercall's result (docs/pool.md). */
 	wasp_gpa_t arg_buf;
 	uint64_t arg_cap;
+	/* A Linux program's personality at the snapshot (maps copied). */
+	bool has_lx;
+	struct wasp_linux_state lx;
 };
 
 struct wasp_pool {
@@ -150,6 +153,7 @@ static void pristine_free(struct pristine *st, size_t mem_size)
 	free(st->present);
 	for (unsigned i = 0; i < st->nfiles; i++)
 		free(st->files[i].path);
+	free((void *)st->lx.maps);
 	memset(st, 0, sizeof *st);
 }
 
@@ -259,6 +263,16 @@ static int capture(struct wasp_pool *p, struct wasp_virtine *v)
 		f->offset = off;
 		st->nfiles++;
 	}
+	if (wasp_virtine_linux_get(v, &st->lx) == 0) {
+		struct wasp_linux_map *maps = NULL;
+		size_t n = st->lx.nmaps * sizeof *maps;
+		if (n && !(maps = malloc(n)))
+			return wasp_fail(-ENOMEM, "pool: out of memory");
+		if (n)
+			memcpy(maps, st->lx.maps, n);
+		st->lx.maps = maps;
+		st->has_lx = true;
+	}
 	return capture_memory(p, v);
 }
 
@@ -340,6 +354,9 @@ static int apply_host(struct wasp_pool *p, struct wasp_virtine *v)
 		*f = (struct wasp_file){.host_fd = -1, .written = -1};
 	}
 	wasp_hc_files_forget(v); /* what the last call wrote is not this one's */
+	/* The Linux personality first: files reopen in the program's root. */
+	if (st->has_lx && (r = wasp_virtine_linux_set(v, &st->lx)) < 0)
+		return r;
 	for (unsigned i = 0; i < st->nfiles; i++) {
 		const struct pristine_file *f = &st->files[i];
 		if ((r = wasp_virtine_file_restore(v, f->guest_fd, f->path, f->flags, f->offset)) < 0)
@@ -749,6 +766,8 @@ int wasp_pool_create(const struct wasp_pool_config *cfg, struct wasp_pool **out)
 			header = n == (ssize_t)sizeof head && image_has_header(head, sizeof head);
 			close(fd);
 		}
+		/* A Linux program snapshots where it calls wasp_serve() */
+		header = header || wasp_linux_probe(p->image_path) > 0;
 	}
 	p->snapshot = cfg->snapshot == WASP_POOL_SNAPSHOT_AUTO && header && !env_off;
 

@@ -66,6 +66,7 @@ static const char *const kind_names[WASP_TRACE_KINDS] = {
 	[WASP_TRACE_EXIT] = "exit",   [WASP_TRACE_HYPERCALL] = "hypercall",
 	[WASP_TRACE_IO] = "io",       [WASP_TRACE_FAULT] = "fault",
 	[WASP_TRACE_STEP] = "step",   [WASP_TRACE_BREAK] = "break",
+	[WASP_TRACE_SYSCALL] = "syscall",
 };
 
 const char *wasp_trace_kind_name(enum wasp_trace_kind k)
@@ -529,6 +530,21 @@ int wasp_trace_exit(struct wasp_virtine *v, struct wasp_exit *e, int *err)
 		}
 	}
 	return 0;
+}
+
+void wasp_trace_syscall(struct wasp_virtine *v, uint64_t nr, const uint64_t a[6], int64_t result,
+			uint64_t ns, const char *name)
+{
+	struct wasp_trace *t = v->trace;
+	if (!t || !asked(t, WASP_TRACE_SYSCALL))
+		return;
+	struct wasp_trace_event ev = {.kind = WASP_TRACE_SYSCALL};
+	ev.hc.nr = nr;
+	memcpy(ev.hc.args, a, sizeof ev.hc.args);
+	ev.hc.result = result;
+	ev.hc.ns = ns;
+	ev.hc.name = name;
+	emit(v, &ev);
 }
 
 bool wasp_trace_after(struct wasp_virtine *v, struct wasp_exit *e, bool go)
