@@ -303,9 +303,11 @@ static void pointers(void)
 		r = SYS(SYS_getdents64, dfd, bad[i], 4096);
 		SYS(SYS_close, dfd);
 		attempt(what, r, r < 0);
-		snprintf(what, sizeof what, "rt_sigaction old into %s", names[i]);
-		r = SYS(SYS_rt_sigaction, SIGUSR1, 0, bad[i], 8);
-		attempt(what, r, r < 0);
+		if (bad[i]) { /* a NULL old action only means "not wanted" */
+			snprintf(what, sizeof what, "rt_sigaction old into %s", names[i]);
+			r = SYS(SYS_rt_sigaction, SIGUSR1, 0, bad[i], 8);
+			attempt(what, r, r < 0);
+		}
 	}
 	/* Huge lengths from a valid buffer: Linux refuses a range past the
 	 * user half; at most the virtine's own memory may be written. */
@@ -426,8 +428,10 @@ static long pick(uint64_t *s)
 	}
 }
 
-/* `out 0xFF` is wasp's own hypercall; ring 3 may execute it (IOPL 3), so
- * a program can bypass `syscall`. The same sandbox must hold. */
+/* `out 0xFF` is wasp's own hypercall. Where the syscall stub runs at ring 3
+ * (PVM) ring 3 may execute `out`, so a program could bypass `syscall`;
+ * elsewhere the `out` faults and ends the program (as on Linux, status
+ * 139). Either way the sandbox must hold: run as `hostile hypercalls`. */
 static long hypercall(long nr, long a0, long a1, long a2)
 {
 	long r;
@@ -490,7 +494,7 @@ static void sweep(void)
 	printf("sweep: write to stdout after the sweep: %ld\n", w);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	/* Natively, as root, the sweep alone could set the clock or mount
@@ -498,6 +502,13 @@ int main(void)
 	if (SYS(SYS_access, "/inbox.txt", F_OK) != 0) {
 		puts("hostile: /inbox.txt is missing: this runs only in a virtine with --dir BOX");
 		return 2;
+	}
+	if (argc > 1 && !strcmp(argv[1], "hypercalls")) {
+		puts("hostile: hypercalls start");
+		hypercalls();
+		printf("hostile: %d escape attempts, %d refused\n", attempts, refused);
+		puts("hostile: done");
+		return 0;
 	}
 	puts("hostile: start");
 	paths();
@@ -508,8 +519,6 @@ int main(void)
 	puts("hostile: pointers done");
 	memory();
 	puts("hostile: memory done");
-	hypercalls();
-	puts("hostile: hypercalls done");
 	sweep();
 	printf("hostile: %d escape attempts, %d refused\n", attempts, refused);
 	puts("hostile: done");
