@@ -20,7 +20,7 @@ if [[ "${1:-}" =~ ^[0-9]+$ ]]; then
 	secs=$1
 	shift
 fi
-all=(ckpt_decode ckpt_restore stream_chunks http_listen hypercall files_bundle)
+all=(ckpt_decode ckpt_restore stream_chunks http_listen hypercall files_bundle syscall)
 [ $# -gt 0 ] && targets=("$@") || targets=("${all[@]}")
 
 # clang and its sanitizer runtimes (libFuzzer lives in libclang-rt-*-dev).

@@ -9,7 +9,7 @@
 # Included from tests/CMakeLists.txt.
 option(WASP_FUZZ "Build the libFuzzer targets (needs clang)" OFF)
 
-set(FUZZ_TARGETS ckpt_decode ckpt_restore stream_chunks http_listen hypercall files_bundle)
+set(FUZZ_TARGETS ckpt_decode ckpt_restore stream_chunks http_listen hypercall files_bundle syscall)
 set(FUZZ_DIR ${CMAKE_CURRENT_LIST_DIR}/fuzz)
 set(FUZZ_OUT ${CMAKE_CURRENT_BINARY_DIR}/fuzz)
 set(FUZZ_SEEDS ${FUZZ_OUT}/seeds)
@@ -59,6 +59,15 @@ foreach(t ${FUZZ_TARGETS})
     list(APPEND FUZZ_ALL fuzz_${t})
   endif()
 endforeach()
+
+# fuzz_syscall loads a static Linux program (tests/linux_core.cmake builds it).
+set(FUZZ_LX_PROG ${CMAKE_CURRENT_BINARY_DIR}/linux_core/counter-glibc)
+target_compile_definitions(fuzz_replay_syscall PRIVATE FUZZ_LX_PROG="${FUZZ_LX_PROG}")
+add_dependencies(fuzz_replay_syscall linux_core_progs)
+if(WASP_FUZZ)
+  target_compile_definitions(fuzz_syscall PRIVATE FUZZ_LX_PROG="${FUZZ_LX_PROG}")
+  add_dependencies(fuzz_syscall linux_core_progs)
+endif()
 
 if(WASP_FUZZ)
   # Coverage feedback from the library too, not only from the targets.

@@ -32,38 +32,52 @@ static int64_t write_all(int fd, const void *buf, size_t len)
 	return (int64_t)done;
 }
 
-/* Waits until fd is ready for `events` (POLLIN, POLLOUT) or the run is
- * kicked (a pause, the deadline). 1 ready (or in error: the next read or
- * write says which), 0 kicked, -errno. The kick signal is blocked from
- * the check of the kick to the ppoll() that unblocks it, so a kick
- * landing in between is not lost. */
-static int wait_ready(struct wasp_virtine *v, int fd, short events)
+int wasp_wait_fds(struct wasp_virtine *v, struct pollfd *p, unsigned n, int64_t timeout_ns)
 {
-	struct pollfd p = {.fd = fd, .events = events};
 	sigset_t kick, old;
-	int n = poll(&p, 1, 0);
-	if (n != 0)
-		return n < 0 ? -errno : 1;
+	int r = poll(p, n, 0);
+	if (r != 0 || timeout_ns == 0)
+		return r < 0 ? -errno : r;
+	uint64_t end = timeout_ns > 0 ? wasp_now_ns() + (uint64_t)timeout_ns : 0;
 	sigemptyset(&kick);
 	sigaddset(&kick, wasp_kick_signal());
 	pthread_sigmask(SIG_BLOCK, &kick, &old);
 	for (;;) {
 		if (wasp_virtine_kicked(v)) {
-			n = 0;
+			r = -EINTR;
 			break;
 		}
-		n = ppoll(&p, 1, NULL, &old);
-		if (n > 0) {
-			n = 1;
-			break;
+		struct timespec ts, *tp = NULL;
+		if (timeout_ns > 0) {
+			uint64_t now = wasp_now_ns();
+			if (now >= end) {
+				r = 0;
+				break;
+			}
+			ts = (struct timespec){(time_t)((end - now) / 1000000000u),
+					       (long)((end - now) % 1000000000u)};
+			tp = &ts;
 		}
-		if (n < 0 && errno != EINTR) {
-			n = -errno;
+		r = ppoll(p, n, tp, &old);
+		if (r > 0)
+			break;
+		if (r < 0 && errno != EINTR) {
+			r = -errno;
 			break;
 		}
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return n;
+	return r;
+}
+
+/* Waits until fd is ready for `events` (POLLIN, POLLOUT) or the run is
+ * kicked (a pause, the deadline). 1 ready (or in error: the next read or
+ * write says which), 0 kicked, -errno. */
+int wasp_wait_ready(struct wasp_virtine *v, int fd, short events)
+{
+	struct pollfd p = {.fd = fd, .events = events};
+	int n = wasp_wait_fds(v, &p, 1, -1);
+	return n == -EINTR ? 0 : n > 0 ? 1 : n;
 }
 
 /*
@@ -82,7 +96,7 @@ static int wait_ready(struct wasp_virtine *v, int fd, short events)
  * that blocks anyway, another writer having taken the room). Regular
  * files and block devices never wait for a reader: written as before.
  */
-static int64_t console_write(struct wasp_virtine *v, int fd, const char *buf, size_t len)
+int64_t wasp_console_write(struct wasp_virtine *v, int fd, const char *buf, size_t len)
 {
 	struct stat st;
 	if (fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
@@ -91,7 +105,7 @@ static int64_t console_write(struct wasp_virtine *v, int fd, const char *buf, si
 	size_t done = 0;
 	int64_t err = 0;
 	while (done < len) {
-		int r = wait_ready(v, fd, POLLOUT);
+		int r = wasp_wait_ready(v, fd, POLLOUT);
 		if (r <= 0) {
 			err = r;
 			break;
@@ -117,7 +131,7 @@ static int64_t hc_console_write(struct wasp_virtine *v, const uint64_t a[6], voi
 	const void *buf = wasp_virtine_gpa(v, a[0], a[1]);
 	if (!buf)
 		return -EFAULT;
-	int64_t n = a[1] ? console_write(v, v->cfg.console_fd, buf, a[1]) : 0;
+	int64_t n = a[1] ? wasp_console_write(v, v->cfg.console_fd, buf, a[1]) : 0;
 	if (n > 0)
 		v->console_bytes += (uint64_t)n;
 	return n;
@@ -134,7 +148,7 @@ static int64_t hc_stdin_read(struct wasp_virtine *v, const uint64_t a[6], void *
 	/* Input that does not come must not hold a pause or the deadline:
 	 * wait for it as the console waits for room; -EINTR on the kick, and
 	 * the guest retries. */
-	int r = wait_ready(v, v->cfg.stdin_fd, POLLIN);
+	int r = wasp_wait_ready(v, v->cfg.stdin_fd, POLLIN);
 	if (r <= 0)
 		return r ? r : -EINTR;
 	ssize_t n = read(v->cfg.stdin_fd, buf, a[1]);

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "vmm_internal.h"
@@ -82,6 +83,12 @@ static int unseen_index(const struct wasp_virtine *v, const struct stat *st)
 	return -1;
 }
 
+bool wasp_file_unseen(const struct wasp_virtine *v, dev_t dev, ino_t ino)
+{
+	struct stat st = {.st_dev = dev, .st_ino = ino};
+	return v->nunseen && unseen_index(v, &st) >= 0;
+}
+
 /* The written-file entry for the file fd stands on (found by inode, else
  * by path, else new), with its sum reset when `changed`. -ENFILE when the
  * table is full: a bound on what a checkpoint must record. */
@@ -130,12 +137,15 @@ static bool over_quota(const struct wasp_virtine *v, uint64_t grow)
 	return grow > q || (uint64_t)v->dir_grown > q - grow;
 }
 
+/* The file behind a hypercall's fd. A Linux program's duplicate of its
+ * stdin, stdout or stderr (vmm_linux_fs.c: path "/stdout") is not one:
+ * the hypercalls never reach the host's stdio through a file fd. */
 static struct wasp_file *file_of(struct wasp_virtine *v, uint64_t fd)
 {
 	if (fd < WASP_FIRST_FD || fd >= WASP_FIRST_FD + WASP_MAX_FILES)
 		return NULL;
 	struct wasp_file *f = &v->files[fd - WASP_FIRST_FD];
-	return f->host_fd >= 0 ? f : NULL;
+	return f->host_fd >= 0 && f->path[0] != '/' ? f : NULL;
 }
 
 static int host_flags(uint64_t flags)
@@ -158,16 +168,14 @@ static int host_flags(uint64_t flags)
 	return f;
 }
 
-/* Another fd, with open(2) `flags`, on the file behind fd (the same
- * inode, whatever its path now). */
 /* fd, just opened non-blocking (so a FIFO cannot hang the host), kept
- * only when it is a regular file, then made blocking; -errno otherwise
- * (the open's errno when fd < 0). */
-static int regular_only(int fd, struct stat *st)
+ * only when it is a regular file (or a directory, when dirs_too), then
+ * made blocking; -errno otherwise (the open's errno when fd < 0). */
+static int regular_only(int fd, struct stat *st, bool dirs_too)
 {
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
+	if (fstat(fd, st) < 0 || !(S_ISREG(st->st_mode) || (dirs_too && S_ISDIR(st->st_mode)))) {
 		close(fd);
 		return -EACCES;
 	}
@@ -175,6 +183,8 @@ static int regular_only(int fd, struct stat *st)
 	return fd;
 }
 
+/* Another fd, with open(2) `flags`, on the file behind fd (the same
+ * inode, whatever its path now). */
 static int open_fd_again(int fd, int flags)
 {
 	char p[64];
@@ -183,10 +193,22 @@ static int open_fd_again(int fd, int flags)
 	return r < 0 ? -errno : r;
 }
 
-/* Opens path beneath the sandbox into files[slot]. Returns 0 or -errno. */
-static int open_in_sandbox(struct wasp_virtine *v, int slot, const char *path, int guest_flags,
-			   int flags, mode_t mode)
+/* How a path resolves in the sandbox: beneath it for the hypercalls; as
+ * in its root for a Linux program, whose absolute paths and symlinks mean
+ * the sandbox (docs/linux-files.md). */
+static uint64_t sandbox_resolve(const struct wasp_virtine *v)
 {
+	return (v->lx ? RESOLVE_IN_ROOT : RESOLVE_BENEATH) | RESOLVE_NO_MAGICLINKS;
+}
+
+int wasp_file_open(struct wasp_virtine *v, int slot, const char *path, int guest_flags, int flags,
+		   mode_t mode, uint64_t resolve)
+{
+	/* O_PATH opens nothing (no read, no write, no device's open): any
+	 * kind of file may stand there, as on Linux. */
+	bool opath = v->lx && (flags & O_PATH);
+	if (opath)
+		flags &= O_PATH | O_DIRECTORY | O_NOFOLLOW;
 	/* O_TRUNC is done by hand on a writable file, to credit the quota
 	 * with what it frees. */
 	bool trunc = (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY;
@@ -195,8 +217,10 @@ static int open_in_sandbox(struct wasp_virtine *v, int slot, const char *path, i
 	struct open_how how = {
 		.flags = (uint64_t)(flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK),
 		.mode = (flags & O_CREAT) ? mode : 0,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+		.resolve = resolve ? resolve : sandbox_resolve(v),
 	};
+	if (opath)
+		how.flags = (uint64_t)flags | O_CLOEXEC;
 	int fd = (int)syscall(SYS_openat2, v->sandbox_fd, path, &how, sizeof how);
 	if (fd < 0 && errno == EEXIST && v->nunseen) {
 		/* O_EXCL on a file the guest has not seen: open it to tell. */
@@ -214,10 +238,23 @@ static int open_in_sandbox(struct wasp_virtine *v, int slot, const char *path, i
 		}
 	}
 	struct stat st;
-	if ((fd = regular_only(fd, &st)) < 0)
+	if (opath) {
+		if (fd < 0)
+			return -errno;
+		if (fstat(fd, &st) < 0) {
+			int e = -errno;
+			close(fd);
+			return e;
+		}
+		if (S_ISREG(st.st_mode) && v->nunseen && unseen_index(v, &st) >= 0) {
+			close(fd);
+			return -ENOENT;
+		}
+	} else if ((fd = regular_only(fd, &st, v->lx != NULL)) < 0) {
 		return fd;
+	}
 
-	int hidden = v->nunseen ? unseen_index(v, &st) : -1;
+	int hidden = v->nunseen && !opath && S_ISREG(st.st_mode) ? unseen_index(v, &st) : -1;
 	if (hidden >= 0) {
 		/* Made after the checkpoint by the run that crashed: the guest
 		 * has not made it yet. Creating it makes it anew; any other
@@ -290,7 +327,7 @@ int64_t wasp_hc_open(struct wasp_virtine *v, const uint64_t a[6], void *opaque)
 	if (slot < 0)
 		return -EMFILE;
 
-	int r = open_in_sandbox(v, slot, path, (int)a[1], flags, (mode_t)(a[2] & 0777));
+	int r = wasp_file_open(v, slot, path, (int)a[1], flags, (mode_t)(a[2] & 0777), 0);
 	return r < 0 ? r : WASP_FIRST_FD + slot;
 }
 
@@ -312,22 +349,30 @@ int wasp_virtine_file_at(const struct wasp_virtine *v, unsigned idx, unsigned *g
 int wasp_virtine_file_restore(struct wasp_virtine *v, unsigned guest_fd, const char *path,
 			      int flags, int64_t offset)
 {
-	if (v->sandbox_fd < 0)
-		return wasp_fail(-EACCES, "the guest had '%s' open but no sandbox directory was given",
-				 path);
 	if (guest_fd < WASP_FIRST_FD || guest_fd >= WASP_FIRST_FD + WASP_MAX_FILES ||
 	    v->files[guest_fd - WASP_FIRST_FD].host_fd >= 0)
 		return wasp_fail(-EINVAL, "bad or duplicate guest fd %u for '%s'", guest_fd, path);
+	if (v->lx && path[0] == '/')
+		return wasp_lx_stdio_restore(v, guest_fd, path, flags);
+	if (v->sandbox_fd < 0)
+		return wasp_fail(-EACCES, "the guest had '%s' open but no sandbox directory was given",
+				 path);
 	/* Never create or truncate on restore: the file must be the one the
-	 * guest was using, at the offset it had reached. */
-	int hflags = host_flags((uint64_t)flags & ~(uint64_t)(WASP_O_CREAT | WASP_O_TRUNC | WASP_O_EXCL));
+	 * guest was using, at the offset it had reached. A Linux program's
+	 * flags are open(2)'s own (directories and O_PATH included). */
+	const int never = O_CREAT | O_TRUNC | O_EXCL | O_TMPFILE;
+	int hflags = v->lx ? (flags & ~never) | O_LARGEFILE
+			   : host_flags((uint64_t)flags & ~(uint64_t)(WASP_O_CREAT | WASP_O_TRUNC | WASP_O_EXCL));
 	if (hflags < 0 || offset < 0)
 		return wasp_fail(-EINVAL, "bad flags or offset for '%s'", path);
-	int r = open_in_sandbox(v, guest_fd - WASP_FIRST_FD, path, flags, hflags, 0);
+	int r = wasp_file_open(v, guest_fd - WASP_FIRST_FD, path, flags, hflags, 0, 0);
 	if (r < 0)
 		return wasp_fail(r, "cannot reopen the guest's file '%s' in %s: %s", path,
 				 v->cfg.sandbox_dir, strerror(-r));
-	if (lseek(v->files[guest_fd - WASP_FIRST_FD].host_fd, offset, SEEK_SET) < 0) {
+	/* A directory's offset is where getdents64 had got to (the same
+	 * cookie lseek gives back). An O_PATH fd has none. */
+	if (!(flags & O_PATH && v->lx) &&
+	    lseek(v->files[guest_fd - WASP_FIRST_FD].host_fd, offset, SEEK_SET) < 0) {
 		r = -errno;
 		wasp_fail(r, "cannot seek '%s' to %lld: %s", path, (long long)offset, strerror(-r));
 		return r;
@@ -374,6 +419,16 @@ static int64_t do_write(struct wasp_virtine *v, const uint64_t a[6], int64_t off
 	const void *buf = wasp_virtine_gpa(v, a[1], a[2]);
 	if (!buf)
 		return -EFAULT;
+	struct iovec iov = {(void *)buf, a[2]};
+	return wasp_file_writev(v, f, &iov, 1, offset);
+}
+
+int64_t wasp_file_writev(struct wasp_virtine *v, struct wasp_file *f, const struct iovec *iov,
+			 int n, int64_t offset)
+{
+	uint64_t len = 0;
+	for (int i = 0; i < n; i++)
+		len += iov[i].iov_len; /* the callers bound each and the sum */
 	/* Where the bytes land: O_APPEND writes (pwrite too, on Linux) at the
 	 * end, write() at the file position, pwrite() at its offset. */
 	struct stat st;
@@ -384,21 +439,65 @@ static int64_t do_write(struct wasp_virtine *v, const uint64_t a[6], int64_t off
 		at = st.st_size;
 	else if (offset < 0 && (at = lseek(f->host_fd, 0, SEEK_CUR)) < 0)
 		return -errno;
-	if ((uint64_t)at > (uint64_t)INT64_MAX - a[2])
+	if ((uint64_t)at > (uint64_t)INT64_MAX - len)
 		return -EFBIG;
-	uint64_t end = (uint64_t)at + a[2];
-	if (a[2] && end > (uint64_t)st.st_size && over_quota(v, end - (uint64_t)st.st_size))
+	uint64_t end = (uint64_t)at + len;
+	if (len && end > (uint64_t)st.st_size && over_quota(v, end - (uint64_t)st.st_size))
 		return -EDQUOT;
-	ssize_t n = offset < 0 ? write(f->host_fd, buf, a[2])
-			       : pwrite(f->host_fd, buf, a[2], (off_t)offset);
-	if (n < 0)
+	ssize_t w = offset < 0 ? writev(f->host_fd, iov, n) : pwritev(f->host_fd, iov, n, (off_t)offset);
+	if (w < 0)
 		return -errno;
-	if ((uint64_t)at + (uint64_t)n > (uint64_t)st.st_size)
-		v->dir_grown += (int64_t)((uint64_t)at + (uint64_t)n - (uint64_t)st.st_size);
+	if ((uint64_t)at + (uint64_t)w > (uint64_t)st.st_size)
+		v->dir_grown += (int64_t)((uint64_t)at + (uint64_t)w - (uint64_t)st.st_size);
 	/* What a checkpoint summed below `at` is no longer the file's. */
-	if (n > 0 && f->written >= 0 && (uint64_t)at < v->written[f->written].sum_len)
+	if (w > 0 && f->written >= 0 && (uint64_t)at < v->written[f->written].sum_len)
 		v->written[f->written].sum_len = v->written[f->written].sum = 0;
-	return n;
+	return w;
+}
+
+/* The file's sum from `from` on is no longer what a checkpoint read. */
+static void written_changed(struct wasp_virtine *v, struct wasp_file *f, uint64_t from)
+{
+	if (f->written >= 0 && from < v->written[f->written].sum_len)
+		v->written[f->written].sum_len = v->written[f->written].sum = 0;
+}
+
+int wasp_file_truncate(struct wasp_virtine *v, struct wasp_file *f, int64_t len)
+{
+	struct stat st;
+	if (len < 0)
+		return -EINVAL;
+	if (fstat(f->host_fd, &st) < 0)
+		return -errno;
+	if (len > st.st_size && over_quota(v, (uint64_t)(len - st.st_size)))
+		return -EDQUOT;
+	if (ftruncate(f->host_fd, (off_t)len) < 0)
+		return -errno;
+	v->dir_grown += (int64_t)len - (int64_t)st.st_size;
+	written_changed(v, f, (uint64_t)len);
+	return 0;
+}
+
+int wasp_file_fallocate(struct wasp_virtine *v, struct wasp_file *f, int mode, int64_t off,
+			int64_t len)
+{
+	struct stat st;
+	if (off < 0 || len <= 0)
+		return -EINVAL;
+	if (off > INT64_MAX - len)
+		return -EFBIG;
+	if (fstat(f->host_fd, &st) < 0)
+		return -errno;
+	bool grows = !(mode & FALLOC_FL_KEEP_SIZE) && off + len > st.st_size;
+	if (grows && over_quota(v, (uint64_t)(off + len - st.st_size)))
+		return -EDQUOT;
+	if (fallocate(f->host_fd, mode, (off_t)off, (off_t)len) < 0)
+		return -errno;
+	if (grows)
+		v->dir_grown += off + len - st.st_size;
+	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
+		written_changed(v, f, (uint64_t)off);
+	return 0;
 }
 
 int64_t wasp_hc_read(struct wasp_virtine *v, const uint64_t a[6], void *opaque)
@@ -471,7 +570,7 @@ int wasp_virtine_sandbox_open(struct wasp_virtine *v, const char *path, int flag
 	struct open_how how = {
 		.flags = (uint64_t)(flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW),
 		.mode = (flags & O_CREAT) ? 0644 : 0,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+		.resolve = sandbox_resolve(v),
 	};
 	/* O_NOFOLLOW: the last component only; a link in the middle is
 	 * followed beneath the sandbox as for the guest. A link at the end
@@ -480,7 +579,7 @@ int wasp_virtine_sandbox_open(struct wasp_virtine *v, const char *path, int flag
 		how.flags &= ~(uint64_t)O_NOFOLLOW;
 	int fd = (int)syscall(SYS_openat2, v->sandbox_fd, path, &how, sizeof how);
 	struct stat st;
-	return regular_only(fd, &st);
+	return regular_only(fd, &st, false);
 }
 
 int wasp_virtine_written_at(const struct wasp_virtine *v, unsigned idx,

@@ -233,4 +233,47 @@ bool wasp_trace_after(struct wasp_virtine *v, struct wasp_exit *e, bool go);
 void wasp_trace_leave(struct wasp_virtine *v);
 void wasp_trace_free(struct wasp_virtine *v);
 
+/* ---- shared with the Linux personality's descriptor calls -------------
+ * (vmm_linux_fs.c; the hypercalls use the same code, so both behave alike) */
+struct pollfd;
+struct iovec;
+/* vmm_hc_builtin.c: waits until one of the n fds is ready (poll(2)
+ * semantics, p[].revents filled), timeout_ns passes (-1: never) or the run
+ * is kicked (a pause, the deadline). The number ready, 0 at the timeout,
+ * -EINTR on the kick, -errno. The kick signal stays blocked from the
+ * check of the kick to the ppoll() that unblocks it, so a kick landing in
+ * between is not lost. */
+int wasp_wait_fds(struct wasp_virtine *v, struct pollfd *p, unsigned n, int64_t timeout_ns);
+/* One fd for `events`, no timeout: 1 ready (or in error), 0 kicked, -errno. */
+int wasp_wait_ready(struct wasp_virtine *v, int fd, short events);
+/* Writes buf to a console-like fd (a pipe or terminal may block): waits
+ * for room kick-aware. The bytes written, -EINTR when a kick came before
+ * any, -errno. */
+int64_t wasp_console_write(struct wasp_virtine *v, int fd, const char *buf, size_t len);
+
+/* vmm_hc_file.c. Opens `path` (relative to the sandbox; with v->lx, as in
+ * the sandbox as a root: RESOLVE_IN_ROOT, else RESOLVE_BENEATH) into
+ * files[slot] with host open(2) `flags`, keeping `guest_flags` and `path`
+ * for checkpoints. Regular files only, and directories (O_RDONLY, or
+ * O_PATH) for a Linux program. Does the written-file, quota and unseen
+ * bookkeeping. `resolve`: openat2's, 0 for the sandbox's own. 0 or -errno. */
+int wasp_file_open(struct wasp_virtine *v, int slot, const char *path, int guest_flags, int flags,
+		   mode_t mode, uint64_t resolve);
+/* Writes the iovecs to f at `offset` (-1: at the file position; O_APPEND
+ * at the end), held to the quota and keeping the written-file sums. The
+ * bytes written or -errno. */
+int64_t wasp_file_writev(struct wasp_virtine *v, struct wasp_file *f, const struct iovec *iov,
+			 int n, int64_t offset);
+/* ftruncate(2) and fallocate(2) on f, held to the quota (apparent size)
+ * and keeping the written-file sums. 0 or -errno. */
+int wasp_file_truncate(struct wasp_virtine *v, struct wasp_file *f, int64_t len);
+int wasp_file_fallocate(struct wasp_virtine *v, struct wasp_file *f, int mode, int64_t off,
+			int64_t len);
+/* Whether the file is one a restore hid (made after the checkpoint). */
+bool wasp_file_unseen(const struct wasp_virtine *v, dev_t dev, ino_t ino);
+/* vmm_linux_fs.c: puts back a Linux program's duplicate of its stdin,
+ * stdout or stderr (a files[] slot whose path is "/stdin", "/stdout" or
+ * "/stderr") at guest_fd. 0 or -errno with a message. */
+int wasp_lx_stdio_restore(struct wasp_virtine *v, unsigned guest_fd, const char *path, int flags);
+
 #endif /* WASP_VMM_INTERNAL_H */

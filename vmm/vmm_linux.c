@@ -1037,6 +1037,11 @@ static const struct lx_call table[] = {
 };
 #define LX_NCALLS (sizeof table / sizeof *table)
 
+int64_t wasp_lx_dispatch(struct wasp_virtine *v, uint64_t nr, const uint64_t a[6])
+{
+	return nr < LX_NCALLS && table[nr].fn ? table[nr].fn(v, a) : -ENOSYS;
+}
+
 const char *wasp_linux_syscall_name(uint64_t nr)
 {
 	switch (nr) {
@@ -1120,7 +1125,7 @@ bool wasp_lx_syscall(struct wasp_virtine *v, struct wasp_exit *e, int *err)
 				go = false;
 			}
 		} else {
-			res = nr < LX_NCALLS && table[nr].fn ? table[nr].fn(v, a) : -ENOSYS;
+			res = wasp_lx_dispatch(v, nr, a);
 		}
 	}
 	if (v->trace)
@@ -1216,7 +1221,7 @@ int wasp_virtine_linux_set(struct wasp_virtine *v, const struct wasp_linux_state
 					 i, (unsigned long long)m->start, (unsigned long long)m->len);
 		prev = m->start + m->len;
 	}
-	if (in->umask > 0777 || in->stdio_closed > 7)
+	if (in->umask > 0777 || in->stdio_closed & ~0x707u)
 		return wasp_fail(-EINVAL, "Linux state: bad umask or closed stdio");
 
 	struct wasp_lx_map *maps = NULL;

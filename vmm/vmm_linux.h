@@ -53,7 +53,9 @@ struct wasp_linux {
 	uint64_t tid_address, robust_list, robust_len;
 	uint64_t altstack_sp, altstack_size, altstack_flags;
 	uint32_t umask;
-	uint32_t stdio_closed; /* bit n: the program closed its fd n (0..2) */
+	/* bit n: the program closed its fd n (0..2); bit 8+n: it set
+	 * O_NONBLOCK on fd n (vmm_linux_fs.c; never on the host's fd) */
+	uint32_t stdio_closed;
 	/* A sleep a pause cut short: the `syscall` at sleep_rip sleeps only
 	 * sleep_left_ns more when the program runs it again (0: none). */
 	uint64_t sleep_rip, sleep_left_ns;
@@ -95,6 +97,11 @@ bool wasp_lx_allowed(struct wasp_virtine *v, unsigned hc_nr);
  * true when the run goes on, false with *e filled (exit_group, a signal
  * that ends the program) or *err set. */
 bool wasp_lx_syscall(struct wasp_virtine *v, struct wasp_exit *e, int *err);
+
+/* Serves system call `nr` from the table alone (not exit, kill and the
+ * wasp hypercall range, which wasp_lx_syscall handles): what the fuzzer
+ * drives directly. rax, or -ENOSYS. */
+int64_t wasp_lx_dispatch(struct wasp_virtine *v, uint64_t nr, const uint64_t a[6]);
 
 void wasp_lx_free(struct wasp_virtine *v);
 

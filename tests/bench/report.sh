@@ -126,7 +126,7 @@ fi
 	echo
 	echo "| ratio | value | target | met |"
 	echo "|---|---|---|---|"
-	for n in core pool ckpt http cc migrate; do
+	for n in core pool ckpt http linux cc migrate; do
 		[ -f "$out/$n$sfx.log" ] && grep '^ratio ' "$out/$n$sfx.log"
 	done | awk '{ v = $3; t = $0; sub(/.*\(/, "", t); sub(/\).*/, "", t)
 		met = "-"; if (t ~ /^target /) { sub(/^target /, "", t); met = (v + 0 <= t + 0) ? "yes" : "no" }
@@ -136,7 +136,7 @@ fi
 		echo "![${p#*|}](${p%%|*})"
 	done
 	[ $have_gnuplot = 1 ] || echo "(no plots: gnuplot is not installed; tests/bench/setup.sh installs it)"
-	for n in core pool ckpt http cc migrate; do
+	for n in core pool ckpt http linux cc migrate; do
 		f=$(csv $n)
 		[ -f "$f" ] || continue
 		echo

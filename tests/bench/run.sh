@@ -8,7 +8,7 @@
 #
 # Environment (the targets set it): WASP_BENCH_OUT (the output directory),
 # WASP_BENCH_CORE, WASP_BENCH_CKPT, WASP_BENCH_POOL (programs),
-# WASP_BENCH_HTTP and WASP_BENCH_CC (optional), WASP_BENCH_MIGRATE (bench_migrate.sh) with the
+# WASP_BENCH_HTTP, WASP_BENCH_LINUX and WASP_BENCH_CC (optional), WASP_BENCH_MIGRATE (bench_migrate.sh) with the
 # variables it reads.
 # Exit status: 0 all ran, 1 a benchmark failed (the others still run),
 # 2 bad usage.
@@ -50,6 +50,9 @@ one ckpt "$WASP_BENCH_CKPT" "${qopt[@]}" --csv "$out/ckpt$sfx.csv"
 if [ -n "${WASP_BENCH_HTTP:-}" ]; then
 	one http "$WASP_BENCH_HTTP" "${qopt[@]}" --csv "$out/http$sfx.csv"
 fi
+if [ -n "${WASP_BENCH_LINUX:-}" ]; then
+	one linux "$WASP_BENCH_LINUX" "${qopt[@]}" --csv "$out/linux$sfx.csv"
+fi
 if [ -n "${WASP_BENCH_CC:-}" ]; then
 	one cc "$WASP_BENCH_CC" "${qopt[@]}" --csv "$out/cc$sfx.csv"
 fi
@@ -63,7 +66,7 @@ fi
 "$here/report.sh" "$out" "$sfx" || failed+=(report)
 echo
 echo "== the suite's targets ($(($(date +%s) - start)) s; report: $out/report$sfx.md)"
-for n in core pool ckpt http cc migrate; do
+for n in core pool ckpt http linux cc migrate; do
 	[ -f "$out/$n$sfx.log" ] && grep '^ratio ' "$out/$n$sfx.log"
 done
 if [ ${#failed[@]} -gt 0 ]; then

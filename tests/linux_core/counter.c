@@ -13,7 +13,7 @@
 
 unsigned long rounds_done; /* --checkpoint-at target below */
 
-void round_done(int i)
+__attribute__((noinline)) void round_done(int i)
 {
 	rounds_done = (unsigned long)i + 1;
 }
