@@ -8,6 +8,7 @@ packages=(
 	protobuf-c-compiler libprotobuf-c-dev libzstd-dev
 	libcurl4-openssl-dev libmicrohttpd-dev
 	iproute2 procps openssl python3 libclang-dev strace
+	musl-tools liblua5.4-dev # the static Linux programs of tests/linux.cmake
 )
 
 missing=()
