@@ -862,6 +862,10 @@ static bool handle_exit(struct wasp_virtine *v, struct wasp_exit *e, int *err)
 			return do_hypercall(v, e, err);
 		if (run->io.direction == KVM_EXIT_IO_OUT && run->io.port == WASP_PORT_SYSCALL && v->lx)
 			return wasp_lx_syscall(v, e, err);
+		if (run->io.direction == KVM_EXIT_IO_OUT && run->io.port == WASP_PORT_EXCEPTION && v->lx) {
+			wasp_lx_exception(v, e);
+			return false;
+		}
 		if (run->io.direction == KVM_EXIT_IO_OUT && run->io.port == WASP_PORT_EXIT) {
 			uint32_t code = 0;
 			unsigned size = run->io.size <= 4 ? run->io.size : 4;

@@ -216,6 +216,60 @@ int wasp_linux_probe(const char *path)
 
 /* ---- the address space --------------------------------------------------- */
 
+/* Where a triple fault loses the vCPU's state (AMD SVM re-initialises the
+ * VMCB on a shutdown intercept; measured by the probe below), a program's
+ * fault could not be reported with its rip and address. There the host
+ * adds what catches exceptions instead: a GDT (the gates' code segment), an
+ * IDT for vectors 0-31, handlers that push the vector (and a zero error
+ * code where the CPU pushes none) and exit through WASP_PORT_EXCEPTION,
+ * and a ring-0 stack (TSS.RSP0), all supervisor-only. The run then ends
+ * as a WASP_FAULT_EXCEPTION with the frame's registers. KVM intercepts #DB
+ * and #BP itself while a tracer steps or breaks, so tracing is unchanged. */
+static int host_keeps_fault = -1; /* 1: a shutdown keeps the registers */
+#define LX_IDT_VECTORS 32u
+#define LX_IDT_STUB 16u /* bytes per handler */
+
+static void put_idt(uint8_t *m)
+{
+	uint64_t *pt0 = (uint64_t *)(m + WASP_GPA_PT0);
+	for (uint64_t a = LX_GPA_GDT; a <= LX_GPA_KSTACK; a += WASP_PAGE_SIZE)
+		pt0[a / WASP_PAGE_SIZE] = a | PTE_P | PTE_RW;
+	uint64_t *gdt = (uint64_t *)(m + LX_GPA_GDT);
+	gdt[2] = 0x00209a0000000000ull; /* 0x10: ring-0 code, 64-bit */
+	gdt[3] = 0x0000920000000000ull; /* 0x18: ring-0 data */
+	gdt[5] = 0x0000f20000000000ull; /* 0x28: ring-3 data */
+	gdt[6] = 0x0020fa0000000000ull; /* 0x30: ring-3 code, 64-bit */
+	uint64_t tss = LX_GPA_TSS, lim = WASP_TSS_LIMIT; /* 0x40: the TSS (busy) */
+	gdt[8] = (lim & 0xffff) | ((tss & 0xffffff) << 16) | (0x8bull << 40) |
+		 (((tss >> 24) & 0xff) << 56);
+	gdt[9] = tss >> 32;
+	uint64_t rsp0 = LX_GPA_KSTACK + WASP_PAGE_SIZE;
+	memcpy(m + LX_GPA_TSS + 4, &rsp0, sizeof rsp0);
+	static const uint32_t with_error = (1u << 8) | (1u << 10) | (1u << 11) | (1u << 12) |
+					   (1u << 13) | (1u << 14) | (1u << 17) | (1u << 21) |
+					   (1u << 29) | (1u << 30);
+	uint64_t common = LX_GPA_IDT_CODE + LX_IDT_VECTORS * LX_IDT_STUB;
+	for (unsigned vec = 0; vec < LX_IDT_VECTORS; vec++) {
+		uint64_t h = LX_GPA_IDT_CODE + vec * LX_IDT_STUB;
+		uint8_t *c = m + h;
+		unsigned n = 0;
+		if (!(with_error & (1u << vec))) {
+			c[n++] = 0x6a; /* push 0 */
+			c[n++] = 0;
+		}
+		c[n++] = 0x6a; /* push vec */
+		c[n++] = (uint8_t)vec;
+		c[n++] = 0xe9; /* jmp common */
+		int32_t rel = (int32_t)(common - (h + n + 4));
+		memcpy(c + n, &rel, 4);
+		uint64_t *gate = (uint64_t *)(m + LX_GPA_IDT + vec * 16);
+		gate[0] = (h & 0xffff) | (0x10ull << 16) | (0x8eull << 40) | (((h >> 16) & 0xffff) << 48);
+		gate[1] = h >> 32;
+	}
+	static const uint8_t tail[] = {0xe6, WASP_PORT_EXCEPTION, 0xf4, 0xeb, 0xfd}; /* out; hlt; jmp */
+	memcpy(m + common, tail, sizeof tail);
+}
+
 /* The TSS and the stub below LX_USER_BASE, and their page-table entries
  * (in PT0): the TSS supervisor-only; the stub's page read-only, and
  * reachable from ring 3 only where `syscall` stays in ring 3 (PVM): on
@@ -237,6 +291,8 @@ static void put_stub(uint8_t *m, int stub_cpl)
 
 	static const uint8_t stub[] = {0xe6, WASP_PORT_SYSCALL, 0x48, 0x0f, 0x07};
 	memcpy(m + LX_GPA_STUB, stub, sizeof stub);
+	if (host_keeps_fault == 0)
+		put_idt(m);
 }
 
 /* Page tables (identity map, as wasp_abi.h lays them out): below
@@ -469,6 +525,12 @@ static int enter(struct wasp_virtine *v, uint64_t rip, uint64_t rsp)
 	s.efer = (1ull << 8) | (1ull << 10) | 1ull; /* LME, LMA, SCE */
 	s.idt.base = s.gdt.base = 0;
 	s.idt.limit = s.gdt.limit = 0;
+	if (host_keeps_fault == 0) {
+		s.gdt.base = LX_GPA_GDT;
+		s.gdt.limit = 10 * 8 - 1;
+		s.idt.base = LX_GPA_IDT;
+		s.idt.limit = LX_IDT_VECTORS * 16 - 1;
+	}
 	s.tr = (struct kvm_segment){.base = LX_GPA_TSS, .limit = WASP_TSS_LIMIT, .selector = 0x40,
 				    .type = 11, .present = 1};
 	memset(s.interrupt_bitmap, 0, sizeof s.interrupt_bitmap);
@@ -548,12 +610,68 @@ static int probe_stub_cpl(void)
 	struct kvm_sregs sr;
 	if ((r = kvm_ioctl(p->vcpu_fd, KVM_GET_SREGS, &sr)) < 0)
 		goto out_destroy;
-	r = host_cpl = sr.cs.dpl == 0 ? 0 : 3;
+	int cpl = sr.cs.dpl == 0 ? 0 : 3;
+	/* Second: does a triple fault keep the registers? A `ud2` at a known
+	 * rip, with no IDT yet, shuts the vCPU down. */
+	static const uint8_t ud2[] = {0x0f, 0x0b};
+	memcpy(m + LX_GPA_STUB + 0x110, ud2, sizeof ud2);
+	if ((r = wasp_virtine_complete_io(p)) < 0)
+		goto out_destroy;
+	struct kvm_regs regs = {.rip = LX_GPA_STUB + 0x110, .rflags = 2};
+	p->run->kvm_dirty_regs = 0;
+	if ((r = kvm_ioctl(p->vcpu_fd, KVM_SET_REGS, &regs)) < 0)
+		goto out_destroy;
+	for (int i = 0; i < 100; i++) {
+		r = ioctl(p->vcpu_fd, KVM_RUN, 0);
+		if (r == 0 || errno != EINTR)
+			break;
+	}
+	if (r < 0) {
+		r = wasp_fail(-errno, "probing a fault: KVM_RUN: %s", strerror(errno));
+		goto out_destroy;
+	}
+	if ((r = kvm_ioctl(p->vcpu_fd, KVM_GET_REGS, &regs)) < 0)
+		goto out_destroy;
+	host_keeps_fault = p->run->exit_reason == KVM_EXIT_SHUTDOWN && regs.rip == LX_GPA_STUB + 0x110;
+	r = host_cpl = cpl;
 out_destroy:
 	wasp_virtine_destroy(p);
 out:
 	pthread_mutex_unlock(&cpl_lock);
 	return r;
+}
+
+void wasp_lx_exception(struct wasp_virtine *v, struct wasp_exit *e)
+{
+	struct kvm_regs regs;
+	struct kvm_sregs sr;
+	memset(&e->fault, 0, sizeof e->fault);
+	e->reason = WASP_EXIT_FAULT;
+	e->fault.kind = WASP_FAULT_EXCEPTION;
+	e->fault.kvm_exit = v->run->exit_reason;
+	if (v->run->kvm_valid_regs & KVM_SYNC_X86_REGS)
+		regs = v->run->s.regs.regs;
+	else if (wasp__ioctl(v->vcpu_fd, KVM_GET_REGS, &regs) < 0)
+		return;
+	memcpy(&e->fault.regs, &regs, sizeof regs);
+	/* The frame the handler left on the ring-0 stack: vector, error
+	 * code, then what the CPU pushed (rip, cs, rflags, rsp, ss). */
+	uint64_t f[7];
+	if (regs.rsp >= LX_GPA_KSTACK && regs.rsp <= LX_GPA_KSTACK + WASP_PAGE_SIZE - sizeof f) {
+		memcpy(f, v->mem + regs.rsp, sizeof f);
+		e->fault.addr = f[0];
+		e->fault.error_code = f[1];
+		e->fault.regs.rip = f[2];
+		e->fault.regs.rflags = f[4];
+		e->fault.regs.rsp = f[5];
+	}
+	if (wasp__ioctl(v->vcpu_fd, KVM_GET_SREGS, &sr) == 0) {
+		e->fault.cr0 = sr.cr0;
+		e->fault.cr2 = sr.cr2;
+		e->fault.cr3 = sr.cr3;
+		e->fault.cr4 = sr.cr4;
+		e->fault.efer = sr.efer;
+	}
 }
 
 void wasp_lx_free(struct wasp_virtine *v)
