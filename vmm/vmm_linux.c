@@ -569,6 +569,18 @@ static void lx_reset(struct wasp_linux *lx)
 static int host_cpl = -1;
 static pthread_mutex_t cpl_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* One KVM_RUN of the probe to its exit (a stray signal retried). */
+static int probe_run(struct wasp_virtine *p)
+{
+	for (int i = 0; i < 100; i++) {
+		if (ioctl(p->vcpu_fd, KVM_RUN, 0) == 0)
+			return 0;
+		if (errno != EINTR)
+			break;
+	}
+	return wasp_fail(-errno, "probing this KVM: KVM_RUN: %s", strerror(errno));
+}
+
 static int probe_stub_cpl(void)
 {
 	pthread_mutex_lock(&cpl_lock);
@@ -590,17 +602,8 @@ static int probe_stub_cpl(void)
 	put_stub(m, 3); /* reachable from ring 3 here: the probe runs there */
 	static const uint8_t code[] = {0x0f, 0x05}; /* syscall */
 	memcpy(m + LX_GPA_STUB + 0x100, code, sizeof code);
-	if ((r = enter(p, LX_GPA_STUB + 0x100, 0)) < 0)
+	if ((r = enter(p, LX_GPA_STUB + 0x100, 0)) < 0 || (r = probe_run(p)) < 0)
 		goto out_destroy;
-	for (int i = 0; i < 100; i++) {
-		r = ioctl(p->vcpu_fd, KVM_RUN, 0);
-		if (r == 0 || errno != EINTR)
-			break;
-	}
-	if (r < 0) {
-		r = wasp_fail(-errno, "probing the system-call entry: KVM_RUN: %s", strerror(errno));
-		goto out_destroy;
-	}
 	if (p->run->exit_reason != KVM_EXIT_IO || p->run->io.port != WASP_PORT_SYSCALL) {
 		r = wasp_fail(-ENOTSUP,
 			      "this KVM does not take `syscall` to the stub (exit %s): Linux programs cannot run here",
@@ -619,17 +622,8 @@ static int probe_stub_cpl(void)
 		goto out_destroy;
 	struct kvm_regs regs = {.rip = LX_GPA_STUB + 0x110, .rflags = 2};
 	p->run->kvm_dirty_regs = 0;
-	if ((r = kvm_ioctl(p->vcpu_fd, KVM_SET_REGS, &regs)) < 0)
+	if ((r = kvm_ioctl(p->vcpu_fd, KVM_SET_REGS, &regs)) < 0 || (r = probe_run(p)) < 0)
 		goto out_destroy;
-	for (int i = 0; i < 100; i++) {
-		r = ioctl(p->vcpu_fd, KVM_RUN, 0);
-		if (r == 0 || errno != EINTR)
-			break;
-	}
-	if (r < 0) {
-		r = wasp_fail(-errno, "probing a fault: KVM_RUN: %s", strerror(errno));
-		goto out_destroy;
-	}
 	if ((r = kvm_ioctl(p->vcpu_fd, KVM_GET_REGS, &regs)) < 0)
 		goto out_destroy;
 	host_keeps_fault = p->run->exit_reason == KVM_EXIT_SHUTDOWN && regs.rip == LX_GPA_STUB + 0x110;
@@ -644,7 +638,6 @@ out:
 void wasp_lx_exception(struct wasp_virtine *v, struct wasp_exit *e)
 {
 	struct kvm_regs regs;
-	struct kvm_sregs sr;
 	memset(&e->fault, 0, sizeof e->fault);
 	e->reason = WASP_EXIT_FAULT;
 	e->fault.kind = WASP_FAULT_EXCEPTION;
@@ -665,13 +658,7 @@ void wasp_lx_exception(struct wasp_virtine *v, struct wasp_exit *e)
 		e->fault.regs.rflags = f[4];
 		e->fault.regs.rsp = f[5];
 	}
-	if (wasp__ioctl(v->vcpu_fd, KVM_GET_SREGS, &sr) == 0) {
-		e->fault.cr0 = sr.cr0;
-		e->fault.cr2 = sr.cr2;
-		e->fault.cr3 = sr.cr3;
-		e->fault.cr4 = sr.cr4;
-		e->fault.efer = sr.efer;
-	}
+	wasp_fault_sregs(v, e);
 }
 
 void wasp_lx_free(struct wasp_virtine *v)
