@@ -28,12 +28,23 @@ static size_t expected(const char *in, char *out, size_t cap)
 	return n;
 }
 
-static void pool_of(const char *image)
+/* The program from its path, or (in_memory) its bytes handed over. */
+static void pool_of(const char *image, bool in_memory)
 {
 	struct wasp_pool_config c;
 	struct wasp_pool *p;
 	wasp_pool_config_init(&c);
-	c.image_path = image;
+	void *bytes = NULL;
+	if (in_memory) {
+		FILE *f = fopen(image, "rb");
+		MUST(f ? 0 : -1);
+		bytes = malloc(8 << 20);
+		c.image_len = fread(bytes, 1, 8 << 20, f);
+		fclose(f);
+		c.image = bytes;
+	} else {
+		c.image_path = image;
+	}
 	c.vm.mem_size = 64 << 20;
 	c.size = 2;
 	c.call_timeout_ns = 20ull * 1000000000ull;
@@ -52,16 +63,23 @@ static void pool_of(const char *image)
 		      n, n > 0 ? n : 0, got, (int)wn, want);
 	}
 	wasp_pool_destroy(p);
+	free(bytes);
 }
 
 static void pool_glibc(void)
 {
-	pool_of(serve_glibc);
+	pool_of(serve_glibc, false);
 }
 
 static void pool_musl(void)
 {
-	pool_of(serve_musl);
+	pool_of(serve_musl, false);
+}
+
+/* The same program handed to the pool as bytes, not a path. */
+static void pool_memory(void)
+{
+	pool_of(serve_glibc, true);
 }
 
 /* A running program checkpointed into memory at an exit, restored into a
@@ -185,6 +203,7 @@ int main(int argc, char **argv)
 	static const struct test_case cases[] = {
 		{"pool_glibc", pool_glibc},
 		{"pool_musl", pool_musl},
+		{"pool_memory", pool_memory},
 		{"ckpt_roundtrip", ckpt_roundtrip},
 		{"bad_state", bad_state},
 	};

@@ -123,7 +123,9 @@ void wasp_virtine_destroy(struct wasp_virtine *v);
 
 /* Copies `len` bytes of image to guest-physical `gpa` (0: WASP_GPA_LOAD)
  * and sets the vCPU to enter it in `mode` (WASP_MODE_AUTO reads the image
- * header). Memory outside the image is zero afterwards, also in a virtine
+ * header). An image that starts with the ELF magic is a Linux program,
+ * loaded as wasp_virtine_load_linux() does (argv { "program" }; gpa and
+ * mode are not used), or refused with the reason. Memory outside the image is zero afterwards, also in a virtine
  * that ran before. Returns 0, -EINVAL for a bad mode/header, -E2BIG when
  * it does not fit. */
 int wasp_virtine_load(struct wasp_virtine *v, const void *image, size_t len,

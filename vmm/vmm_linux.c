@@ -24,6 +24,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -670,14 +671,53 @@ void wasp_lx_free(struct wasp_virtine *v)
 	}
 }
 
+static int load_linux_fd(struct wasp_virtine *v, int fd, const char *path, const char *const argv[],
+			 const char *const envp[]);
+
 int wasp_virtine_load_linux(struct wasp_virtine *v, const char *path, const char *const argv[],
 			    const char *const envp[])
 {
-	uint64_t t0 = wasp_now_ns();
-	struct elf_info *ei = NULL;
-	int r, fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return wasp_fail(-errno, "%s: %s", path, strerror(errno));
+	int r = load_linux_fd(v, fd, path, argv, envp);
+	close(fd);
+	return r;
+}
+
+/* An ELF program handed over in memory (wasp_virtine_load, a pool's
+ * image): it goes into a sealed memfd, which the loader reads and maps
+ * as it would a file. */
+int wasp_lx_load_buffer(struct wasp_virtine *v, const void *image, size_t len)
+{
+	int fd = memfd_create("wasp-program", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return wasp_fail(-errno, "memfd_create: %s", strerror(errno));
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = write(fd, (const char *)image + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int e = n < 0 ? errno : EIO;
+			close(fd);
+			return wasp_fail(-e, "writing the program to a memfd: %s", strerror(e));
+		}
+		done += (size_t)n;
+	}
+	/* Sealed, so that nothing can shrink it under the mapped segments. */
+	fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+	int r = load_linux_fd(v, fd, "program", NULL, NULL);
+	close(fd);
+	return r;
+}
+
+static int load_linux_fd(struct wasp_virtine *v, int fd, const char *path, const char *const argv[],
+			 const char *const envp[])
+{
+	uint64_t t0 = wasp_now_ns();
+	struct elf_info *ei = NULL;
+	int r;
 	if (!(ei = malloc(sizeof *ei))) {
 		r = wasp_fail(-ENOMEM, "out of memory");
 		goto out;
@@ -738,7 +778,6 @@ int wasp_virtine_load_linux(struct wasp_virtine *v, const char *path, const char
 out:
 	if (r < 0 && v->lx)
 		wasp_lx_free(v);
-	close(fd);
 	free(ei);
 	v->stats.load_ns = wasp_now_ns() - t0;
 	return r;

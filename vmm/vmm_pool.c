@@ -767,7 +767,8 @@ int wasp_pool_create(const struct wasp_pool_config *cfg, struct wasp_pool **out)
 	bool env_off = env && *env && strcmp(env, "0");
 	bool header = false;
 	if (p->image) {
-		header = image_has_header(p->image, cfg->image_len);
+		header = image_has_header(p->image, cfg->image_len) ||
+			 (cfg->image_len >= 4 && !memcmp(p->image, "\177ELF", 4)); /* a Linux program */
 	} else {
 		uint8_t head[WASP_IMAGE_HEADER_OFFSET + sizeof(struct wasp_image_header)];
 		int fd = open(p->image_path, O_RDONLY | O_CLOEXEC);
