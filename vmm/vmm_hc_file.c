@@ -201,6 +201,18 @@ static uint64_t sandbox_resolve(const struct wasp_virtine *v)
 	return (v->lx ? RESOLVE_IN_ROOT : RESOLVE_BENEATH) | RESOLVE_NO_MAGICLINKS;
 }
 
+/* openat2 from the sandbox. For a Linux program, whose open(2) never
+ * answers EAGAIN, a resolution that a concurrent rename or mount made the
+ * kernel give up on ("..", RESOLVE_IN_ROOT) is tried again a few times. */
+static int sandbox_openat2(const struct wasp_virtine *v, const char *path, struct open_how *how)
+{
+	int fd = (int)syscall(SYS_openat2, v->sandbox_fd, path, how, sizeof *how);
+	for (int i = 0; fd < 0 && errno == EAGAIN && v->lx && !(how->resolve & RESOLVE_CACHED) && i < 8;
+	     i++)
+		fd = (int)syscall(SYS_openat2, v->sandbox_fd, path, how, sizeof *how);
+	return fd;
+}
+
 int wasp_file_open(struct wasp_virtine *v, int slot, const char *path, int guest_flags, int flags,
 		   mode_t mode, uint64_t resolve)
 {
@@ -221,12 +233,12 @@ int wasp_file_open(struct wasp_virtine *v, int slot, const char *path, int guest
 	};
 	if (opath)
 		how.flags = (uint64_t)flags | O_CLOEXEC;
-	int fd = (int)syscall(SYS_openat2, v->sandbox_fd, path, &how, sizeof how);
+	int fd = sandbox_openat2(v, path, &how);
 	if (fd < 0 && errno == EEXIST && v->nunseen) {
 		/* O_EXCL on a file the guest has not seen: open it to tell. */
 		how.flags &= ~(uint64_t)(O_CREAT | O_EXCL);
 		how.mode = 0; /* openat2 refuses a mode without O_CREAT */
-		fd = (int)syscall(SYS_openat2, v->sandbox_fd, path, &how, sizeof how);
+		fd = sandbox_openat2(v, path, &how);
 		if (fd >= 0) {
 			struct stat xs;
 			if (fstat(fd, &xs) < 0 || unseen_index(v, &xs) < 0) {

@@ -547,6 +547,9 @@ static int root_open(struct wasp_virtine *v, const char *path, int flags)
 		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
 	};
 	int fd = (int)syscall(SYS_openat2, v->sandbox_fd, path, &how, sizeof how);
+	/* a rename racing "..": the kernel gave up; open(2) never says EAGAIN */
+	for (int i = 0; fd < 0 && errno == EAGAIN && i < 8; i++)
+		fd = (int)syscall(SYS_openat2, v->sandbox_fd, path, &how, sizeof how);
 	return fd < 0 ? -errno : fd;
 }
 
