@@ -90,7 +90,7 @@ endforeach()
 add_custom_target(linux_test_programs ALL DEPENDS ${LX_OUTPUTS})
 
 # case: differential unless named below; hostile runs only in virtines.
-set(LX_CASES stdio files heap qsort math time random args badopen abort segv exit3 cat cat_eof
+set(LX_CASES stdio stdio_pipe files heap qsort math time random args badopen abort segv exit3 cat cat_pipe cat_eof
 	hostile hostile_pair)
 # Each run inside a case is bounded too (linux_test.sh), below the case's
 # own TIMEOUT, and scaled with it on a slow host.

@@ -29,7 +29,7 @@ tmo=${LX_TIMEOUT:-50}
 have_kvm() { [ -r /dev/kvm ] && [ -w /dev/kvm ]; }
 
 # ---- the cases: which program, its arguments, environment, stdin, box ----
-prog=$case_name args=() envs=() stdin=/dev/null no_stdin=0 extra_opts=()
+prog=$case_name args=() envs=() stdin=/dev/null no_stdin=0 pipes=0 extra_opts=()
 seed_box() { :; }
 case $case_name in
 stdio | heap | qsort | math | time | random | abort | segv | exit3 | hostile) ;;
@@ -47,7 +47,9 @@ args)
 	envs=(HOME=/home/virtine EMPTY= WITH_EQUALS=a=b=c LANG=C "SPACES=a b  c")
 	;;
 badopen) seed_box() { echo present >"$1/present.txt"; } ;;
-cat)
+stdio_pipe) prog=stdio pipes=1 ;; # stdout a pipe, not a file
+cat | cat_pipe)
+	[ "$case_name" = cat_pipe ] && prog=cat pipes=1
 	# Text, then every byte value, then text again.
 	seq 1 20000 >"$work/stdin.txt"
 	for i in $(seq 0 255); do printf "\\$(printf %03o "$i")"; done >>"$work/stdin.txt"
@@ -65,13 +67,26 @@ bin=$LX_BIN/$prog.$variant
 [ -x "$bin" ] || { echo "FAIL: $name: $bin was not built (target linux_test_programs)"; exit 1; }
 
 # ---- running ----
+# run_io OUT ERR RC CMD...: runs CMD in a subshell with the case's stdin
+# and stdout, files or (pipes=1) pipes; its status goes to RC.
+run_io() {
+	local out=$1 err=$2 rc=$3
+	shift 3
+	if [ "$pipes" = 1 ]; then
+		cat "$stdin" | ("$@") 2>"$err" | cat >"$out"
+		echo "${PIPESTATUS[1]}" >"$rc"
+	else
+		("$@") <"$stdin" >"$out" 2>"$err"
+		echo $? >"$rc"
+	fi
+}
+
 # run_native TAG: in $work/TAG.box; leaves TAG.out, TAG.err, TAG.rc.
 run_native() {
 	local box=$work/$1.box
 	mkdir "$box" && seed_box "$box"
-	(cd "$box" && exec timeout -k 5 "$tmo" env -i "${envs[@]}" "$bin" "${args[@]}") \
-		<"$stdin" >"$work/$1.out" 2>"$work/$1.err"
-	echo $? >"$work/$1.rc"
+	run_io "$work/$1.out" "$work/$1.err" "$work/$1.rc" \
+		eval 'cd "$box" && exec timeout -k 5 "$tmo" env -i "${envs[@]}" "$bin" "${args[@]}"'
 }
 
 # run_virtine TAG [BOX]: the same in a virtine; the raw stderr stays in
@@ -84,8 +99,7 @@ run_virtine() {
 	[ "$no_stdin" = 1 ] && opts+=(--no-stdin)
 	opts+=("${extra_opts[@]}" "$bin")
 	[ ${#args[@]} -gt 0 ] && opts+=(-- "${args[@]}")
-	timeout -k 5 "$tmo" "$WASP_RUN" "${opts[@]}" <"$stdin" >"$work/$1.out" 2>"$work/$1.raw"
-	echo $? >"$work/$1.rc"
+	run_io "$work/$1.out" "$work/$1.raw" "$work/$1.rc" timeout -k 5 "$tmo" "$WASP_RUN" "${opts[@]}"
 	grep -av '^wasp-run:' "$work/$1.raw" >"$work/$1.err"
 }
 
