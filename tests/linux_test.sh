@@ -4,7 +4,8 @@
 # wasp-run's own "wasp-run:" lines), exit status and the files left in its
 # box. VARIANT is how it was built: glibc (gcc -static), pie
 # (gcc -static-pie), musl (musl-gcc -static). The hostile cases run only in
-# virtines and check containment instead (tests/linux/hostile.c).
+# virtines and check containment instead (tests/linux/hostile.c), as do
+# oom and stack (tests/linux/limits.c: running out of memory and stack).
 #
 # Natively the program runs as `env -i NAME=VALUE... PROGRAM ARG...` in a
 # fresh copy of the box; in the virtine as `wasp-run --dir BOX --env ...
@@ -34,6 +35,7 @@ seed_box() { :; }
 case $case_name in
 stdio | heap | qsort | math | time | random | abort | segv | exit3 | hostile) ;;
 hostile_pair) prog=hostile ;;
+oom | stack) prog=limits args=("$case_name") ;;
 files)
 	seed_box() {
 		seq 1 1000 >"$1/input.txt"
@@ -152,9 +154,10 @@ show() {
 # last calls it made (where a hang or a wrong answer usually is).
 trace() {
 	# To stderr, which is unbuffered: a run the timeout ends keeps it all.
-	extra_opts=(--trace syscalls)
+	local saved=("${extra_opts[@]}")
+	extra_opts+=(--trace syscalls)
 	tmo=$(((tmo + 1) / 2)) run_virtine "$1" "${2:-}"
-	extra_opts=()
+	extra_opts=("${saved[@]}")
 	echo "--- $1: exit status $(cat "$work/$1.rc"); the last system calls (--trace syscalls):"
 	grep -a '^{' "$work/$1.raw" | tail -n 15 | cut -c1-300
 }
@@ -292,8 +295,37 @@ hostile() {
 	fi
 }
 
+# ---- running out of memory and of stack (virtines only) ----
+limits() {
+	if ! have_kvm; then
+		echo "SKIP: $name: /dev/kvm is not available (limits.c never runs natively)"
+		exit 77
+	fi
+	no_stdin=1
+	extra_opts=(--mem 64M)
+	run_virtine vm
+	local rc
+	rc=$(cat "$work/vm.rc")
+	if [ "$case_name" = oom ]; then
+		[ "$rc" = 0 ] || { show vm; trace vmtrace; fail "exit status $rc, expected 0"; }
+		local want
+		for want in "malloc failed before 64 GiB: yes, with ENOMEM: yes, blocks > 0: yes" \
+			"mmap of 64 MiB more: failed" "blocks intact: yes" "malloc after freeing: yes" \
+			"limits: oom done"; do
+			grep -qF "$want" "$work/vm.out" || { show vm; fail "stdout lacks '$want'"; }
+		done
+		echo "PASS: $name: malloc and mmap ran out with ENOMEM in 64 MiB and the program went on"
+	else
+		[ "$rc" = 139 ] || { show vm; fail "exit status $rc, expected 139"; }
+		grep -q '^limits: recursing$' "$work/vm.out" || fail "did not start"
+		grep -q '^wasp-run: guest fault' "$work/vm.raw" || { show vm; fail "no guest fault reported"; }
+		echo "PASS: $name: $(grep '^wasp-run: guest fault' "$work/vm.raw" | head -n 1)"
+	fi
+}
+
 case $case_name in
 hostile | hostile_pair) hostile ;;
+oom | stack) limits ;;
 *) differential ;;
 esac
 exit 0
