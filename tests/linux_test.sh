@@ -44,6 +44,15 @@ files)
 		echo b >"$1/seed/b.txt"
 	}
 	;;
+files2)
+	seed_box() {
+		seq 1 500 >"$1/input.txt"
+		mkdir "$1/seed"
+		echo f >"$1/seed/f.txt"
+		ln -s input.txt "$1/link"
+		ln -s seed "$1/dirlink"
+	}
+	;;
 args)
 	args=(one "two words" "" -- --dashes "ünïcödé" "$(printf 'tab\there')" "*")
 	envs=(HOME=/home/virtine EMPTY= WITH_EQUALS=a=b=c LANG=C "SPACES=a b  c")
@@ -87,8 +96,10 @@ run_io() {
 run_native() {
 	local box=$work/$1.box
 	mkdir "$box" && seed_box "$box"
-	run_io "$work/$1.out" "$work/$1.err" "$work/$1.rc" \
-		eval 'cd "$box" && exec timeout -k 5 "$tmo" env -i "${envs[@]}" "$bin" "${args[@]}"'
+	# Only fds 0-2, as in a virtine: none this shell may have inherited.
+	run_io "$work/$1.out" "$work/$1.err" "$work/$1.rc" eval 'cd "$box" &&
+		for fd in /proc/$BASHPID/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd<&-"; done
+		exec timeout -k 5 "$tmo" env -i "${envs[@]}" "$bin" "${args[@]}"'
 }
 
 # run_virtine TAG [BOX]: the same in a virtine; the raw stderr stays in
