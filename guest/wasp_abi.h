@@ -30,6 +30,9 @@
 /* A Linux program's `syscall` (docs/linux.md): the host's stub at LSTAR
  * exits here; never used by wasp's own guests. */
 #define WASP_PORT_SYSCALL 0xFE
+/* A Linux program's CPU exception, from the host's ring-0 handlers where
+ * a triple fault would lose the registers (docs/linux.md). */
+#define WASP_PORT_EXCEPTION 0xFD
 
 /*
  * Guest memory layout for images entered in 64-bit mode (by the host's direct

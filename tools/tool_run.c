@@ -298,6 +298,21 @@ static void print_fault(const struct wasp_exit *e)
 		fprintf(stderr, " at 0x%llx", (unsigned long long)e->fault.addr);
 	else if (e->fault.kind == WASP_FAULT_IO)
 		fprintf(stderr, " (port 0x%llx)", (unsigned long long)e->fault.addr);
+	else if (e->fault.kind == WASP_FAULT_EXCEPTION) {
+		static const char *const names[32] = {
+			[0] = "divide error", [1] = "debug", [3] = "breakpoint", [4] = "overflow",
+			[5] = "bound range", [6] = "invalid opcode", [7] = "no FPU",
+			[8] = "double fault", [10] = "invalid TSS", [11] = "segment not present",
+			[12] = "stack fault", [13] = "general protection", [14] = "page fault",
+			[16] = "x87 error", [17] = "alignment check", [19] = "SIMD error",
+		};
+		uint64_t vec = e->fault.addr;
+		fprintf(stderr, " %llu (%s, error code 0x%llx)", (unsigned long long)vec,
+			vec < 32 && names[vec] ? names[vec] : "reserved",
+			(unsigned long long)e->fault.error_code);
+	}
+	if (e->fault.kind == WASP_FAULT_EXCEPTION && e->fault.addr == 14)
+		fprintf(stderr, " at 0x%llx", (unsigned long long)e->fault.cr2);
 	else if (e->fault.kind == WASP_FAULT_SHUTDOWN && e->fault.cr2)
 		/* No IDT: any exception ends in a triple fault; a page fault
 		 * leaves its address in cr2 (a wild pointer, a stack overflow). */

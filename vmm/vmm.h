@@ -73,6 +73,9 @@ enum wasp_fault_kind {
 	WASP_FAULT_HALT,         /* `hlt` with nothing to wake the vCPU */
 	WASP_FAULT_UNHANDLED,    /* any other KVM exit */
 	WASP_FAULT_MEMORY_LOST,  /* guest memory mapped from a file is gone (the file shrank) */
+	WASP_FAULT_EXCEPTION,    /* a CPU exception the guest cannot handle (addr: the
+				  * vector; regs as it happened): a Linux program on a
+				  * KVM that loses the state of a triple fault */
 };
 
 /* General-purpose registers, the layout of struct kvm_regs. */
@@ -96,6 +99,7 @@ struct wasp_exit {
 		struct wasp_regs regs; /* registers when it happened */
 		uint64_t cr0, cr3, cr4, efer;
 		uint64_t cr2; /* the faulting address of a page fault */
+		uint64_t error_code; /* EXCEPTION: the CPU's error code (0 if none) */
 	} fault;
 	/* EXITED by a signal a Linux program sent itself (abort()): its
 	 * number, and code is 128 + it, as a shell shows; 0 otherwise. */

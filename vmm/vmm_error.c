@@ -57,6 +57,7 @@ static const char *const fault_names[] = {
 	[WASP_FAULT_HALT] = "halted",
 	[WASP_FAULT_UNHANDLED] = "unhandled exit",
 	[WASP_FAULT_MEMORY_LOST] = "guest memory lost: the checkpoint file it was mapped from was truncated",
+	[WASP_FAULT_EXCEPTION] = "exception",
 };
 
 const char *wasp_exit_reason_name(enum wasp_exit_reason r)

@@ -195,7 +195,7 @@ static int open_fd_again(int fd, int flags)
 
 /* How a path resolves in the sandbox: beneath it for the hypercalls; as
  * in its root for a Linux program, whose absolute paths and symlinks mean
- * the sandbox (docs/linux-files.md). */
+ * the sandbox (docs/linux.md). */
 static uint64_t sandbox_resolve(const struct wasp_virtine *v)
 {
 	return (v->lx ? RESOLVE_IN_ROOT : RESOLVE_BENEATH) | RESOLVE_NO_MAGICLINKS;

@@ -209,6 +209,8 @@ void wasp_hc_files_forget(struct wasp_virtine *v);
 bool wasp_virtine_kicked(const struct wasp_virtine *v);
 int wasp_kick_signal(void);
 
+/* vmm_kvm.c: a fault's control registers (cr0, cr2, cr3, cr4, efer). */
+void wasp_fault_sregs(struct wasp_virtine *v, struct wasp_exit *e);
 /* vmm_kvm.c: clears guest memory a run used (punching out the memfd). */
 int wasp_zero_if_used(struct wasp_virtine *v);
 /* vmm_trace.c: reports a Linux system call served (when a tracer asked). */

@@ -762,15 +762,9 @@ int wasp_kick_signal(void)
 	return kvm_global.kick_signal;
 }
 
-static void fill_fault(struct wasp_virtine *v, struct wasp_exit *e, enum wasp_fault_kind kind,
-		       uint64_t addr)
+void wasp_fault_sregs(struct wasp_virtine *v, struct wasp_exit *e)
 {
 	struct kvm_sregs s;
-	e->reason = WASP_EXIT_FAULT;
-	e->fault.kind = kind;
-	e->fault.kvm_exit = v->run->exit_reason;
-	e->fault.addr = addr;
-	wasp_virtine_get_regs(v, &e->fault.regs);
 	if (wasp__ioctl(v->vcpu_fd, KVM_GET_SREGS, &s) == 0) {
 		e->fault.cr0 = s.cr0;
 		e->fault.cr3 = s.cr3;
@@ -778,6 +772,17 @@ static void fill_fault(struct wasp_virtine *v, struct wasp_exit *e, enum wasp_fa
 		e->fault.efer = s.efer;
 		e->fault.cr2 = s.cr2;
 	}
+}
+
+static void fill_fault(struct wasp_virtine *v, struct wasp_exit *e, enum wasp_fault_kind kind,
+		       uint64_t addr)
+{
+	e->reason = WASP_EXIT_FAULT;
+	e->fault.kind = kind;
+	e->fault.kvm_exit = v->run->exit_reason;
+	e->fault.addr = addr;
+	wasp_virtine_get_regs(v, &e->fault.regs);
+	wasp_fault_sregs(v, e);
 }
 
 /* Arguments outside long mode are 32-bit: the upper halves are undefined. */
@@ -862,6 +867,10 @@ static bool handle_exit(struct wasp_virtine *v, struct wasp_exit *e, int *err)
 			return do_hypercall(v, e, err);
 		if (run->io.direction == KVM_EXIT_IO_OUT && run->io.port == WASP_PORT_SYSCALL && v->lx)
 			return wasp_lx_syscall(v, e, err);
+		if (run->io.direction == KVM_EXIT_IO_OUT && run->io.port == WASP_PORT_EXCEPTION && v->lx) {
+			wasp_lx_exception(v, e);
+			return false;
+		}
 		if (run->io.direction == KVM_EXIT_IO_OUT && run->io.port == WASP_PORT_EXIT) {
 			uint32_t code = 0;
 			unsigned size = run->io.size <= 4 ? run->io.size : 4;

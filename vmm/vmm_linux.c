@@ -216,13 +216,92 @@ int wasp_linux_probe(const char *path)
 
 /* ---- the address space --------------------------------------------------- */
 
+/* Where a triple fault loses the vCPU's state (AMD SVM re-initialises the
+ * VMCB on a shutdown intercept; measured by the probe below), a program's
+ * fault could not be reported with its rip and address. There the host
+ * adds what catches exceptions instead: a GDT (the gates' code segment), an
+ * IDT for vectors 0-31, handlers that push the vector (and a zero error
+ * code where the CPU pushes none) and exit through WASP_PORT_EXCEPTION,
+ * and a ring-0 stack (TSS.RSP0), all supervisor-only. The run then ends
+ * as a WASP_FAULT_EXCEPTION with the frame's registers. KVM intercepts #DB
+ * and #BP itself while a tracer steps or breaks, so tracing is unchanged. */
+static int host_keeps_fault = -1; /* 1: a shutdown keeps the registers */
+#define LX_IDT_VECTORS 32u
+#define LX_IDT_STUB 16u /* bytes per handler */
+
+static void put_idt(uint8_t *m)
+{
+	uint64_t *pt0 = (uint64_t *)(m + WASP_GPA_PT0);
+	for (uint64_t a = LX_GPA_GDT; a <= LX_GPA_KSTACK; a += WASP_PAGE_SIZE)
+		pt0[a / WASP_PAGE_SIZE] = a | PTE_P | PTE_RW;
+	uint64_t *gdt = (uint64_t *)(m + LX_GPA_GDT);
+	gdt[2] = 0x00209a0000000000ull; /* 0x10: ring-0 code, 64-bit */
+	gdt[3] = 0x0000920000000000ull; /* 0x18: ring-0 data */
+	gdt[5] = 0x0000f20000000000ull; /* 0x28: ring-3 data */
+	gdt[6] = 0x0020fa0000000000ull; /* 0x30: ring-3 code, 64-bit */
+	uint64_t tss = LX_GPA_TSS, lim = WASP_TSS_LIMIT; /* 0x40: the TSS (busy) */
+	gdt[8] = (lim & 0xffff) | ((tss & 0xffffff) << 16) | (0x8bull << 40) |
+		 (((tss >> 24) & 0xff) << 56);
+	gdt[9] = tss >> 32;
+	uint64_t rsp0 = LX_GPA_KSTACK + WASP_PAGE_SIZE;
+	memcpy(m + LX_GPA_TSS + 4, &rsp0, sizeof rsp0);
+	static const uint32_t with_error = (1u << 8) | (1u << 10) | (1u << 11) | (1u << 12) |
+					   (1u << 13) | (1u << 14) | (1u << 17) | (1u << 21) |
+					   (1u << 29) | (1u << 30);
+	uint64_t common = LX_GPA_IDT_CODE + LX_IDT_VECTORS * LX_IDT_STUB;
+	for (unsigned vec = 0; vec < LX_IDT_VECTORS; vec++) {
+		uint64_t h = LX_GPA_IDT_CODE + vec * LX_IDT_STUB;
+		uint8_t *c = m + h;
+		unsigned n = 0;
+		if (!(with_error & (1u << vec))) {
+			c[n++] = 0x6a; /* push 0 */
+			c[n++] = 0;
+		}
+		c[n++] = 0x6a; /* push vec */
+		c[n++] = (uint8_t)vec;
+		c[n++] = 0xe9; /* jmp common */
+		int32_t rel = (int32_t)(common - (h + n + 4));
+		memcpy(c + n, &rel, 4);
+		uint64_t *gate = (uint64_t *)(m + LX_GPA_IDT + vec * 16);
+		gate[0] = (h & 0xffff) | (0x10ull << 16) | (0x8eull << 40) | (((h >> 16) & 0xffff) << 48);
+		gate[1] = h >> 32;
+	}
+	static const uint8_t tail[] = {0xe6, WASP_PORT_EXCEPTION, 0xf4, 0xeb, 0xfd}; /* out; hlt; jmp */
+	memcpy(m + common, tail, sizeof tail);
+}
+
+/* The TSS and the stub below LX_USER_BASE, and their page-table entries
+ * (in PT0): the TSS supervisor-only; the stub's page read-only, and
+ * reachable from ring 3 only where `syscall` stays in ring 3 (PVM): on
+ * hardware KVM a ring-3 jump to it faults, so a program cannot run the
+ * stub's sysretq from ring 3 or pose as a system call. */
+static void put_stub(uint8_t *m, int stub_cpl)
+{
+	uint64_t *pt0 = (uint64_t *)(m + WASP_GPA_PT0);
+	pt0[LX_GPA_TSS / WASP_PAGE_SIZE] = LX_GPA_TSS | PTE_P | PTE_RW;
+	pt0[LX_GPA_STUB / WASP_PAGE_SIZE] = LX_GPA_STUB | PTE_P | (stub_cpl == 3 ? PTE_US : 0);
+
+	/* TSS: I/O map base, then a bitmap closed but for WASP_PORT_SYSCALL
+	 * (ring 3 reaches the stub's `out` on PVM), then the closing byte. */
+	uint8_t *tss = m + LX_GPA_TSS;
+	uint16_t iomap = WASP_TSS_IOMAP;
+	memcpy(tss + 0x66, &iomap, sizeof iomap);
+	memset(tss + WASP_TSS_IOMAP, 0xff, WASP_TSS_LIMIT + 1 - WASP_TSS_IOMAP);
+	tss[WASP_TSS_IOMAP + WASP_PORT_SYSCALL / 8] &= (uint8_t)~(1u << (WASP_PORT_SYSCALL % 8));
+
+	static const uint8_t stub[] = {0xe6, WASP_PORT_SYSCALL, 0x48, 0x0f, 0x07};
+	memcpy(m + LX_GPA_STUB, stub, sizeof stub);
+	if (host_keeps_fault == 0)
+		put_idt(m);
+}
+
 /* Page tables (identity map, as wasp_abi.h lays them out): below
  * LX_USER_BASE only the TSS (supervisor) and the stub (user, read-only)
  * are present, so page 0 and the tables themselves fault from ring 3;
  * user memory is 2 MiB pages, but 4 KiB ones where permissions or holes
  * need them: the program's segments (read-only text stays read-only), the
  * stack's guard page and a last partial 2 MiB. */
-static int build_tables(struct wasp_virtine *v, const struct elf_info *ei)
+static int build_tables(struct wasp_virtine *v, const struct elf_info *ei, int stub_cpl)
 {
 	uint8_t *m = v->mem;
 	uint64_t top = v->lx->stack_top;
@@ -230,16 +309,14 @@ static int build_tables(struct wasp_virtine *v, const struct elf_info *ei)
 	uint64_t *pml4 = (uint64_t *)(m + WASP_GPA_PML4);
 	uint64_t *pdpt = (uint64_t *)(m + WASP_GPA_PDPT);
 	uint64_t *pd = (uint64_t *)(m + WASP_GPA_PD);
-	uint64_t *pt0 = (uint64_t *)(m + WASP_GPA_PT0);
 	unsigned next_pt = 0;
 
-	memset(m + WASP_GPA_PML4, 0, LX_GPA_PT_POOL + LX_PT_POOL_PAGES * WASP_PAGE_SIZE - WASP_GPA_PML4);
+	/* The memory is zero (the loader cleared it): only the entries set
+	 * below are written, so only the pages they lie in are touched. */
 	pml4[0] = WASP_GPA_PDPT | PTE_USER;
 	for (uint64_t g = 0; g * (1ull << 30) < top; g++)
 		pdpt[g] = (WASP_GPA_PD + g * WASP_PAGE_SIZE) | PTE_USER;
 	pd[0] = WASP_GPA_PT0 | PTE_USER;
-	pt0[LX_GPA_TSS / WASP_PAGE_SIZE] = LX_GPA_TSS | PTE_P | PTE_RW;
-	pt0[LX_GPA_STUB / WASP_PAGE_SIZE] = LX_GPA_STUB | PTE_P | PTE_US;
 
 	for (uint64_t j = 1; j * SZ_2M < top; j++) {
 		uint64_t r0 = j * SZ_2M, r1 = r0 + SZ_2M;
@@ -281,28 +358,49 @@ static int build_tables(struct wasp_virtine *v, const struct elf_info *ei)
 		}
 	}
 
-	/* TSS: I/O map base, then a bitmap closed but for WASP_PORT_SYSCALL
-	 * (ring 3 reaches the stub's `out` on PVM), then the closing byte. */
-	uint8_t *tss = m + LX_GPA_TSS;
-	uint16_t iomap = WASP_TSS_IOMAP;
-	memcpy(tss + 0x66, &iomap, sizeof iomap);
-	memset(tss + WASP_TSS_IOMAP, 0xff, WASP_TSS_LIMIT + 1 - WASP_TSS_IOMAP);
-	tss[WASP_TSS_IOMAP + WASP_PORT_SYSCALL / 8] &= (uint8_t)~(1u << (WASP_PORT_SYSCALL % 8));
-
-	static const uint8_t stub[] = {0xe6, WASP_PORT_SYSCALL, 0x48, 0x0f, 0x07};
-	memcpy(m + LX_GPA_STUB, stub, sizeof stub);
+	put_stub(m, stub_cpl);
 	return 0;
 }
 
-/* Copies the segments in: file bytes read into place, the rest zero (the
- * memory is zero already). */
+/* Puts the segments in place. A segment's file bytes of LX_MAP_MIN or
+ * more are mapped copy-on-write from the file, as Linux maps them (whole
+ * pages, the bytes around the segment included; vmm_map.c): nothing is
+ * copied now and pages come from the page cache when first touched. The
+ * part of its last page past the file bytes is zeroed when the segment
+ * goes on in memory (the start of .bss). Smaller ones are read. The rest
+ * of memory is zero already. */
+#define LX_MAP_MIN (64u << 10)
 static int load_segments(struct wasp_virtine *v, int fd, const char *path, const struct elf_info *ei)
 {
+	const uint64_t pg = WASP_PAGE_SIZE;
 	for (unsigned i = 0; i < ei->eh.e_phnum; i++) {
 		const Elf64_Phdr *p = &ei->ph[i];
 		if (p->p_type != PT_LOAD || !p->p_filesz)
 			continue;
-		int r = pread_all(fd, v->mem + p->p_vaddr + ei->base, p->p_filesz, (off_t)p->p_offset);
+		uint64_t va = p->p_vaddr + ei->base;
+		uint64_t start = va & ~(pg - 1), end = (va + p->p_filesz + pg - 1) & ~(pg - 1);
+		/* Mapped only when no other segment shares one of its pages
+		 * (a mapping would replace that segment's bytes there). */
+		bool alone = true;
+		for (unsigned k = 0; k < ei->eh.e_phnum && alone; k++) {
+			const Elf64_Phdr *q = &ei->ph[k];
+			uint64_t qs = (q->p_vaddr + ei->base) & ~(pg - 1);
+			uint64_t qe = (q->p_vaddr + ei->base + q->p_memsz + pg - 1) & ~(pg - 1);
+			alone = k == i || q->p_type != PT_LOAD || !q->p_memsz || qe <= start || qs >= end;
+		}
+		if (p->p_filesz >= LX_MAP_MIN && alone) {
+			int r = wasp_virtine_map_file(v, start, end - start, fd, p->p_offset & ~(pg - 1));
+			if (r == 0) {
+				uint64_t fend = va + p->p_filesz;
+				if (p->p_memsz > p->p_filesz && fend % pg)
+					memset(v->mem + fend, 0, end - fend);
+				continue;
+			}
+			if (r != -ENOMEM)
+				return wasp_fail(r, "%s: mapping segment %u: %s", path, i, wasp_last_error());
+			/* out of mappings: read it */
+		}
+		int r = pread_all(fd, v->mem + va, p->p_filesz, (off_t)p->p_offset);
 		if (r < 0)
 			return wasp_fail(r, "%s: reading segment %u: %s", path, i, strerror(-r));
 	}
@@ -427,6 +525,12 @@ static int enter(struct wasp_virtine *v, uint64_t rip, uint64_t rsp)
 	s.efer = (1ull << 8) | (1ull << 10) | 1ull; /* LME, LMA, SCE */
 	s.idt.base = s.gdt.base = 0;
 	s.idt.limit = s.gdt.limit = 0;
+	if (host_keeps_fault == 0) {
+		s.gdt.base = LX_GPA_GDT;
+		s.gdt.limit = 10 * 8 - 1;
+		s.idt.base = LX_GPA_IDT;
+		s.idt.limit = LX_IDT_VECTORS * 16 - 1;
+	}
 	s.tr = (struct kvm_segment){.base = LX_GPA_TSS, .limit = WASP_TSS_LIMIT, .selector = 0x40,
 				    .type = 11, .present = 1};
 	memset(s.interrupt_bitmap, 0, sizeof s.interrupt_bitmap);
@@ -457,6 +561,104 @@ static void lx_reset(struct wasp_linux *lx)
 	memset(lx, 0, sizeof *lx);
 	lx->umask = 022;
 	lx->stub_cpl = -1;
+}
+
+/* The privilege level `syscall` lands at on this host (docs/design.md):
+ * learnt once per process, in a throwaway virtine that only makes one
+ * `syscall` from ring 3, so no program can sway it. */
+static int host_cpl = -1;
+static pthread_mutex_t cpl_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* One KVM_RUN of the probe to its exit (a stray signal retried). */
+static int probe_run(struct wasp_virtine *p)
+{
+	for (int i = 0; i < 100; i++) {
+		if (ioctl(p->vcpu_fd, KVM_RUN, 0) == 0)
+			return 0;
+		if (errno != EINTR)
+			break;
+	}
+	return wasp_fail(-errno, "probing this KVM: KVM_RUN: %s", strerror(errno));
+}
+
+static int probe_stub_cpl(void)
+{
+	pthread_mutex_lock(&cpl_lock);
+	int r = host_cpl;
+	if (r >= 0) {
+		pthread_mutex_unlock(&cpl_lock);
+		return r;
+	}
+	struct wasp_config c;
+	wasp_config_init(&c);
+	c.mem_size = 4u << 20;
+	struct wasp_virtine *p;
+	if ((r = wasp_virtine_create(&c, &p)) < 0)
+		goto out;
+	uint8_t *m = p->mem;
+	((uint64_t *)(m + WASP_GPA_PML4))[0] = WASP_GPA_PDPT | PTE_USER;
+	((uint64_t *)(m + WASP_GPA_PDPT))[0] = WASP_GPA_PD | PTE_USER;
+	((uint64_t *)(m + WASP_GPA_PD))[0] = WASP_GPA_PT0 | PTE_USER;
+	put_stub(m, 3); /* reachable from ring 3 here: the probe runs there */
+	static const uint8_t code[] = {0x0f, 0x05}; /* syscall */
+	memcpy(m + LX_GPA_STUB + 0x100, code, sizeof code);
+	if ((r = enter(p, LX_GPA_STUB + 0x100, 0)) < 0 || (r = probe_run(p)) < 0)
+		goto out_destroy;
+	if (p->run->exit_reason != KVM_EXIT_IO || p->run->io.port != WASP_PORT_SYSCALL) {
+		r = wasp_fail(-ENOTSUP,
+			      "this KVM does not take `syscall` to the stub (exit %s): Linux programs cannot run here",
+			      wasp_kvm_exit_name(p->run->exit_reason));
+		goto out_destroy;
+	}
+	struct kvm_sregs sr;
+	if ((r = kvm_ioctl(p->vcpu_fd, KVM_GET_SREGS, &sr)) < 0)
+		goto out_destroy;
+	int cpl = sr.cs.dpl == 0 ? 0 : 3;
+	/* Second: does a triple fault keep the registers? A `ud2` at a known
+	 * rip, with no IDT yet, shuts the vCPU down. */
+	static const uint8_t ud2[] = {0x0f, 0x0b};
+	memcpy(m + LX_GPA_STUB + 0x110, ud2, sizeof ud2);
+	if ((r = wasp_virtine_complete_io(p)) < 0)
+		goto out_destroy;
+	struct kvm_regs regs = {.rip = LX_GPA_STUB + 0x110, .rflags = 2};
+	p->run->kvm_dirty_regs = 0;
+	if ((r = kvm_ioctl(p->vcpu_fd, KVM_SET_REGS, &regs)) < 0 || (r = probe_run(p)) < 0)
+		goto out_destroy;
+	if ((r = kvm_ioctl(p->vcpu_fd, KVM_GET_REGS, &regs)) < 0)
+		goto out_destroy;
+	host_keeps_fault = p->run->exit_reason == KVM_EXIT_SHUTDOWN && regs.rip == LX_GPA_STUB + 0x110;
+	r = host_cpl = cpl;
+out_destroy:
+	wasp_virtine_destroy(p);
+out:
+	pthread_mutex_unlock(&cpl_lock);
+	return r;
+}
+
+void wasp_lx_exception(struct wasp_virtine *v, struct wasp_exit *e)
+{
+	struct kvm_regs regs;
+	memset(&e->fault, 0, sizeof e->fault);
+	e->reason = WASP_EXIT_FAULT;
+	e->fault.kind = WASP_FAULT_EXCEPTION;
+	e->fault.kvm_exit = v->run->exit_reason;
+	if (v->run->kvm_valid_regs & KVM_SYNC_X86_REGS)
+		regs = v->run->s.regs.regs;
+	else if (wasp__ioctl(v->vcpu_fd, KVM_GET_REGS, &regs) < 0)
+		return;
+	memcpy(&e->fault.regs, &regs, sizeof regs);
+	/* The frame the handler left on the ring-0 stack: vector, error
+	 * code, then what the CPU pushed (rip, cs, rflags, rsp, ss). */
+	uint64_t f[7];
+	if (regs.rsp >= LX_GPA_KSTACK && regs.rsp <= LX_GPA_KSTACK + WASP_PAGE_SIZE - sizeof f) {
+		memcpy(f, v->mem + regs.rsp, sizeof f);
+		e->fault.addr = f[0];
+		e->fault.error_code = f[1];
+		e->fault.regs.rip = f[2];
+		e->fault.regs.rflags = f[4];
+		e->fault.regs.rsp = f[5];
+	}
+	wasp_fault_sregs(v, e);
 }
 
 void wasp_lx_free(struct wasp_virtine *v)
@@ -515,7 +717,13 @@ int wasp_virtine_load_linux(struct wasp_virtine *v, const char *path, const char
 	lx->mmap_top = lx->stack_low - WASP_PAGE_SIZE;
 	lx->brk_max = lx->mmap_min = lx->brk_start; /* brk and mmap meet where they meet */
 
-	if ((r = build_tables(v, ei)) < 0 || (r = load_segments(v, fd, path, ei)) < 0)
+	int cpl = probe_stub_cpl();
+	if (cpl < 0) {
+		r = cpl;
+		goto out;
+	}
+	lx->stub_cpl = cpl;
+	if ((r = build_tables(v, ei, cpl)) < 0 || (r = load_segments(v, fd, path, ei)) < 0)
 		goto out;
 	const char *const def_argv[] = {path, NULL};
 	int64_t sp = build_stack(v, ei, path, argv ? argv : def_argv, envp);
@@ -1064,12 +1272,6 @@ bool wasp_lx_syscall(struct wasp_virtine *v, struct wasp_exit *e, int *err)
 		regs = v->run->s.regs.regs;
 	else if ((*err = kvm_ioctl(v->vcpu_fd, KVM_GET_REGS, &regs)) < 0)
 		return false;
-	if (lx->stub_cpl < 0) {
-		struct kvm_sregs s;
-		if ((*err = kvm_ioctl(v->vcpu_fd, KVM_GET_SREGS, &s)) < 0)
-			return false;
-		lx->stub_cpl = s.cs.dpl;
-	}
 
 	uint64_t nr = regs.rax;
 	const uint64_t a[6] = {regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9};
@@ -1224,22 +1426,27 @@ int wasp_virtine_linux_set(struct wasp_virtine *v, const struct wasp_linux_state
 	if (in->umask > 0777 || in->stdio_closed & ~0x707u)
 		return wasp_fail(-EINVAL, "Linux state: bad umask or closed stdio");
 
+	int cpl = probe_stub_cpl();
+	if (cpl < 0)
+		return cpl;
 	struct wasp_lx_map *maps = NULL;
 	if (in->nmaps && !(maps = malloc(in->nmaps * sizeof *maps)))
 		return wasp_fail(-ENOMEM, "out of memory");
 	if (in->nmaps)
 		memcpy(maps, in->maps, in->nmaps * sizeof *maps);
-	if (!v->lx) {
-		if (!(v->lx = calloc(1, sizeof *v->lx))) {
-			free(maps);
-			return wasp_fail(-ENOMEM, "out of memory");
-		}
-		v->lx->stub_cpl = -1;
+	if (!v->lx && !(v->lx = calloc(1, sizeof *v->lx))) {
+		free(maps);
+		return wasp_fail(-ENOMEM, "out of memory");
 	}
 	struct wasp_linux *lx = v->lx;
-	int cpl = lx->stub_cpl; /* a property of this host: still true */
 	lx_reset(lx);
 	lx->stub_cpl = cpl;
+	/* The memory may come from a host of the other kind: the stub's
+	 * page is reachable from ring 3 only where it must be (put_stub). */
+	put_stub(v->mem, cpl);
+	wasp_mark_dirty(v, WASP_GPA_PT0, WASP_PAGE_SIZE);
+	wasp_mark_dirty(v, LX_GPA_TSS, WASP_PAGE_SIZE);
+	wasp_mark_dirty(v, LX_GPA_STUB, WASP_PAGE_SIZE);
 	lx->entry = in->entry;
 	lx->image_lo = in->image_lo;
 	lx->image_hi = in->image_hi;

@@ -19,6 +19,10 @@
 
 #define LX_USER_BASE 0x200000ull   /* the lowest address a program may own */
 #define LX_GPA_STUB 0x9000u        /* `out WASP_PORT_SYSCALL, al; sysretq` */
+#define LX_GPA_GDT 0xb000u         /* where exceptions are caught (lx_idt): */
+#define LX_GPA_IDT 0xc000u         /*   GDT, IDT, handlers, the ring-0 stack */
+#define LX_GPA_IDT_CODE 0xd000u
+#define LX_GPA_KSTACK 0xe000u
 #define LX_GPA_PT_POOL 0x10000u    /* 4 KiB page tables for 2 MiB regions */
 #define LX_PT_POOL_PAGES 64u
 #define LX_LOAD_PIE 0x400000ull    /* where a static-pie program is placed */
@@ -62,8 +66,8 @@ struct wasp_linux {
 	/* The privilege level the stub runs at on this host: 0 on hardware
 	 * KVM (syscall entered ring 0; the stub's sysretq returns), 3 on PVM
 	 * (syscall stays in ring 3 and sysretq would #GP, so the host sets
-	 * rip = rcx and rflags = r11 itself). -1: not probed yet. A property of
-	 * the host, so it is probed again after a restore, never saved. */
+	 * rip = rcx and rflags = r11 itself). A property of the host, probed
+	 * once per process in a throwaway virtine (vmm_linux.c), never saved. */
 	int stub_cpl;
 	/* Set by a handler that must run again when the program resumes (a
 	 * blocking read or sleep the run's kick interrupted): the host points
@@ -102,6 +106,11 @@ bool wasp_lx_syscall(struct wasp_virtine *v, struct wasp_exit *e, int *err);
  * wasp hypercall range, which wasp_lx_syscall handles): what the fuzzer
  * drives directly. rax, or -ENOSYS. */
 int64_t wasp_lx_dispatch(struct wasp_virtine *v, uint64_t nr, const uint64_t a[6]);
+
+/* Ends the run on a CPU exception the host's handlers caught (port
+ * WASP_PORT_EXCEPTION): fills *e as a WASP_FAULT_EXCEPTION with the
+ * program's registers from the exception frame. */
+void wasp_lx_exception(struct wasp_virtine *v, struct wasp_exit *e);
 
 void wasp_lx_free(struct wasp_virtine *v);
 

@@ -1,6 +1,6 @@
 /*
  * vmm_linux_fs.c: the Linux personality's descriptor and path system calls
- * (docs/linux-files.md).
+ * (docs/linux.md, "Files and the sandbox").
  *
  * Descriptors. fds 0, 1 and 2 are the process's stdin, stdout and stderr
  * (the embedder's cfg.stdin_fd, console_fd and stderr_fd), under the

@@ -194,6 +194,16 @@ static int capture_memory(struct wasp_pool *p, struct wasp_virtine *v)
 		st->npresent += last - first;
 		pos = (off_t)(last * WASP_PAGE_SIZE);
 	}
+	/* Pages mapped from a file (a big image, a Linux program's segments:
+	 * vmm_map.c) hold data the memfd does not: a clone needs them too. */
+	const uint64_t *fm = wasp_virtine_file_mapped(v);
+	for (size_t pg = 0; fm && pg < v->mem_size / WASP_PAGE_SIZE; pg++) {
+		if (!(fm[pg / 64] & (1ull << (pg % 64))) || (st->present[pg / 64] & (1ull << (pg % 64))))
+			continue;
+		memcpy(st->mem + pg * WASP_PAGE_SIZE, v->mem + pg * WASP_PAGE_SIZE, WASP_PAGE_SIZE);
+		st->present[pg / 64] |= 1ull << (pg % 64);
+		st->npresent++;
+	}
 	return 0;
 }
 

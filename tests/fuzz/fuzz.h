@@ -29,6 +29,10 @@ int fuzz_check_error(int r, const char *what);
 
 /* A fresh empty directory under $TMPDIR (or /tmp), removed at exit. */
 const char *fuzz_tmpdir(const char *tag);
+/* A fresh outer directory (fuzz_tmpdir) holding box/ (the sandbox) and
+ * secret.txt with `text`, which fuzz_check_outside() checks afterwards. */
+void fuzz_sandbox(const char *tag, const char *text, char outer[4096], char box[4200],
+		  char secret[4200]);
 /* Removes everything inside dir (not dir itself). */
 void fuzz_empty_dir(const char *dir);
 /* Nothing beside the sandbox changed: `outer` holds only box/ and

@@ -89,6 +89,21 @@ const char *fuzz_tmpdir(const char *tag)
 	return dirs[ndirs++];
 }
 
+void fuzz_sandbox(const char *tag, const char *text, char outer[4096], char box[4200],
+		  char secret[4200])
+{
+	snprintf(outer, 4096, "%s", fuzz_tmpdir(tag));
+	snprintf(box, 4200, "%s/box", outer);
+	snprintf(secret, 4200, "%s/secret.txt", outer);
+	FILE *f = fopen(secret, "w");
+	if (!f || mkdir(box, 0700) < 0) {
+		perror("fuzz: sandbox setup");
+		abort();
+	}
+	fputs(text, f);
+	fclose(f);
+}
+
 /* ---- decoding without KVM --------------------------------------------------------- */
 
 void fuzz_decode(const struct wasp_source *src, struct fuzz_decoded *out, bool mem_crc)

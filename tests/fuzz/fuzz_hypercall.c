@@ -77,16 +77,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		fprintf(stderr, "fuzz_hypercall: cannot read %s\n", path);
 		abort();
 	}
-	snprintf(outer, sizeof outer, "%s", fuzz_tmpdir("hc"));
-	snprintf(box, sizeof box, "%s/box", outer);
-	snprintf(secret, sizeof secret, "%s/secret.txt", outer);
-	FILE *f = fopen(secret, "w");
-	if (!f || mkdir(box, 0700) < 0) {
-		perror("fuzz_hypercall: setup");
-		abort();
-	}
-	fputs(SECRET, f);
-	fclose(f);
+	fuzz_sandbox("hc", SECRET, outer, box, secret);
 
 	struct wasp_config cfg;
 	wasp_config_init(&cfg);

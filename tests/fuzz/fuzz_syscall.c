@@ -52,16 +52,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc, (void)argv;
 	prog = getenv("WASP_FUZZ_LXPROG") ? getenv("WASP_FUZZ_LXPROG") : FUZZ_LX_PROG;
-	snprintf(outer, sizeof outer, "%s", fuzz_tmpdir("sys"));
-	snprintf(box, sizeof box, "%s/box", outer);
-	snprintf(secret, sizeof secret, "%s/secret.txt", outer);
-	FILE *f = fopen(secret, "w");
-	if (!f || mkdir(box, 0700) < 0) {
-		perror("fuzz_syscall: setup");
-		abort();
-	}
-	fputs(SECRET, f);
-	fclose(f);
+	fuzz_sandbox("sys", SECRET, outer, box, secret);
 
 	struct wasp_config cfg;
 	wasp_config_init(&cfg);
