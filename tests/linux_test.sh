@@ -4,7 +4,8 @@
 # wasp-run's own "wasp-run:" lines), exit status and the files left in its
 # box. VARIANT is how it was built: glibc (gcc -static), pie
 # (gcc -static-pie), musl (musl-gcc -static). The hostile cases run only in
-# virtines and check containment instead (tests/linux/hostile.c).
+# virtines and check containment instead (tests/linux/hostile.c), as do
+# oom and stack (tests/linux/limits.c: running out of memory and stack).
 #
 # Natively the program runs as `env -i NAME=VALUE... PROGRAM ARG...` in a
 # fresh copy of the box; in the virtine as `wasp-run --dir BOX --env ...
@@ -29,11 +30,12 @@ tmo=${LX_TIMEOUT:-50}
 have_kvm() { [ -r /dev/kvm ] && [ -w /dev/kvm ]; }
 
 # ---- the cases: which program, its arguments, environment, stdin, box ----
-prog=$case_name args=() envs=() stdin=/dev/null no_stdin=0 extra_opts=()
+prog=$case_name args=() envs=() stdin=/dev/null no_stdin=0 pipes=0 extra_opts=()
 seed_box() { :; }
 case $case_name in
 stdio | heap | qsort | math | time | random | abort | segv | exit3 | hostile) ;;
 hostile_pair) prog=hostile ;;
+oom | stack) prog=limits args=("$case_name") ;;
 files)
 	seed_box() {
 		seq 1 1000 >"$1/input.txt"
@@ -42,12 +44,23 @@ files)
 		echo b >"$1/seed/b.txt"
 	}
 	;;
+files2)
+	seed_box() {
+		seq 1 500 >"$1/input.txt"
+		mkdir "$1/seed"
+		echo f >"$1/seed/f.txt"
+		ln -s input.txt "$1/link"
+		ln -s seed "$1/dirlink"
+	}
+	;;
 args)
 	args=(one "two words" "" -- --dashes "ünïcödé" "$(printf 'tab\there')" "*")
 	envs=(HOME=/home/virtine EMPTY= WITH_EQUALS=a=b=c LANG=C "SPACES=a b  c")
 	;;
 badopen) seed_box() { echo present >"$1/present.txt"; } ;;
-cat)
+stdio_pipe) prog=stdio pipes=1 ;; # stdout a pipe, not a file
+cat | cat_pipe)
+	[ "$case_name" = cat_pipe ] && prog=cat pipes=1
 	# Text, then every byte value, then text again.
 	seq 1 20000 >"$work/stdin.txt"
 	for i in $(seq 0 255); do printf "\\$(printf %03o "$i")"; done >>"$work/stdin.txt"
@@ -65,13 +78,28 @@ bin=$LX_BIN/$prog.$variant
 [ -x "$bin" ] || { echo "FAIL: $name: $bin was not built (target linux_test_programs)"; exit 1; }
 
 # ---- running ----
+# run_io OUT ERR RC CMD...: runs CMD in a subshell with the case's stdin
+# and stdout, files or (pipes=1) pipes; its status goes to RC.
+run_io() {
+	local out=$1 err=$2 rc=$3
+	shift 3
+	if [ "$pipes" = 1 ]; then
+		cat "$stdin" | ("$@") 2>"$err" | cat >"$out"
+		echo "${PIPESTATUS[1]}" >"$rc"
+	else
+		("$@") <"$stdin" >"$out" 2>"$err"
+		echo $? >"$rc"
+	fi
+}
+
 # run_native TAG: in $work/TAG.box; leaves TAG.out, TAG.err, TAG.rc.
 run_native() {
 	local box=$work/$1.box
 	mkdir "$box" && seed_box "$box"
-	(cd "$box" && exec timeout -k 5 "$tmo" env -i "${envs[@]}" "$bin" "${args[@]}") \
-		<"$stdin" >"$work/$1.out" 2>"$work/$1.err"
-	echo $? >"$work/$1.rc"
+	# Only fds 0-2, as in a virtine: none this shell may have inherited.
+	run_io "$work/$1.out" "$work/$1.err" "$work/$1.rc" eval 'cd "$box" &&
+		for fd in /proc/$BASHPID/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd<&-"; done
+		exec timeout -k 5 "$tmo" env -i "${envs[@]}" "$bin" "${args[@]}"'
 }
 
 # run_virtine TAG [BOX]: the same in a virtine; the raw stderr stays in
@@ -84,8 +112,7 @@ run_virtine() {
 	[ "$no_stdin" = 1 ] && opts+=(--no-stdin)
 	opts+=("${extra_opts[@]}" "$bin")
 	[ ${#args[@]} -gt 0 ] && opts+=(-- "${args[@]}")
-	timeout -k 5 "$tmo" "$WASP_RUN" "${opts[@]}" <"$stdin" >"$work/$1.out" 2>"$work/$1.raw"
-	echo $? >"$work/$1.rc"
+	run_io "$work/$1.out" "$work/$1.raw" "$work/$1.rc" timeout -k 5 "$tmo" "$WASP_RUN" "${opts[@]}"
 	grep -av '^wasp-run:' "$work/$1.raw" >"$work/$1.err"
 }
 
@@ -138,9 +165,10 @@ show() {
 # last calls it made (where a hang or a wrong answer usually is).
 trace() {
 	# To stderr, which is unbuffered: a run the timeout ends keeps it all.
-	extra_opts=(--trace syscalls)
+	local saved=("${extra_opts[@]}")
+	extra_opts+=(--trace syscalls)
 	tmo=$(((tmo + 1) / 2)) run_virtine "$1" "${2:-}"
-	extra_opts=()
+	extra_opts=("${saved[@]}")
 	echo "--- $1: exit status $(cat "$work/$1.rc"); the last system calls (--trace syscalls):"
 	grep -a '^{' "$work/$1.raw" | tail -n 15 | cut -c1-300
 }
@@ -278,8 +306,37 @@ hostile() {
 	fi
 }
 
+# ---- running out of memory and of stack (virtines only) ----
+limits() {
+	if ! have_kvm; then
+		echo "SKIP: $name: /dev/kvm is not available (limits.c never runs natively)"
+		exit 77
+	fi
+	no_stdin=1
+	extra_opts=(--mem 64M)
+	run_virtine vm
+	local rc
+	rc=$(cat "$work/vm.rc")
+	if [ "$case_name" = oom ]; then
+		[ "$rc" = 0 ] || { show vm; trace vmtrace; fail "exit status $rc, expected 0"; }
+		local want
+		for want in "malloc failed before 64 GiB: yes, with ENOMEM: yes, blocks > 0: yes" \
+			"mmap of 64 MiB more: failed" "blocks intact: yes" "malloc after freeing: yes" \
+			"limits: oom done"; do
+			grep -qF "$want" "$work/vm.out" || { show vm; fail "stdout lacks '$want'"; }
+		done
+		echo "PASS: $name: malloc and mmap ran out with ENOMEM in 64 MiB and the program went on"
+	else
+		[ "$rc" = 139 ] || { show vm; fail "exit status $rc, expected 139"; }
+		grep -q '^limits: recursing$' "$work/vm.out" || fail "did not start"
+		grep -q '^wasp-run: guest fault' "$work/vm.raw" || { show vm; fail "no guest fault reported"; }
+		echo "PASS: $name: $(grep '^wasp-run: guest fault' "$work/vm.raw" | head -n 1)"
+	fi
+}
+
 case $case_name in
 hostile | hostile_pair) hostile ;;
+oom | stack) limits ;;
 *) differential ;;
 esac
 exit 0
