@@ -5,11 +5,19 @@
  * heap (brk and mmap) state that grows and shrinks, and a short sleep
  * every 16 rounds. Its output is the same whenever it is stopped and
  * continued. `counter N` runs N rounds (default 400).
+ *
+ * Two gates make the tests independent of speed: after rounds 20 and 200
+ * it reads one byte of stdin (any byte; end of file also opens a gate).
+ * A test holds the program at a gate while it triggers, so the program
+ * cannot finish before the checkpoint or the migration happens, however
+ * fast the host; a restore given two bytes passes whichever gates are
+ * still ahead of it.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 unsigned long rounds_done; /* --checkpoint-at target below */
 
@@ -44,6 +52,11 @@ int main(int argc, char **argv)
 			nanosleep(&ts, NULL);
 		}
 		round_done(i);
+		if (i == 19 || i == 199) {
+			char c;
+			if (read(0, &c, 1) < 0)
+				perror("stdin");
+		}
 	}
 	fclose(log);
 	for (int i = 0; i < 8; i++)
