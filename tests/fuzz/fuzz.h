@@ -33,6 +33,20 @@ const char *fuzz_tmpdir(const char *tag);
  * secret.txt with `text`, which fuzz_check_outside() checks afterwards. */
 void fuzz_sandbox(const char *tag, const char *text, char outer[4096], char box[4200],
 		  char secret[4200]);
+/* Links in box that lead out: up -> ../secret.txt, etc -> /etc, root -> /,
+ * abs -> the secret's absolute path. */
+void fuzz_box_links(const char *box, const char *secret);
+/* The input layout of the call fuzzers (hypercall, syscall): a mode byte,
+ * a count (at most max), that many calls of 56 bytes (number and six
+ * arguments), then memory (at most mem_cap bytes). false: too short. */
+struct fuzz_calls {
+	uint8_t mode;
+	size_t calls;
+	const uint8_t *table, *mem;
+	size_t mem_len;
+};
+bool fuzz_split_calls(const uint8_t *data, size_t size, size_t max, size_t mem_cap,
+		      struct fuzz_calls *out);
 /* Removes everything inside dir (not dir itself). */
 void fuzz_empty_dir(const char *dir);
 /* Nothing beside the sandbox changed: `outer` holds only box/ and

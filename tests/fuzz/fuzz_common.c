@@ -104,6 +104,39 @@ void fuzz_sandbox(const char *tag, const char *text, char outer[4096], char box[
 	fclose(f);
 }
 
+void fuzz_box_links(const char *box, const char *secret)
+{
+	static const char *const links[][2] = {{"up", "../secret.txt"}, {"etc", "/etc"}, {"root", "/"}};
+	char p[4300];
+	for (size_t i = 0; i < sizeof links / sizeof *links; i++) {
+		snprintf(p, sizeof p, "%s/%s", box, links[i][0]);
+		if (symlink(links[i][1], p) < 0)
+			abort();
+	}
+	snprintf(p, sizeof p, "%s/abs", box);
+	if (symlink(secret, p) < 0)
+		abort();
+}
+
+bool fuzz_split_calls(const uint8_t *data, size_t size, size_t max, size_t mem_cap,
+		      struct fuzz_calls *out)
+{
+	if (size < 2)
+		return false;
+	out->mode = data[0];
+	out->calls = data[1] % (max + 1);
+	data += 2;
+	size -= 2;
+	if (out->calls * 56 > size)
+		out->calls = size / 56;
+	out->table = data;
+	out->mem = data + out->calls * 56;
+	out->mem_len = size - out->calls * 56;
+	if (out->mem_len > mem_cap)
+		out->mem_len = mem_cap;
+	return true;
+}
+
 /* ---- decoding without KVM --------------------------------------------------------- */
 
 void fuzz_decode(const struct wasp_source *src, struct fuzz_decoded *out, bool mem_crc)

@@ -117,33 +117,17 @@ static void reset_box(void)
 		wasp_hc_close(v, a, NULL);
 	}
 	fuzz_empty_dir(box);
-	char p[4300];
-	snprintf(p, sizeof p, "%s/up", box);
-	if (symlink("../secret.txt", p) < 0)
-		abort();
-	snprintf(p, sizeof p, "%s/abs", box);
-	if (symlink(secret, p) < 0)
-		abort();
-	snprintf(p, sizeof p, "%s/etc", box);
-	if (symlink("/etc", p) < 0)
-		abort();
+	fuzz_box_links(box, secret);
 }
-
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 2)
+	struct fuzz_calls in;
+	if (!fuzz_split_calls(data, size, MAX_CALLS, MEM - DATA, &in))
 		return 0;
-	uint8_t mode = data[0];
-	size_t calls = data[1] % (MAX_CALLS + 1);
-	data += 2;
-	size -= 2;
-	if (calls * 56 > size)
-		calls = size / 56;
-	const uint8_t *table = data, *mem = data + calls * 56;
-	size_t mem_len = size - calls * 56;
-	if (mem_len > MEM - DATA)
-		mem_len = MEM - DATA;
+	uint8_t mode = in.mode;
+	size_t calls = in.calls, mem_len = in.mem_len;
+	const uint8_t *table = in.table, *mem = in.mem;
 
 	reset_box();
 	for (unsigned nr = 1; nr < WASP_HC_MAX; nr++)

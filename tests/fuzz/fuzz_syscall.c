@@ -80,32 +80,17 @@ static uint64_t le64(const uint8_t *p)
 static void reset_box(void)
 {
 	fuzz_empty_dir(box);
-	static const char *const links[][2] = {{"up", "../secret.txt"}, {"etc", "/etc"}, {"root", "/"}};
-	char p[4300];
-	for (size_t i = 0; i < sizeof links / sizeof *links; i++) {
-		snprintf(p, sizeof p, "%s/%s", box, links[i][0]);
-		if (symlink(links[i][1], p) < 0)
-			abort();
-	}
-	snprintf(p, sizeof p, "%s/abs", box);
-	if (symlink(secret, p) < 0)
-		abort();
+	fuzz_box_links(box, secret);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 2)
+	struct fuzz_calls in;
+	if (!fuzz_split_calls(data, size, MAX_CALLS, DATA_LEN, &in))
 		return 0;
-	uint8_t mode = data[0];
-	size_t calls = data[1] % (MAX_CALLS + 1);
-	data += 2;
-	size -= 2;
-	if (calls * 56 > size)
-		calls = size / 56;
-	const uint8_t *table = data, *mem = data + calls * 56;
-	size_t mem_len = size - calls * 56;
-	if (mem_len > DATA_LEN)
-		mem_len = DATA_LEN;
+	uint8_t mode = in.mode;
+	size_t calls = in.calls, mem_len = in.mem_len;
+	const uint8_t *table = in.table, *mem = in.mem;
 
 	reset_box();
 	const char *argv[] = {prog, NULL};
