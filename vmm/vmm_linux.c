@@ -1048,7 +1048,7 @@ static int64_t sys_prlimit64(struct wasp_virtine *v, const uint64_t a[6])
 	uint64_t lim[2] = {UINT64_MAX, UINT64_MAX};
 	switch (a[1]) {
 	case 3: /* RLIMIT_STACK */ lim[0] = lim[1] = LX_STACK_SIZE; break;
-	case 7: /* RLIMIT_NOFILE */ lim[0] = lim[1] = WASP_FIRST_FD + WASP_MAX_FILES; break;
+	case 7: /* RLIMIT_NOFILE */ lim[0] = lim[1] = LX_NOFILE; break;
 	case 9: /* RLIMIT_AS */
 	case 2: /* RLIMIT_DATA */ lim[0] = lim[1] = v->mem_size; break;
 	case 6: /* RLIMIT_NPROC */ lim[0] = lim[1] = 1; break;

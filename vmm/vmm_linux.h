@@ -30,6 +30,9 @@
 #define LX_PID 1                   /* the one process: pid = tid */
 #define LX_UID 1000                /* uid = gid = euid = egid */
 #define LX_NSIG 64
+/* RLIMIT_NOFILE as prlimit64 reports it, and the bound on fd numbers the
+ * calls take; at most WASP_MAX_FILES of them are open at once (EMFILE). */
+#define LX_NOFILE 1024
 
 /* One mapping made by mmap (brk, the program's segments and the stack
  * are not in this list). prot/flags are Linux's values, as asked. */

@@ -46,7 +46,6 @@
 
 #define LX_MAX_RW 0x7ffff000ull /* MAX_RW_COUNT: what one read or write moves at most */
 #define LX_IOV_MAX 1024         /* UIO_MAXIOV */
-#define LX_NOFILE 1024          /* RLIMIT_NOFILE as prlimit64 reports it */
 #define LX_AT_FDCWD (-100)
 #define LX_O_LARGEFILE 0x8000 /* F_GETFL shows it; 0 in glibc's headers */
 #define LX_LOCK_MAND 32        /* flock(): ignored by Linux since 5.15 */
