@@ -28,6 +28,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1071,24 +1072,24 @@ static int64_t sys_getrlimit(struct wasp_virtine *v, const uint64_t a[6])
 	return sys_prlimit64(v, b);
 }
 
+/* The host's struct sysinfo is Linux x86-64's; the numbers are the
+ * virtine's own: its memory, one process, no swap. */
 static int64_t sys_sysinfo(struct wasp_virtine *v, const uint64_t a[6])
 {
-	struct {
-		int64_t uptime;
-		uint64_t loads[3], totalram, freeram, sharedram, bufferram, totalswap, freeswap;
-		uint16_t procs, pad;
-		uint64_t totalhigh, freehigh;
-		uint32_t mem_unit;
-		char f[0];
-	} si = {.totalram = v->mem_size, .freeram = v->mem_size / 2, .procs = 1, .mem_unit = 1};
+	_Static_assert(sizeof(struct sysinfo) == 112, "struct sysinfo");
+	struct sysinfo si;
+	memset(&si, 0, sizeof si);
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	si.uptime = t.tv_sec;
-	void *out = wasp_lx_user_w(v, a[0], 112);
+	si.totalram = v->mem_size;
+	si.freeram = v->mem_size / 2;
+	si.procs = 1;
+	si.mem_unit = 1;
+	void *out = wasp_lx_user_w(v, a[0], sizeof si);
 	if (!out)
 		return -EFAULT;
-	memset(out, 0, 112);
-	memcpy(out, &si, sizeof si < 112 ? sizeof si : 112);
+	memcpy(out, &si, sizeof si);
 	return 0;
 }
 
