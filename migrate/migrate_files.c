@@ -349,7 +349,7 @@ static int start_file(struct wasp_bundle_reader *r, const char *line)
 		return wasp_fail(-ENOMEM, "out of memory");
 	}
 	r->n++;
-	const char *base;
+	const char *base = NULL; /* set by open_parent() when it succeeds */
 	int pfd = open_parent(r->dirfd, in->tmp, true, &base);
 	if (pfd < 0)
 		return wasp_fail(pfd, "files: %s: %s", path, strerror(-pfd));
