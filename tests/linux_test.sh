@@ -192,6 +192,14 @@ differential() {
 		echo "FAIL: $name: the virtine differs from the native run"
 		exit 1
 	fi
+	# A fault names where it happened: rip in the program's text and the
+	# address it touched (segv.c stores to NULL): "at 0x0" where the host
+	# catches the exception, "cr2=0x0" where a triple fault kept the state.
+	if [ "$case_name" = segv ] &&
+		! grep -Eq '^wasp-run: guest fault: .*(at 0x0 |cr2=0x0[ )]).*rip=0x[4-9a-f][0-9a-f]{5}' "$work/vm.raw"; then
+		show vm
+		fail "the fault report does not name rip and the address: $(grep '^wasp-run: guest fault' "$work/vm.raw")"
+	fi
 	echo "PASS: $name: stdout $(wc -c <"$work/vm.out") bytes, stderr $(wc -c <"$work/vm.err") bytes," \
 		"exit $(cat "$work/vm.rc"), $(manifest "$work/vm.box" | wc -l) box entries: identical"
 }

@@ -313,10 +313,12 @@ static void print_fault(const struct wasp_exit *e)
 	}
 	if (e->fault.kind == WASP_FAULT_EXCEPTION && e->fault.addr == 14)
 		fprintf(stderr, " at 0x%llx", (unsigned long long)e->fault.cr2);
-	else if (e->fault.kind == WASP_FAULT_SHUTDOWN && e->fault.cr2)
+	else if (e->fault.kind == WASP_FAULT_SHUTDOWN)
 		/* No IDT: any exception ends in a triple fault; a page fault
-		 * leaves its address in cr2 (a wild pointer, a stack overflow). */
-		fprintf(stderr, " (last page fault at 0x%llx)", (unsigned long long)e->fault.cr2);
+		 * leaves its address in cr2 (a wild pointer, a stack overflow,
+		 * NULL itself). */
+		fprintf(stderr, " (cr2=0x%llx: the last page fault's address)",
+			(unsigned long long)e->fault.cr2);
 	fprintf(stderr, " (rip=0x%llx rsp=0x%llx rax=0x%llx cr0=0x%llx cr3=0x%llx efer=0x%llx)\n",
 		(unsigned long long)r->rip, (unsigned long long)r->rsp,
 		(unsigned long long)r->rax, (unsigned long long)e->fault.cr0,
