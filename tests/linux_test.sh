@@ -273,7 +273,13 @@ hostile() {
 	# wasp's own hypercalls by `out`: refused, or the `out` faults (139).
 	args=(hypercalls)
 	run_virtine hypercalls "$work/jailh/box"
+	# A ring-3 call into the host's syscall stub ends in a guest fault.
+	args=(stub)
+	run_virtine stub "$work/jailh/box"
 	args=()
+	[ "$(cat "$work/stub.rc")" = 139 ] && grep -q '^wasp-run: guest fault' "$work/stub.raw" &&
+		grep -q '^hostile: stub start$' "$work/stub.out" && ! grep -q survived "$work/stub.out" ||
+		{ show stub; fail "a ring-3 call into the syscall stub did not end in a guest fault"; }
 	if [ "$case_name" = hostile_pair ]; then
 		# The same beside a good virtine (heap), both at once.
 		local good=heap saved_bin=$bin

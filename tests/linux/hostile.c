@@ -503,6 +503,18 @@ int main(int argc, char **argv)
 		puts("hostile: /inbox.txt is missing: this runs only in a virtine with --dir BOX");
 		return 2;
 	}
+	if (argc > 1 && !strcmp(argv[1], "stub")) {
+		/* Calls the host's syscall stub (0x9000) from ring 3, as if it
+		 * were a function: on hardware KVM its page is supervisor-only
+		 * (a fault); where syscall stays in ring 3 (PVM) the stub's
+		 * `out` returns to whatever rcx holds. Either way the run ends
+		 * in a guest fault, never at ring 0 (docs/linux.md). */
+		puts("hostile: stub start");
+		fflush(stdout);
+		((void (*)(void))GUEST_STUB)();
+		puts("hostile: survived a call into the stub");
+		return 0;
+	}
 	if (argc > 1 && !strcmp(argv[1], "hypercalls")) {
 		puts("hostile: hypercalls start");
 		hypercalls();
