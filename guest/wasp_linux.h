@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "wasp_abi.h"
 
@@ -61,12 +62,17 @@ typedef size_t (*wasp_linux_handler)(const void *in, size_t in_len, void *out, s
 static inline long wasp_serve(wasp_linux_handler handler, void *buf, size_t cap, void *out,
 			      size_t out_cap)
 {
+	/* The C library's buffered output is flushed at the snapshot (or every
+	 * call would print it again) and before the result (the call ends
+	 * there, so nothing later would ever print it). */
+	fflush(NULL);
 	long n = wasp_linux_snapshot(buf, cap);
 	if (n == 0)
 		n = wasp_linux_get_arg(buf, cap);
 	if (n < 0)
 		return n;
 	size_t len = handler(buf, (size_t)n < cap ? (size_t)n : cap, out, out_cap);
+	fflush(NULL);
 	return wasp_linux_set_ret(out, len < out_cap ? len : out_cap);
 }
 

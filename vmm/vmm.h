@@ -459,6 +459,11 @@ struct wasp_pool_config {
 	/* Hypercalls the guest may make (wasp_virtine_allow() syntax); NULL:
 	 * "get_arg,set_ret,snapshot,console_write". */
 	const char *allow;
+	/* A Linux program's argv and environment (NULL-terminated, copied);
+	 * NULL: argv { image_path, or "program" for bytes } and an empty
+	 * environment. Flat images take no arguments: ignored for them. */
+	const char *const *argv;
+	const char *const *envp;
 	uint64_t init_timeout_ns; /* bound on the run up to the snapshot; 0: 10 s */
 	uint64_t call_timeout_ns; /* bound on each wasp_call(); 0: none */
 	/* Called for each new virtine before it first runs (e.g. to register

@@ -513,7 +513,7 @@ int wasp_virtine_load(struct wasp_virtine *v, const void *image, size_t len, was
 {
 	uint64_t t0 = wasp_now_ns();
 	if (len >= 4 && !memcmp(image, "\177ELF", 4))
-		return wasp_lx_load_buffer(v, image, len); /* a Linux program */
+		return wasp_lx_load_buffer(v, image, len, NULL, NULL); /* a Linux program */
 	if (!gpa)
 		gpa = WASP_GPA_LOAD;
 	int r = check_fit(v, gpa, len);

@@ -689,7 +689,8 @@ int wasp_virtine_load_linux(struct wasp_virtine *v, const char *path, const char
 /* An ELF program handed over in memory (wasp_virtine_load, a pool's
  * image): it goes into a sealed memfd, which the loader reads and maps
  * as it would a file. */
-int wasp_lx_load_buffer(struct wasp_virtine *v, const void *image, size_t len)
+int wasp_lx_load_buffer(struct wasp_virtine *v, const void *image, size_t len,
+			const char *const argv[], const char *const envp[])
 {
 	int fd = memfd_create("wasp-program", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
@@ -708,7 +709,7 @@ int wasp_lx_load_buffer(struct wasp_virtine *v, const void *image, size_t len)
 	}
 	/* Sealed, so that nothing can shrink it under the mapped segments. */
 	fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
-	int r = load_linux_fd(v, fd, "program", NULL, NULL);
+	int r = load_linux_fd(v, fd, "program", argv, envp);
 	close(fd);
 	return r;
 }

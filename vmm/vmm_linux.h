@@ -115,8 +115,10 @@ int64_t wasp_lx_dispatch(struct wasp_virtine *v, uint64_t nr, const uint64_t a[6
  * program's registers from the exception frame. */
 void wasp_lx_exception(struct wasp_virtine *v, struct wasp_exit *e);
 
-/* Loads an ELF program given in memory (argv {"program"}, no environment). */
-int wasp_lx_load_buffer(struct wasp_virtine *v, const void *image, size_t len);
+/* Loads an ELF program given in memory (argv NULL: {"program"}; envp NULL:
+ * none). */
+int wasp_lx_load_buffer(struct wasp_virtine *v, const void *image, size_t len,
+			const char *const argv[], const char *const envp[]);
 
 void wasp_lx_free(struct wasp_virtine *v);
 

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "vmm_internal.h"
+#include "vmm_linux.h"
 
 #define POOL_DEFAULT_SIZE 4u
 #define POOL_DEFAULT_ALLOW "get_arg,set_ret,snapshot,console_write"
@@ -99,6 +100,7 @@ struct wasp_pool {
 	struct wasp_pool_config cfg;
 	uint8_t *image; /* our copy, or NULL when loading from image_path */
 	char *image_path;
+	char **argv, **envp; /* a Linux program's (our copies), or NULL */
 	char *allow;
 	bool snapshot;
 
@@ -535,6 +537,53 @@ static bool image_has_header(const uint8_t *img, size_t len)
 	       !memcmp(img + WASP_IMAGE_HEADER_OFFSET, WASP_IMAGE_MAGIC, 8);
 }
 
+static bool is_elf(const uint8_t *img, size_t len)
+{
+	return len >= 4 && !memcmp(img, "\177ELF", 4);
+}
+
+/* Loads the pool's image into v; a Linux program with its arguments. */
+static int load_image(struct wasp_pool *p, struct wasp_virtine *v)
+{
+	const char *const *argv = (const char *const *)p->argv;
+	const char *const *envp = (const char *const *)p->envp;
+	if (p->image) {
+		if (is_elf(p->image, p->cfg.image_len))
+			return wasp_lx_load_buffer(v, p->image, p->cfg.image_len, argv, envp);
+		return wasp_virtine_load(v, p->image, p->cfg.image_len, p->cfg.load_gpa, p->cfg.mode);
+	}
+	if ((argv || envp) && wasp_linux_probe(p->image_path) > 0)
+		return wasp_virtine_load_linux(v, p->image_path, argv, envp);
+	return wasp_virtine_load_file(v, p->image_path, p->cfg.load_gpa, p->cfg.mode);
+}
+
+/* A deep copy of a NULL-terminated string vector (NULL stays NULL); false
+ * when out of memory. */
+static bool copy_strv(const char *const *in, char ***out)
+{
+	*out = NULL;
+	if (!in)
+		return true;
+	size_t n = 0;
+	while (in[n])
+		n++;
+	char **c = calloc(n + 1, sizeof *c);
+	if (!c)
+		return false;
+	*out = c;
+	for (size_t i = 0; i < n; i++)
+		if (!(c[i] = strdup(in[i])))
+			return false;
+	return true;
+}
+
+static void free_strv(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
 /* The first virtine: load, run to the snapshot point, capture. It stays in
  * the pool as its first ready virtine. */
 static int build_pristine(struct wasp_pool *p, struct wasp_virtine **out)
@@ -544,10 +593,7 @@ static int build_pristine(struct wasp_pool *p, struct wasp_virtine **out)
 	int r = new_virtine(p, &v);
 	if (r < 0)
 		return r;
-	if (p->image)
-		r = wasp_virtine_load(v, p->image, p->cfg.image_len, p->cfg.load_gpa, p->cfg.mode);
-	else
-		r = wasp_virtine_load_file(v, p->image_path, p->cfg.load_gpa, p->cfg.mode);
+	r = load_image(p, v);
 	if (r < 0)
 		goto fail;
 	if (p->snapshot) {
@@ -712,6 +758,8 @@ static void pool_free(struct wasp_pool *p)
 	free(p->dead);
 	free(p->image);
 	free(p->image_path);
+	free_strv(p->argv);
+	free_strv(p->envp);
 	free(p->allow);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->work);
@@ -752,7 +800,8 @@ int wasp_pool_create(const struct wasp_pool_config *cfg, struct wasp_pool **out)
 	} else {
 		p->image_path = strdup(cfg->image_path);
 	}
-	if (!p->allow || !p->ready || !p->dirty || !p->dead ||
+	bool strv_ok = copy_strv(cfg->argv, &p->argv) && copy_strv(cfg->envp, &p->envp);
+	if (!p->allow || !p->ready || !p->dirty || !p->dead || !strv_ok ||
 	    (!p->image && !p->image_path)) {
 		r = wasp_fail(-ENOMEM, "pool: out of memory");
 		goto fail;
@@ -760,6 +809,8 @@ int wasp_pool_create(const struct wasp_pool_config *cfg, struct wasp_pool **out)
 	p->cfg.image = NULL;
 	p->cfg.image_path = NULL;
 	p->cfg.allow = NULL;
+	p->cfg.argv = NULL;
+	p->cfg.envp = NULL;
 
 	/* Snapshots need an image that says it is a C virtine (header):
 	 * a bare real-mode image has no runtime that could make the call. */
@@ -768,7 +819,7 @@ int wasp_pool_create(const struct wasp_pool_config *cfg, struct wasp_pool **out)
 	bool header = false;
 	if (p->image) {
 		header = image_has_header(p->image, cfg->image_len) ||
-			 (cfg->image_len >= 4 && !memcmp(p->image, "\177ELF", 4)); /* a Linux program */
+			 is_elf(p->image, cfg->image_len); /* a Linux program */
 	} else {
 		uint8_t head[WASP_IMAGE_HEADER_OFFSET + sizeof(struct wasp_image_header)];
 		int fd = open(p->image_path, O_RDONLY | O_CLOEXEC);
