@@ -53,7 +53,7 @@ foreach(v glibc pie musl)
 endforeach()
 
 # The programs; cases in linux_test.sh name which program each runs.
-set(LX_PROGRAMS stdio files files2 heap qsort math time random args badopen abort segv exit3 cat hostile
+set(LX_PROGRAMS stdio files files2 heap qsort math time random args badopen abort segv exit3 cat hostile inodes
 	limits)
 set(LX_OUTPUTS)
 foreach(v glibc pie musl)
@@ -92,7 +92,7 @@ add_custom_target(linux_test_programs ALL DEPENDS ${LX_OUTPUTS})
 
 # case: differential, but hostile, hostile_pair, oom and stack run only in
 # virtines (linux_test.sh).
-set(LX_CASES stdio stdio_pipe files files2 heap qsort math time random args badopen abort segv exit3 cat cat_pipe cat_eof
+set(LX_CASES stdio stdio_pipe files files2 inodes heap qsort math time random args badopen abort segv exit3 cat cat_pipe cat_eof
 	hostile hostile_pair oom stack)
 # Each run inside a case is bounded too (linux_test.sh), below the case's
 # own TIMEOUT, and scaled with it on a slow host.

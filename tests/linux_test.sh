@@ -14,13 +14,19 @@
 # deterministic is told apart from a virtine that differs. Without /dev/kvm
 # only the native runs are compared, then the case skips.
 #
+# VARIANT workload runs the workloads (build/examples/, docs/workloads.md)
+# the same way: js, lua_app, sqlite, crypto_* and their error cases, as
+# ctest's workload.CASE (tests/workloads.cmake).
+#
 # Environment (tests/linux.cmake): WASP_RUN, LX_BIN (the built programs),
 # LX_SRC (tests/linux), LX_SKIP (why this variant cannot be built, if so),
-# LX_TIMEOUT (seconds per run, default 50). Exit 0 pass, 1 fail, 77 skip.
+# LX_TIMEOUT (seconds per run, default 50); for workloads WL_DIR (the
+# programs) and WL_SRC (tests/workloads). Exit 0 pass, 1 fail, 77 skip.
 set -u
 case_name=$1 variant=$2
 . "$(dirname "$0")/lib.sh"
 name="linux.$case_name.$variant"
+[ "$variant" = workload ] && name="workload.$case_name"
 [ -z "${LX_SKIP:-}" ] || { echo "SKIP: $name: $LX_SKIP"; exit 77; }
 work=$(mktemp -d /tmp/wasp-linux-XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -34,6 +40,7 @@ prog=$case_name args=() envs=() stdin=/dev/null no_stdin=0 pipes=0 extra_opts=()
 seed_box() { :; }
 case $case_name in
 stdio | heap | qsort | math | time | random | abort | segv | exit3 | hostile) ;;
+inodes) seed_box() { ln -s sub/a.txt "$1/link"; } ;;
 hostile_pair) prog=hostile ;;
 oom | stack) prog=limits args=("$case_name") ;;
 files)
@@ -72,10 +79,62 @@ lua)
 	args=(compute.lua)
 	seed_box() { cp "$LX_SRC/compute.lua" "$1/"; }
 	;;
+# The workloads: scripts and data from tests/workloads in the box.
+js | js_error)
+	prog=js args=(app.js x "y z")
+	[ "$case_name" = js_error ] && args=(error.js)
+	seed_box() { wl_seed "$1" app.js error.js; mkdir "$1/out"; }
+	;;
+lua_app | lua_error)
+	prog=lua args=(app.lua x) envs=(WORKLOAD=lua)
+	[ "$case_name" = lua_error ] && args=(error.lua)
+	seed_box() { wl_seed "$1" app.lua error.lua; }
+	;;
+sqlite | sqlite_error) # a script file; a database made from nothing
+	prog=sqlite args=(app.db app.sql)
+	[ "$case_name" = sqlite_error ] && args=(app.db error.sql)
+	seed_box() { wl_seed "$1" app.sql error.sql; }
+	;;
+sqlite_stdin) # the same fed on stdin, a statement at a time
+	prog=sqlite args=(app.db) stdin=$WL_SRC/app.sql
+	;;
+crypto_sha)
+	prog=crypto args=(sha256 words.txt bytes.bin - missing.txt)
+	seed_box() { wl_seed "$1"; }
+	stdin=$work/bytes.bin
+	;;
+crypto_aes | crypto_aes_d)
+	prog=crypto args=(aes-128-cbc -K 2b7e151628aed2a6abf7158809cf4f3c -iv 000102030405060708090a0b0c0d0e0f)
+	stdin=$work/bytes.bin
+	if [ "$case_name" = crypto_aes_d ]; then
+		args+=(-d)
+		stdin=$work/cipher.bin
+	fi
+	;;
 *) echo "unknown case $case_name"; exit 2 ;;
 esac
-bin=$LX_BIN/$prog.$variant
-[ -x "$bin" ] || { echo "FAIL: $name: $bin was not built (target linux_test_programs)"; exit 1; }
+# wl_seed BOX FILE...: tests/workloads' FILEs and words.txt, bytes.bin.
+wl_seed() {
+	local box=$1 f
+	shift
+	for f in "$@"; do cp "$WL_SRC/$f" "$box/"; done
+	printf '%s\n' virtine wasp kernel hypervisor snapshot checkpoint restore migrate duktape \
+		lua sqlite openssl alpha beta gamma delta epsilon zeta eta theta >"$box/words.txt"
+	cp "$work/bytes.bin" "$box/"
+}
+if [ "$variant" = workload ]; then
+	[ -z "${WL_SKIP:-}" ] || { echo "SKIP: $name: $WL_SKIP"; exit 77; }
+	# Every byte value, then text: 25 KiB that is not a multiple of 16.
+	{ for i in $(seq 0 255); do printf "\\$(printf %03o "$i")"; done; seq 1 5000; } >"$work/bytes.bin"
+	bin=$WL_DIR/$prog
+	if [ "$case_name" = crypto_aes_d ]; then
+		"$bin" "${args[@]:0:5}" <"$work/bytes.bin" >"$work/cipher.bin" ||
+			{ echo "FAIL: $name: the native encryption failed"; exit 1; }
+	fi
+else
+	bin=$LX_BIN/$prog.$variant
+fi
+[ -x "$bin" ] || { echo "FAIL: $name: $bin was not built (targets linux_test_programs, workloads)"; exit 1; }
 
 # ---- running ----
 # run_io OUT ERR RC CMD...: runs CMD in a subshell with the case's stdin

@@ -39,6 +39,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -741,6 +742,65 @@ int64_t wasp_lx_sys_openat2(struct wasp_virtine *v, const uint64_t a[6])
 	return lx_openat(v, a[0], a[1], how.flags, how.mode, resolve);
 }
 
+/* ---- inode numbers ------------------------------------------------------
+ * Programs keep inode numbers and compare them later. SQLite, before each
+ * write, checks that its open database is still the file at its path
+ * (stat's st_ino against the one it saw at open) and calls the database
+ * read-only when they differ. A restore reopens files in another directory
+ * (a copy, another host), where the host's numbers differ, so a program
+ * never sees them: a file in the sandbox shows device LX_VDEV and an inode
+ * number made from its path relative to the sandbox root, which a copy of
+ * the directory or a migration keeps. The path is the host's own name for
+ * the open file (/proc/self/fd), so symlinks, ".." and renames give the
+ * number Linux would. A hard link's names get different numbers, and an
+ * open file whose name was taken by a rename over it shares the new file's
+ * (docs/linux.md, "Inode numbers"). A file outside the sandbox (stdio's
+ * terminal or pipe) and an unlinked one keep the host's. */
+#define LX_VDEV_MINOR 0x57u /* major 0: an anonymous device, as tmpfs's */
+
+/* `fd`'s path relative to the sandbox root into rel ("" for the root, else
+ * "/a/b"); false when it is not in the sandbox. */
+static bool sandbox_rel(struct wasp_virtine *v, int fd, char rel[PATH_MAX])
+{
+	char root[PATH_MAX], link[32];
+	if (v->sandbox_fd < 0)
+		return false;
+	snprintf(link, sizeof link, "/proc/self/fd/%d", v->sandbox_fd);
+	ssize_t rn = readlink(link, root, sizeof root - 1);
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	ssize_t pn = readlink(link, rel, PATH_MAX - 1);
+	if (rn <= 0 || pn <= 0)
+		return false;
+	if (rn == 1) /* the sandbox is / itself */
+		rn = 0;
+	if (pn < rn || memcmp(rel, root, (size_t)rn) || (pn > rn && rel[rn] != '/'))
+		return false;
+	memmove(rel, rel + rn, (size_t)(pn - rn));
+	rel[pn - rn] = '\0';
+	return true;
+}
+
+static uint64_t path_ino(const char *rel, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)rel[i]) * 0x100000001b3ull;
+	return h ? h : 1;
+}
+
+/* The device and inode number the program sees for host fd `fd`, whose
+ * host stat is *st: false to show the host's. */
+static bool virtual_ids(struct wasp_virtine *v, int fd, const struct stat *st, uint64_t *ino)
+{
+	char rel[PATH_MAX];
+	if (st->st_nlink == 0 && !S_ISDIR(st->st_mode))
+		return false; /* unlinked: no path names it */
+	if (!sandbox_rel(v, fd, rel))
+		return false;
+	*ino = path_ino(rel, strlen(rel));
+	return true;
+}
+
 /* ---- stat ---------------------------------------------------------------- */
 
 static int64_t put_stat(struct wasp_virtine *v, int fd, uint64_t addr)
@@ -751,6 +811,11 @@ static int64_t put_stat(struct wasp_virtine *v, int fd, uint64_t addr)
 		return -EFAULT;
 	if (fstat(fd, &st) < 0)
 		return -errno;
+	uint64_t ino;
+	if (virtual_ids(v, fd, &st, &ino)) {
+		st.st_dev = makedev(0, LX_VDEV_MINOR);
+		st.st_ino = ino;
+	}
 	memcpy(out, &st, sizeof st);
 	return 0;
 }
@@ -820,8 +885,15 @@ int64_t wasp_lx_sys_statx(struct wasp_virtine *v, const uint64_t a[6])
 	if (fd < 0)
 		return fd;
 	struct statx stx;
+	struct stat st;
+	uint64_t ino;
 	int r = statx(fd, "", AT_EMPTY_PATH | (int)(a[2] & AT_STATX_SYNC_TYPE), (unsigned)a[3], &stx);
 	r = r < 0 ? -errno : 0;
+	if (r == 0 && fstat(fd, &st) == 0 && virtual_ids(v, fd, &st, &ino)) {
+		stx.stx_dev_major = 0;
+		stx.stx_dev_minor = LX_VDEV_MINOR;
+		stx.stx_ino = ino;
+	}
 	close(fd);
 	if (r == 0)
 		memcpy(out, &stx, sizeof stx);
@@ -1405,18 +1477,35 @@ int64_t wasp_lx_sys_getdents64(struct wasp_virtine *v, const uint64_t a[6])
 	long n = syscall(SYS_getdents64, d.host, buf, count);
 	if (n < 0)
 		return -errno;
-	if (!v->nunseen)
-		return n;
 	struct stat dir;
 	if (fstat(d.host, &dir) < 0)
 		return n;
+	/* d_ino as stat shows it: numbered by path (see "inode numbers") */
+	char path[PATH_MAX];
+	bool virt = sandbox_rel(v, d.host, path);
+	size_t dlen = virt ? strlen(path) : 0;
 	long in = 0, out = 0;
 	while (in < n) {
 		struct dirent64 *de = (struct dirent64 *)(buf + in);
 		unsigned short len = de->d_reclen;
 		if (len == 0 || len > n - in)
 			break;
-		bool hide = de->d_type == DT_REG && wasp_file_unseen(v, dir.st_dev, de->d_ino);
+		bool hide = v->nunseen && de->d_type == DT_REG &&
+			    wasp_file_unseen(v, dir.st_dev, de->d_ino);
+		if (virt && !strcmp(de->d_name, ".")) {
+			de->d_ino = path_ino(path, dlen);
+		} else if (virt && !strcmp(de->d_name, "..")) {
+			char *up = strrchr(path, '/'); /* the root's parent is the root */
+			de->d_ino = path_ino(path, up ? (size_t)(up - path) : 0);
+		} else if (virt) {
+			size_t nl = strlen(de->d_name);
+			if (dlen + 1 + nl < sizeof path) {
+				path[dlen] = '/';
+				memcpy(path + dlen + 1, de->d_name, nl);
+				de->d_ino = path_ino(path, dlen + 1 + nl);
+				path[dlen] = '\0';
+			}
+		}
 		if (!hide) {
 			if (out != in)
 				memmove(buf + out, buf + in, len);
