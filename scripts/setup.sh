@@ -9,6 +9,7 @@ packages=(
 	libcurl4-openssl-dev libmicrohttpd-dev
 	iproute2 procps openssl python3 libclang-dev strace
 	musl-tools liblua5.4-dev # the static Linux programs of tests/linux.cmake
+	duktape-dev libsqlite3-dev libssl-dev # the workloads (docs/workloads.md)
 )
 
 missing=()

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # linux_ckpt_test.sh CASE VARIANT: a static Linux program (tests/linux_core/
-# counter.c, built with VARIANT = glibc or musl) checkpointed, restored and
+# counter.c, built with VARIANT = glibc or musl; or, for VARIANT = lua or
+# js, the same counter as a script, tests/workloads/counter.VARIANT, run by
+# that workload, build/examples/VARIANT) checkpointed, restored and
 # migrated while it runs, compared byte for byte with the same binary run
-# natively: its stdout, its log.txt and its exit status (docs/linux.md).
+# natively: its stdout, its log.txt and its exit status (docs/linux.md,
+# docs/workloads.md).
 #
 #   signal_kill  SIGUSR1 writes a checkpoint; the program goes on (and
 #                appends to its log); kill -9; wasp-restore on the box as
@@ -29,15 +32,26 @@
 # nothing here depends on how fast the host is.
 #
 # ctest passes WASP_RUN, WASP_CKPT, WASP_RESTORE, WASP_MIGRATE,
-# WASP_INSPECT and LXC_DIR (the built programs). Exit 0 pass, 1 fail, 77 skip.
+# WASP_INSPECT, LXC_DIR (the built programs) and, for the scripts, WL_DIR
+# (the workloads) and WL_SKIP (why one was not built). Exit 0 pass, 1
+# fail, 77 skip.
 set -u
 case_name=$1 variant=${2:-glibc}
 [ -r /dev/kvm ] && [ -w /dev/kvm ] || { echo "SKIP: /dev/kvm is not available"; exit 77; }
 for v in WASP_RUN WASP_CKPT WASP_RESTORE WASP_MIGRATE WASP_INSPECT LXC_DIR; do
 	[ -n "${!v:-}" ] || { echo "FAIL: $case_name: $v is not set"; exit 1; }
 done
-prog=$LXC_DIR/counter-$variant
+# The program, its arguments after the round count, and the script it
+# runs (copied into every directory it runs in), if any.
+script=
+case $variant in
+lua | js)
+	[ -z "${WL_SKIP:-}" ] || { echo "SKIP: $WL_SKIP"; exit 77; }
+	prog=$WL_DIR/$variant script=$(dirname "$0")/workloads/counter.$variant ;;
+*) prog=$LXC_DIR/counter-$variant ;;
+esac
 [ -x "$prog" ] || { echo "SKIP: $prog was not built (musl-gcc missing?)"; exit 77; }
+args=(${script:+counter.$variant})
 work=$(mktemp -d /tmp/wasp-lxckpt-XXXXXX)
 export WASP_RUN_DIR=$work/run
 unset WASP_MIGRATE_TOKEN
@@ -54,8 +68,10 @@ trap cleanup EXIT
 
 ROUNDS=300
 # The native run: the reference for every case.
-mkdir -p "$work/native"
-(cd "$work/native" && printf xx | env -i "$prog" $ROUNDS >"$work/native.out" 2>"$work/native.err")
+# box DIR: makes DIR, with the script in it.
+box() { mkdir -p "$1" && { [ -z "$script" ] || cp "$script" "$1/"; }; }
+box "$work/native"
+(cd "$work/native" && printf xx | env -i "$prog" "${args[@]}" $ROUNDS >"$work/native.out" 2>"$work/native.err")
 native_rc=$?
 [ "$native_rc" -eq 0 ] && grep -q '^done ' "$work/native.out" || fail "the native run failed ($native_rc)"
 
@@ -66,10 +82,10 @@ native_rc=$?
 start() {
 	local n=$1
 	shift
-	mkdir -p "$work/$n"
+	box "$work/$n"
 	mkfifo "$work/$n.in"
 	exec 3<>"$work/$n.in"
-	${PREFIX:-} "$WASP_RUN" --dir "$work/$n" "$@" "$prog" -- $ROUNDS <"$work/$n.in" \
+	${PREFIX:-} "$WASP_RUN" --dir "$work/$n" "$@" "$prog" -- "${args[@]}" $ROUNDS <"$work/$n.in" \
 		>"$work/$n.out" 2>"$work/$n.err" &
 	pid=$!
 	bg_pids+=("$pid")

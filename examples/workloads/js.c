@@ -1,9 +1,12 @@
 /*
  * js: a JavaScript virtine. Duktape (Debian's duktape-dev ships its source,
  * compiled into this program at build time) with three natives:
- *   print(...)             its arguments, space-separated, and a newline, to stdout
+ *   print(...)             its arguments, space-separated, and a newline, to
+ *                          stdout (flushed, so progress shows as it happens)
  *   readFile(path)         a file's contents as a string
  *   writeFile(path, text)  writes (replaces) a file
+ *   appendFile(path, text) appends to a file (made if missing)
+ *   readStdin(n)           at most n bytes of stdin ('' at its end)
  *
  *   js FILE [ARG...]       runs FILE; the global `args` holds the ARGs
  *   js --serve FILE        runs FILE, then serves calls: each call's argument
@@ -31,6 +34,7 @@ static duk_ret_t js_print(duk_context *c)
 		fputs(duk_safe_to_string(c, i), stdout);
 	}
 	fputc('\n', stdout);
+	fflush(stdout);
 	return 0;
 }
 
@@ -46,18 +50,37 @@ static duk_ret_t js_read_file(duk_context *c)
 	return 1;
 }
 
-static duk_ret_t js_write_file(duk_context *c)
+static duk_ret_t put_file(duk_context *c, const char *mode, const char *what)
 {
 	const char *path = duk_require_string(c, 0);
 	duk_size_t len;
 	const char *text = duk_to_lstring(c, 1, &len);
-	FILE *f = fopen(path, "wb");
+	FILE *f = fopen(path, mode);
 	if (!f)
-		return duk_error(c, DUK_ERR_ERROR, "writeFile %s: %s", path, strerror(errno));
+		return duk_error(c, DUK_ERR_ERROR, "%s %s: %s", what, path, strerror(errno));
 	size_t put = fwrite(text, 1, len, f);
 	if (fclose(f) != 0 || put != len)
-		return duk_error(c, DUK_ERR_ERROR, "writeFile %s: %s", path, strerror(errno));
+		return duk_error(c, DUK_ERR_ERROR, "%s %s: %s", what, path, strerror(errno));
 	return 0;
+}
+
+static duk_ret_t js_write_file(duk_context *c)
+{
+	return put_file(c, "wb", "writeFile");
+}
+
+static duk_ret_t js_append_file(duk_context *c)
+{
+	return put_file(c, "ab", "appendFile");
+}
+
+static duk_ret_t js_read_stdin(duk_context *c)
+{
+	duk_uint_t n = duk_require_uint(c, 0);
+	char *buf = duk_push_fixed_buffer(c, n ? n : 1);
+	size_t got = n ? fread(buf, 1, n, stdin) : 0;
+	duk_push_lstring(c, buf, got);
+	return 1;
 }
 
 /* Prints the error on top of the stack, with its stack trace. */
@@ -121,6 +144,8 @@ int main(int argc, char **argv)
 		{"print", js_print, DUK_VARARGS},
 		{"readFile", js_read_file, 1},
 		{"writeFile", js_write_file, 2},
+		{"appendFile", js_append_file, 2},
+		{"readStdin", js_read_stdin, 1},
 		{NULL, NULL, 0},
 	};
 	duk_push_global_object(ctx);
