@@ -24,3 +24,19 @@ is_ckpt() { [ -s "$1" ] && [ "$(head -c 8 "$1")" = WASPCKPT ]; }
 # alive PID: running, not a zombie.
 alive() { [ -r "/proc/$1/stat" ] && ! grep -q '^[0-9]* (.*) [ZX] ' "/proc/$1/stat"; }
 run_dir_empty() { [ -z "$(ls -A "$WASP_RUN_DIR" 2>/dev/null)" ]; }
+
+# work_dir PREFIX: makes $work (/tmp/PREFIX-XXXXXX) with $WASP_RUN_DIR in it,
+# and at exit kills what bg_pids holds and removes $work (unless KEEP_WORK).
+work_dir() {
+	work=$(mktemp -d "/tmp/$1-XXXXXX")
+	export WASP_RUN_DIR=$work/run
+	unset WASP_MIGRATE_TOKEN
+	mkdir -p "$WASP_RUN_DIR"
+	bg_pids=()
+	trap work_cleanup EXIT
+}
+work_cleanup() {
+	for p in "${bg_pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	[ -n "${KEEP_WORK:-}" ] || rm -rf "$work"
+}

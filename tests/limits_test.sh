@@ -16,17 +16,8 @@ case_name=$1
 [ -r /dev/kvm ] && [ -w /dev/kvm ] || { echo "SKIP: /dev/kvm is not available"; exit 77; }
 command -v curl >/dev/null || { echo "SKIP: no curl"; exit 77; }
 
-work=$(mktemp -d /tmp/wasp-limits-XXXXXX)
-export WASP_RUN_DIR=$work/run
-unset WASP_MIGRATE_TOKEN
-bg_pids=()
-cleanup() {
-	for p in "${bg_pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	[ -n "${KEEP_WORK:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
 . "$(dirname "$0")/lib.sh"
+work_dir wasp-limits
 
 TOKEN=limits-test-token-$$-$RANDOM
 ALLOW=--allow=console_write,get_arg

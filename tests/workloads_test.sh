@@ -38,18 +38,8 @@ case_name=$1
 for v in WASP_RUN WASP_RESTORE WASP_MIGRATE WASP_INSPECT WL_DIR WL_SRC; do
 	[ -n "${!v:-}" ] || { echo "FAIL: $case_name: $v is not set"; exit 1; }
 done
-work=$(mktemp -d /tmp/wasp-wl-XXXXXX)
-export WASP_RUN_DIR=$work/run
-unset WASP_MIGRATE_TOKEN
-mkdir -p "$WASP_RUN_DIR"
-bg_pids=()
-cleanup() {
-	for p in "${bg_pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	[ -n "${KEEP_WORK:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
 . "$(dirname "$0")/lib.sh"
+work_dir wasp-wl
 E=$WL_DIR
 
 # same A B WHAT: files A and B are equal, or the case fails showing how.

@@ -131,11 +131,9 @@ static size_t handle(const void *in, size_t in_len, void *out, size_t out_cap)
 
 int main(int argc, char **argv)
 {
-	int serve = argc > 1 && !strcmp(argv[1], "--serve");
-	if (argc < 2 + serve) {
-		fprintf(stderr, "usage: %s FILE [ARG...] | %s --serve FILE\n", argv[0], argv[0]);
+	int serve, file = workload_script_arg(argc, argv, &serve);
+	if (!file)
 		return 2;
-	}
 	if (!(ctx = duk_create_heap_default())) {
 		fputs("js: cannot create a heap: out of memory\n", stderr);
 		return 1;
@@ -158,7 +156,7 @@ int main(int argc, char **argv)
 	}
 	duk_put_global_string(ctx, "args");
 
-	int rc = run_file(argv[1 + serve]) ? 1 : 0;
+	int rc = run_file(argv[file]) ? 1 : 0;
 	if (rc == 0 && serve)
 		rc = workload_serve("js", handle);
 	fflush(stdout);

@@ -62,11 +62,9 @@ static size_t handle(const void *in, size_t in_len, void *out, size_t out_cap)
 
 int main(int argc, char **argv)
 {
-	int serve = argc > 1 && !strcmp(argv[1], "--serve");
-	if (argc < 2 + serve) {
-		fprintf(stderr, "usage: %s FILE [ARG...] | %s --serve FILE\n", argv[0], argv[0]);
+	int serve, file = workload_script_arg(argc, argv, &serve);
+	if (!file)
 		return 2;
-	}
 	if (!(L = luaL_newstate())) {
 		fputs("lua: cannot create a state: out of memory\n", stderr);
 		return 1;
@@ -80,7 +78,7 @@ int main(int argc, char **argv)
 	lua_setglobal(L, "arg");
 
 	int rc = 0;
-	if (luaL_loadfile(L, argv[1 + serve]) != LUA_OK) {
+	if (luaL_loadfile(L, argv[file]) != LUA_OK) {
 		fprintf(stderr, "lua: %s\n", lua_tostring(L, -1));
 		rc = 1;
 	} else if (pcall(0, 0)) {

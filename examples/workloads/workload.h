@@ -24,6 +24,17 @@
 #define WORKLOAD_ARG_MAX (1u << 20)
 #define WORKLOAD_RET_MAX (4u << 20)
 
+/* `PROGRAM FILE [ARG...]` or `PROGRAM --serve FILE`: sets *serve and
+ * returns FILE's index in argv, or 0 after printing the usage. */
+static inline int workload_script_arg(int argc, char **argv, int *serve)
+{
+	*serve = argc > 1 && !strcmp(argv[1], "--serve");
+	if (argc >= 2 + *serve)
+		return 1 + *serve;
+	fprintf(stderr, "usage: %s FILE [ARG...] | %s --serve FILE\n", argv[0], argv[0]);
+	return 0;
+}
+
 /* The whole of `f`, NUL-terminated (not counted in *len); NULL with errno. */
 static inline char *workload_slurp(FILE *f, size_t *len)
 {
