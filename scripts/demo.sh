@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh: set up, build, and show the product: a virtine that is
 # checkpointed while it runs, restored in a new process, and finishes with
-# the same result as a run that was never interrupted.
+# the same result as a run that was never interrupted; then a JavaScript
+# engine in a virtine and a pool of them serving calls (docs/workloads.md).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
@@ -64,4 +65,17 @@ if cmp -s "$work/both.out" "$work/ref.out" && cmp -s "$work/box/counter.log" "$w
 else
 	echo "== MISMATCH with the uninterrupted run" >&2
 	exit 1
+fi
+
+# A real engine (docs/workloads.md), where its Debian package was there.
+if [ -x "$B/examples/js" ]; then
+	echo "== Duktape, a JavaScript engine, unmodified in a virtine; then a pool of them serving calls:"
+	mkdir "$work/js"
+	cat >"$work/js/app.js" <<-'EOF'
+		function handle(s) { return s + ' -> ' + Duktape.enc('base64', s); }
+		print('   hello from JavaScript in a virtine; 2^53 =', Math.pow(2, 53));
+	EOF
+	"$run" --dir "$work/js" "$B/examples/js" -- app.js
+	printf 'virtine\ncheckpoint\n' | "$B/examples/serve" --dir "$work/js" "$B/examples/js" --serve app.js |
+		sed 's/^/   /'
 fi
