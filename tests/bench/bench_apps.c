@@ -175,27 +175,36 @@ static double call_exits(struct wasp_pool *p, const void *in, size_t n, const ch
 	check(wasp_virtine_run(v, CALL_TIMEOUT_NS, &e), what);
 	wasp_virtine_stats(v, &b);
 	size_t len;
+	bool has_ret = wasp_virtine_ret(v, &len) != NULL;
 	bool ok = (e.reason == WASP_EXIT_HYPERCALL || (e.reason == WASP_EXIT_EXITED && e.code == 0)) &&
-		  wasp_virtine_ret(v, &len);
+		  has_ret;
 	wasp_pool_put(p, v);
 	if (!ok)
 		die("%s: the call ended %s (code %lld) with%s a result", what,
-		    wasp_exit_reason_name(e.reason), (long long)e.code,
-		    wasp_virtine_ret(v, &len) ? "" : "out");
+		    wasp_exit_reason_name(e.reason), (long long)e.code, has_ret ? "" : "out");
 	return (double)(b.exits - a.exits);
 }
 
-/* Puts the pool's exits per call and mean reset beside the row. */
-static void pool_extra(const char *name, struct wasp_pool *p, double exits)
+/* The pool's resets so far (all made: the pool is filled first). */
+struct resets {
+	uint64_t n, ns, pages;
+};
+static struct resets resets_now(struct wasp_pool *p)
 {
 	struct wasp_pool_stats s;
 	check(wasp_pool_fill(p), "pool fill");
 	wasp_pool_stats(p, &s);
+	return (struct resets){s.resets, s.reset_ns, s.reset_pages};
+}
+
+/* Puts a call's exits and the mean of the resets in `r` beside the row. */
+static void pool_extra(const char *name, double exits, struct resets r)
+{
 	struct extra *x = extra(name);
 	x->exits = exits;
-	if (s.resets) {
-		x->reset_us = (double)s.reset_ns / 1e3 / (double)s.resets;
-		x->reset_pages = (double)s.reset_pages / (double)s.resets;
+	if (r.n) {
+		x->reset_us = (double)r.ns / 1e3 / (double)r.n;
+		x->reset_pages = (double)r.pages / (double)r.n;
 	}
 }
 
@@ -304,7 +313,8 @@ static void fig14(void)
 			continue;
 		for (size_t b = 0; b < sizeof in; b++)
 			in[b] = (char)(' ' + rnd() % 95);
-		pool_extra(js_rows[i], pools[i], call_exits(pools[i], in, sizeof in, js_rows[i]));
+		double exits = call_exits(pools[i], in, sizeof in, js_rows[i]);
+		pool_extra(js_rows[i], exits, resets_now(pools[i]));
 		wasp_pool_destroy(pools[i]);
 	}
 }
@@ -347,6 +357,7 @@ static void sec64(void)
 	if (!ns)
 		die("out of memory");
 	char name[48], err[256];
+	struct resets per_size[AES_SIZES] = {{0}};
 	for (int r = -1; r < P.rounds; r++) {
 		bool warm = r < 0;
 		/* the floor: a bare ring-3 `out` exit, raw KVM */
@@ -356,8 +367,9 @@ static void sec64(void)
 		for (int i = 0; !warm && i < P.floor_iters; i++)
 			add_ns(row(bench_floor_names[BENCH_FLOOR_LONG3]), ns[i]);
 		for (size_t k = 0; k < AES_SIZES; k++) {
-			size_t n = aes_sizes[(k + (size_t)(warm ? 0 : r)) % AES_SIZES];
+			size_t z = (k + (size_t)(warm ? 0 : r)) % AES_SIZES, n = aes_sizes[z];
 			/* a call: 'E', a fresh key and IV, then the block */
+			struct resets before = resets_now(p);
 			for (int q = 0; q < (warm ? 2 : P.aes_per); q++) {
 				msg[0] = 'E';
 				fill_random(msg + 1, 32 + n);
@@ -370,6 +382,10 @@ static void sec64(void)
 				if (!warm)
 					add_ns(row(name), t);
 			}
+			struct resets after = resets_now(p); /* this size's resets */
+			per_size[z].n += after.n - before.n;
+			per_size[z].ns += after.ns - before.ns;
+			per_size[z].pages += after.pages - before.pages;
 			/* natively: the same calls, a batch timed as one */
 			for (int q = 0; q < (warm ? 1 : P.aes_per / 10 + 1); q++) {
 				msg[0] = 'E';
@@ -391,7 +407,7 @@ static void sec64(void)
 		extra(name)->bytes = aes_sizes[k];
 		msg[0] = 'E';
 		fill_random(msg + 1, 32 + aes_sizes[k]);
-		pool_extra(name, p, call_exits(p, msg, 33 + aes_sizes[k], name));
+		pool_extra(name, call_exits(p, msg, 33 + aes_sizes[k], name), per_size[k]);
 	}
 	free(ns);
 	wasp_pool_destroy(p);
