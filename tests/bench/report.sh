@@ -128,7 +128,7 @@ if [ -f "$(csv apps)" ]; then
 			printf "\"%s\" %.3f %.3f %s\n", l, a[i] / m, b[i] / d, p[i] != "" ? sprintf("%.3f", p[i] / 419.5) : "NaN" } }' \
 		"$(csv apps)" >"$tmp/fig14.dat"
 	[ -s "$tmp/fig14.dat" ] && plot fig14_js "JavaScript virtines (Wasp Fig. 14): time per request / native Duktape" "x native (lower is faster)" \
-		"set style data histograms; set style histogram clustered gap 1; set style fill solid border -1; set yrange [0:*]; set key top right; set xtics rotate by -20; plot '$tmp/fig14.dat' using 2:xtic(1) title 'this run, mean', '' using 3 title 'this run, median', '' using 4 title 'paper, mean'"
+		"set style data histograms; set style histogram clustered gap 1; set style fill solid border -1; set yrange [0:*]; set key top right; set rmargin 12; set xtics rotate by -20; plot '$tmp/fig14.dat' using 2:xtic(1) title 'this run, mean', '' using 3 title 'this run, median', '' using 4 title 'paper, mean'"
 	# Sec. 6.4: throughput by block size, native EVP calls and a virtine call per block
 	awk -F, '$1 ~ /^aes_native_/ { n[$2] = $9; s[$2] = 1 } $1 ~ /^aes_virtine_/ { v[$2] = $9 }
 		END { for (k in s) print k, n[k], v[k] }' "$(csv apps)" | sort -n >"$tmp/aes.dat"
