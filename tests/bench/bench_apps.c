@@ -22,7 +22,7 @@
  * whose workload was not built (its Debian package missing) is skipped
  * with the reason.
  *
- * Usage: wasp-bench-apps [--quick] [--csv PATH] [--only js,aes,lua]
+ * Usage: wasp-bench-apps [--quick] [--csv PATH] [--only js,aes,lua] [--js-bytes N]
  * Exit status: 0 done, 1 a step failed, 2 bad usage, 77 no usable
  * /dev/kvm (or no workload built).
  */
@@ -211,7 +211,8 @@ static void pool_extra(const char *name, double exits, struct resets r)
 /* ---- 1. Fig. 14 ------------------------------------------------------------ */
 
 #if WASP_BENCH_HAVE_DUKTAPE
-#define JS_INPUT 128 /* bytes of each request's string */
+#define JS_INPUT_MAX 4096
+static size_t js_bytes = 128; /* each request's string; --js-bytes */
 
 static const char *const js_rows[] = {"fig14_native", "fig14_virtine", "fig14_virtine_no_teardown",
 				      "fig14_snapshot", "fig14_snapshot_no_teardown"};
@@ -219,7 +220,7 @@ static const char *const js_rows[] = {"fig14_native", "fig14_virtine", "fig14_vi
 static const double js_paper[] = {419.5, 543.4, -1, 236.7, 137.4};
 #define JS_ROWS (sizeof js_rows / sizeof *js_rows)
 
-static char js_native_out[4 * JS_INPUT];
+static char js_native_out[2 * JS_INPUT_MAX];
 static size_t js_native_len;
 
 static void js_native_ret(const char *s, size_t n)
@@ -261,7 +262,7 @@ static size_t base64(const uint8_t *in, size_t n, char *out)
 
 static void js_check(const char *what, const char *in, size_t n, const char *got, size_t len)
 {
-	char want[4 * JS_INPUT];
+	char want[2 * JS_INPUT_MAX];
 	size_t wl = base64((const uint8_t *)in, n, want);
 	if (len != wl || memcmp(got, want, wl))
 		die("%s: the answer is not base64 of the input: '%.*s' (want '%.*s')", what, (int)len,
@@ -280,28 +281,29 @@ static void fig14(void)
 		pool_new(WASP_BENCH_FIG14_JS, tear, true),
 		pool_new(WASP_BENCH_FIG14_JS, keep, true),
 	};
-	char in[JS_INPUT], out[4 * JS_INPUT];
+	static char in[JS_INPUT_MAX], out[2 * JS_INPUT_MAX];
+	size_t n = js_bytes;
 	/* Each row's first requests are untimed: page cache, first touches. */
 	for (int r = -1; r < P.rounds; r++) {
 		for (size_t k = 0; k < JS_ROWS; k++) {
 			size_t i = (k + (size_t)(r < 0 ? 0 : r)) % JS_ROWS; /* who goes first rotates */
 			int per = r < 0 ? 2 : P.js_per;
 			for (int q = 0; q < per; q++) {
-				for (size_t b = 0; b < sizeof in; b++)
+				for (size_t b = 0; b < n; b++)
 					in[b] = (char)(' ' + rnd() % 95); /* printable ASCII */
 				uint64_t ns;
 				const char *got;
 				size_t len;
 				if (!pools[i]) {
-					ns = js_native(in, sizeof in);
+					ns = js_native(in, n);
 					got = js_native_out;
 					len = js_native_len;
 				} else {
-					len = (size_t)timed_call(pools[i], in, sizeof in, out, sizeof out, &ns,
+					len = (size_t)timed_call(pools[i], in, n, out, sizeof out, &ns,
 								 js_rows[i]);
 					got = out;
 				}
-				js_check(js_rows[i], in, sizeof in, got, len);
+				js_check(js_rows[i], in, n, got, len);
 				if (r >= 0)
 					add_ns(row(js_rows[i]), ns);
 			}
@@ -311,9 +313,9 @@ static void fig14(void)
 		extra(js_rows[i])->paper_us = js_paper[i];
 		if (!pools[i])
 			continue;
-		for (size_t b = 0; b < sizeof in; b++)
+		for (size_t b = 0; b < n; b++)
 			in[b] = (char)(' ' + rnd() % 95);
-		double exits = call_exits(pools[i], in, sizeof in, js_rows[i]);
+		double exits = call_exits(pools[i], in, n, js_rows[i]);
 		pool_extra(js_rows[i], exits, resets_now(pools[i]));
 		wasp_pool_destroy(pools[i]);
 	}
@@ -626,8 +628,14 @@ int main(int argc, char **argv)
 			csv_path = argv[++i];
 		else if (!strcmp(argv[i], "--only") && i + 1 < argc)
 			only = argv[++i];
+#if WASP_BENCH_HAVE_DUKTAPE
+		else if (!strcmp(argv[i], "--js-bytes") && i + 1 < argc &&
+			 (js_bytes = strtoul(argv[++i], NULL, 10)) >= 1 && js_bytes <= JS_INPUT_MAX)
+			;
+#endif
 		else {
-			fprintf(stderr, "usage: wasp-bench-apps [--quick] [--csv PATH] [--only js,aes,lua]\n");
+			fprintf(stderr, "usage: wasp-bench-apps [--quick] [--csv PATH] [--only js,aes,lua] "
+					"[--js-bytes 1..4096]\n");
 			return 2;
 		}
 	}
@@ -639,7 +647,8 @@ int main(int argc, char **argv)
 	/* Each part, or why it is skipped (a workload whose package is missing). */
 	if (wanted(only, "js")) {
 #if WASP_BENCH_HAVE_DUKTAPE
-		printf("Fig. 14: %d rounds of %d requests per row\n", P.rounds, P.js_per);
+		printf("Fig. 14: %d rounds of %d requests per row, strings of %zu bytes\n", P.rounds,
+		       P.js_per, js_bytes);
 		fig14();
 #else
 		printf("wasp-bench-apps: SKIP Fig. 14: %s\n", WASP_BENCH_JS_SKIP);
