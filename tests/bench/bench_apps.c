@@ -235,6 +235,7 @@ static void js_native_ret(const char *s, size_t n)
 static uint64_t js_native(const char *in, size_t n)
 {
 	char err[256];
+	js_native_len = 0; /* ret() must give this request's answer */
 	uint64_t t0 = now_ns();
 	duk_context *ctx = fig14_heap(js_native_ret);
 	if (!ctx)
