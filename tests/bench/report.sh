@@ -163,7 +163,7 @@ fi
 		echo "## Fig. 14: JavaScript virtines"
 		echo
 		jsb=$(sed -n 's/.*strings of \([0-9]*\) bytes.*/\1/p' "$out/apps$sfx.log" 2>/dev/null | head -n 1)
-		echo "One request: a Duktape heap with one native, a small JavaScript function that base64-encodes a ${jsb:-?}-byte string, the result handed back (tests/bench/README.md). x = over native; the paper's means were measured on its machine."
+		echo "One request: a Duktape heap with one native, a small JavaScript function that base64-encodes a string of ${jsb:-?} bytes, the result handed back (tests/bench/README.md). x = over native; the paper's means were measured on its machine."
 		echo
 		echo "| row | mean µs | x | median µs | x | exits | paper µs | paper x |"
 		echo "|---|---|---|---|---|---|---|---|"
