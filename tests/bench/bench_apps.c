@@ -104,6 +104,8 @@ static double mean(const struct row *r)
 	return r->n ? s / (double)r->n : 0;
 }
 
+/* The pools' parts (JavaScript, AES) are built only with their libraries. */
+#if WASP_BENCH_HAVE_DUKTAPE || WASP_BENCH_HAVE_LIBCRYPTO
 /* xorshift64: the bench's inputs, the same every run. */
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static uint64_t rnd(void)
@@ -207,6 +209,8 @@ static void pool_extra(const char *name, double exits, struct resets r)
 		x->reset_pages = (double)r.pages / (double)r.n;
 	}
 }
+
+#endif
 
 /* ---- 1. Fig. 14 ------------------------------------------------------------ */
 
