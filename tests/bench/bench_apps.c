@@ -116,11 +116,13 @@ static uint64_t rnd(void)
 	return rng;
 }
 
+#if WASP_BENCH_HAVE_LIBCRYPTO
 static void fill_random(uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		p[i] = (uint8_t)rnd();
 }
+#endif
 
 /* ---- pools --------------------------------------------------------------- */
 
