@@ -3,7 +3,8 @@
 # OUT/report SUFFIX.md (the targets, then each benchmark's medians) and, when
 # gnuplot is installed, PNG plots beside it named after the Wasp paper's
 # figures. SUFFIX is "" (full run) or "-quick". Reads OUT/{core,pool,ckpt,
-# http,cc,migrate}SUFFIX.{csv,log}; a missing one is left out of the report.
+# http,linux,apps,cc,migrate}SUFFIX.{csv,log}; a missing one is left out of
+# the report.
 # Exit status: 0 written, 1 nothing to report or a write failed, 2 usage.
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: report.sh OUT [SUFFIX]" >&2; exit 2; }
@@ -115,6 +116,26 @@ if [ -f "$(csv migrate)" ]; then
 	[ -s "$tmp/mig.dat" ] && plot migrate_downtime "Live-migration downtime over loopback" "milliseconds" "$script"
 fi
 
+# Fig. 14 and Sec. 6.4 (wasp-bench-apps). apps.csv: name,bytes,mean_us,
+# median_us,p10_us,p90_us,min_us,samples,kB_per_s,exits,reset_us,
+# reset_pages,paper_us.
+if [ -f "$(csv apps)" ]; then
+	# Fig. 14: each row's time over native, this run's (mean and median)
+	# beside the paper's (means on its machine): absolute times differ
+	# between machines, the shape should not.
+	awk -F, '$1 == "fig14_native" { m = $3; d = $4 } $1 ~ /^fig14_/ { n[++k] = $1; a[k] = $3; b[k] = $4; p[k] = $13 }
+		END { if (m > 0) for (i = 1; i <= k; i++) { l = n[i]; sub(/^fig14_/, "", l); gsub(/_/, " ", l)
+			printf "\"%s\" %.3f %.3f %s\n", l, a[i] / m, b[i] / d, p[i] != "" ? sprintf("%.3f", p[i] / 419.5) : "NaN" } }' \
+		"$(csv apps)" >"$tmp/fig14.dat"
+	[ -s "$tmp/fig14.dat" ] && plot fig14_js "JavaScript virtines (Wasp Fig. 14): time per request / native Duktape" "x native (lower is faster)" \
+		"set style data histograms; set style histogram clustered gap 1; set style fill solid border -1; set yrange [0:*]; set key top right; set rmargin 12; set xtics rotate by -20; plot '$tmp/fig14.dat' using 2:xtic(1) title 'this run, mean', '' using 3 title 'this run, median', '' using 4 title 'paper, mean'"
+	# Sec. 6.4: throughput by block size, native EVP calls and a virtine call per block
+	awk -F, '$1 ~ /^aes_native_/ { n[$2] = $9; s[$2] = 1 } $1 ~ /^aes_virtine_/ { v[$2] = $9 }
+		END { for (k in s) print k, n[k], v[k] }' "$(csv apps)" | sort -n >"$tmp/aes.dat"
+	[ -s "$tmp/aes.dat" ] && plot sec64_aes "AES-128-CBC, one block per call (Wasp Sec. 6.4)" "1000s of bytes per second (log)" \
+		"set logscale xy; set xlabel 'block bytes'; set xtics (16, 64, 256, 1024, 8192); plot '$tmp/aes.dat' using 1:2 with linespoints title 'native EVP calls', '' using 1:3 with linespoints title 'a virtine call per block (crypto --serve)'"
+fi
+
 # ---- the markdown ----------------------------------------------------------
 {
 	echo "# wasp benchmark report${sfx:+ (quick)}"
@@ -126,7 +147,7 @@ fi
 	echo
 	echo "| ratio | value | target | met |"
 	echo "|---|---|---|---|"
-	for n in core pool ckpt http linux cc migrate; do
+	for n in core pool ckpt http linux apps cc migrate; do
 		[ -f "$out/$n$sfx.log" ] && grep '^ratio ' "$out/$n$sfx.log"
 	done | awk '{ v = $3; t = $0; sub(/.*\(/, "", t); sub(/\).*/, "", t)
 		met = "-"; if (t ~ /^target /) { sub(/^target /, "", t); met = (v + 0 <= t + 0) ? "yes" : "no" }
@@ -136,7 +157,37 @@ fi
 		echo "![${p#*|}](${p%%|*})"
 	done
 	[ $have_gnuplot = 1 ] || echo "(no plots: gnuplot is not installed; tests/bench/setup.sh installs it)"
-	for n in core pool ckpt http linux cc migrate; do
+	# The paper's two application experiments as the paper tables them.
+	if [ -f "$(csv apps)" ] && grep -q '^fig14_native,' "$(csv apps)"; then
+		echo
+		echo "## Fig. 14: JavaScript virtines"
+		echo
+		jsb=$(sed -n 's/.*strings of \([0-9]*\) bytes.*/\1/p' "$out/apps$sfx.log" 2>/dev/null | head -n 1)
+		echo "One request: a Duktape heap with one native, a small JavaScript function that base64-encodes a string of ${jsb:-?} bytes, the result handed back (tests/bench/README.md). x = over native; the paper's means were measured on its machine."
+		echo
+		echo "| row | mean µs | x | median µs | x | exits | paper µs | paper x |"
+		echo "|---|---|---|---|---|---|---|---|"
+		awk -F, '$1 == "fig14_native" { m = $3; d = $4 } $1 ~ /^fig14_/ { n[++k] = $1; a[k] = $3; b[k] = $4; e[k] = $10; p[k] = $13 }
+			END { for (i = 1; i <= k; i++) { l = n[i]; sub(/^fig14_/, "", l)
+				printf "| %s | %.1f | %.2f | %.1f | %.2f | %s | %s | %s |\n", l, a[i], a[i] / m, b[i], b[i] / d,
+					e[i] == "" ? "-" : e[i], p[i] == "" ? "-" : p[i], p[i] == "" ? "-" : sprintf("%.2f", p[i] / 419.5) } }' "$(csv apps)"
+	fi
+	if [ -f "$(csv apps)" ] && grep -q '^aes_native_' "$(csv apps)"; then
+		echo
+		echo "## Sec. 6.4: AES-128-CBC, one block per call"
+		echo
+		echo "As \`openssl speed\` prints it: 1000s of bytes per second, from the median time of one call (key and IV set every call)."
+		echo
+		awk -F, '$1 ~ /^aes_(native|virtine)_/ { k = $1; sub(/_[0-9]+$/, "", k); sub(/^aes_/, "", k); t[k, $2] = $9; u[k, $2] = $4; s[$2] = 1 }
+			END { n = 0; for (b in s) z[++n] = b + 0
+				for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (z[j] < z[i]) { x = z[i]; z[i] = z[j]; z[j] = x }
+				printf "| type |"; for (i = 1; i <= n; i++) printf " %d bytes |", z[i]; printf "\n|---|"; for (i = 1; i <= n; i++) printf "---|"; printf "\n"
+				split("native virtine", kinds, " ")
+				for (j = 1; j <= 2; j++) { printf "| aes-128-cbc %s |", kinds[j]; for (i = 1; i <= n; i++) printf " %.2fk |", t[kinds[j], z[i]]; printf "\n" }
+				printf "| µs per call, virtine |"; for (i = 1; i <= n; i++) printf " %.1f |", u["virtine", z[i]]; printf "\n"
+				printf "| virtine / native |"; for (i = 1; i <= n; i++) printf " %.4f |", t["virtine", z[i]] / t["native", z[i]]; printf "\n" }' "$(csv apps)"
+	fi
+	for n in core pool ckpt http linux apps cc migrate; do
 		f=$(csv $n)
 		[ -f "$f" ] || continue
 		echo

@@ -7,9 +7,9 @@
 #   ratio <name> <value> (target <target>)
 #
 # Environment (the targets set it): WASP_BENCH_OUT (the output directory),
-# WASP_BENCH_CORE, WASP_BENCH_CKPT, WASP_BENCH_POOL (programs),
-# WASP_BENCH_HTTP, WASP_BENCH_LINUX and WASP_BENCH_CC (optional), WASP_BENCH_MIGRATE (bench_migrate.sh) with the
-# variables it reads.
+# WASP_BENCH_CORE, WASP_BENCH_CKPT, WASP_BENCH_POOL (programs), WASP_BENCH_HTTP,
+# WASP_BENCH_LINUX, WASP_BENCH_APPS and WASP_BENCH_CC (optional),
+# WASP_BENCH_MIGRATE (bench_migrate.sh) with the variables it reads.
 # Exit status: 0 all ran, 1 a benchmark failed (the others still run),
 # 2 bad usage.
 set -uo pipefail
@@ -53,6 +53,9 @@ fi
 if [ -n "${WASP_BENCH_LINUX:-}" ]; then
 	one linux "$WASP_BENCH_LINUX" "${qopt[@]}" --csv "$out/linux$sfx.csv"
 fi
+if [ -n "${WASP_BENCH_APPS:-}" ]; then
+	one apps "$WASP_BENCH_APPS" "${qopt[@]}" --csv "$out/apps$sfx.csv"
+fi
 if [ -n "${WASP_BENCH_CC:-}" ]; then
 	one cc "$WASP_BENCH_CC" "${qopt[@]}" --csv "$out/cc$sfx.csv"
 fi
@@ -66,7 +69,7 @@ fi
 "$here/report.sh" "$out" "$sfx" || failed+=(report)
 echo
 echo "== the suite's targets ($(($(date +%s) - start)) s; report: $out/report$sfx.md)"
-for n in core pool ckpt http linux cc migrate; do
+for n in core pool ckpt http linux apps cc migrate; do
 	[ -f "$out/$n$sfx.log" ] && grep '^ratio ' "$out/$n$sfx.log"
 done
 if [ ${#failed[@]} -gt 0 ]; then
