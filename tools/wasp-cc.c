@@ -746,7 +746,16 @@ static void write_guest_stub(FILE *o, const char *src_abs, const struct vfunc *f
 		"static unsigned char __wasp_buf[%d] __attribute__((aligned(16)));\n"
 		"int main(void)\n"
 		"{\n"
-		"\tunsigned char *b = __wasp_buf;\n"
+		"\tunsigned char *b = __wasp_buf;\n",
+		GUEST_BUF_CAP);
+	/* musl's first malloc in a process sets its heap up: four system
+	 * calls (brk twice, a guard page, the group), each an exit. Made once
+	 * here, before the snapshot, the calls that malloc start from a heap
+	 * that is set up (a call of malloc(32), snprintf, free: 6 exits -> 3). */
+	if (libc)
+		fprintf(o, "\tvoid *volatile __wasp_warm = malloc(1);\n"
+			   "\tfree(__wasp_warm);\n");
+	fprintf(o,
 		"\tlong long len = __wasp_hc(WASP_HC_SNAPSHOT, (unsigned long long)b, sizeof "
 		"__wasp_buf, WASP_SNAPSHOT_ARG);\n"
 		"\tif (len <= 0 || len > (long long)sizeof __wasp_buf) {\n"
@@ -758,8 +767,7 @@ static void write_guest_stub(FILE *o, const char *src_abs, const struct vfunc *f
 		"(unsigned long long)len, 0) != len)\n"
 		"\t\t\t__wasp_exit(122);\n"
 		"\t}\n"
-		"\tunsigned long long off = 0, l;\n",
-		GUEST_BUF_CAP);
+		"\tunsigned long long off = 0, l;\n");
 	unsigned slot = 0;
 	/* Each slot: 16-byte header (length, ~0 for NULL), bytes padded to 16. */
 	const char *take = "\tif (off + 16 > (unsigned long long)len) __wasp_exit(123);\n"
