@@ -3,7 +3,7 @@
 if(WASP_HAVE_CC)
   set(CC_CASES virtines no_snapshot separate odd_paths two_files cmake_project plain_file
     bad_variadic bad_funcptr bad_voidptr bad_incomplete bad_ptrmember bad_retptr bad_hostcall
-    bad_flexible bad_allow bad_policy)
+    bad_flexible bad_allow bad_policy libc libc_stdio libc_errors freestanding bad_nolibc)
   # A program wasp-cc links uses libwasp.so; an ASan-built one needs the
   # sanitizer runtime in the program too.
   set(_cc_flags "")
@@ -13,7 +13,7 @@ if(WASP_HAVE_CC)
   foreach(c ${CC_CASES})
     add_test(NAME cc.${c} COMMAND ${CMAKE_CURRENT_LIST_DIR}/cc_test.sh ${c})
     set_tests_properties(cc.${c} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
-      ENVIRONMENT "WASP_CC=$<TARGET_FILE:wasp-cc>;CC_SRC=${CMAKE_CURRENT_LIST_DIR}/cc;CC_INCLUDE=${CMAKE_BINARY_DIR}/include;CC_FLAGS=${_cc_flags}")
+      ENVIRONMENT "WASP_CC=$<TARGET_FILE:wasp-cc>;CC_SRC=${CMAKE_CURRENT_LIST_DIR}/cc;CC_INCLUDE=${CMAKE_BINARY_DIR}/include;CC_LIB=$<TARGET_FILE_DIR:wasp_shared>;CC_LIBC=${WASP_CC_LIBC};CC_FLAGS=${_cc_flags}")
   endforeach()
 endif()
 

@@ -2,7 +2,9 @@
 # cc_test.sh CASE: wasp-cc end to end (docs/embedding.md). Compiles the C
 # files in tests/cc/ with the real wasp-cc and runs what it built on KVM.
 # Environment (tests/cc.cmake): WASP_CC, CC_SRC (tests/cc), CC_FLAGS (extra
-# host flags, e.g. the sanitizers of an ASan build).
+# host flags, e.g. the sanitizers of an ASan build), CC_INCLUDE and CC_LIB
+# (wasp's headers and libwasp, for native builds of the same files), CC_LIBC
+# (the musl-gcc wasp-cc links virtine functions with; empty: none).
 set -u
 case_name=$1
 . "$(dirname "$0")/lib.sh"
@@ -11,6 +13,30 @@ trap 'rm -rf "$work"' EXIT
 cd "$work"
 read -r -a flags <<<"${CC_FLAGS:-}"
 needs_kvm() { [ -r /dev/kvm ] || { echo "SKIP: /dev/kvm is not available"; exit 77; }; }
+needs_libc() {
+	[ -n "${CC_LIBC:-}" ] ||
+		{ echo "SKIP: wasp-cc has no C library (musl-gcc; Debian: musl-tools)"; exit 77; }
+}
+
+# same FILE: FILE built by wasp-cc (its virtine functions in virtines, with
+# the C library) and by a plain cc (all native, the host's C library); both
+# runs must write the same bytes to stdout and to stderr.
+same() {
+	needs_kvm
+	needs_libc
+	local b=${1%.c}
+	"$WASP_CC" -O2 -Wall -Wextra -Werror "${flags[@]}" "$CC_SRC/$1" -o "$b" -lm \
+		>cc.out 2>cc.err || { cat cc.err; fail "wasp-cc $1 failed"; }
+	cc -O2 -Wall -Wextra -Werror "${flags[@]}" -I"$CC_INCLUDE" "$CC_SRC/$1" -o "$b.native" \
+		-lm -L"$CC_LIB" -Wl,-rpath,"$CC_LIB" -lwasp >>cc.out 2>>cc.err ||
+		{ cat cc.err; fail "plain cc $1 failed"; }
+	nm "$b" | grep -q ' wasp_vfn_call' || fail "$b does not call through a pool"
+	"./$b.native" >native.out 2>native.err || fail "$b.native failed"
+	"./$b" >virtine.out 2>virtine.err || { cat virtine.out virtine.err; fail "$b failed"; }
+	cat virtine.out
+	cmp native.out virtine.out || { diff native.out virtine.out | head -20; fail "stdout differs"; }
+	cmp native.err virtine.err || { diff native.err virtine.err | head -20; fail "stderr differs"; }
+}
 
 # bad FILE MESSAGE: wasp-cc refuses FILE with a one-line MESSAGE, exit 1.
 bad() {
@@ -105,13 +131,46 @@ plain_file)
 	"$WASP_CC" "${flags[@]}" p.c -o p 2>cc.err || fail "wasp-cc failed"
 	[ "$(./p)" = plain ] || fail "p"
 	;;
+libc) same libc.c ;;
+libc_stdio)
+	same libc_stdio.c
+	# Not vacuous: the guest's lines are there, between the host's.
+	grep -q '^guest printf 2$' virtine.out && grep -q '^line 0299 of 300' virtine.out ||
+		fail "the guest's output is missing"
+	grep -q '^guest stderr 1$' virtine.err || fail "the guest's stderr is missing"
+	;;
+libc_errors)
+	needs_kvm
+	needs_libc
+	"$WASP_CC" -O2 -Wall -Wextra -Werror "${flags[@]}" "$CC_SRC/libc_errors.c" -o errors \
+		>cc.out 2>cc.err || { cat cc.err; fail "wasp-cc failed"; }
+	./errors >run.out 2>run.err || { cat run.out run.err; fail "errors failed"; }
+	cat run.out
+	grep -q '^PASS: 0 failures$' run.out || fail "no PASS line"
+	! grep -q "should not appear" run.out run.err || fail "a denied printf got out"
+	;;
+freestanding)
+	# WASP_CC_LIBC=0: the freestanding runtime, as on a machine without
+	# musl-gcc, still runs the whole suite of virtines.c.
+	needs_kvm
+	WASP_CC_LIBC=0 "$WASP_CC" -O2 -Wall -Wextra -Werror "${flags[@]}" -I"$CC_SRC" \
+		"$CC_SRC/virtines.c" -o virtines -lpthread >cc.out 2>cc.err || fail "wasp-cc failed"
+	./virtines >run.out 2>run.err || { cat run.out; fail "virtines failed"; }
+	grep -q '^PASS: 0 failures$' run.out || fail "no PASS line"
+	;;
+bad_nolibc)
+	# Without the C library, a call into it is refused, naming the call
+	# and why there is no C library.
+	export WASP_CC_LIBC=0
+	bad libc.c "virtine function 'summarize' calls qsort, which a virtine does not have (only this file's functions and the guest runtime's; no C library: WASP_CC_LIBC=0)"
+	;;
 bad_variadic) bad bad_variadic.c "virtine function 'sum': it is variadic" ;;
 bad_funcptr) bad bad_funcptr.c "virtine function 'apply': parameter 'fn' (int (*)(int)) is a function pointer" ;;
 bad_voidptr) bad bad_voidptr.c "virtine function 'first': parameter 'p' (void *) points to void" ;;
 bad_incomplete) bad bad_incomplete.c "virtine function 'peek': parameter 'o' (struct opaque *) points to an incomplete type" ;;
 bad_ptrmember) bad bad_ptrmember.c "virtine function 'head': parameter 'n' (struct node) holds a pointer member" ;;
 bad_retptr) bad bad_retptr.c "virtine function 'where': it returns a pointer" ;;
-bad_hostcall) bad bad_hostcall.c "virtine function 'shout' calls printf, which a virtine does not have" ;;
+bad_hostcall) bad bad_hostcall.c "virtine function 'shout' calls host_log, which a virtine does not have" ;;
 bad_flexible) bad bad_flexible.c "virtine function 'length': parameter 'm' (const struct msg *) points to an object holding a flexible array member" ;;
 bad_allow) bad bad_allow.c "virtine function 'f': virtine_allow(console_write,launch_missiles): " ;;
 bad_policy) bad bad_policy.c "virtine function 'f': virtine_mem(lots)" ;;

@@ -43,13 +43,19 @@ if [ -x "$tmp/prefix/bin/wasp-cc" ]; then
 		lib/wasp/guest/virtine.ld; do
 		ls "$tmp"/prefix/${f/lib\//lib*/} >/dev/null 2>&1 || { echo "FAIL: $f not installed"; exit 1; }
 	done
-	# It must take the runtime from the prefix, not from the build tree.
-	WASP_CC_VERBOSE=1 "$tmp/prefix/bin/wasp-cc" "$src/examples/square.c" -o "$tmp/square2" \
-		2>"$tmp/cc.log" || { echo "FAIL: installed wasp-cc"; cat "$tmp/cc.log"; exit 1; }
-	grep -q "$tmp/prefix/bin/../lib.*/wasp/guest/boot.o" "$tmp/cc.log" ||
-		{ echo "FAIL: installed wasp-cc did not use the prefix's runtime"; exit 1; }
-	! grep -qF "$build" "$tmp/cc.log" || { echo "FAIL: installed wasp-cc used $build"; exit 1; }
-	[ "$("$tmp/square2" | head -1)" = "9 25" ] || { echo "FAIL: square2"; exit 1; }
+	# It must take the runtime from the prefix, not from the build tree:
+	# the freestanding one (WASP_CC_LIBC=0), and the headers with the C library.
+	for libc in 0 ""; do
+		WASP_CC_LIBC=$libc WASP_CC_VERBOSE=1 "$tmp/prefix/bin/wasp-cc" "$src/examples/square.c" \
+			-o "$tmp/square2" 2>"$tmp/cc.log" ||
+			{ echo "FAIL: installed wasp-cc"; cat "$tmp/cc.log"; exit 1; }
+		want=include
+		[ -z "$libc" ] || want="lib.*/wasp/guest/boot.o"
+		grep -q -- "$tmp/prefix/bin/../$want" "$tmp/cc.log" ||
+			{ echo "FAIL: installed wasp-cc did not use the prefix's runtime"; exit 1; }
+		! grep -qF "$build" "$tmp/cc.log" || { echo "FAIL: installed wasp-cc used $build"; exit 1; }
+		[ "$("$tmp/square2" | head -1)" = "9 25" ] || { echo "FAIL: square2"; exit 1; }
+	done
 	out=$("$tmp/ex/square")
 	echo "$out" | grep -q "^9 25$" || { echo "FAIL: square: '$out'"; exit 1; }
 	echo "$out" | grep -q "hello from inside a virtine" || { echo "FAIL: square: '$out'"; exit 1; }

@@ -11,9 +11,15 @@
  * a 16-byte header whose first 8 bytes are the length (UINT64_MAX for a
  * NULL pointer), then the bytes, padded to 16. The guest edits the buffer
  * in place (pointer arguments point into it) and gives it back whole.
+ *
+ * The image is either a flat one of wasp's freestanding runtime or a static
+ * Linux program linked with the C library (wasp-cc decides); the pool loads
+ * either, and this file treats them alike but for the ways a Linux program
+ * ends (a signal it sent itself: abort()).
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +106,19 @@ void wasp_virtine_shutdown(void)
 	pthread_mutex_unlock(&vfn_lock);
 }
 
+/* Whether f's virtine_allow() lets it write to the process's stdout. */
+static bool vfn_may_print(const struct wasp_vfn *f)
+{
+	for (const char *a = f->allow; a && *a;) {
+		size_t n = strcspn(a, ",");
+		if ((n == 13 && !memcmp(a, "console_write", 13)) ||
+		    (n == 3 && !memcmp(a, "all", 3)))
+			return true;
+		a += n + (a[n] == ',');
+	}
+	return false;
+}
+
 /* Copies the RET and OUT segments of the guest's buffer `b` back. */
 static int vfn_unmarshal(struct wasp_vfn *f, const struct wasp_vfn_arg *args, unsigned n,
 			 const unsigned char *b, size_t len)
@@ -171,6 +190,11 @@ int wasp_vfn_call(struct wasp_vfn *f, const struct wasp_vfn_arg *args, unsigned 
 		off += padded;
 	}
 
+	/* The guest writes to fd 1 itself: what the caller printed before the
+	 * call must be out of stdio's buffer first, or it would come after. */
+	if (vfn_may_print(f))
+		fflush(stdout);
+
 	struct wasp_pool *p;
 	if ((r = vfn_pool(f, &p)) < 0) {
 		vfn_fail(f, r, wasp_last_error());
@@ -214,6 +238,10 @@ int wasp_vfn_call(struct wasp_vfn *f, const struct wasp_vfn_arg *args, unsigned 
 		snprintf(msg, sizeof msg, "ran past its %llu ms limit",
 			 (unsigned long long)(f->timeout_ns / 1000000));
 		r = vfn_fail(f, -ETIMEDOUT, msg);
+	} else if (e.reason == WASP_EXIT_EXITED && e.signal) {
+		snprintf(msg, sizeof msg, "the guest was killed by signal %d%s", e.signal,
+			 e.signal == SIGABRT ? " (SIGABRT: it called abort())" : "");
+		r = vfn_fail(f, -ECANCELED, msg);
 	} else if (e.reason == WASP_EXIT_EXITED) {
 		snprintf(msg, sizeof msg, "the guest exited with code %lld and no result",
 			 (long long)e.code);

@@ -9,6 +9,9 @@
  *                the result back, give the virtine back
  *   virtine_ref  square_ref(&x): a pointer copied in and out
  *   virtine_str  upcase(s) on a 64-byte string, copied in and out
+ * The functions use no C library, so the same file builds with musl (the
+ * default) and with WASP_CC_LIBC=0 (the freestanding runtime), and the two
+ * can be compared (docs/embedding.md, "Cost").
  * Usage: wasp-bench-cc [--quick] [--csv PATH]. Exit 77 without /dev/kvm,
  * 2 for bad arguments. The last line, for run.sh and the report:
  *   ratio cc_virtine_vs_plain V (for comparison)
