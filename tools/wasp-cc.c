@@ -843,8 +843,6 @@ struct opts {
 static const char *libc_cc;
 static const char *libc_why = "";
 
-/* The stack wasp gives a Linux program (docs/linux.md, RLIMIT_STACK). */
-#define LIBC_STACK (8ull << 20)
 /* What the loader wants free between the program and its stack at least. */
 #define LIBC_HEAP_MIN (4ull << 20)
 #define LIBC_HEAP_DEFAULT (16ull << 20)
@@ -875,7 +873,7 @@ static uint64_t libc_mem(const char *src_abs, const struct vfunc *f, const char 
 		    f->name, elf);
 	uint64_t heap = f->mem ? f->mem : LIBC_HEAP_DEFAULT;
 	heap = heap < LIBC_HEAP_MIN ? LIBC_HEAP_MIN : (heap + 4095) & ~4095ull;
-	return ((hi + MIB2 - 1) & ~(MIB2 - 1)) + heap + LIBC_STACK;
+	return ((hi + MIB2 - 1) & ~(MIB2 - 1)) + heap + WASP_LINUX_STACK_SIZE;
 }
 
 /* Builds f's guest image into `bin`; returns the guest memory its pool

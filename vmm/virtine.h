@@ -55,6 +55,7 @@ extern "C" {
  *   -ETIMEDOUT  it ran past its virtine_timeout_ms()
  *   -EPERM      it made a hypercall its virtine_allow() does not name
  *   -EPROTO     it ended without a result (exited, or a malformed one)
+ *   -ECANCELED  it was ended by a signal it sent itself (abort(): SIGABRT)
  *   other       the host failed (no KVM, out of memory, bad image, ...) */
 int wasp_virtine_errno(void);
 /* One line saying what wasp_virtine_errno() means for that call ("" for 0). */

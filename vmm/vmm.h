@@ -344,6 +344,8 @@ int wasp_host_cpuid(const void **kvm_cpuid2);
 
 /* Guest memory wasp-run gives a Linux program when -m is not given. */
 #define WASP_LINUX_MEM_DEFAULT (256u << 20)
+/* The stack a Linux program gets at the top of its memory (RLIMIT_STACK). */
+#define WASP_LINUX_STACK_SIZE (8ull << 20)
 
 /* Whether `path` is a Linux program: 1 a static x86-64 executable wasp
  * runs; 0 not an ELF file (a flat image); -ENOEXEC with the reason and the

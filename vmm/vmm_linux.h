@@ -26,7 +26,7 @@
 #define LX_GPA_PT_POOL 0x10000u    /* 4 KiB page tables for 2 MiB regions */
 #define LX_PT_POOL_PAGES 64u
 #define LX_LOAD_PIE 0x400000ull    /* where a static-pie program is placed */
-#define LX_STACK_SIZE (8ull << 20) /* RLIMIT_STACK; a guard page lies below */
+#define LX_STACK_SIZE WASP_LINUX_STACK_SIZE /* a guard page lies below */
 #define LX_PID 1                   /* the one process: pid = tid */
 #define LX_UID 1000                /* uid = gid = euid = egid */
 #define LX_NSIG 64
