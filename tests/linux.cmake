@@ -79,11 +79,11 @@ foreach(v glibc pie)
 	if(_lx_skip_${v} OR _lx_lua_skip)
 		continue()
 	endif()
-	# liblua5.4.a's loadlib.o calls dlopen; its link warning about static
-	# dlopen is expected (require of a C module is not used).
+	# liblua5.4.a's loadlib.o calls dlopen: its link warning is silenced as
+	# the workloads' are (examples/workloads/CMakeLists.txt).
 	add_custom_command(OUTPUT ${LX_BIN}/lua.${v}
 		COMMAND ${_lx_cc_${v}} -Wall -Wextra -I${WASP_LX_LUA_INCLUDE} -o ${LX_BIN}/lua.${v}
-			${LX_SRC}/lua_main.c ${WASP_LX_LUA_LIB} -lm
+			${LX_SRC}/lua_main.c ${WASP_LX_LUA_LIB} -lm ${WASP_STATIC_LINK_QUIET}
 		DEPENDS ${LX_SRC}/lua_main.c
 		COMMENT "${v}: lua_main.c with liblua5.4.a (static)" VERBATIM)
 	list(APPEND LX_OUTPUTS ${LX_BIN}/lua.${v})
