@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "wasp_api.h"
+
 #include "vmm.h"
 
 #ifdef __cplusplus
@@ -112,22 +114,22 @@ struct wasp_ckpt_stats {
 };
 
 /* Saves a stopped virtine to a sink. */
-int wasp_ckpt_save(struct wasp_virtine *v, const struct wasp_save_opts *opts,
+WASP_API int wasp_ckpt_save(struct wasp_virtine *v, const struct wasp_save_opts *opts,
 		   const struct wasp_sink *sink, struct wasp_ckpt_stats *stats);
 
 /* Saves to `path` atomically: a temporary file beside it, fsync, rename,
  * fsync of the directory. A crash at any point leaves the old file whole. */
-int wasp_ckpt_save_file(struct wasp_virtine *v, const struct wasp_save_opts *opts,
+WASP_API int wasp_ckpt_save_file(struct wasp_virtine *v, const struct wasp_save_opts *opts,
 			const char *path, struct wasp_ckpt_stats *stats);
 
 /* Saves into a malloc'ed buffer the caller frees. */
-int wasp_ckpt_save_buffer(struct wasp_virtine *v, const struct wasp_save_opts *opts,
+WASP_API int wasp_ckpt_save_buffer(struct wasp_virtine *v, const struct wasp_save_opts *opts,
 			  void **buf, size_t *len, struct wasp_ckpt_stats *stats);
 
 /* A sink writing to a file descriptor (pipes, sockets, files). */
-struct wasp_sink wasp_sink_fd(int *fd);
+WASP_API struct wasp_sink wasp_sink_fd(int *fd);
 /* A source reading a file descriptor. */
-struct wasp_source wasp_source_fd(int *fd);
+WASP_API struct wasp_source wasp_source_fd(int *fd);
 
 struct wasp_restore_opts {
 	/* The virtine's config: sandbox_dir, console and stdin come from here,
@@ -159,26 +161,26 @@ struct wasp_restore_opts {
 /* Reads a whole checkpoint, checks every byte of it (magic, version,
  * lengths, addresses, checksum, this host's CPUID features, open files) and
  * only then returns a new virtine in the captured state, not running. */
-int wasp_ckpt_restore(const struct wasp_restore_opts *opts, const struct wasp_source *src,
+WASP_API int wasp_ckpt_restore(const struct wasp_restore_opts *opts, const struct wasp_source *src,
 		      struct wasp_virtine **out, struct wasp_ckpt_stats *stats);
-int wasp_ckpt_restore_file(const struct wasp_restore_opts *opts, const char *path,
+WASP_API int wasp_ckpt_restore_file(const struct wasp_restore_opts *opts, const char *path,
 			   struct wasp_virtine **out, struct wasp_ckpt_stats *stats);
-int wasp_ckpt_restore_buffer(const struct wasp_restore_opts *opts, const void *buf, size_t len,
+WASP_API int wasp_ckpt_restore_buffer(const struct wasp_restore_opts *opts, const void *buf, size_t len,
 			     struct wasp_virtine **out, struct wasp_ckpt_stats *stats);
 
 /* Restores a chain: a full checkpoint followed by incremental ones, each
  * naming the one before as its parent (checked: a missing or mismatched
  * link is an error naming both ids). vCPU and host state come from the
  * last. Same guarantees as wasp_ckpt_restore(). */
-int wasp_ckpt_restore_chain(const struct wasp_restore_opts *opts,
+WASP_API int wasp_ckpt_restore_chain(const struct wasp_restore_opts *opts,
 			    const struct wasp_source *const *srcs, size_t n,
 			    struct wasp_virtine **out, struct wasp_ckpt_stats *stats);
-int wasp_ckpt_restore_files(const struct wasp_restore_opts *opts, const char *const *paths,
+WASP_API int wasp_ckpt_restore_files(const struct wasp_restore_opts *opts, const char *const *paths,
 			    size_t n, struct wasp_virtine **out, struct wasp_ckpt_stats *stats);
 
 /* Writes one full checkpoint equal to the chain `paths` (full first) to
  * `out_path` (atomically), without running the guest. */
-int wasp_ckpt_merge_files(const char *const *paths, size_t n, const char *out_path,
+WASP_API int wasp_ckpt_merge_files(const char *const *paths, size_t n, const char *out_path,
 			  const struct wasp_save_opts *opts, struct wasp_ckpt_stats *stats);
 
 /* ---- Live checkpoints (the stream of a live migration) -----------------
@@ -191,21 +193,21 @@ struct wasp_live;
 
 /* Starts tracking dirty pages and writes the header and all of memory.
  * The virtine may run meanwhile (on another thread). */
-int wasp_live_begin(struct wasp_virtine *v, const struct wasp_save_opts *opts,
+WASP_API int wasp_live_begin(struct wasp_virtine *v, const struct wasp_save_opts *opts,
 		    const struct wasp_sink *sink, struct wasp_live **out);
 /* Pages dirtied since the last round (or begin), without sending them. */
-int wasp_live_dirty_pages(struct wasp_live *l, uint64_t *pages);
+WASP_API int wasp_live_dirty_pages(struct wasp_live *l, uint64_t *pages);
 /* Sends the pages dirtied since the last round; *pages gets their count
  * and *bytes the stream bytes it took. The guest may run. */
-int wasp_live_round(struct wasp_live *l, uint64_t *pages, uint64_t *bytes);
+WASP_API int wasp_live_round(struct wasp_live *l, uint64_t *pages, uint64_t *bytes);
 /* The guest must be stopped (its run returned): sends the last dirty
  * pages, host and vCPU state and the end record. Dirty tracking stays on
  * until wasp_live_free() so a failed migration can simply resume. */
-int wasp_live_finish(struct wasp_live *l, struct wasp_ckpt_stats *stats);
+WASP_API int wasp_live_finish(struct wasp_live *l, struct wasp_ckpt_stats *stats);
 /* Stream bytes written so far. */
-uint64_t wasp_live_bytes(const struct wasp_live *l);
+WASP_API uint64_t wasp_live_bytes(const struct wasp_live *l);
 /* Stops tracking (unless it was on before begin) and frees. Accepts NULL. */
-void wasp_live_free(struct wasp_live *l);
+WASP_API void wasp_live_free(struct wasp_live *l);
 
 /* What a checkpoint's header says, read without the rest of the stream. */
 struct wasp_ckpt_info {
@@ -214,18 +216,18 @@ struct wasp_ckpt_info {
 	uint8_t parent_id[16]; /* with incremental */
 	uint64_t mem_size;
 };
-int wasp_ckpt_header_info(const struct wasp_source *src, struct wasp_ckpt_info *info);
+WASP_API int wasp_ckpt_header_info(const struct wasp_source *src, struct wasp_ckpt_info *info);
 
 /* Checks that infos[0..n) form a chain: a full checkpoint, then
  * incremental ones each naming the one before. 0, or -EINVAL with the
  * broken link named. */
-int wasp_ckpt_chain_check(const struct wasp_ckpt_info *infos, size_t n);
+WASP_API int wasp_ckpt_chain_check(const struct wasp_ckpt_info *infos, size_t n);
 
 /* Decodes a checkpoint without restoring it and prints a description to
  * `out`: text, or one JSON object when json is set. Returns 0 when the
  * stream is whole and its checksum matches, a negative errno otherwise
  * (after printing what it could). */
-int wasp_ckpt_inspect(const struct wasp_source *src, bool json, FILE *out);
+WASP_API int wasp_ckpt_inspect(const struct wasp_source *src, bool json, FILE *out);
 
 /* ---- Atomic files --------------------------------------------------------
  * The one writer behind every checkpoint file wasp makes (saves, merges,
@@ -238,12 +240,12 @@ struct wasp_atomic_file {
 	char *path, *tmp; /* the final and the temporary name */
 };
 /* Creates the temporary file and holds it (wasp_ckpt_tmp_hold). 0 or -errno. */
-int wasp_atomic_open(const char *path, struct wasp_atomic_file *f);
+WASP_API int wasp_atomic_open(const char *path, struct wasp_atomic_file *f);
 /* fsync, close, rename, fsync the directory; on failure the temporary file
  * is removed and path left as it was. 0 or -errno with a message. */
-int wasp_atomic_commit(struct wasp_atomic_file *f);
+WASP_API int wasp_atomic_commit(struct wasp_atomic_file *f);
 /* Removes the temporary file. Accepts a committed or aborted one. */
-void wasp_atomic_abort(struct wasp_atomic_file *f);
+WASP_API void wasp_atomic_abort(struct wasp_atomic_file *f);
 
 /* ---- Temporary files of killed writers ---------------------------------
  * Checkpoint files are written as PATH.tmp.<pid>[.<hex>] and renamed over
@@ -252,11 +254,11 @@ void wasp_atomic_abort(struct wasp_atomic_file *f);
 
 /* Marks fd, an open temporary checkpoint file, as being written: an flock
  * held until the file (every copy of the fd) is closed. 0 or -errno. */
-int wasp_ckpt_tmp_hold(int fd);
+WASP_API int wasp_ckpt_tmp_hold(int fd);
 /* Removes PATH's temporary files whose writer is gone: its pid is not a
  * live process and nobody holds the file's flock. Best effort; returns how
  * many it removed. */
-int wasp_ckpt_tmp_sweep(const char *path);
+WASP_API int wasp_ckpt_tmp_sweep(const char *path);
 
 #ifdef __cplusplus
 }

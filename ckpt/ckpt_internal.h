@@ -12,6 +12,7 @@
 #include <sys/ioctl.h>
 
 #include "ckpt_stream.h"
+#include "vmm_parts.h"
 
 /* Checked vCPU ioctl: -errno with the command's name in wasp_last_error(). */
 static inline int wasp_ckpt_ioctl(int fd, unsigned long cmd, const char *name, void *arg)

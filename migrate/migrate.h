@@ -44,6 +44,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "wasp_api.h"
+
 #include "ckpt.h"
 #include "vmm.h"
 
@@ -154,14 +156,14 @@ struct wasp_runner_result {
 };
 
 /* Sets every field of `o` to its default (everything off, socket on). */
-void wasp_runner_opts_init(struct wasp_runner_opts *o);
+WASP_API void wasp_runner_opts_init(struct wasp_runner_opts *o);
 
 /* Prepares to run `v` (which stays the caller's): binds the control
  * socket(s), sets up the triggers and starts the control thread. Requests
  * that arrive before wasp_runner_run() wait for it. Returns 0 and sets *out;
  * -EADDRINUSE when the name is taken ("name X is in use by pid P"),
  * -EINVAL for options that do not fit together. */
-int wasp_runner_create(struct wasp_virtine *v, const struct wasp_runner_opts *o,
+WASP_API int wasp_runner_create(struct wasp_virtine *v, const struct wasp_runner_opts *o,
 		       struct wasp_runner **out);
 
 /* Runs the virtine on the calling thread until it exits, faults, times out,
@@ -172,18 +174,18 @@ int wasp_runner_create(struct wasp_virtine *v, const struct wasp_runner_opts *o,
  * errno when the host failed (as wasp_virtine_run()). Once the guest has
  * exited, faulted or timed out, requests fail with "the virtine has already
  * exited". */
-int wasp_runner_run(struct wasp_runner *r, struct wasp_runner_result *res);
+WASP_API int wasp_runner_run(struct wasp_runner *r, struct wasp_runner_result *res);
 
 /* Stops the control thread (answering every request still waiting: "the
  * virtine has stopped"), removes the socket files and restores the signal
  * mask. Does not destroy the virtine: destroy it after the runner, which
  * may still be pausing it. Accepts NULL. */
-void wasp_runner_destroy(struct wasp_runner *r);
+WASP_API void wasp_runner_destroy(struct wasp_runner *r);
 
 /* The control socket paths: <dir>/<pid>.sock, and <dir>/<name>.sock or NULL.
  * NULL when there is no socket. Valid until destroy. */
-const char *wasp_runner_socket_path(const struct wasp_runner *r);
-const char *wasp_runner_name_path(const struct wasp_runner *r);
+WASP_API const char *wasp_runner_socket_path(const struct wasp_runner *r);
+WASP_API const char *wasp_runner_name_path(const struct wasp_runner *r);
 
 /* The directory control sockets live in, written to buf: $WASP_RUN_DIR if
  * set, else the first usable of /run/wasp, $XDG_RUNTIME_DIR/wasp and
@@ -191,10 +193,10 @@ const char *wasp_runner_name_path(const struct wasp_runner *r);
  * no one else. With `create`, a missing one is made (mode 0700, its parent
  * must exist); without, the first that exists is taken. -ENOENT or -EACCES
  * with a message when none will do. */
-int wasp_runner_dir(char *buf, size_t cap, bool create);
+WASP_API int wasp_runner_dir(char *buf, size_t cap, bool create);
 
 /* Checks a virtine name (see WASP_RUNNER_NAME_MAX). 0 or -EINVAL with a message. */
-int wasp_runner_name_valid(const char *name);
+WASP_API int wasp_runner_name_valid(const char *name);
 
 /* ---- The client side of the control socket ---------------------------- */
 
@@ -212,7 +214,7 @@ struct wasp_runner_peer {
  * and *peer, or -errno with a message meant for a user: -ESRCH "no wasp-run
  * with pid 123", -ENOTSOCK "pid 123 is not a virtine (no control socket)",
  * -ENOENT "no virtine named foo", -EACCES, -ETIMEDOUT, -EPROTO. */
-int wasp_runner_connect(const char *target, uint64_t timeout_ns, int *sock,
+WASP_API int wasp_runner_connect(const char *target, uint64_t timeout_ns, int *sock,
 			struct wasp_runner_peer *peer);
 
 struct wasp_checkpoint_request {
@@ -261,7 +263,7 @@ struct wasp_checkpoint_reply {
  * after "ok"; the runner's message with -EREMOTEIO for "error ..." (the
  * virtine goes on); a failed commit's own value; -ECONNRESET when the
  * connection closed before an answer (the runner died); -ETIMEDOUT. */
-int wasp_runner_request_checkpoint(int sock, const struct wasp_checkpoint_request *req,
+WASP_API int wasp_runner_request_checkpoint(int sock, const struct wasp_checkpoint_request *req,
 				   int dest_fd, uint64_t timeout_ns,
 				   struct wasp_checkpoint_reply *rep);
 
@@ -313,33 +315,33 @@ struct wasp_xfer_opts {
 	bool allow_plain_http;
 };
 
-void wasp_xfer_opts_init(struct wasp_xfer_opts *o);
+WASP_API void wasp_xfer_opts_init(struct wasp_xfer_opts *o);
 
 /* Opens a transport for `url`: http://HOST:PORT[/], https://..., or
  * file:///ABSOLUTE/PATH. HTTP: the preflight, then the stream's POST starts
  * on a thread of its own (its body is what wasp_xfer_write() gives it).
  * -EINVAL for an unknown scheme; -ECONNREFUSED, -EACCES (token refused),
  * -EBUSY (receiver busy), ... with a message. */
-int wasp_xfer_open(const char *url, const struct wasp_xfer_opts *o, struct wasp_xfer **out);
+WASP_API int wasp_xfer_open(const char *url, const struct wasp_xfer_opts *o, struct wasp_xfer **out);
 /* A transport into an open fd (not closed by the transport). `what`
  * describes it in messages. Commit fsyncs a regular file. */
-int wasp_xfer_open_fd(int fd, const char *what, struct wasp_xfer **out);
+WASP_API int wasp_xfer_open_fd(int fd, const char *what, struct wasp_xfer **out);
 
 /* Appends to the stream; thread-safe against wasp_xfer_cancel() only. */
-int wasp_xfer_write(struct wasp_xfer *x, const void *buf, size_t len);
+WASP_API int wasp_xfer_write(struct wasp_xfer *x, const void *buf, size_t len);
 /* A ckpt sink writing into the transport. */
-struct wasp_sink wasp_xfer_sink(struct wasp_xfer *x);
+WASP_API struct wasp_sink wasp_xfer_sink(struct wasp_xfer *x);
 /* Sends the regular files under `dir` (the sandbox) before the stream
  * ends (HTTP only: PUT /migrations/ID/files). -ENOTSUP elsewhere. */
-int wasp_xfer_send_files(struct wasp_xfer *x, const char *dir, uint64_t *bytes);
+WASP_API int wasp_xfer_send_files(struct wasp_xfer *x, const char *dir, uint64_t *bytes);
 /* Ends the stream and waits for the verdict (message in wasp_last_error()
  * for REFUSED and UNKNOWN). Returns 0 with *v, or -errno when called out
  * of turn. */
-int wasp_xfer_commit(struct wasp_xfer *x, enum wasp_xfer_verdict *v);
+WASP_API int wasp_xfer_commit(struct wasp_xfer *x, enum wasp_xfer_verdict *v);
 /* After UNKNOWN: asks the destination, a few times within
  * query_timeout_ns, whether it runs the virtine. *v: ACCEPTED, REFUSED, or
  * UNKNOWN when it cannot tell. */
-int wasp_xfer_query(struct wasp_xfer *x, enum wasp_xfer_verdict *v);
+WASP_API int wasp_xfer_query(struct wasp_xfer *x, enum wasp_xfer_verdict *v);
 /* Waits, with the guest still running, until what was written has left
  * this host and the receiver has taken it in (HTTP: its restore has read
  * all but WASP_XFER_SETTLE_SLACK bytes of the stream), at most timeout_ns.
@@ -347,32 +349,32 @@ int wasp_xfer_query(struct wasp_xfer *x, enum wasp_xfer_verdict *v);
  * does not also wait out a backlog in queues and socket buffers. 0 when
  * settled (at once for a file or a pipe), -ETIMEDOUT when the receiver
  * is still behind, another -errno when the link failed. */
-int wasp_xfer_settle(struct wasp_xfer *x, uint64_t timeout_ns);
+WASP_API int wasp_xfer_settle(struct wasp_xfer *x, uint64_t timeout_ns);
 #define WASP_XFER_SETTLE_SLACK (64u << 10)
 
 /* Gives up the stream (the destination sees it cut short). Safe from any
  * thread, also while another is blocked in write. Idempotent. */
-void wasp_xfer_cancel(struct wasp_xfer *x);
+WASP_API void wasp_xfer_cancel(struct wasp_xfer *x);
 /* Stream bytes accepted by write so far. */
-uint64_t wasp_xfer_bytes(const struct wasp_xfer *x);
+WASP_API uint64_t wasp_xfer_bytes(const struct wasp_xfer *x);
 /* The migration id (32 hex digits; "" for file and fd transports). */
-const char *wasp_xfer_id(const struct wasp_xfer *x);
+WASP_API const char *wasp_xfer_id(const struct wasp_xfer *x);
 /* Once accepted: how the receiver says the virtine is reached there
  * (wasp_listener_set_target); "" when it did not say. */
-const char *wasp_xfer_target(const struct wasp_xfer *x);
+WASP_API const char *wasp_xfer_target(const struct wasp_xfer *x);
 /* Where it goes, for messages. */
-const char *wasp_xfer_what(const struct wasp_xfer *x);
+WASP_API const char *wasp_xfer_what(const struct wasp_xfer *x);
 /* Cancels if not committed, frees. Accepts NULL. */
-void wasp_xfer_free(struct wasp_xfer *x);
+WASP_API void wasp_xfer_free(struct wasp_xfer *x);
 
 /* A checkpoint fetched over HTTP(S) (GET), as a ckpt source: curl runs on
  * its own thread and feeds a bounded buffer. */
 struct wasp_fetch;
-int wasp_fetch_open(const char *url, const struct wasp_xfer_opts *o, struct wasp_fetch **out);
-struct wasp_source wasp_fetch_source(struct wasp_fetch *f);
+WASP_API int wasp_fetch_open(const char *url, const struct wasp_xfer_opts *o, struct wasp_fetch **out);
+WASP_API struct wasp_source wasp_fetch_source(struct wasp_fetch *f);
 /* Waits for the transfer; 0 when it was whole (HTTP 200), else -errno with
  * curl's or the server's reason. Frees. */
-int wasp_fetch_close(struct wasp_fetch *f);
+WASP_API int wasp_fetch_close(struct wasp_fetch *f);
 
 /* ---- The pre-copy engine ---------------------------------------------- */
 
@@ -426,21 +428,21 @@ struct wasp_precopy;
 
 /* Starts a migration of `v` (running on another thread, or not at all)
  * into `x`: dirty tracking on, header and all memory sent. */
-int wasp_precopy_begin(struct wasp_virtine *v, const struct wasp_migrate_opts *o,
+WASP_API int wasp_precopy_begin(struct wasp_virtine *v, const struct wasp_migrate_opts *o,
 		       struct wasp_xfer *x, struct wasp_precopy **out);
 /* Rounds of dirty pages while the guest runs, until the rest fits the
  * downtime target or the round limit. Returns 0 when it is time to stop
  * the guest; -ECANCELED when the cancel flag became true. */
-int wasp_precopy_iterate(struct wasp_precopy *p);
+WASP_API int wasp_precopy_iterate(struct wasp_precopy *p);
 /* The guest stopped (its run returned): `stopped_ns` is when. Sends the
  * files (if asked), the last pages and state, commits, and on UNKNOWN
  * queries. Returns 0 with *v (the stream's fate, see enum), -errno when the
  * stream could not be finished (then the destination never has it:
  * *v = REFUSED). */
-int wasp_precopy_finish(struct wasp_precopy *p, uint64_t stopped_ns, enum wasp_xfer_verdict *v);
-const struct wasp_migrate_stats *wasp_precopy_stats(const struct wasp_precopy *p);
+WASP_API int wasp_precopy_finish(struct wasp_precopy *p, uint64_t stopped_ns, enum wasp_xfer_verdict *v);
+WASP_API const struct wasp_migrate_stats *wasp_precopy_stats(const struct wasp_precopy *p);
 /* Stops dirty tracking and frees (not the transport). Accepts NULL. */
-void wasp_precopy_free(struct wasp_precopy *p);
+WASP_API void wasp_precopy_free(struct wasp_precopy *p);
 
 /* ---- The receiver ------------------------------------------------------ */
 
@@ -511,25 +513,25 @@ struct wasp_listen_opts {
 /* Checkpoint ids a listener remembers having started (oldest forgotten). */
 #define WASP_LISTEN_STARTED_IDS 4096u
 
-int wasp_listener_create(const struct wasp_listen_opts *o, struct wasp_listener **out);
-unsigned wasp_listener_port(const struct wasp_listener *l);
+WASP_API int wasp_listener_create(const struct wasp_listen_opts *o, struct wasp_listener **out);
+WASP_API unsigned wasp_listener_port(const struct wasp_listener *l);
 /* Records how a virtine the listener handed over ended ("exited",
  * "faulted", ...), for status queries. */
-void wasp_listener_set_status(struct wasp_listener *l, const char *id, const char *status);
+WASP_API void wasp_listener_set_status(struct wasp_listener *l, const char *id, const char *status);
 /* How the virtine of migration `id` is reached on this host (a wasp-ckpt
  * TARGET: "4242", "job", "4242.1"); set by start() before it returns, it
  * goes to the source in the answer and status queries as "target". */
-void wasp_listener_set_target(struct wasp_listener *l, const char *id, const char *target);
+WASP_API void wasp_listener_set_target(struct wasp_listener *l, const char *id, const char *target);
 /* Waits, at most timeout_ns, until the answer to migration `id` has been
  * handed to its connection. A receiver calls it between start() and
  * running the guest: on a busy host a woken thread can wait milliseconds
  * behind a running vCPU, and the source stands still until the answer. */
-void wasp_listener_wait_answered(struct wasp_listener *l, const char *id, uint64_t timeout_ns);
+WASP_API void wasp_listener_wait_answered(struct wasp_listener *l, const char *id, uint64_t timeout_ns);
 /* Stops serving and frees; waits for a migration in progress. Accepts NULL. */
-void wasp_listener_destroy(struct wasp_listener *l);
+WASP_API void wasp_listener_destroy(struct wasp_listener *l);
 
 /* Compares two strings in time that depends on `expected`'s length only. */
-bool wasp_token_equal(const char *expected, const char *given);
+WASP_API bool wasp_token_equal(const char *expected, const char *given);
 
 /* ---- Migrating through a runner's control socket ----------------------- */
 
@@ -586,7 +588,7 @@ struct wasp_migrate_progress {
  * rep->outcome); -EREMOTEIO when the runner refused the request (nothing
  * happened); -ECONNRESET when it died. Closing `sock` (e.g. by exiting)
  * during pre-copy cancels the migration. */
-int wasp_runner_request_migrate(int sock, const struct wasp_migrate_request *req, int dest_fd,
+WASP_API int wasp_runner_request_migrate(int sock, const struct wasp_migrate_request *req, int dest_fd,
 				void (*progress)(void *opaque, const struct wasp_migrate_progress *p),
 				void *opaque, struct wasp_migrate_reply *rep);
 

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "migrate.h"
+#include "vmm_parts.h"
 
 /* ---- transports ---------------------------------------------------------- */
 

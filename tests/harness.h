@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "vmm.h"
+#include "vmm_parts.h" /* tests reach inside, as libwasp's own parts do */
 
 static int failures;
 

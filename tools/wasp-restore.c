@@ -26,6 +26,7 @@
 #include "tool_run.h"
 #include "tool_util.h"
 #include "vmm.h"
+#include "vmm_parts.h"
 
 static const char usage[] =
 	"usage: wasp-restore [options] FILE|-|URL\n"

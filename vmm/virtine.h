@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wasp_api.h"
+
 /* wasp-cc defines WASP_CC_PARSE only while it reads the file with libclang;
  * every real compilation (host and guest) sees plain C. */
 #ifdef WASP_CC_PARSE
@@ -57,14 +59,14 @@ extern "C" {
  *   -EPROTO     it ended without a result (exited, or a malformed one)
  *   -ECANCELED  it was ended by a signal it sent itself (abort(): SIGABRT)
  *   other       the host failed (no KVM, out of memory, bad image, ...) */
-int wasp_virtine_errno(void);
+WASP_API int wasp_virtine_errno(void);
 /* One line saying what wasp_virtine_errno() means for that call ("" for 0). */
-const char *wasp_virtine_error(void);
+WASP_API const char *wasp_virtine_error(void);
 
 /* Destroys the pools of every virtine function called so far (optional, at
  * the end of a program; no virtine function may be running or called
  * after it). */
-void wasp_virtine_shutdown(void);
+WASP_API void wasp_virtine_shutdown(void);
 
 /* ---- For code wasp-cc generates; not a stable API ---------------------- */
 
@@ -94,7 +96,7 @@ struct wasp_vfn {
 
 /* Calls f's guest with the arguments marshalled as docs/embedding.md says.
  * Returns 0, or a negative errno (also in wasp_virtine_errno()). */
-int wasp_vfn_call(struct wasp_vfn *f, const struct wasp_vfn_arg *args, unsigned n);
+WASP_API int wasp_vfn_call(struct wasp_vfn *f, const struct wasp_vfn_arg *args, unsigned n);
 
 #ifdef __cplusplus
 }

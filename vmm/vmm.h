@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wasp_api.h"
+
 #include "wasp_abi.h"
 
 #ifdef __cplusplus
@@ -113,13 +115,13 @@ struct wasp_stats {
 };
 
 /* Sets every field of `cfg` to its default. */
-void wasp_config_init(struct wasp_config *cfg);
+WASP_API void wasp_config_init(struct wasp_config *cfg);
 
 /* Creates a virtine: VM, vCPU, guest memory. Returns 0 and sets *out. */
-int wasp_virtine_create(const struct wasp_config *cfg, struct wasp_virtine **out);
+WASP_API int wasp_virtine_create(const struct wasp_config *cfg, struct wasp_virtine **out);
 
 /* Destroys a virtine and everything it holds. Accepts NULL. */
-void wasp_virtine_destroy(struct wasp_virtine *v);
+WASP_API void wasp_virtine_destroy(struct wasp_virtine *v);
 
 /* Copies `len` bytes of image to guest-physical `gpa` (0: WASP_GPA_LOAD)
  * and sets the vCPU to enter it in `mode` (WASP_MODE_AUTO reads the image
@@ -128,52 +130,52 @@ void wasp_virtine_destroy(struct wasp_virtine *v);
  * mode are not used), or refused with the reason. Memory outside the image is zero afterwards, also in a virtine
  * that ran before. Returns 0, -EINVAL for a bad mode/header, -E2BIG when
  * it does not fit. */
-int wasp_virtine_load(struct wasp_virtine *v, const void *image, size_t len,
+WASP_API int wasp_virtine_load(struct wasp_virtine *v, const void *image, size_t len,
 		      wasp_gpa_t gpa, enum wasp_mode mode);
 
 /* Loads an image file as wasp_virtine_load() does. One of 256 KiB or more
  * (at a page-aligned gpa) is mapped copy-on-write instead of read, so
  * loading it costs the same for any size; the file must then not be
  * truncated while the virtine uses it (docs/design.md). */
-int wasp_virtine_load_file(struct wasp_virtine *v, const char *path, wasp_gpa_t gpa,
+WASP_API int wasp_virtine_load_file(struct wasp_virtine *v, const char *path, wasp_gpa_t gpa,
 			   enum wasp_mode mode);
 
 /* Runs the vCPU until an exit the caller must see; hypercalls the virtine
  * may make are served on the way. timeout_ns > 0 bounds this call in wall
  * time. Returns 0 and fills *exit, or a negative errno when the host failed
  * (not the guest: a guest's failure is a WASP_EXIT_FAULT). */
-int wasp_virtine_run(struct wasp_virtine *v, uint64_t timeout_ns, struct wasp_exit *exit);
+WASP_API int wasp_virtine_run(struct wasp_virtine *v, uint64_t timeout_ns, struct wasp_exit *exit);
 
 /* Asks a running virtine to stop at its next exit boundary; its run returns
  * WASP_EXIT_PAUSED. Safe from any thread (not from a signal handler). If the
  * virtine is not running, the next run returns PAUSED at once. */
-void wasp_virtine_pause(struct wasp_virtine *v);
+WASP_API void wasp_virtine_pause(struct wasp_virtine *v);
 
 /* The answer (rax) to a WASP_EXIT_HYPERCALL, given before the next run. */
-int wasp_virtine_set_hypercall_result(struct wasp_virtine *v, int64_t result);
+WASP_API int wasp_virtine_set_hypercall_result(struct wasp_virtine *v, int64_t result);
 
-int wasp_virtine_get_regs(struct wasp_virtine *v, struct wasp_regs *regs);
-int wasp_virtine_set_regs(struct wasp_virtine *v, const struct wasp_regs *regs);
+WASP_API int wasp_virtine_get_regs(struct wasp_virtine *v, struct wasp_regs *regs);
+WASP_API int wasp_virtine_set_regs(struct wasp_virtine *v, const struct wasp_regs *regs);
 
 /* Host pointer to guest memory [gpa, gpa+len), or NULL when any of it lies
  * outside guest memory (overflow included). Writing through it is invisible
  * to KVM's dirty log: use wasp_virtine_gpa_w() for writes. */
-void *wasp_virtine_gpa(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len);
+WASP_API void *wasp_virtine_gpa(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len);
 
 /* As wasp_virtine_gpa(), and records the pages as dirtied by the host. */
-void *wasp_virtine_gpa_w(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len);
+WASP_API void *wasp_virtine_gpa_w(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len);
 
 /* Copies a NUL-terminated guest string of at most cap-1 bytes into buf.
  * Returns its length, -EFAULT outside memory, -ENAMETOOLONG if longer. */
-int wasp_virtine_read_str(struct wasp_virtine *v, wasp_gpa_t gpa, char *buf, size_t cap);
+WASP_API int wasp_virtine_read_str(struct wasp_virtine *v, wasp_gpa_t gpa, char *buf, size_t cap);
 
-size_t wasp_virtine_mem_size(const struct wasp_virtine *v);
+WASP_API size_t wasp_virtine_mem_size(const struct wasp_virtine *v);
 /* The memfd behind guest memory (owned by the virtine). */
-int wasp_virtine_mem_fd(const struct wasp_virtine *v);
+WASP_API int wasp_virtine_mem_fd(const struct wasp_virtine *v);
 /* Bitmap (one bit per 4 KiB page) of pages the host wrote; may be cleared by the caller. */
-uint64_t *wasp_virtine_host_dirty(struct wasp_virtine *v);
+WASP_API uint64_t *wasp_virtine_host_dirty(struct wasp_virtine *v);
 
-void wasp_virtine_stats(const struct wasp_virtine *v, struct wasp_stats *out);
+WASP_API void wasp_virtine_stats(const struct wasp_virtine *v, struct wasp_stats *out);
 
 /* ---- Hypercalls -------------------------------------------------------- */
 
@@ -184,133 +186,50 @@ typedef int64_t (*wasp_hypercall_fn)(struct wasp_virtine *v, const uint64_t args
 
 /* Registers (or replaces) hypercall `nr` (WASP_HC_USER_BASE..WASP_HC_MAX-1)
  * under `name`. It starts denied, like every hypercall: allow it by name. */
-int wasp_virtine_register_hypercall(struct wasp_virtine *v, unsigned nr, const char *name,
+WASP_API int wasp_virtine_register_hypercall(struct wasp_virtine *v, unsigned nr, const char *name,
 				    wasp_hypercall_fn fn, void *opaque);
 
 /* Allows the hypercalls named in a comma-separated list ("console_write,open",
  * "all" for every registered one, "" for none; exit is always allowed).
  * Returns -ENOENT naming the first unknown name in wasp_last_error(). */
-int wasp_virtine_allow(struct wasp_virtine *v, const char *names);
+WASP_API int wasp_virtine_allow(struct wasp_virtine *v, const char *names);
 /* Allows or denies one hypercall by number. */
-int wasp_virtine_allow_nr(struct wasp_virtine *v, unsigned nr, bool allowed);
-bool wasp_virtine_allowed(const struct wasp_virtine *v, unsigned nr);
+WASP_API int wasp_virtine_allow_nr(struct wasp_virtine *v, unsigned nr, bool allowed);
+WASP_API bool wasp_virtine_allowed(const struct wasp_virtine *v, unsigned nr);
 
 /* The name of a built-in or registered hypercall, or NULL. */
-const char *wasp_virtine_hypercall_name(const struct wasp_virtine *v, unsigned nr);
+WASP_API const char *wasp_virtine_hypercall_name(const struct wasp_virtine *v, unsigned nr);
 
 /* Checks a comma-separated list of built-in hypercall names without a
  * virtine (for argument parsing). Returns 0 or -ENOENT with the bad name
  * in wasp_last_error(). */
-int wasp_hypercall_names_valid(const char *names);
+WASP_API int wasp_hypercall_names_valid(const char *names);
 
 /* Function-style virtines: the argument buffer WASP_HC_GET_ARG returns (copied). */
-int wasp_virtine_set_arg(struct wasp_virtine *v, const void *arg, size_t len);
+WASP_API int wasp_virtine_set_arg(struct wasp_virtine *v, const void *arg, size_t len);
 /* The argument buffer as set (NULL if none). */
-const void *wasp_virtine_arg(const struct wasp_virtine *v, size_t *len);
+WASP_API const void *wasp_virtine_arg(const struct wasp_virtine *v, size_t *len);
 /* The buffer the guest gave WASP_HC_SET_RET, valid until the next set/run; len 0 if none. */
-const void *wasp_virtine_ret(const struct wasp_virtine *v, size_t *len);
+WASP_API const void *wasp_virtine_ret(const struct wasp_virtine *v, size_t *len);
 /* Number of WASP_HC_SNAPSHOT calls seen (the snapshot point). */
-uint64_t wasp_virtine_snapshot_marks(const struct wasp_virtine *v);
-
-/* ---- State access for checkpoints (ckpt/) -------------------------------
- * ckpt/ captures and re-applies vCPU state with the KVM ioctls itself; the
- * vmm hands it the vCPU and keeps the host-side state behind hypercalls. */
-
-/* The KVM vCPU fd. Never KVM_RUN it: wasp_virtine_run() owns that. */
-int wasp_virtine_vcpu_fd(const struct wasp_virtine *v);
-/* Makes a triple fault that KVM has not reported yet part of the vCPU
- * events (KVM_CAP_X86_TRIPLE_FAULT_EVENT), to read, clear or restore it.
- * -errno where the kernel lacks it. */
-int wasp_virtine_triple_fault_events(struct wasp_virtine *v);
-
-/* Finishes an `out` the vCPU is still inside (after a HYPERCALL or EXITED
- * exit) by re-entering KVM_RUN with immediate_exit, so the vCPU state is
- * at an instruction boundary. Harmless when nothing is pending. */
-int wasp_virtine_complete_io(struct wasp_virtine *v);
-
-/* The entry mode of the loaded image (decides 32/64-bit hypercall args). */
-enum wasp_mode wasp_virtine_mode(const struct wasp_virtine *v);
-void wasp_virtine_set_mode(struct wasp_virtine *v, enum wasp_mode mode);
-
-/* Whether the last run ended on a hypercall the caller has not answered. */
-bool wasp_virtine_hypercall_pending(const struct wasp_virtine *v);
-void wasp_virtine_set_hypercall_pending(struct wasp_virtine *v, bool pending);
-
-/* The guest's open files: fills the fields of the idx-th slot and returns 1,
- * 0 when that slot is free, -EINVAL past the last slot. */
-int wasp_virtine_file_at(const struct wasp_virtine *v, unsigned idx, unsigned *guest_fd,
-			 const char **path, int *flags, int64_t *offset);
-/* Reopens a file as the guest had it: same guest fd, flags (without
- * creating or truncating) and offset, inside this virtine's sandbox.
- * -ENOENT with a message naming the file when it has vanished. */
-int wasp_virtine_file_restore(struct wasp_virtine *v, unsigned guest_fd, const char *path,
-			      int flags, int64_t offset);
-
-/* ---- Files the guest wrote (what a checkpoint checks and puts back) ----
- * Every file the guest opened for writing in this life, by index 0..255. */
-struct wasp_written_file {
-	const char *path;  /* relative to the sandbox */
-	uint64_t sum_len;  /* the CRC-32C of its first sum_len bytes is sum, */
-	uint32_t sum;      /* as last set (0, 0: nothing known) */
-};
-/* Fills *out for entry idx and returns 1; 0 when it is free; -EINVAL past
- * the last one. */
-int wasp_virtine_written_at(const struct wasp_virtine *v, unsigned idx,
-			    struct wasp_written_file *out);
-/* A read-only fd on entry idx's file, to sum or copy it: the guest's own
- * file when open, else the path reopened in the sandbox (when another file
- * now stands there, the entry's sum is reset). -ENOENT when it is gone.
- * The caller closes it. */
-int wasp_virtine_written_open(struct wasp_virtine *v, unsigned idx);
-/* Records the CRC-32C `sum` of the first `len` bytes of entry idx. */
-void wasp_virtine_written_set_sum(struct wasp_virtine *v, unsigned idx, uint64_t len,
-				  uint32_t sum);
-/* Adds `path` (which must exist in the sandbox) as a written file whose
- * first len bytes sum to `sum`: a restore rebuilding the table. */
-int wasp_virtine_written_add(struct wasp_virtine *v, const char *path, uint64_t len,
-			     uint32_t sum);
-/* Opens `path` beneath the sandbox with open(2) flags (O_RDONLY, O_RDWR,
- * O_CREAT|O_EXCL|O_WRONLY), confined as the guest's opens are, regular
- * files only. fd or -errno (no message). */
-int wasp_virtine_sandbox_open(struct wasp_virtine *v, const char *path, int flags);
-/* Calls fn for every regular file beneath the sandbox (depth-first, not
- * following links, at most `max` files and 32 levels), with its path
- * relative to the sandbox, skipping files the guest cannot see (unseen,
- * below). Returns the number of files, -E2BIG past `max`, -errno. */
-int wasp_virtine_sandbox_walk(struct wasp_virtine *v, unsigned max,
-			      int (*fn)(void *ctx, const char *path), void *ctx);
-/* Marks `path` (a regular file in the sandbox) as one the guest has not
- * seen: it did not exist at the checkpoint being restored. The guest's
- * open finds no such file, and its O_CREAT makes it anew (empty), as in
- * a run that never crashed. */
-int wasp_virtine_unseen_add(struct wasp_virtine *v, const char *path);
-/* Net bytes the guest has made its sandbox grow (dir_quota's count). */
-int64_t wasp_virtine_dir_grown(const struct wasp_virtine *v);
-void wasp_virtine_set_dir_grown(struct wasp_virtine *v, int64_t n);
-
-/* The return buffer and snapshot marks, as a restored virtine had them. */
-int wasp_virtine_set_ret(struct wasp_virtine *v, const void *ret, size_t len);
-void wasp_virtine_set_snapshot_marks(struct wasp_virtine *v, uint64_t marks);
-/* Bytes the guest has written to its console (kept across checkpoints). */
-uint64_t wasp_virtine_console_bytes(const struct wasp_virtine *v);
-void wasp_virtine_set_console_bytes(struct wasp_virtine *v, uint64_t n);
+WASP_API uint64_t wasp_virtine_snapshot_marks(const struct wasp_virtine *v);
 
 /* ---- Dirty page tracking (incremental checkpoints, live migration) ----
  * Bitmaps have one bit per 4 KiB page: bit p%64 of word p/64. */
 
 /* Starts KVM's dirty log on guest memory; pages the host writes for the
  * guest (hypercall handlers) are counted too. Idempotent. */
-int wasp_virtine_dirty_start(struct wasp_virtine *v);
+WASP_API int wasp_virtine_dirty_start(struct wasp_virtine *v);
 /* Stops it. */
-int wasp_virtine_dirty_stop(struct wasp_virtine *v);
-bool wasp_virtine_dirty_active(const struct wasp_virtine *v);
+WASP_API int wasp_virtine_dirty_stop(struct wasp_virtine *v);
+WASP_API bool wasp_virtine_dirty_active(const struct wasp_virtine *v);
 /* ORs into `bitmap` the pages written since the previous fetch (or the
  * start) and starts counting afresh. May be called from another thread
  * while the vCPU runs: a page written during the fetch is reported now or
  * next time, never lost. */
-int wasp_virtine_dirty_fetch(struct wasp_virtine *v, uint64_t *bitmap);
+WASP_API int wasp_virtine_dirty_fetch(struct wasp_virtine *v, uint64_t *bitmap);
 /* Puts pages back as dirty (after a fetch whose use failed). */
-void wasp_virtine_dirty_return(struct wasp_virtine *v, const uint64_t *bitmap);
+WASP_API void wasp_virtine_dirty_return(struct wasp_virtine *v, const uint64_t *bitmap);
 
 /* ---- Memory mapped from a file (fast local restore) -------------------- */
 
@@ -318,24 +237,15 @@ void wasp_virtine_dirty_return(struct wasp_virtine *v, const uint64_t *bitmap);
  * at `gpa` (all page aligned): the guest sees the file's bytes, its writes
  * stay private, and nothing is copied now. The memfd no longer backs those
  * pages until the next load. -EINVAL unaligned, -EFAULT outside memory. */
-int wasp_virtine_map_file(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len, int fd,
+WASP_API int wasp_virtine_map_file(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len, int fd,
 			  uint64_t offset);
 /* Pages mapped from files (bitmap as the dirty log's), or NULL when none:
  * they hold data although the memfd has holes there. */
-const uint64_t *wasp_virtine_file_mapped(const struct wasp_virtine *v);
+WASP_API const uint64_t *wasp_virtine_file_mapped(const struct wasp_virtine *v);
 /* Whether a file under such pages shrank and the host found a page gone
  * (it reads as zeros now): the run ends with WASP_FAULT_MEMORY_LOST and a
  * checkpoint of it is refused. */
-bool wasp_virtine_mem_lost(const struct wasp_virtine *v);
-
-/* The MSRs KVM reports as saveable (KVM_GET_MSR_INDEX_LIST), read once. */
-int wasp_host_msr_list(const uint32_t **indices, uint32_t *count);
-
-/* The CPUID a guest on this host sees: read back from the first vCPU made
- * (KVM's supported list after wasp's filter, as this host's KVM applied
- * it); before any virtine exists, the filtered list itself. What a restore
- * checks a checkpoint's features against. */
-int wasp_host_cpuid(const void **kvm_cpuid2);
+WASP_API bool wasp_virtine_mem_lost(const struct wasp_virtine *v);
 
 /* ---- Linux programs (docs/linux.md) --------------------------------------
  * A static x86-64 Linux executable (gcc -static, musl-gcc -static, static
@@ -351,7 +261,7 @@ int wasp_host_cpuid(const void **kvm_cpuid2);
  * runs; 0 not an ELF file (a flat image); -ENOEXEC with the reason and the
  * remedy in wasp_last_error() for an ELF file it cannot run (dynamically
  * linked, 32-bit, another CPU, an object file); -errno. */
-int wasp_linux_probe(const char *path);
+WASP_API int wasp_linux_probe(const char *path);
 
 /* Loads a static Linux executable: its segments, the page tables, the
  * initial stack with argv (NULL: { path }), envp (NULL: empty) and the
@@ -359,15 +269,15 @@ int wasp_linux_probe(const char *path);
  * zero. Fds 0-2 are cfg.stdin_fd, console_fd and stderr_fd; file calls
  * need the "open" permission and a sandbox, console ones
  * "console_write", stdin "stdin_read" (docs/hypercalls.md). */
-int wasp_virtine_load_linux(struct wasp_virtine *v, const char *path, const char *const argv[],
+WASP_API int wasp_virtine_load_linux(struct wasp_virtine *v, const char *path, const char *const argv[],
 			    const char *const envp[]);
-bool wasp_virtine_is_linux(const struct wasp_virtine *v);
+WASP_API bool wasp_virtine_is_linux(const struct wasp_virtine *v);
 /* The address of symbol `name` in the program's own symbol table (a
  * static-pie's as loaded), for --checkpoint-at and breakpoints. -ENOENT
  * (with the reason) when it has none or no such symbol. */
-int wasp_linux_symbol(const char *path, const char *name, uint64_t *addr);
+WASP_API int wasp_linux_symbol(const char *path, const char *name, uint64_t *addr);
 /* A Linux system call's name ("openat"), or NULL when wasp has none. */
-const char *wasp_linux_syscall_name(uint64_t nr);
+WASP_API const char *wasp_linux_syscall_name(uint64_t nr);
 
 /* A Linux program's personality state, as a checkpoint holds it (ckpt/):
  * the address-space layout, mmap's mappings, signal dispositions and
@@ -391,31 +301,26 @@ struct wasp_linux_state {
 	uint64_t sleep_rip, sleep_left_ns;
 };
 /* Fills *out; -ENOENT when v runs no Linux program. */
-int wasp_virtine_linux_get(const struct wasp_virtine *v, struct wasp_linux_state *out);
+WASP_API int wasp_virtine_linux_get(const struct wasp_virtine *v, struct wasp_linux_state *out);
 /* Makes v a Linux program in state *in (a restore: memory and vCPU come
  * from the checkpoint). Every field is checked against v's memory first:
  * -EINVAL with the reason, and nothing changed, for a state that could not
  * have been saved. */
-int wasp_virtine_linux_set(struct wasp_virtine *v, const struct wasp_linux_state *in);
+WASP_API int wasp_virtine_linux_set(struct wasp_virtine *v, const struct wasp_linux_state *in);
 
 /* ---- Names and errors -------------------------------------------------- */
 
-const char *wasp_exit_reason_name(enum wasp_exit_reason r);
-const char *wasp_fault_kind_name(enum wasp_fault_kind k);
+WASP_API const char *wasp_exit_reason_name(enum wasp_exit_reason r);
+WASP_API const char *wasp_fault_kind_name(enum wasp_fault_kind k);
 
 /* The message the last failing wasp call on this thread left. */
-const char *wasp_last_error(void);
-
-/* For libwasp's own parts (ckpt/, migrate/): records the message for
- * wasp_last_error() and returns `err`, so a failure reads
- * `return wasp_fail(-EINVAL, "...", ...)`. */
-int wasp_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+WASP_API const char *wasp_last_error(void);
 
 /* The process's /dev/kvm fd (opened on first use), or -errno. */
-int wasp_kvm_fd(void);
+WASP_API int wasp_kvm_fd(void);
 
 /* Bare measurements used by the benchmark: nanoseconds on CLOCK_MONOTONIC. */
-uint64_t wasp_now_ns(void);
+WASP_API uint64_t wasp_now_ns(void);
 
 /* ---- Virtine pool, snapshot starts, function calls (docs/pool.md) --------
  *
@@ -494,7 +399,7 @@ struct wasp_pool_stats {
 };
 
 /* Sets every field of `cfg` to its default. */
-void wasp_pool_config_init(struct wasp_pool_config *cfg);
+WASP_API void wasp_pool_config_init(struct wasp_pool_config *cfg);
 
 /* Creates a pool: builds the pristine state in the calling thread (load,
  * run to the snapshot, capture) and starts the pool's thread, which fills
@@ -502,7 +407,7 @@ void wasp_pool_config_init(struct wasp_pool_config *cfg);
  * when snapshots are on and the guest exited or faulted before its
  * snapshot hypercall (the message says how), -ETIMEDOUT when it did not
  * get there within init_timeout_ns. */
-int wasp_pool_create(const struct wasp_pool_config *cfg, struct wasp_pool **out);
+WASP_API int wasp_pool_create(const struct wasp_pool_config *cfg, struct wasp_pool **out);
 
 /* Destroys the pool: stops its thread and destroys every virtine it holds.
  * Virtines still out stay valid: wasp_pool_put()/discard() of each one
@@ -511,7 +416,7 @@ int wasp_pool_create(const struct wasp_pool_config *cfg, struct wasp_pool **out)
  * them to leave); while virtines are out the pool still exists, and a get
  * then also answers -ESHUTDOWN. Once the last is back, the pool is gone:
  * no call may use it. Accepts NULL. */
-void wasp_pool_destroy(struct wasp_pool *p);
+WASP_API void wasp_pool_destroy(struct wasp_pool *p);
 
 /* Hands out a ready virtine in the pristine state. With none ready it
  * resets a returned one itself if one is waiting for its reset (sooner
@@ -521,23 +426,23 @@ void wasp_pool_destroy(struct wasp_pool *p);
  * calls), then give it back with wasp_pool_put(). Returns 0 and
  * sets *out, or a negative errno when the pool cannot make virtines (the
  * pool thread's error) or is being destroyed (-ESHUTDOWN). */
-int wasp_pool_get(struct wasp_pool *p, struct wasp_virtine **out);
+WASP_API int wasp_pool_get(struct wasp_pool *p, struct wasp_virtine **out);
 
 /* Gives a virtine back (one this pool's get handed out; any other is
  * ignored); the pool's thread resets it to the pristine state
  * and hands it out again. A virtine whose last run ended in a fault or a
  * timeout, or that is paused inside a hypercall the caller did not answer,
  * is destroyed and replaced instead (its state is not worth trusting). */
-void wasp_pool_put(struct wasp_pool *p, struct wasp_virtine *v);
+WASP_API void wasp_pool_put(struct wasp_pool *p, struct wasp_virtine *v);
 
 /* Gives a virtine back to be destroyed (and replaced), never reused. */
-void wasp_pool_discard(struct wasp_pool *p, struct wasp_virtine *v);
+WASP_API void wasp_pool_discard(struct wasp_pool *p, struct wasp_virtine *v);
 
 /* Waits until the pool holds `size` virtines in all (ready or out), none
  * being made or reset. Returns 0 or the error that stopped it. */
-int wasp_pool_fill(struct wasp_pool *p);
+WASP_API int wasp_pool_fill(struct wasp_pool *p);
 
-void wasp_pool_stats(struct wasp_pool *p, struct wasp_pool_stats *out);
+WASP_API void wasp_pool_stats(struct wasp_pool *p, struct wasp_pool_stats *out);
 
 /* Gives a virtine from this pool its call argument (as
  * wasp_virtine_set_arg(), which WASP_HC_GET_ARG reads). When the guest
@@ -545,7 +450,7 @@ void wasp_pool_stats(struct wasp_pool *p, struct wasp_pool_stats *out);
  * the argument is also copied there and its full length becomes that
  * hypercall's result, so the call needs no WASP_HC_GET_ARG exit. Call it
  * once, before the virtine's first run. Returns 0 or a negative errno. */
-int wasp_pool_set_arg(struct wasp_pool *p, struct wasp_virtine *v, const void *in, size_t len);
+WASP_API int wasp_pool_set_arg(struct wasp_pool *p, struct wasp_virtine *v, const void *in, size_t len);
 
 /* What a wasp_call() ended in. */
 enum wasp_call_status {
@@ -580,10 +485,10 @@ struct wasp_call_info {
  *   other      the host failed (pool shut down, KVM error, ...)
  * Whatever the guest does, the pool stays healthy: a virtine that faulted
  * or timed out is destroyed and replaced, never reused. */
-int wasp_call(struct wasp_pool *p, const void *in, size_t in_len, void *out, size_t out_cap,
+WASP_API int wasp_call(struct wasp_pool *p, const void *in, size_t in_len, void *out, size_t out_cap,
 	      struct wasp_call_info *info);
 
-const char *wasp_call_status_name(enum wasp_call_status s);
+WASP_API const char *wasp_call_status_name(enum wasp_call_status s);
 
 
 /* ---- Tracing and guest debugging (vmm_trace.c) ---------------------------
@@ -655,11 +560,11 @@ struct wasp_trace_opts {
 /* Sets (or, with o == NULL or o->fn == NULL, removes) the virtine's tracer.
  * Not while it runs. -EINVAL for an unknown event bit or steps without a
  * bound. */
-int wasp_virtine_trace(struct wasp_virtine *v, const struct wasp_trace_opts *o);
+WASP_API int wasp_virtine_trace(struct wasp_virtine *v, const struct wasp_trace_opts *o);
 /* The tracer as set (events 0 and fn NULL when none). */
-void wasp_virtine_trace_get(const struct wasp_virtine *v, struct wasp_trace_opts *o);
+WASP_API void wasp_virtine_trace_get(const struct wasp_virtine *v, struct wasp_trace_opts *o);
 /* Steps taken since the tracer was set. */
-uint64_t wasp_virtine_trace_steps(const struct wasp_virtine *v);
+WASP_API uint64_t wasp_virtine_trace_steps(const struct wasp_virtine *v);
 
 /* Adds a breakpoint at guest address `addr` (a tracer must be set to hear
  * of it: WASP_TRACE_BREAK is reported whatever `events` says). A run that
@@ -667,14 +572,14 @@ uint64_t wasp_virtine_trace_steps(const struct wasp_virtine *v);
  * it first. -EFAULT when addr is outside guest memory, -ENOSPC beyond
  * WASP_MAX_BREAKPOINTS, -EEXIST when set already. */
 #define WASP_MAX_BREAKPOINTS 16
-int wasp_virtine_break_add(struct wasp_virtine *v, uint64_t addr);
+WASP_API int wasp_virtine_break_add(struct wasp_virtine *v, uint64_t addr);
 /* Removes one; -ENOENT when there is none at addr. */
-int wasp_virtine_break_remove(struct wasp_virtine *v, uint64_t addr);
+WASP_API int wasp_virtine_break_remove(struct wasp_virtine *v, uint64_t addr);
 
 /* A KVM exit reason's name ("io", "shutdown"), or "unknown". */
-const char *wasp_kvm_exit_name(uint32_t kvm_exit);
+WASP_API const char *wasp_kvm_exit_name(uint32_t kvm_exit);
 /* An event kind's name ("hypercall"), or NULL. */
-const char *wasp_trace_kind_name(enum wasp_trace_kind k);
+WASP_API const char *wasp_trace_kind_name(enum wasp_trace_kind k);
 
 #ifdef __cplusplus
 }

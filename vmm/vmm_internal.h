@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "vmm.h"
+#include "vmm_parts.h"
 
 #define WASP_PAGE_SIZE 4096u
 #define WASP_DEFAULT_MEM (16u << 20)

@@ -59,6 +59,7 @@
 
 #include "ckpt.h"
 #include "vmm.h"
+#include "vmm_parts.h"
 
 #define EXIT_SKIP 77
 

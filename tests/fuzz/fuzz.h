@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "ckpt.h"
+#include "vmm_parts.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
