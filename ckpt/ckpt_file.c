@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "ckpt_stream.h"
-#include "vmm_internal.h" /* wasp_fail */
+#include "vmm_parts.h" /* wasp_fail */
 
 /* ---- file descriptors ------------------------------------------------- */
 

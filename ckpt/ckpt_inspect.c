@@ -18,7 +18,7 @@
 #include <time.h>
 
 #include "ckpt_stream.h"
-#include "vmm_internal.h" /* wasp_fail */
+#include "vmm_parts.h" /* wasp_fail */
 
 /* ---- emitter: nested objects as indented text or JSON ------------------ */
 

@@ -37,7 +37,7 @@
 #include <zstd.h>
 
 #include "ckpt_stream.h"
-#include "vmm_internal.h" /* wasp_fail */
+#include "vmm_parts.h" /* wasp_fail */
 
 #define PAGE 4096u
 #define MAX_THREADS 64

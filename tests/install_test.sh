@@ -15,12 +15,24 @@ cmake -S "$src/examples" -B "$tmp/ex" >/dev/null
 cmake --build "$tmp/ex" >/dev/null
 # Also the plain compiler line from the docs.
 cc "$src/examples/embed.c" $(pkg-config --cflags --libs wasp) -o "$tmp/embed-cc"
+# The layers' own libraries: an embedder who needs only vmm.h links
+# libwasp-vmm and pulls no curl, libmicrohttpd, protobuf-c or zstd.
+for f in lib*/libwasp-vmm.a lib*/libwasp-ckpt.a lib*/pkgconfig/wasp-vmm.pc lib*/pkgconfig/wasp-ckpt.pc; do
+	ls "$tmp"/prefix/$f >/dev/null 2>&1 || { echo "FAIL: $f not installed"; exit 1; }
+done
+vmm_libs=$(pkg-config --libs --static wasp-vmm)
+case "$vmm_libs" in *curl* | *microhttpd* | *protobuf* | *zstd*) echo "FAIL: wasp-vmm pulls '$vmm_libs'"; exit 1 ;; esac
+pkg-config --libs --static wasp-ckpt | grep -q zstd || { echo "FAIL: wasp-ckpt does not name zstd"; exit 1; }
+cc "$src/examples/embed.c" $(pkg-config --cflags wasp-vmm) $vmm_libs -o "$tmp/embed-vmm" ||
+	{ echo "FAIL: embed.c against libwasp-vmm alone"; exit 1; }
 # Running them needs KVM; installing and building them does not.
 [ -r /dev/kvm ] || { echo "SKIP: /dev/kvm is not available (the install and the examples' build passed)"; exit 77; }
 out=$(LD_LIBRARY_PATH=$(dirname "$PKG_CONFIG_PATH") "$tmp/ex/embed")
 [ "$out" = "virtine exited with 0" ] || { echo "FAIL: embed printed '$out'"; exit 1; }
 out=$(LD_LIBRARY_PATH=$(dirname "$PKG_CONFIG_PATH") "$tmp/embed-cc" "$build/guest/hello.bin")
 echo "$out" | grep -q "virtine exited with 42" || { echo "FAIL: hello via embed: '$out'"; exit 1; }
+out=$("$tmp/embed-vmm" "$build/guest/hello.bin")
+echo "$out" | grep -q "virtine exited with 42" || { echo "FAIL: hello via embed on libwasp-vmm: '$out'"; exit 1; }
 # A run loop, the pool, function-style calls, a checkpoint of a virtine we own.
 lib=$(dirname "$PKG_CONFIG_PATH")
 out=$(LD_LIBRARY_PATH=$lib "$tmp/ex/run_loop")
