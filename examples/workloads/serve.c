@@ -94,7 +94,8 @@ int main(int argc, char **argv)
 	const char *park_path = NULL, *resume_path = NULL;
 	long park_at = 0;
 	int i = 1;
-	for (; i < argc && argv[i][0] == '-'; i++) {
+	/* Options, each with a value (--park with two), before the program. */
+	while (i < argc && argv[i][0] == '-') {
 		const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!val)
 			return usage();
@@ -107,10 +108,10 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--resume"))
 			resume_path = val;
 		else if (!strcmp(a, "--park") && i + 2 < argc)
-			park_at = strtol(val, NULL, 10), park_path = argv[++i + 1];
+			park_at = strtol(val, NULL, 10), park_path = argv[i + 2], i++;
 		else
 			return usage();
-		i++;
+		i += 2;
 	}
 	if (resume_path)
 		return i == argc ? resume(&c.vm, resume_path) : usage();
