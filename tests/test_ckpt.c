@@ -67,6 +67,28 @@ static struct wasp_exit run_for(struct wasp_virtine *v, unsigned delay_us)
 	return e;
 }
 
+/* Runs until the guest has made `n` more hypercalls, then stops there (a
+ * tracer's STOP, on the vCPU's own thread): the same point on every host,
+ * however loaded, where run_for()'s timer could let a finite guest end
+ * first. scribble.bin makes one every 4096 iterations. */
+static int stop_after_hypercalls(struct wasp_virtine *v, const struct wasp_trace_event *ev,
+				 void *opaque)
+{
+	unsigned *left = opaque;
+	return --*left == 0 ? WASP_TRACE_STOP : WASP_TRACE_CONTINUE;
+}
+
+static struct wasp_exit run_hypercalls(struct wasp_virtine *v, unsigned n)
+{
+	struct wasp_trace_opts o = {.events = WASP_TRACE_BIT(WASP_TRACE_HYPERCALL),
+				    .fn = stop_after_hypercalls, .opaque = &n};
+	struct wasp_exit e;
+	MUST(wasp_virtine_trace(v, &o));
+	MUST(wasp_virtine_run(v, 60ull * 1000000000, &e));
+	MUST(wasp_virtine_trace(v, NULL));
+	return e;
+}
+
 static struct wasp_exit run_to_end(struct wasp_virtine *v)
 {
 	struct wasp_exit e;
@@ -394,7 +416,8 @@ static void t_incremental_chain(void)
 
 	struct wasp_ckpt_stats st;
 	for (int i = 0; i < 10; i++) {
-		struct wasp_exit e = run_for(v, 4000);
+		/* 10 x 40 of its ~730 hypercalls: it cannot end before the last link */
+		struct wasp_exit e = run_hypercalls(v, 40);
 		CHECK(e.reason == WASP_EXIT_PAUSED, "link %d: the guest ended early", i);
 		snprintf(paths[i], sizeof paths[i], "%s/c%d.wckpt", dir, i);
 		ptrs[i] = paths[i];
@@ -652,7 +675,7 @@ static void t_mappable(void)
 	CHECK(plain.reason == WASP_EXIT_EXITED, "reference run");
 
 	struct wasp_virtine *v = scribbler(iters), *m = NULL, *r = NULL, *again = NULL;
-	struct wasp_exit e = run_for(v, 3000);
+	struct wasp_exit e = run_hypercalls(v, 20);
 	CHECK(e.reason == WASP_EXIT_PAUSED, "paused mid-run (%s)", wasp_exit_reason_name(e.reason));
 	char dir[] = "/tmp/wasp-map-XXXXXX", path[600], path2[600];
 	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
@@ -671,7 +694,7 @@ static void t_mappable(void)
 		if (st.pages >= 256)
 			break;
 		CHECK(i < 100, "the guest wrote only %llu pages", (unsigned long long)st.pages);
-		e = run_for(v, 2000);
+		e = run_hypercalls(v, 10);
 		CHECK(e.reason == WASP_EXIT_PAUSED, "paused (%s)", wasp_exit_reason_name(e.reason));
 	}
 	struct stat fst;
