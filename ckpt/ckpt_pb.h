@@ -1,15 +1,20 @@
 /*
  * ckpt_pb.h: the protobuf framing that ckpt/ writes and reads by hand.
- * Not installed; only ckpt_memory.c and ckpt_stream.c use it.
+ * Not installed; the memory writer (ckpt_memory.c), the stream reader
+ * (ckpt_stream.c) and tests use it.
  *
- * protobuf-c packs every record but memory ones: it packs whole messages
- * from its structs, so a chunk's page data would be copied once more into
- * the packed record, and a writer could not choose where in the stream the
- * data lands (a mappable checkpoint puts it at a page-aligned offset). So
- * memory records are framed here, in front of data already where it will
- * be written: byte for byte what protobuf-c packs (fields in field-number
- * order, codec only when not the default), which tests check by
- * re-packing. Every tag is built from a field number below, and the
+ * protobuf-c packs every record but memory ones. A memory record's data
+ * is compressed by a worker straight into its output buffer, or (mappable
+ * checkpoints) is guest memory the writer places at a page-aligned stream
+ * offset; the few bytes of framing in front of it are written here, byte
+ * for byte what protobuf-c packs (fields in field-number order, codec
+ * only when not the default), which tests check by re-packing. A restore
+ * recognises a mappable record from its first bytes without reading its
+ * data, which protobuf-c cannot do (it decodes whole messages), so that
+ * parse lives here too. docs/design.md ("Framing and checksums") says why
+ * the writer does not use protobuf_c_message_pack_to_buffer().
+ *
+ * Every tag is built from a field number in WASP_PB_FIELDS, and the
  * stream.pb_tags test checks each against protobuf-c's descriptors of
  * formats/checkpoint.proto, so a renumbered field fails that test rather
  * than writing checkpoints no reader understands.
