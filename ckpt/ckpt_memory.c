@@ -10,9 +10,10 @@
  * A chunk of one contiguous range is compressed straight from guest
  * memory, and is compressed into its output buffer just behind room
  * reserved for the record's framing: the framing (varint length, record
- * and chunk tags, ranges, raw size) is then written by hand in front of
- * the data, byte for byte what protobuf-c would pack (tests check this),
- * so compressed data is never copied between compressing and the sink.
+ * and chunk tags, ranges, raw size) is then written in front of the data
+ * by ckpt_pb.c, byte for byte what protobuf-c would pack (tests check
+ * this), so compressed data is never copied between compressing and the
+ * sink.
  *
  * Workers also compute each record's CRC-32C; the writer combines them, so
  * the caller's thread does little more than scan and hand bytes to the sink.
@@ -36,6 +37,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "ckpt_pb.h"
 #include "ckpt_stream.h"
 #include "vmm_parts.h" /* wasp_fail */
 
@@ -45,25 +47,6 @@
 #define DEFAULT_CHUNK (1u << 20)
 /* Zero ranges one chunk lists at most (keeps a record small: ~24 B each). */
 #define MAX_ZERO_RANGES 4096
-/* Room for a memory record's framing besides its ranges: record length,
- * record tag, chunk length (varints of up to 10 bytes), raw_size, codec,
- * data tag and data length. */
-#define FRAME_SLACK (10 + 1 + 10 + (1 + 10) + 2 + (1 + 10))
-
-/* Protobuf tags (field << 3 | wire type 2, length-delimited or 0, varint). */
-#define TAG_RECORD_MEMORY 0x1a /* Record.memory = 3 */
-#define TAG_RANGES 0x0a	       /* MemoryChunk.ranges = 1 */
-#define TAG_RAW_SIZE 0x10      /* MemoryChunk.raw_size = 2 */
-#define TAG_CODEC 0x18	       /* MemoryChunk.codec = 3 */
-#define TAG_DATA 0x22	       /* MemoryChunk.data = 4 */
-#define TAG_ZERO_RANGES 0x2a   /* MemoryChunk.zero_ranges = 5 */
-#define TAG_FIRST 0x08	       /* PageRange.first = 1 */
-#define TAG_COUNT 0x10	       /* PageRange.count = 2 */
-
-struct prange {
-	uint64_t first, count;
-};
-
 static int default_threads(int threads)
 {
 	if (threads > 0)
@@ -72,45 +55,6 @@ static int default_threads(int threads)
 	if (n < 1)
 		n = 1;
 	return n > DEFAULT_THREADS ? DEFAULT_THREADS : (int)n;
-}
-
-static size_t varint_len(uint64_t v)
-{
-	size_t n = 1;
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return n;
-}
-
-static size_t varint_put(uint8_t *p, uint64_t v)
-{
-	size_t n = 0;
-	while (v >= 0x80) {
-		p[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	p[n++] = (uint8_t)v;
-	return n;
-}
-
-/* A PageRange field: tag, length, first, count. */
-static size_t range_len(const struct prange *r)
-{
-	return 2 + 1 + varint_len(r->first) + 1 + varint_len(r->count);
-}
-
-static size_t range_put(uint8_t *p, uint8_t tag, const struct prange *r)
-{
-	size_t n = 0;
-	p[n++] = tag;
-	p[n++] = (uint8_t)(range_len(r) - 2); /* <= 22: one varint byte */
-	p[n++] = TAG_FIRST;
-	n += varint_put(p + n, r->first);
-	p[n++] = TAG_COUNT;
-	n += varint_put(p + n, r->count);
-	return n;
 }
 
 static bool page_is_zero(const uint8_t *p)
@@ -132,7 +76,7 @@ enum { SLOT_FREE, SLOT_QUEUED, SLOT_BUSY, SLOT_DONE };
 struct mw_slot {
 	int state;
 	uint64_t seq;
-	struct prange *ranges, *zeros;
+	struct wasp_pb_range *ranges, *zeros;
 	size_t n_ranges, n_zeros;
 	uint64_t pages;	 /* data pages */
 	uint8_t *gather; /* the pages of a chunk of several ranges */
@@ -173,7 +117,7 @@ static int slot_fail(struct mw_slot *s, int err, const char *fmt, ...)
 /* Compresses one chunk and frames it as a memory record in s->out. */
 static int encode_chunk(struct mw *m, struct mw_slot *s, ZSTD_CCtx *cctx)
 {
-	size_t raw = (size_t)s->pages * PAGE, ranges_bytes = 0, zero_bytes = 0;
+	size_t raw = (size_t)s->pages * PAGE, zero_bytes = 0;
 	size_t bound = raw ? ZSTD_compressBound(raw) : 0, room, need, dlen;
 	const uint8_t *src = NULL;
 	bool none = false;
@@ -190,11 +134,9 @@ static int encode_chunk(struct mw *m, struct mw_slot *s, ZSTD_CCtx *cctx)
 		}
 		src = s->gather;
 	}
-	for (size_t i = 0; i < s->n_ranges; i++)
-		ranges_bytes += range_len(&s->ranges[i]);
 	for (size_t i = 0; i < s->n_zeros; i++)
-		zero_bytes += range_len(&s->zeros[i]);
-	room = ranges_bytes + FRAME_SLACK;
+		zero_bytes += wasp_pb_range_size(&s->zeros[i]);
+	room = wasp_pb_chunk_head_max(s->ranges, s->n_ranges);
 	need = room + (bound > raw ? bound : raw) + zero_bytes;
 	if (need > s->out_cap) {
 		free(s->out);
@@ -220,31 +162,21 @@ static int encode_chunk(struct mw *m, struct mw_slot *s, ZSTD_CCtx *cctx)
 	}
 	uint8_t *q = data + dlen;
 	for (size_t i = 0; i < s->n_zeros; i++)
-		q += range_put(q, TAG_ZERO_RANGES, &s->zeros[i]);
+		q += wasp_pb_range_put(q, WASP_PB_TAG_CHUNK_ZERO_RANGES, &s->zeros[i]);
 
-	/* The framing, in front of the data: fields in field-number order,
-	 * codec only when not the default, as protobuf-c packs them. */
-	size_t head = ranges_bytes + 1 + varint_len(raw) + (none ? 2 : 0) + 1 + varint_len(dlen);
-	size_t chunk_len = head + dlen + zero_bytes;
-	size_t rec_len = 1 + varint_len(chunk_len) + chunk_len;
-	size_t prefix = varint_len(rec_len) + 1 + varint_len(chunk_len) + head;
+	/* The framing, in front of the data. */
+	struct wasp_pb_chunk c = {.ranges = s->ranges,
+				  .n_ranges = s->n_ranges,
+				  .raw_size = raw,
+				  .stored = none,
+				  .data_len = dlen,
+				  .tail = zero_bytes};
+	size_t prefix = wasp_pb_chunk_head_size(&c);
 	uint8_t *p = data - prefix;
 
 	s->frame_off = (size_t)(p - s->out);
 	s->frame_len = prefix + dlen + zero_bytes;
-	p += varint_put(p, rec_len);
-	*p++ = TAG_RECORD_MEMORY;
-	p += varint_put(p, chunk_len);
-	for (size_t i = 0; i < s->n_ranges; i++)
-		p += range_put(p, TAG_RANGES, &s->ranges[i]);
-	*p++ = TAG_RAW_SIZE;
-	p += varint_put(p, raw);
-	if (none) {
-		*p++ = TAG_CODEC;
-		*p++ = WASP__MEMORY_CHUNK__CODEC__NONE;
-	}
-	*p++ = TAG_DATA;
-	p += varint_put(p, dlen);
+	p += wasp_pb_chunk_head_put(p, &c);
 	if (p != data) /* cannot happen: the sizes above are the ones written */
 		return slot_fail(s, -EFAULT, "memory record framing is %td bytes off", p - data);
 	/* Checksummed here, in parallel; the writer only combines CRCs. */
@@ -400,9 +332,9 @@ int wasp_stream_write_memory(struct wasp_stream_writer *w, const uint8_t *mem, s
 	if (!m->slots)
 		return wasp_fail(-ENOMEM, "out of memory for memory chunks");
 	for (unsigned i = 0; i < m->nslots; i++) {
-		m->slots[i].ranges = malloc(chunk_pages * sizeof(struct prange));
+		m->slots[i].ranges = malloc(chunk_pages * sizeof(struct wasp_pb_range));
 		if (record_zero)
-			m->slots[i].zeros = malloc(MAX_ZERO_RANGES * sizeof(struct prange));
+			m->slots[i].zeros = malloc(MAX_ZERO_RANGES * sizeof(struct wasp_pb_range));
 		if (!m->slots[i].ranges || (record_zero && !m->slots[i].zeros)) {
 			r = wasp_fail(-ENOMEM, "out of memory for memory chunks");
 			goto out_slots;
@@ -432,11 +364,12 @@ int wasp_stream_write_memory(struct wasp_stream_writer *w, const uint8_t *mem, s
 				break;
 		}
 		if (!page_is_zero(mem + p * PAGE)) {
-			struct prange *last = s->n_ranges ? &s->ranges[s->n_ranges - 1] : NULL;
+			struct wasp_pb_range *last =
+			    s->n_ranges ? &s->ranges[s->n_ranges - 1] : NULL;
 			if (last && last->first + last->count == p)
 				last->count++;
 			else
-				s->ranges[s->n_ranges++] = (struct prange){p, 1};
+				s->ranges[s->n_ranges++] = (struct wasp_pb_range){p, 1};
 			s->pages++;
 			carried++;
 			if (s->pages == chunk_pages)
@@ -444,14 +377,15 @@ int wasp_stream_write_memory(struct wasp_stream_writer *w, const uint8_t *mem, s
 		} else {
 			zero++;
 			if (record_zero) {
-				struct prange *last = s->n_zeros ? &s->zeros[s->n_zeros - 1] : NULL;
+				struct wasp_pb_range *last =
+				    s->n_zeros ? &s->zeros[s->n_zeros - 1] : NULL;
 				if (last && last->first + last->count == p) {
 					last->count++;
 				} else {
 					if (s->n_zeros == MAX_ZERO_RANGES &&
 					    (r = queue_slot(&run, &s)) < 0)
 						break;
-					s->zeros[s->n_zeros++] = (struct prange){p, 1};
+					s->zeros[s->n_zeros++] = (struct wasp_pb_range){p, 1};
 				}
 			}
 		}
@@ -892,57 +826,23 @@ int wasp_guest_data_pages(struct wasp_virtine *v, uint64_t **out)
 /* Pages without data a run may bridge (written as zero pages) rather than
  * start a new run: fewer, longer mappings at a few KiB of file each. */
 #define MAP_BRIDGE 32
-#define TAG_RECORD_PAD 0x32 /* Record.pad = 6 */
-
-static size_t pad_record_size(size_t n)
-{
-	size_t plen = 1 + varint_len(n) + n;
-	return varint_len(plen) + plen;
-}
-
-/* A pad record of exactly `total` bytes into buf; false if none has that
- * size (varint lengths skip a few). */
-static bool pad_record(uint8_t *buf, size_t total)
-{
-	/* The varints take 2..6 of the bytes. */
-	for (size_t k = 3; k <= 8 && k <= total; k++) {
-		size_t n = total - k;
-		if (pad_record_size(n) != total)
-			continue;
-		size_t o = varint_put(buf, 1 + varint_len(n) + n);
-		buf[o++] = TAG_RECORD_PAD;
-		o += varint_put(buf + o, n);
-		memset(buf + o, 0, n);
-		return true;
-	}
-	return false;
-}
 
 static int write_mappable_run(struct wasp_stream_writer *w, const uint8_t *mem, uint64_t first,
 			      uint64_t count)
 {
 	uint8_t prefix[64], pad[2 * PAGE + 16];
 	uint64_t raw = count * PAGE;
-	struct prange range = {first, count};
-	size_t chunk_len = range_len(&range) + 1 + varint_len(raw) + 2 + 1 + varint_len(raw) + raw;
-	size_t rec_len = 1 + varint_len(chunk_len) + chunk_len;
-	size_t o = varint_put(prefix, rec_len);
-	prefix[o++] = TAG_RECORD_MEMORY;
-	o += varint_put(prefix + o, chunk_len);
-	o += range_put(prefix + o, TAG_RANGES, &range);
-	prefix[o++] = TAG_RAW_SIZE;
-	o += varint_put(prefix + o, raw);
-	prefix[o++] = TAG_CODEC;
-	prefix[o++] = WASP__MEMORY_CHUNK__CODEC__NONE;
-	prefix[o++] = TAG_DATA;
-	o += varint_put(prefix + o, raw);
+	struct wasp_pb_range range = {first, count};
+	struct wasp_pb_chunk c = {
+	    .ranges = &range, .n_ranges = 1, .raw_size = raw, .stored = true, .data_len = raw};
+	size_t o = wasp_pb_chunk_head_put(prefix, &c);
 
 	size_t at = (size_t)((wasp_stream_writer_bytes(w) + o) % PAGE);
 	if (at) {
 		size_t need = PAGE - at;
-		if (need < 3 || !pad_record(pad, need)) {
+		if (!wasp_pb_pad_record(pad, need)) {
 			need += PAGE;
-			if (!pad_record(pad, need))
+			if (!wasp_pb_pad_record(pad, need))
 				return wasp_fail(-EFAULT, "no pad record of %zu bytes", need);
 		}
 		int r = wasp_stream_write_framed(w, pad, need, 0, wasp_crc32c(0, pad, need));

@@ -18,23 +18,12 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "ckpt_pb.h"
 #include "ckpt_stream.h"
 #include "vmm_parts.h" /* wasp_fail */
 
 #define PAGE 4096u
-#define VARINT_MAX 10
 #define READ_BLOCK (256u << 10)
-
-static size_t varint_put(uint8_t *p, uint64_t v)
-{
-	size_t n = 0;
-	while (v >= 0x80) {
-		p[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	p[n++] = (uint8_t)v;
-	return n;
-}
 
 static const char *body_name(Wasp__Record__BodyCase c)
 {
@@ -124,9 +113,9 @@ static int writer_pack(struct wasp_stream_writer *w, const Wasp__Record *rec, ui
 		return wasp_fail(
 		    -EFBIG, "checkpoint stream: %s record of %zu bytes exceeds the %u-byte limit",
 		    body_name(rec->body_case), len, WASP_STREAM_MAX_RECORD);
-	if (len + VARINT_MAX > w->cap) {
+	if (len + WASP_PB_VARINT_MAX > w->cap) {
 		size_t cap = w->cap ? w->cap : 4096;
-		while (cap < len + VARINT_MAX)
+		while (cap < len + WASP_PB_VARINT_MAX)
 			cap *= 2;
 		uint8_t *b = realloc(w->buf, cap);
 		if (!b)
@@ -135,7 +124,7 @@ static int writer_pack(struct wasp_stream_writer *w, const Wasp__Record *rec, ui
 		w->buf = b;
 		w->cap = cap;
 	}
-	n = varint_put(w->buf, len);
+	n = wasp_pb_varint_put(w->buf, len);
 	wasp__record__pack(rec, w->buf + n);
 	int r = writer_emit(w, w->buf, n + len);
 	if (r < 0)
@@ -175,7 +164,7 @@ static int framed_ok(struct wasp_stream_writer *w, size_t len)
 	if (w->records >= WASP_STREAM_MAX_RECORDS)
 		return wasp_fail(-EFBIG, "checkpoint stream: more than %u records",
 				 WASP_STREAM_MAX_RECORDS);
-	if (len > WASP_STREAM_MAX_RECORD + VARINT_MAX)
+	if (len > WASP_STREAM_MAX_RECORD + WASP_PB_VARINT_MAX)
 		return wasp_fail(
 		    -EFBIG, "checkpoint stream: framed record of %zu bytes exceeds the limit", len);
 	return 0;
@@ -533,7 +522,7 @@ static int read_varint(struct wasp_stream_reader *r, uint64_t n, uint64_t at, ui
 {
 	uint64_t v = 0;
 
-	for (int i = 0; i < VARINT_MAX; i++) {
+	for (unsigned i = 0;; i++) {
 		uint8_t b;
 		ssize_t got = reader_get(r, &b, 1);
 		if (got < 0)
@@ -547,13 +536,13 @@ static int read_varint(struct wasp_stream_reader *r, uint64_t n, uint64_t at, ui
 							  ": the stream ends inside its length",
 							  n, at));
 		}
-		if (i == VARINT_MAX - 1 && b > 1)
-			break; /* bits beyond 64 */
-		v |= (uint64_t)(b & 0x7f) << (7 * i);
-		if (!(b & 0x80)) {
+		int last = wasp_pb_varint_step(&v, i, b);
+		if (last > 0) {
 			*len = v;
 			return 1;
 		}
+		if (last < 0)
+			break;
 	}
 	return reader_failed(r,
 			     wasp_fail(-EINVAL,
@@ -712,53 +701,12 @@ bool wasp_stream_reader_mapped(const struct wasp_stream_reader *r)
 	return r->mapped;
 }
 
-static bool get_varint(const uint8_t *b, size_t len, size_t *o, uint64_t *v)
-{
-	*v = 0;
-	for (int i = 0; i < 10 && *o < len; i++) {
-		uint8_t c = b[(*o)++];
-		*v |= (uint64_t)(c & 0x7f) << (7 * i);
-		if (!(c & 0x80))
-			return i < 9 || c <= 1;
-	}
-	return false;
-}
-
-/* Parses a mappable chunk's framing in b[0, len): the record's body up to
- * its data. True with the range and the framing's length when it is one
- * (record_len: the record's whole length, to check nothing follows). */
-static bool mappable_framing(const uint8_t *b, size_t len, uint64_t record_len, uint64_t *first,
-			     uint64_t *count, size_t *framing)
-{
-	size_t o = 0;
-	uint64_t chunk_len, rlen, raw, codec, dlen;
-	if (len < 1 || b[o++] != 0x1a || !get_varint(b, len, &o, &chunk_len) ||
-	    chunk_len != record_len - o)
-		return false;
-	if (o + 2 > len || b[o++] != 0x0a || !get_varint(b, len, &o, &rlen))
-		return false;
-	size_t range_end = o + rlen;
-	if (range_end > len || o >= len || b[o++] != 0x08 || !get_varint(b, len, &o, first) ||
-	    o >= len || b[o++] != 0x10 || !get_varint(b, len, &o, count) || o != range_end)
-		return false;
-	if (o >= len || b[o++] != 0x10 || !get_varint(b, len, &o, &raw) || o >= len ||
-	    b[o++] != 0x18 || !get_varint(b, len, &o, &codec) ||
-	    codec != WASP__MEMORY_CHUNK__CODEC__NONE || o >= len || b[o++] != 0x22 ||
-	    !get_varint(b, len, &o, &dlen))
-		return false;
-	if (*count == 0 || *count > WASP_STREAM_MAX_CHUNK_RAW / PAGE || raw != *count * PAGE ||
-	    dlen != raw || o + dlen != record_len)
-		return false;
-	*framing = o;
-	return true;
-}
-
 /* A record of `len` bytes at stream offset `at`: maps it (1), or leaves
  * its first *have bytes in r->rec for the normal path (0), or -errno. */
 static int try_map(struct wasp_stream_reader *r, uint64_t n, uint64_t at, uint64_t len,
 		   size_t *have)
 {
-	uint64_t first, count;
+	struct wasp_pb_range range;
 	size_t framing;
 	if (!r->rec && !(r->rec = malloc(r->rec_cap = 4096))) {
 		r->rec_cap = 0;
@@ -768,8 +716,9 @@ static int try_map(struct wasp_stream_reader *r, uint64_t n, uint64_t at, uint64
 	if (got < 0)
 		return reader_io_error(r, (int)got, n, at);
 	*have = (size_t)got;
-	if (!mappable_framing(r->rec, *have, len, &first, &count, &framing))
+	if (!wasp_pb_mappable_head(r->rec, *have, len, &range, &framing))
 		return 0;
+	uint64_t first = range.first, count = range.count;
 	uint64_t data_at = r->bytes - *have + framing, dlen = count * PAGE;
 	uint64_t mem_pages = r->mem_size / PAGE;
 	if (data_at % PAGE)

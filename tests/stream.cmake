@@ -6,7 +6,7 @@ target_compile_options(test_stream PRIVATE ${WASP_WARNINGS})
 target_link_libraries(test_stream PRIVATE wasp_static)
 
 # `test_stream bench` (speeds on 64 MiB) is run by hand, not by ctest.
-set(STREAM_CASES crc roundtrip memory memory_subset memory_encoding memory_edges
+set(STREAM_CASES crc roundtrip memory memory_subset memory_encoding memory_edges pb_tags pb_mappable
   truncate bitflip hostile short_reads bad_magic varint record_limit record_rules end_checks
   chunk_check applier writer_errors atomic memfd inspect decode_budget)
 foreach(c ${STREAM_CASES})

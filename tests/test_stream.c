@@ -21,6 +21,7 @@
 #include <zstd.h>
 
 #include "harness.h"
+#include "ckpt_pb.h"
 #include "ckpt_stream.h"
 
 #define PAGE 4096u
@@ -706,6 +707,314 @@ static void t_memory_encoding(void)
 		free(b.buf);
 	}
 	free(bm);
+	free(img);
+}
+
+/* ---- the hand-written protobuf framing (ckpt/ckpt_pb.h) ---------------- */
+
+/* The wire type protobuf gives a field. */
+static int wire_of(const ProtobufCFieldDescriptor *f)
+{
+	if (f->label == PROTOBUF_C_LABEL_REPEATED && (f->flags & PROTOBUF_C_FIELD_FLAG_PACKED))
+		return WASP_PB_LEN;
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_BOOL:
+	case PROTOBUF_C_TYPE_ENUM:
+		return WASP_PB_VARINT;
+	case PROTOBUF_C_TYPE_SFIXED32:
+	case PROTOBUF_C_TYPE_FIXED32:
+	case PROTOBUF_C_TYPE_FLOAT:
+		return WASP_PB_I32;
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_FIXED64:
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return WASP_PB_I64;
+	case PROTOBUF_C_TYPE_STRING:
+	case PROTOBUF_C_TYPE_BYTES:
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return WASP_PB_LEN;
+	}
+	return -1;
+}
+
+static const struct wasp_pb_field *pb_row(const char *name)
+{
+	for (size_t i = 0; i < wasp_pb_nfields; i++)
+		if (!strcmp(wasp_pb_fields[i].name, name))
+			return &wasp_pb_fields[i];
+	return NULL;
+}
+
+/* Every tag ckpt_pb.c writes or expects is the one protobuf-c's descriptors
+ * of formats/checkpoint.proto give that field, so renumbering a field there
+ * fails here rather than in users' checkpoints; and the bytes are the ones
+ * formats/stream.md documents, so changing both at once fails too. */
+static void t_pb_tags(void)
+{
+	static const struct {
+		const char *name;
+		uint8_t tag;
+	} documented[] = {
+	    {"RECORD_MEMORY", 0x1a},	 {"RECORD_PAD", 0x32},	{"CHUNK_RANGES", 0x0a},
+	    {"CHUNK_RAW_SIZE", 0x10},	 {"CHUNK_CODEC", 0x18}, {"CHUNK_DATA", 0x22},
+	    {"CHUNK_ZERO_RANGES", 0x2a}, {"RANGE_FIRST", 0x08}, {"RANGE_COUNT", 0x10},
+	};
+	CHECK(wasp_pb_nfields == sizeof documented / sizeof *documented,
+	      "%zu hand-framed fields, %zu documented", wasp_pb_nfields,
+	      sizeof documented / sizeof *documented);
+	for (size_t i = 0; i < wasp_pb_nfields; i++) {
+		const struct wasp_pb_field *row = &wasp_pb_fields[i];
+		const ProtobufCFieldDescriptor *f =
+		    protobuf_c_message_descriptor_get_field_by_name(row->message, row->field);
+		CHECK(f != NULL, "%s: checkpoint.proto's %s has no field %s", row->name,
+		      row->message->name, row->field);
+		if (!f)
+			continue;
+		CHECK(row->tag >> 3 == f->id,
+		      "%s: tag 0x%02x is field %u, checkpoint.proto numbers %s.%s %u", row->name,
+		      row->tag, row->tag >> 3, row->message->name, f->name, f->id);
+		CHECK((row->tag & 7) == wire_of(f),
+		      "%s: tag 0x%02x has wire type %u, %s.%s takes %d", row->name, row->tag,
+		      row->tag & 7, row->message->name, f->name, wire_of(f));
+	}
+	for (size_t i = 0; i < sizeof documented / sizeof *documented; i++) {
+		const struct wasp_pb_field *row = pb_row(documented[i].name);
+		CHECK(row && row->tag == documented[i].tag,
+		      "%s: tag 0x%02x, formats/stream.md has 0x%02x", documented[i].name,
+		      row ? row->tag : 0, documented[i].tag);
+	}
+
+	/* What else the framing relies on. Record.memory and .pad are arms
+	 * of the record's oneof (a record is exactly one of them). */
+	const ProtobufCFieldDescriptor *f;
+	f = protobuf_c_message_descriptor_get_field_by_name(&wasp__record__descriptor, "memory");
+	CHECK(f && (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF), "Record.memory is not in a oneof");
+	f = protobuf_c_message_descriptor_get_field_by_name(&wasp__record__descriptor, "pad");
+	CHECK(f && (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF), "Record.pad is not in a oneof");
+	/* The codec is left out when it is the default, ZSTD, as protobuf-c
+	 * packs it; NONE is the value written. */
+	f = protobuf_c_message_descriptor_get_field_by_name(&wasp__memory_chunk__descriptor,
+							    "codec");
+	CHECK(f && f->default_value &&
+		  *(const int *)f->default_value == WASP__MEMORY_CHUNK__CODEC__ZSTD,
+	      "MemoryChunk.codec's default is not ZSTD");
+	const ProtobufCEnumValue *none = protobuf_c_enum_descriptor_get_value_by_name(
+	    &wasp__memory_chunk__codec__descriptor, "NONE");
+	CHECK(none && none->value == WASP__MEMORY_CHUNK__CODEC__NONE && none->value < 0x80,
+	      "MemoryChunk.Codec.NONE is not a one-byte %d", WASP__MEMORY_CHUNK__CODEC__NONE);
+	/* Fields are written in the order protobuf-c packs them: by number. */
+	static const char *const order[][5] = {
+	    {"CHUNK_RANGES", "CHUNK_RAW_SIZE", "CHUNK_CODEC", "CHUNK_DATA", "CHUNK_ZERO_RANGES"},
+	    {"RANGE_FIRST", "RANGE_COUNT"},
+	};
+	for (size_t k = 0; k < 2; k++)
+		for (size_t i = 1; i < 5 && order[k][i]; i++) {
+			const struct wasp_pb_field *a = pb_row(order[k][i - 1]),
+						   *b = pb_row(order[k][i]);
+			CHECK(a && b && a->tag >> 3 < b->tag >> 3, "%s is not numbered below %s",
+			      order[k][i - 1], order[k][i]);
+		}
+	/* A required field the framing does not write would make records
+	 * no reader decodes. */
+	const ProtobufCMessageDescriptor *msgs[] = {&wasp__memory_chunk__descriptor,
+						    &wasp__page_range__descriptor};
+	for (size_t m = 0; m < 2; m++)
+		for (unsigned i = 0; i < msgs[m]->n_fields; i++) {
+			const ProtobufCFieldDescriptor *g = &msgs[m]->fields[i];
+			bool framed = false;
+			for (size_t k = 0; k < wasp_pb_nfields; k++)
+				framed |= wasp_pb_fields[k].message == msgs[m] &&
+					  !strcmp(wasp_pb_fields[k].field, g->name);
+			CHECK(framed || g->label != PROTOBUF_C_LABEL_REQUIRED,
+			      "%s.%s is required but not framed by ckpt_pb.c", msgs[m]->name,
+			      g->name);
+		}
+
+	/* Varints: the reader's rules (10 bytes at most, 64 bits). */
+	uint8_t buf[16];
+	uint64_t vals[] = {0, 1, 127, 128, 16383, 16384, UINT32_MAX, UINT64_MAX >> 1, UINT64_MAX};
+	for (size_t i = 0; i < sizeof vals / sizeof *vals; i++) {
+		size_t n = wasp_pb_varint_put(buf, vals[i]), o = 0;
+		uint64_t v;
+		CHECK(n == wasp_pb_varint_len(vals[i]), "varint length of %" PRIu64, vals[i]);
+		CHECK(wasp_pb_varint_get(buf, n, &o, &v) && v == vals[i] && o == n,
+		      "varint %" PRIu64 " does not read back", vals[i]);
+		o = 0;
+		CHECK(n < 2 || !wasp_pb_varint_get(buf, n - 1, &o, &v), "cut varint read");
+	}
+	static const uint8_t over[][11] = {
+	    {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02},	/* bit 64 */
+	    {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x81, 0x00}, /* 11 bytes */
+	};
+	for (size_t i = 0; i < 2; i++) {
+		size_t o = 0;
+		uint64_t v;
+		CHECK(!wasp_pb_varint_get(over[i], sizeof over[i], &o, &v), "bad varint %zu read",
+		      i);
+	}
+	/* Pad records: every size from 3 up but the few varints skip. */
+	static uint8_t pad[2 * PAGE + 16];
+	for (size_t total = 0; total <= sizeof pad; total++) {
+		bool ok = wasp_pb_pad_record(pad, total);
+		CHECK(ok == !(total < 3 || total == 129 || total == 132),
+		      "pad record of %zu bytes: %d", total, ok);
+		if (!ok)
+			continue;
+		size_t o = 0;
+		uint64_t len;
+		CHECK(wasp_pb_varint_get(pad, total, &o, &len) && o + len == total, "pad %zu",
+		      total);
+		Wasp__Record *rec = wasp__record__unpack(NULL, len, pad + o);
+		CHECK(rec && rec->body_case == WASP__RECORD__BODY_PAD &&
+			  rec->pad.len == len - wasp_pb_len_size(rec->pad.len),
+		      "pad record of %zu bytes does not decode", total);
+		if (rec)
+			wasp__record__free_unpacked(rec, NULL);
+	}
+}
+
+struct map_seen {
+	int fd;
+	const uint8_t *img;
+	unsigned maps;
+	uint64_t pages;
+};
+
+static int map_check(void *ctx, uint64_t first, uint64_t pages, int fd, uint64_t offset)
+{
+	struct map_seen *s = ctx;
+	uint8_t *got = xmalloc(pages * PAGE);
+	CHECK(offset % PAGE == 0, "data of pages %" PRIu64 "+%" PRIu64 " at byte %" PRIu64, first,
+	      pages, offset);
+	CHECK(pread(fd, got, pages * PAGE, (off_t)offset) == (ssize_t)(pages * PAGE) &&
+		  !memcmp(got, s->img + first * PAGE, pages * PAGE),
+	      "mapped pages %" PRIu64 "+%" PRIu64 " are not the guest's", first, pages);
+	free(got);
+	s->maps++;
+	s->pages += pages;
+	return 0;
+}
+
+/* A mappable stream: every record exactly what protobuf-c packs, each
+ * chunk's data page-aligned wherever in a page the memory starts (a pad
+ * record of every size in front takes it through each offset), chunks the
+ * reader recognises and maps, and memory that reads back. */
+static void t_pb_mappable(void)
+{
+	const size_t size = 256 * PAGE, npages = size / PAGE;
+	uint8_t *img = make_image(size, 0);
+	uint64_t bm[256 / 64] = {0}, one[256 / 64] = {1ull << 3};
+	/* Runs: 35 is 32 pages past 3 (bridged: one chunk of 34 pages), 69 is
+	 * 33 past 36 (a new chunk), then a run of 40. */
+	static const uint64_t on[][2] = {{3, 1}, {35, 2}, {69, 3}, {150, 40}};
+	for (size_t i = 0; i < sizeof on / sizeof *on; i++)
+		for (uint64_t p = on[i][0]; p < on[i][0] + on[i][1]; p++)
+			bm[p / 64] |= 1ull << (p % 64);
+	for (size_t p = 0; p < npages; p++)
+		if (!(bm[p / 64] >> (p % 64) & 1) && !(p > 3 && p < 35))
+			memset(img + p * PAGE, 0, PAGE); /* a hole reads as zeros */
+	static uint8_t lead[2 * PAGE];
+	bool *seen_at = calloc(PAGE, sizeof *seen_at);
+
+	for (size_t k = 3; k < PAGE + 200; k++) {
+		if (!wasp_pb_pad_record(lead, k))
+			continue; /* 129, 132: no pad record has that size */
+		struct wasp_buffer_sink b = {0};
+		struct wasp_sink sink = wasp_sink_buffer(&b);
+		struct wasp_stream_writer *w;
+		struct wasp_ckpt_stats st = {0};
+		Wasp__Header h;
+		fill_header(&h, size);
+		CHECK(wasp_stream_writer_open(&sink, &w) == 0, "open");
+		CHECK(write_one(w, WASP__RECORD__BODY_HEADER, &h) == 0, "header");
+		CHECK(wasp_stream_write_framed(w, lead, k, 0, wasp_crc32c(0, lead, k)) == 0,
+		      "lead");
+		seen_at[wasp_stream_writer_bytes(w) % PAGE] = true;
+		/* the whole image every 64th time, else only page 3 */
+		bool whole = k % 64 == 0;
+		CHECK(wasp_stream_write_memory_mappable(w, img, size, whole ? bm : one, &st) == 0,
+		      "mappable memory after %zu bytes: %s", k, wasp_last_error());
+		CHECK(wasp_stream_writer_finish(w) == 0, "finish");
+		wasp_stream_writer_free(w);
+		CHECK(st.chunks == (whole ? 3 : 1) && st.pages == (whole ? 34 + 3 + 40 : 1),
+		      "%" PRIu64 " chunks of %" PRIu64 " pages", st.chunks, st.pages);
+
+		size_t pos = 8, memories = 0;
+		while (pos < b.len) {
+			size_t o = pos;
+			uint64_t len;
+			CHECK(wasp_pb_varint_get(b.buf, b.len, &o, &len) && o + len <= b.len,
+			      "frame at %zu", pos);
+			Wasp__Record *rec = wasp__record__unpack(NULL, len, b.buf + o);
+			CHECK(rec != NULL, "frame at %zu does not decode", pos);
+			if (!rec)
+				break;
+			size_t plen = wasp__record__get_packed_size(rec);
+			uint8_t *pk = xmalloc(plen);
+			wasp__record__pack(rec, pk);
+			CHECK(plen == len && !memcmp(pk, b.buf + o, len),
+			      "frame at %zu is not what protobuf-c packs", pos);
+			free(pk);
+			if (rec->body_case == WASP__RECORD__BODY_MEMORY) {
+				struct wasp_pb_range r;
+				size_t framing;
+				memories++;
+				CHECK(wasp_pb_mappable_head(b.buf + o, 64, len, &r, &framing),
+				      "memory record at %zu is not mappable", pos);
+				CHECK((o + framing) % PAGE == 0, "data of the record at %zu at %zu",
+				      pos, o + framing);
+				CHECK(rec->memory->n_ranges == 1 &&
+					  r.first == rec->memory->ranges[0]->first &&
+					  r.count == rec->memory->ranges[0]->count,
+				      "range of the record at %zu", pos);
+			}
+			wasp__record__free_unpacked(rec, NULL);
+			pos = o + len;
+		}
+		CHECK(memories == st.chunks, "%zu memory records", memories);
+
+		if (whole) {
+			uint8_t *back = xmalloc(size);
+			memset(back, 0, size); /* a restore starts from zero pages */
+			struct read_result rr = read_stream(b.buf, b.len, back, size, 2);
+			CHECK(rr.err == 0 && !memcmp(back, img, size), "read back: %s", rr.msg);
+			free(back);
+		}
+		if (k == 64) { /* from a file: the big chunks are mapped */
+			int fd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
+			CHECK(fd >= 0 && write(fd, b.buf, b.len) == (ssize_t)b.len &&
+				  lseek(fd, 0, SEEK_SET) == 0,
+			      "temporary file: %s", strerror(errno));
+			struct wasp_source src = wasp_source_fd(&fd);
+			struct wasp_stream_reader *r;
+			struct map_seen seen = {.fd = fd, .img = img};
+			Wasp__Record *rec;
+			int err;
+			CHECK(wasp_stream_reader_open(&src, &r) == 0, "reader");
+			CHECK(wasp_stream_reader_set_mapper(r, fd, map_check, &seen) == 0,
+			      "mapper");
+			while ((err = wasp_stream_read_record(r, &rec)) > 0)
+				wasp__record__free_unpacked(rec, NULL);
+			CHECK(err == 0, "mapped read: %s", wasp_last_error());
+			/* 34 and 40 pages are mapped; 3 (under 64 KiB) are read */
+			CHECK(wasp_stream_reader_mapped(r) && seen.maps == 2 && seen.pages == 74,
+			      "%u chunks of %" PRIu64 " pages mapped", seen.maps, seen.pages);
+			wasp_stream_reader_free(r);
+			close(fd);
+		}
+		free(b.buf);
+	}
+	size_t missed = 0;
+	for (size_t i = 0; i < PAGE; i++)
+		missed += !seen_at[i];
+	CHECK(missed == 0, "memory never started at %zu of %u offsets in a page", missed, PAGE);
+	free(seen_at);
 	free(img);
 }
 
@@ -2115,6 +2424,8 @@ static const struct test_case cases[] = {
     {"memory_subset", t_memory_subset},
     {"memory_encoding", t_memory_encoding},
     {"memory_edges", t_memory_edges},
+    {"pb_tags", t_pb_tags},
+    {"pb_mappable", t_pb_mappable},
     {"truncate", t_truncate},
     {"bitflip", t_bitflip},
     {"hostile", t_hostile},
