@@ -122,22 +122,22 @@ struct wasp_source wasp_source_buffer(struct wasp_buffer_source *b)
 
 /* ---- atomic files ----------------------------------------------------- */
 
-static int tmp_sweep_at(int dirfd, const char *base);
+static int tmp_sweep_at(int dfd, const char *base);
 
 /* Forgets the names before closing and freeing what they point into, so
  * wasp_atomic_abort_signal() from a handler sees a whole file or none. */
 static void atomic_reset(struct wasp_atomic_file *f)
 {
 	char *path = f->path, *tmp = f->tmp;
-	int dirfd = f->dirfd;
+	int dfd = f->dirfd;
 
 	f->tmp = NULL;
 	atomic_signal_fence(memory_order_seq_cst);
 	f->path = NULL;
 	f->name = f->tmp_name = NULL;
 	f->fd = f->dirfd = -1;
-	if (dirfd >= 0)
-		close(dirfd);
+	if (dfd >= 0)
+		close(dfd);
 	free(path);
 	free(tmp);
 }
@@ -304,15 +304,15 @@ static pid_t tmp_writer(const char *name, const char *base, size_t blen)
  * process (kill(pid, 0): ESRCH) and its flock is free. The pid test alone
  * would be fooled by a writer in another pid namespace; the lock test
  * alone by the instant between a writer's open and its flock. Reads the
- * directory dirfd through a descriptor of its own (closedir closes it). */
-static int tmp_sweep_at(int dirfd, const char *base)
+ * directory dfd through a descriptor of its own (closedir closes it). */
+static int tmp_sweep_at(int dfd, const char *base)
 {
 	size_t blen = strlen(base);
 	int removed = 0;
 
 	if (!blen)
 		return 0;
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!d) {
 		if (fd >= 0)
@@ -324,12 +324,12 @@ static int tmp_sweep_at(int dirfd, const char *base)
 		pid_t pid = tmp_writer(de->d_name, base, blen);
 		if (!pid || kill(pid, 0) == 0 || errno != ESRCH)
 			continue;
-		fd = openat(dirfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		fd = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 		if (fd < 0)
 			continue;
 		struct stat st;
 		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
-		    unlinkat(dirfd, de->d_name, 0) == 0)
+		    unlinkat(dfd, de->d_name, 0) == 0)
 			removed++;
 		close(fd);
 	}
@@ -340,11 +340,11 @@ static int tmp_sweep_at(int dirfd, const char *base)
 int wasp_ckpt_tmp_sweep(const char *path)
 {
 	const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
-	int dirfd = open_dir_of(path, base), removed;
+	int dfd = open_dir_of(path, base), removed;
 
-	if (dirfd < 0)
+	if (dfd < 0)
 		return 0;
-	removed = tmp_sweep_at(dirfd, base);
-	close(dirfd);
+	removed = tmp_sweep_at(dfd, base);
+	close(dfd);
 	return removed;
 }
