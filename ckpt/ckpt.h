@@ -231,21 +231,45 @@ WASP_API int wasp_ckpt_inspect(const struct wasp_source *src, bool json, FILE *o
 
 /* ---- Atomic files --------------------------------------------------------
  * The one writer behind every checkpoint file wasp makes (saves, merges,
- * wasp-ckpt's output): a temporary file beside `path` with a random name
- * (PATH.tmp.<pid>.<hex>, O_EXCL, mode 0600, so nobody can guess and plant
- * it), then commit (fsync, rename over path, fsync the directory) or abort
- * (unlink). Until the rename an earlier file at path is untouched. */
+ * wasp-ckpt's output, file:// migrations): a temporary file beside `path`
+ * with a random name (PATH.tmp.<pid>.<16 hex>, O_EXCL, mode 0600, so
+ * nobody can guess and plant it, nor read it), then commit (fsync, rename
+ * over path, fsync the directory) or abort (unlink). Until the rename an
+ * earlier file at path is untouched; a crash at any point leaves either it
+ * (and perhaps the temporary file, swept by the next save) or the new one.
+ *
+ * The directory is opened once, by wasp_atomic_open(): the temporary file,
+ * the rename and the directory's fsync all use that descriptor, so they
+ * act on one directory even if a symlink on the way is changed or the
+ * process changes its working directory meanwhile (a path with no slash
+ * is in the working directory of the open). A symlink at path itself is
+ * replaced, never followed. */
 struct wasp_atomic_file {
 	int fd;           /* write here; -1 once committed or aborted */
-	char *path, *tmp; /* the final and the temporary name */
+	char *path, *tmp; /* the final and the temporary name, as given */
+	int dirfd;        /* the directory of both; -1 when not open */
+	const char *name, *tmp_name; /* their last components (inside path, tmp) */
 };
-/* Creates the temporary file and holds it (wasp_ckpt_tmp_hold). 0 or -errno. */
+/* Opens path's directory (O_DIRECTORY: a directory that cannot be opened
+ * could not be fsynced, so it is refused here, before any byte is
+ * written), creates the temporary file in it and holds it
+ * (wasp_ckpt_tmp_hold), then sweeps PATH's leftovers (wasp_ckpt_tmp_sweep).
+ * A path that names a directory (existing, or ending in '/') is -EISDIR.
+ * 0, or -errno with a message and *f reset (fd and dirfd -1, names NULL). */
 WASP_API int wasp_atomic_open(const char *path, struct wasp_atomic_file *f);
-/* fsync, close, rename, fsync the directory; on failure the temporary file
- * is removed and path left as it was. 0 or -errno with a message. */
+/* fsync, close, rename, fsync the directory. 0 or -errno with a message.
+ * A failure up to the rename removes the temporary file and leaves path as
+ * it was. Only the directory's fsync comes after the rename: if it fails
+ * the new file is in place and whole but may not survive a crash (so the
+ * caller must not count on it), and that is reported. *f is reset either
+ * way. */
 WASP_API int wasp_atomic_commit(struct wasp_atomic_file *f);
-/* Removes the temporary file. Accepts a committed or aborted one. */
+/* Removes the temporary file. Accepts a committed or aborted one, and one
+ * zeroed with fd -1 that was never opened. */
 WASP_API void wasp_atomic_abort(struct wasp_atomic_file *f);
+/* The same from a signal handler: only unlinkat(2), async-signal-safe;
+ * *f is left as it is (no descriptor closed, nothing freed). */
+WASP_API void wasp_atomic_abort_signal(const struct wasp_atomic_file *f);
 
 /* ---- Temporary files of killed writers ---------------------------------
  * Checkpoint files are written as PATH.tmp.<pid>[.<hex>] and renamed over

@@ -6,15 +6,17 @@
  * (rename is only atomic within one file system), fsynced, renamed over
  * the target, and the directory fsynced so the rename itself survives a
  * crash. Until the rename, the old file at the path is untouched.
- * Checkpoints hold guest memory, so the file is private (0600).
+ * Checkpoints hold guest memory, so the file is private (0600). The
+ * directory is opened once and every step goes through that descriptor,
+ * so all of them act on the same directory (ckpt.h says why it matters).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -120,25 +122,85 @@ struct wasp_source wasp_source_buffer(struct wasp_buffer_source *b)
 
 /* ---- atomic files ----------------------------------------------------- */
 
+static int tmp_sweep_at(int dfd, const char *base);
+
+/* Forgets the names before closing and freeing what they point into, so
+ * wasp_atomic_abort_signal() from a handler sees a whole file or none. */
 static void atomic_reset(struct wasp_atomic_file *f)
 {
-	free(f->path);
-	free(f->tmp);
-	f->path = f->tmp = NULL;
-	f->fd = -1;
+	char *path = f->path, *tmp = f->tmp;
+	int dfd = f->dirfd;
+
+	f->tmp = NULL;
+	atomic_signal_fence(memory_order_seq_cst);
+	f->path = NULL;
+	f->name = f->tmp_name = NULL;
+	f->fd = f->dirfd = -1;
+	if (dfd >= 0)
+		close(dfd);
+	free(path);
+	free(tmp);
+}
+
+/* Opens the directory that will hold path's last component `name`
+ * (name - path bytes into it): "." for a path with no slash, "/" for one
+ * directly under the root. Resolved here, once, for every later step. */
+static int open_dir_of(const char *path, const char *name)
+{
+	size_t len = (size_t)(name - path);
+	char *dir;
+	int fd;
+
+	if (len == 0)
+		return open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (len == 1)
+		return open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (!(dir = strndup(path, len - 1)))
+		return (errno = ENOMEM, -1);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int e = errno;
+	free(dir);
+	errno = e;
+	return fd;
 }
 
 int wasp_atomic_open(const char *path, struct wasp_atomic_file *f)
 {
-	f->fd = -1;
+	struct stat st;
+	int e;
+
+	f->fd = f->dirfd = -1;
 	f->path = f->tmp = NULL;
+	f->name = f->tmp_name = NULL;
 	if (!path || !*path)
 		return wasp_fail(-EINVAL, "checkpoint file: empty path");
+	const char *slash = strrchr(path, '/');
+	size_t off = slash ? (size_t)(slash + 1 - path) : 0;
+	if (!path[off])
+		return wasp_fail(-EISDIR, "%s: names a directory, not a file", path);
 	f->path = strdup(path);
 	f->tmp = malloc(strlen(path) + 64);
 	if (!f->path || !f->tmp) {
 		atomic_reset(f);
 		return wasp_fail(-ENOMEM, "checkpoint file: out of memory");
+	}
+	f->name = f->path + off;
+	f->tmp_name = f->tmp + off;
+	/* A directory that cannot be opened cannot be fsynced after the
+	 * rename: refuse it now rather than after the whole checkpoint. */
+	f->dirfd = open_dir_of(f->path, f->name);
+	if (f->dirfd < 0) {
+		e = errno;
+		atomic_reset(f);
+		return wasp_fail(-e, "checkpoint file: cannot open the directory of %s: %s", path,
+				 strerror(e));
+	}
+	/* Caught here, before the checkpoint is written, instead of by the
+	 * rename after it. A symlink to a directory counts: the user named a
+	 * directory. */
+	if (fstatat(f->dirfd, f->name, &st, 0) == 0 && S_ISDIR(st.st_mode)) {
+		atomic_reset(f);
+		return wasp_fail(-EISDIR, "%s: is a directory", path);
 	}
 	for (int tries = 0;; tries++) {
 		uint64_t rnd;
@@ -146,37 +208,21 @@ int wasp_atomic_open(const char *path, struct wasp_atomic_file *f)
 			rnd = wasp_now_ns() * 0x9e3779b97f4a7c15ull + (uint64_t)tries;
 		sprintf(f->tmp, "%s.tmp.%ld.%016llx", path, (long)getpid(),
 			(unsigned long long)rnd);
-		f->fd = open(f->tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+		/* O_EXCL: never an existing file or a planted symlink. */
+		f->fd = openat(f->dirfd, f->tmp_name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
 		if (f->fd >= 0) {
 			wasp_ckpt_tmp_hold(f->fd);
-			wasp_ckpt_tmp_sweep(path);
+			tmp_sweep_at(f->dirfd, f->name);
 			return 0;
 		}
 		if (errno != EEXIST || tries == 16) {
-			int e = errno;
+			e = errno;
 			atomic_reset(f);
 			return wasp_fail(
 			    -e, "checkpoint file: cannot create a temporary file beside %s: %s",
 			    path, strerror(e));
 		}
 	}
-}
-
-static int fsync_dir_of(const char *path)
-{
-	char *copy = strdup(path);
-	int fd, r = 0;
-
-	if (!copy)
-		return wasp_fail(-ENOMEM, "checkpoint file: out of memory");
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) < 0)
-		r = wasp_fail(-errno, "checkpoint file: syncing the directory of %s: %s", path,
-			      strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	free(copy);
-	return r;
 }
 
 int wasp_atomic_commit(struct wasp_atomic_file *f)
@@ -197,7 +243,7 @@ int wasp_atomic_commit(struct wasp_atomic_file *f)
 		wasp_atomic_abort(f);
 		return r;
 	}
-	if (rename(f->tmp, f->path) < 0) {
+	if (renameat(f->dirfd, f->tmp_name, f->dirfd, f->name) < 0) {
 		r = wasp_fail(-errno, "checkpoint file: renaming %s to %s: %s", f->tmp, f->path,
 			      strerror(errno));
 		wasp_atomic_abort(f);
@@ -205,7 +251,12 @@ int wasp_atomic_commit(struct wasp_atomic_file *f)
 	}
 	/* The data is in place; a failed directory sync only weakens the
 	 * crash guarantee, but say so: the caller asked for durability. */
-	r = fsync_dir_of(f->path);
+	r = 0;
+	if (fsync(f->dirfd) < 0)
+		r = wasp_fail(-errno,
+			      "checkpoint file: %s is in place, but syncing its directory failed "
+			      "(a crash may undo the rename): %s",
+			      f->path, strerror(errno));
 	atomic_reset(f);
 	return r;
 }
@@ -216,8 +267,14 @@ void wasp_atomic_abort(struct wasp_atomic_file *f)
 		return; /* never opened, or already committed or aborted */
 	if (f->fd >= 0)
 		close(f->fd);
-	unlink(f->tmp);
+	unlinkat(f->dirfd, f->tmp_name, 0);
 	atomic_reset(f);
+}
+
+void wasp_atomic_abort_signal(const struct wasp_atomic_file *f)
+{
+	if (f->tmp && f->dirfd >= 0)
+		unlinkat(f->dirfd, f->tmp_name, 0);
 }
 
 /* ---- temporary files of killed writers -------------------------------- */
@@ -246,36 +303,48 @@ static pid_t tmp_writer(const char *name, const char *base, size_t blen)
 /* A file is a leftover only when both tests agree: its pid names no live
  * process (kill(pid, 0): ESRCH) and its flock is free. The pid test alone
  * would be fooled by a writer in another pid namespace; the lock test
- * alone by the instant between a writer's open and its flock. */
-int wasp_ckpt_tmp_sweep(const char *path)
+ * alone by the instant between a writer's open and its flock. Reads the
+ * directory dfd through a descriptor of its own (closedir closes it). */
+static int tmp_sweep_at(int dfd, const char *base)
 {
-	char *copy = strdup(path);
-	const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
 	size_t blen = strlen(base);
 	int removed = 0;
 
-	if (!copy || !blen) {
-		free(copy);
+	if (!blen)
+		return 0;
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
 		return 0;
 	}
-	DIR *d = opendir(slash ? dirname(copy) : ".");
-	free(copy);
-	if (!d)
-		return 0;
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		pid_t pid = tmp_writer(de->d_name, base, blen);
 		if (!pid || kill(pid, 0) == 0 || errno != ESRCH)
 			continue;
-		int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		fd = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 		if (fd < 0)
 			continue;
 		struct stat st;
 		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
-		    unlinkat(dirfd(d), de->d_name, 0) == 0)
+		    unlinkat(dfd, de->d_name, 0) == 0)
 			removed++;
 		close(fd);
 	}
 	closedir(d);
+	return removed;
+}
+
+int wasp_ckpt_tmp_sweep(const char *path)
+{
+	const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+	int dfd = open_dir_of(path, base), removed;
+
+	if (dfd < 0)
+		return 0;
+	removed = tmp_sweep_at(dfd, base);
+	close(dfd);
 	return removed;
 }

@@ -7,6 +7,8 @@
  * simple: ACCEPTED once the whole stream is durable in a file (under its
  * final name), REFUSED if it could not be, and UNKNOWN for a pipe or
  * socket, whose reader may or may not have it safe (the source holds it).
+ * A file:// destination is written by ckpt's atomic writer
+ * (wasp_atomic_file), the one behind every checkpoint file.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -37,7 +39,8 @@ struct fd_xfer {
 	int cancelfd;       /* wakes a write blocked on a full pipe */
 	atomic_bool canceled;
 	int old_flags;      /* to give the fd back as it was */
-	char *path, *tmp;   /* file:// only */
+	bool is_file;       /* file://: fd is file.fd */
+	struct wasp_atomic_file file;
 };
 
 static int fd_write(struct wasp_xfer *x, const void *buf, size_t len)
@@ -76,6 +79,15 @@ static int fd_commit(struct wasp_xfer *x, enum wasp_xfer_verdict *v)
 		wasp_fail(-ECANCELED, "%s: the migration was canceled", x->what);
 		return 0;
 	}
+	if (f->is_file) {
+		/* Durable under its final name, directory entry included, or
+		 * refused: a rename whose directory sync failed may not survive
+		 * a crash, so the source must not stop for it. */
+		f->fd = -1;
+		if (wasp_atomic_commit(&f->file) == 0)
+			*v = WASP_XFER_ACCEPTED;
+		return 0;
+	}
 	bool regular = fstat(f->fd, &st) == 0 && S_ISREG(st.st_mode);
 	if (regular && fsync(f->fd) < 0) {
 		wasp_fail(-errno, "fsync %s: %s", x->what, strerror(errno));
@@ -88,31 +100,6 @@ static int fd_commit(struct wasp_xfer *x, enum wasp_xfer_verdict *v)
 			  x->what);
 		*v = WASP_XFER_UNKNOWN;
 		return 0;
-	}
-	if (f->tmp) {
-		if (close(f->fd) < 0) {
-			f->fd = -1;
-			wasp_fail(-errno, "close %s: %s", f->tmp, strerror(errno));
-			return 0;
-		}
-		f->fd = -1;
-		if (rename(f->tmp, f->path) < 0) {
-			wasp_fail(-errno, "rename %s to %s: %s", f->tmp, f->path, strerror(errno));
-			return 0;
-		}
-		free(f->tmp);
-		f->tmp = NULL;
-		/* The rename is durable once the directory is. */
-		char *dir = strdup(f->path), *slash = dir ? strrchr(dir, '/') : NULL;
-		if (slash) {
-			*slash = '\0';
-			int dfd = open(slash == dir ? "/" : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-			if (dfd >= 0) {
-				fsync(dfd);
-				close(dfd);
-			}
-		}
-		free(dir);
 	}
 	*v = WASP_XFER_ACCEPTED;
 	return 0;
@@ -130,17 +117,13 @@ static void fd_cancel(struct wasp_xfer *x)
 static void fd_destroy(struct wasp_xfer *x)
 {
 	struct fd_xfer *f = (struct fd_xfer *)x;
-	if (f->tmp) {
-		if (f->fd >= 0)
-			close(f->fd);
-		unlink(f->tmp);
+	if (f->is_file) {
+		wasp_atomic_abort(&f->file); /* after a commit: nothing */
 	} else if (f->fd >= 0 && f->old_flags >= 0 && !(f->old_flags & O_NONBLOCK)) {
 		fcntl(f->fd, F_SETFL, f->old_flags); /* shared with its owner: as it was */
 	}
 	if (f->cancelfd >= 0)
 		close(f->cancelfd);
-	free(f->path);
-	free(f->tmp);
 	free(f);
 }
 
@@ -160,6 +143,7 @@ static int fd_new(struct fd_xfer **out)
 	f->x.ops = &fd_ops;
 	f->fd = -1;
 	f->old_flags = -1;
+	f->file.fd = f->file.dirfd = -1;
 	f->cancelfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (f->cancelfd < 0) {
 		int e = errno;
@@ -192,32 +176,20 @@ int wasp_xfer_open_fd(int fd, const char *what, struct wasp_xfer **out)
 static int file_open(const char *path, struct wasp_xfer **out)
 {
 	struct fd_xfer *f;
-	struct stat st;
 	int r;
 	if (path[0] != '/')
 		return wasp_fail(-EINVAL, "file:// needs an absolute path (file:///dir/name)");
-	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-		return wasp_fail(-EISDIR, "%s: is a directory", path);
 	if ((r = fd_new(&f)) < 0)
 		return r;
 	snprintf(f->x.what, sizeof f->x.what, "%s", path);
-	if (!(f->path = strdup(path)) || asprintf(&f->tmp, "%s.tmp.%d", path, (int)getpid()) < 0) {
-		f->tmp = NULL;
-		fd_destroy(&f->x);
-		return wasp_fail(-ENOMEM, "out of memory");
-	}
-	/* Private: a checkpoint holds all of guest memory. */
-	f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (f->fd < 0) {
-		int e = errno;
-		r = wasp_fail(-e, "%s: %s", f->tmp, strerror(e));
-		free(f->tmp);
-		f->tmp = NULL;
+	/* A random temporary name, 0600 (a checkpoint holds all of guest
+	 * memory), held and swept like every checkpoint file's. */
+	if ((r = wasp_atomic_open(path, &f->file)) < 0) {
 		fd_destroy(&f->x);
 		return r;
 	}
-	wasp_ckpt_tmp_hold(f->fd);
-	wasp_ckpt_tmp_sweep(path);
+	f->is_file = true;
+	f->fd = f->file.fd;
 	*out = &f->x;
 	return 0;
 }

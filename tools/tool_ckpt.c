@@ -7,13 +7,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 int tool_out_open(struct tool_out *o, const char *path, char *err, size_t cap)
 {
-	struct stat st;
-
 	memset(o, 0, sizeof *o);
 	o->fd = o->file.fd = -1;
 	if (!strcmp(path, "-")) {
@@ -25,10 +22,6 @@ int tool_out_open(struct tool_out *o, const char *path, char *err, size_t cap)
 		o->fd = STDOUT_FILENO;
 		o->is_stdout = true;
 		return 0;
-	}
-	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-		snprintf(err, cap, "%s: is a directory", path);
-		return -EISDIR;
 	}
 	int r = wasp_atomic_open(path, &o->file);
 	if (r < 0) {
@@ -60,6 +53,6 @@ void tool_out_abort(struct tool_out *o)
 
 void tool_out_abort_signal(const struct tool_out *o)
 {
-	if (!o->is_stdout && o->file.tmp)
-		unlink(o->file.tmp);
+	if (!o->is_stdout)
+		wasp_atomic_abort_signal(&o->file);
 }

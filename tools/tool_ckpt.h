@@ -19,7 +19,8 @@ struct tool_out {
 };
 
 /* Opens "-" (stdout, refused when it is a terminal) or a temporary file
- * beside `path` (mode 0600: a checkpoint holds all of guest memory).
+ * beside `path` (mode 0600: a checkpoint holds all of guest memory; a
+ * directory is refused).
  * Returns 0, or -errno with a one-line reason in err. */
 int tool_out_open(struct tool_out *o, const char *path, char *err, size_t cap);
 
@@ -29,7 +30,8 @@ int tool_out_commit(struct tool_out *o, char *err, size_t cap);
 /* Removes the temporary file. */
 void tool_out_abort(struct tool_out *o);
 
-/* The same from a signal handler: only unlink(2), async-signal-safe. */
+/* The same from a signal handler: only unlinkat(2), async-signal-safe
+ * (wasp_atomic_abort_signal). */
 void tool_out_abort_signal(const struct tool_out *o);
 
 #endif
