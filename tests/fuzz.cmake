@@ -71,6 +71,8 @@ endif()
 
 if(WASP_FUZZ)
   # Coverage feedback from the library too, not only from the targets.
-  target_compile_options(wasp_objs PRIVATE -fsanitize=fuzzer-no-link)
+  foreach(l vmm ckpt migrate)
+    target_compile_options(wasp_${l}_objs PRIVATE -fsanitize=fuzzer-no-link)
+  endforeach()
 endif()
 add_custom_target(fuzz_all DEPENDS ${FUZZ_ALL})
