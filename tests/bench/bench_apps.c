@@ -463,39 +463,6 @@ static void sec64(void)
 
 /* ---- 3. Lua ------------------------------------------------------------------ */
 
-/* Runs argv with stdout into a fresh temporary file; returns the time from
- * spawn to exit and leaves the output in *out (NUL-terminated). */
-static uint64_t spawn_timed(char *const argv[], char **out)
-{
-	char path[] = "/tmp/wasp-bench-apps-XXXXXX";
-	int fd = mkstemp(path);
-	if (fd < 0)
-		die("mkstemp: %s", strerror(errno));
-	unlink(path);
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, fd, 1);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	pid_t pid;
-	uint64_t t0 = now_ns();
-	int r = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-	if (r)
-		die("spawn %s: %s", argv[0], strerror(r));
-	int st;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	uint64_t t = now_ns() - t0;
-	posix_spawn_file_actions_destroy(&fa);
-	if (!WIFEXITED(st) || WEXITSTATUS(st))
-		die("%s %s: exit status %d", argv[0], argv[1] ? argv[1] : "", st);
-	off_t len = lseek(fd, 0, SEEK_END);
-	*out = calloc(1, (size_t)len + 1);
-	if (!*out || pread(fd, *out, (size_t)len, 0) != len)
-		die("reading the output of %s", argv[0]);
-	close(fd);
-	return t;
-}
-
 static void lua_compute(void)
 {
 	cur_section = "a compute-bound Lua script: wasp-run of build/examples/lua against the host";

@@ -1,5 +1,5 @@
 /*
- * bench_rows.h: what wasp-bench-core and wasp-bench-pool share: named
+ * bench_rows.h: what the wasp-bench-* programs share: named
  * sets of timings ("rows") filled over the rounds, their medians and
  * percentiles, and failing loudly (a benchmark that times errors is
  * worthless). Each program sets bench_prog, the prefix of its messages.
@@ -30,6 +30,10 @@ void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 /* A libwasp call failed: dies with its own message (wasp_last_error()). */
 void check(int r, const char *what);
 uint64_t now_ns(void);
+/* Runs argv (stdin /dev/null) with stdout into a fresh temporary file;
+ * returns the time from spawn to exit and leaves the output in *out
+ * (NUL-terminated, the caller frees it). Dies unless it exits 0. */
+uint64_t spawn_timed(char *const argv[], char **out);
 
 /* The row called `name`, created (in order of first use) if new. */
 struct row *row(const char *name);
