@@ -11,6 +11,8 @@
 #include <string.h>
 #include <wasp/virtine.h>
 
+#include "cc_check.h"
+
 /* abort(): the virtine ends by SIGABRT, the caller goes on. */
 virtine int checked_div(int a, int b)
 {
@@ -54,19 +56,6 @@ virtine int scribble(int x)
 	p[0] = 'x';
 	return x + p[1];
 }
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                   \
-	do {                                                                               \
-		if (cond) {                                                                \
-			printf("ok: " __VA_ARGS__);                                        \
-		} else {                                                                   \
-			printf("FAIL: " __VA_ARGS__);                                      \
-			failures++;                                                        \
-		}                                                                          \
-		printf(" [errno %d %s]\n", wasp_virtine_errno(), wasp_virtine_error());   \
-	} while (0)
 
 int main(void)
 {

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <wasp/virtine.h>
 
+#include "cc_check.h"
+
 #include "wasp_guest_console.h"
 
 struct point {
@@ -125,19 +127,6 @@ virtine long long sum_big(struct big *b)
 	}
 	return s;
 }
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                   \
-	do {                                                                               \
-		if (cond) {                                                                \
-			printf("ok: " __VA_ARGS__);                                        \
-		} else {                                                                   \
-			printf("FAIL: " __VA_ARGS__);                                      \
-			failures++;                                                        \
-		}                                                                          \
-		printf(" [errno %d %s]\n", wasp_virtine_errno(), wasp_virtine_error());   \
-	} while (0)
 
 static void *worker(void *arg)
 {
