@@ -106,19 +106,6 @@ void wasp_virtine_shutdown(void)
 	pthread_mutex_unlock(&vfn_lock);
 }
 
-/* Whether f's virtine_allow() lets it write to the process's stdout. */
-static bool vfn_may_print(const struct wasp_vfn *f)
-{
-	for (const char *a = f->allow; a && *a;) {
-		size_t n = strcspn(a, ",");
-		if ((n == 13 && !memcmp(a, "console_write", 13)) ||
-		    (n == 3 && !memcmp(a, "all", 3)))
-			return true;
-		a += n + (a[n] == ',');
-	}
-	return false;
-}
-
 /* Copies the RET and OUT segments of the guest's buffer `b` back. */
 static int vfn_unmarshal(struct wasp_vfn *f, const struct wasp_vfn_arg *args, unsigned n,
 			 const unsigned char *b, size_t len)
@@ -190,11 +177,6 @@ int wasp_vfn_call(struct wasp_vfn *f, const struct wasp_vfn_arg *args, unsigned 
 		off += padded;
 	}
 
-	/* The guest writes to fd 1 itself: what the caller printed before the
-	 * call must be out of stdio's buffer first, or it would come after. */
-	if (vfn_may_print(f))
-		fflush(stdout);
-
 	struct wasp_pool *p;
 	if ((r = vfn_pool(f, &p)) < 0) {
 		vfn_fail(f, r, wasp_last_error());
@@ -205,6 +187,12 @@ int wasp_vfn_call(struct wasp_vfn *f, const struct wasp_vfn_arg *args, unsigned 
 		vfn_fail(f, r, wasp_last_error());
 		goto out;
 	}
+	/* The guest writes to fd 1 itself: what the caller printed before the
+	 * call must be out of stdio's buffer first, or it would come after.
+	 * Only for a function its policy lets print (the pool resolved
+	 * virtine_allow() into the virtine's table once). */
+	if (wasp_virtine_allowed(v, WASP_HC_CONSOLE_WRITE))
+		fflush(stdout);
 	struct wasp_stats before, after;
 	wasp_virtine_stats(v, &before);
 	if ((r = wasp_pool_set_arg(p, v, b, len)) < 0) {
