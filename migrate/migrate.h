@@ -313,12 +313,19 @@ struct wasp_xfer_opts {
 	 * address connected to; elsewhere the request is not sent and the
 	 * transfer fails (docs/migration.md). https:// is never affected. */
 	bool allow_plain_http;
+	/* s3://: the endpoint (http[s]://HOST[:PORT]), before
+	 * AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL and the profile's endpoint_url;
+	 * NULL: those, else AWS itself (docs/object-storage.md). */
+	const char *s3_endpoint;
+	unsigned s3_threads;  /* parallel part uploads and ranged GETs; 0: 4 (max 16) */
+	size_t s3_part_size;  /* bytes a part and a range; 0: 8 MiB (5 MiB to 512 MiB) */
 };
 
 WASP_API void wasp_xfer_opts_init(struct wasp_xfer_opts *o);
 
-/* Opens a transport for `url`: http://HOST:PORT[/], https://..., or
- * file:///ABSOLUTE/PATH. HTTP: the preflight, then the stream's POST starts
+/* Opens a transport for `url`: http://HOST:PORT[/], https://...,
+ * file:///ABSOLUTE/PATH, or s3://BUCKET/KEY (a multipart upload that makes
+ * the object appear at commit only, ACCEPTED once it has). HTTP: the preflight, then the stream's POST starts
  * on a thread of its own (its body is what wasp_xfer_write() gives it).
  * -EINVAL for an unknown scheme; -ECONNREFUSED, -EACCES (token refused),
  * -EBUSY (receiver busy), ... with a message. */
@@ -368,7 +375,8 @@ WASP_API const char *wasp_xfer_what(const struct wasp_xfer *x);
 WASP_API void wasp_xfer_free(struct wasp_xfer *x);
 
 /* A checkpoint fetched over HTTP(S) (GET), as a ckpt source: curl runs on
- * its own thread and feeds a bounded buffer. */
+ * its own thread and feeds a bounded buffer. s3://BUCKET/KEY: parallel
+ * ranged GETs, handed on in order (o->s3_*). */
 struct wasp_fetch;
 WASP_API int wasp_fetch_open(const char *url, const struct wasp_xfer_opts *o, struct wasp_fetch **out);
 WASP_API struct wasp_source wasp_fetch_source(struct wasp_fetch *f);

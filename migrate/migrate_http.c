@@ -57,6 +57,11 @@ static int ensure_curl(void)
 	return 0;
 }
 
+int wasp_curl_ready(void)
+{
+	return ensure_curl();
+}
+
 static uint64_t or_default(uint64_t v, uint64_t d)
 {
 	return v ? v : d;
@@ -856,6 +861,7 @@ struct wasp_fetch {
 	char errbuf[CURL_ERROR_SIZE];
 	char url[2048];
 	char why[700];             /* why it failed, once it has */
+	struct wasp_s3_get *s3;    /* s3://: the ranged GETs instead of all above */
 };
 
 static size_t fetch_write(char *p, size_t size, size_t n, void *ctx)
@@ -914,6 +920,17 @@ int wasp_fetch_open(const char *url, const struct wasp_xfer_opts *o, struct wasp
 	}
 	if ((r = ensure_curl()) < 0)
 		return r;
+	if (wasp_s3_url(url)) {
+		struct wasp_fetch *f = calloc(1, sizeof *f);
+		if (!f)
+			return wasp_fail(-ENOMEM, "out of memory");
+		if ((r = wasp_s3_get_open(url, o, &f->s3)) < 0) {
+			free(f);
+			return r;
+		}
+		*out = f;
+		return 0;
+	}
 	if (strlen(url) >= sizeof((struct wasp_fetch *)0)->url)
 		return wasp_fail(-ENAMETOOLONG, "URL too long");
 	if (o->token && !header_safe(o->token))
@@ -966,6 +983,8 @@ int wasp_fetch_open(const char *url, const struct wasp_xfer_opts *o, struct wasp
 static ssize_t fetch_read(void *ctx, void *buf, size_t len)
 {
 	struct wasp_fetch *f = ctx;
+	if (f->s3)
+		return wasp_s3_get_read(f->s3, buf, len);
 	ssize_t n = wasp_bqueue_get(&f->q, buf, len, 0);
 	if (n < 0) {
 		pthread_mutex_lock(&f->q.lock);
@@ -986,6 +1005,11 @@ int wasp_fetch_close(struct wasp_fetch *f)
 {
 	if (!f)
 		return 0;
+	if (f->s3) {
+		int r = wasp_s3_get_close(f->s3);
+		free(f);
+		return r;
+	}
 	/* A reader that stopped early (a bad checkpoint) lets curl go. */
 	wasp_bqueue_fail(&f->q, -ECANCELED, "the reader is done");
 	pthread_join(f->thread, NULL);

@@ -44,6 +44,21 @@ struct wasp_xfer {
 
 /* migrate_http.c */
 int wasp_http_xfer_open(const char *url, const struct wasp_xfer_opts *o, struct wasp_xfer **out);
+/* curl_global_init, once per process; -EIO with curl's reason. */
+int wasp_curl_ready(void);
+
+/* migrate_s3.c: s3://BUCKET/KEY, written as a multipart upload and read
+ * with parallel ranged GETs (docs/object-storage.md). */
+#include <sys/types.h>
+bool wasp_s3_url(const char *url);
+int wasp_s3_xfer_open(const char *url, const struct wasp_xfer_opts *o, struct wasp_xfer **out);
+struct wasp_s3_get;
+int wasp_s3_get_open(const char *url, const struct wasp_xfer_opts *o, struct wasp_s3_get **out);
+/* Up to len bytes, in order; 0 at the end; -errno with the reason. */
+ssize_t wasp_s3_get_read(struct wasp_s3_get *g, void *buf, size_t len);
+uint64_t wasp_s3_get_size(const struct wasp_s3_get *g);
+/* Stops the workers and frees; -errno when a range failed. */
+int wasp_s3_get_close(struct wasp_s3_get *g);
 /* A fresh random migration id (32 hex digits). */
 void wasp_migration_id(char out[33]);
 bool wasp_migration_id_valid(const char *id);

@@ -211,9 +211,12 @@ int wasp_xfer_open(const char *url, const struct wasp_xfer_opts *o, struct wasp_
 		r = wasp_http_xfer_open(url, o, out);
 	else if (!strncmp(url, "file://", 7))
 		r = file_open(url + 7, out);
+	else if (wasp_s3_url(url))
+		r = wasp_s3_xfer_open(url, o, out);
 	else
 		return wasp_fail(-EINVAL,
-				 "'%s': not a destination (http://HOST:PORT, https://..., file:///PATH)",
+				 "'%s': not a destination (http://HOST:PORT, https://..., file:///PATH, "
+				 "s3://BUCKET/KEY)",
 				 url);
 	if (r == 0 && (*out)->ops == &fd_ops)
 		(*out)->o = *o; /* http keeps its own copy, without the secrets */
