@@ -22,6 +22,7 @@
 
 #include "ckpt.h"
 #include "migrate.h"
+#include "tool_ckpt.h"
 #include "tool_migrate.h"
 #include "tool_run.h"
 #include "tool_util.h"
@@ -29,8 +30,8 @@
 #include "vmm_parts.h"
 
 static const char usage[] =
-	"usage: wasp-restore [options] FILE|-|URL\n"
-	"       wasp-restore [options] FULL INC1 INC2 ...   (a chain)\n"
+	"usage: wasp-restore [options] FILE|-|URL|s3://BUCKET/KEY\n"
+	"       wasp-restore [options] FULL INC1 INC2 ...   (a chain of files or objects)\n"
 	"       wasp-restore --merge OUT FULL INC1 ...      (a chain into one file)\n"
 	"       wasp-restore [options] --listen [ADDR:]PORT --token T\n"
 	"Restore a virtine from a checkpoint and let it run to its end.\n"
@@ -74,6 +75,9 @@ static const char usage[] =
 	"      --tls-cert FILE, --tls-key FILE\n"
 	"                             serve HTTPS with this PEM certificate and key\n"
 	"      --cacert FILE          fetching https://: trust this CA too\n"
+	"      --s3-endpoint URL      s3://: the server (http[s]://HOST[:PORT]), before\n"
+	"                             AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL and the\n"
+	"                             profile's (docs/object-storage.md)\n"
 	"      --allow-plain-http     fetching http://: send the token to a\n"
 	"                             non-loopback address too (in clear text)\n"
 	"      --idle-timeout DUR     cut off a source silent for DUR (default 60s)\n"
@@ -354,7 +358,7 @@ int main(int argc, char **argv)
 		O_NOSTDIN = 512, O_NOMAP, O_SIMCPUID, O_LISTEN, O_TOKEN, O_TOKEN_FILE, O_KEEP, O_CERT,
 		O_KEY, O_CACERT, O_MERGE, O_TEST_FAULT, O_MAX_STREAM, O_IDLE, O_STREAM_TIMEOUT,
 		O_HEADER_TIMEOUT, O_PER_ADDRESS, O_ALLOW_REPLAY,
-		O_PLAIN,
+		O_PLAIN, O_S3_ENDPOINT,
 		O_FILES
 	};
 	static const struct option opts[] = {
@@ -374,6 +378,7 @@ int main(int argc, char **argv)
 		{"tls-cert", required_argument, NULL, O_CERT},
 		{"tls-key", required_argument, NULL, O_KEY},
 		{"cacert", required_argument, NULL, O_CACERT},
+		{"s3-endpoint", required_argument, NULL, O_S3_ENDPOINT},
 		{"allow-plain-http", no_argument, NULL, O_PLAIN},
 		{"merge", required_argument, NULL, O_MERGE},
 		{"max-stream-size", required_argument, NULL, O_MAX_STREAM},
@@ -393,7 +398,7 @@ int main(int argc, char **argv)
 	struct wasp_runner_opts rn;
 	struct wasp_listen_opts lo = {0};
 	const char *listen = NULL, *token = NULL, *token_file = NULL, *merge = NULL;
-	const char *cacert = NULL;
+	const char *cacert = NULL, *s3_endpoint = NULL;
 	bool stats = false, keep = false, plain = false;
 	int c;
 
@@ -456,6 +461,9 @@ int main(int argc, char **argv)
 			break;
 		case O_CACERT:
 			cacert = optarg;
+			break;
+		case O_S3_ENDPOINT:
+			s3_endpoint = optarg;
 			break;
 		case O_PLAIN:
 			plain = true;
@@ -555,40 +563,55 @@ int main(int argc, char **argv)
 	int r, n = argc - optind;
 	const char *path = argv[optind];
 	memset(&st, 0, sizeof st);
-	if (n > 1) {
-		for (int i = optind; i < argc; i++)
-			if (!strcmp(argv[i], "-") || strstr(argv[i], "://"))
-				tool_die("a chain is made of files: '%s' cannot be part of one", argv[i]);
+	struct wasp_xfer_opts xo;
+	wasp_xfer_opts_init(&xo);
+	xo.token = token;
+	xo.ca_file = cacert;
+	xo.allow_plain_http = plain;
+	xo.s3_endpoint = s3_endpoint;
+	bool urls = false;
+	for (int i = optind; i < argc; i++) {
+		if (n > 1 && (!strcmp(argv[i], "-") ||
+			      (strstr(argv[i], "://") && strncmp(argv[i], "s3://", 5))))
+			tool_die("a chain is made of files and s3:// objects: '%s' cannot be part of one",
+				 argv[i]);
+		urls = urls || tool_src_is_url(argv[i]);
+	}
+	if (!urls && n > 1) {
 		r = wasp_ckpt_restore_files(&ro, (const char *const *)argv + optind, (size_t)n, &v, &st);
-	} else if (!strcmp(path, "-")) {
-		int fd = 0;
-		struct wasp_source src = wasp_source_fd(&fd);
-		cfg.no_stdin = true; /* stdin carried the checkpoint */
-		r = wasp_ckpt_restore(&ro, &src, &v, &st);
-	} else if (!strncmp(path, "http://", 7) || !strncmp(path, "https://", 8)) {
-		struct wasp_xfer_opts xo;
-		struct wasp_fetch *f;
-		wasp_xfer_opts_init(&xo);
-		xo.token = token;
-		xo.ca_file = cacert;
-		xo.allow_plain_http = plain;
-		if (wasp_fetch_open(path, &xo, &f) < 0)
-			tool_die("%s", wasp_last_error());
-		struct wasp_source src = wasp_fetch_source(f);
-		r = wasp_ckpt_restore(&ro, &src, &v, &st);
-		char msg[512];
-		snprintf(msg, sizeof msg, "%s", wasp_last_error());
+	} else if (!urls && strcmp(path, "-")) {
+		r = wasp_ckpt_restore_file(&ro, path, &v, &st);
+	} else {
+		/* Read as streams: stdin, a URL, or a chain with objects in it. */
+		struct tool_src srcs[64];
+		const struct wasp_source *sp[64];
+		char err[1024];
+		if (n > 64)
+			tool_die("a chain of %d checkpoints; at most 64", n);
+		for (int i = 0; i < n; i++) {
+			if (tool_src_open(&srcs[i], argv[optind + i], &xo, err, sizeof err) < 0) {
+				while (i--)
+					tool_src_close(&srcs[i]);
+				tool_die("%s", err);
+			}
+			sp[i] = &srcs[i].src;
+		}
+		if (!strcmp(path, "-"))
+			cfg.no_stdin = true; /* stdin carried the checkpoint */
+		r = wasp_ckpt_restore_chain(&ro, sp, (size_t)n, &v, &st);
+		snprintf(err, sizeof err, "%s", wasp_last_error());
 		/* A failed download explains a failed restore better than the
 		 * restore's "truncated" does. */
-		if (wasp_fetch_close(f) < 0) {
-			if (r == 0)
-				wasp_virtine_destroy(v);
-			tool_die("%s", wasp_last_error());
-		}
-		if (r < 0)
-			tool_die("%s", msg);
-	} else {
-		r = wasp_ckpt_restore_file(&ro, path, &v, &st);
+		bool fetched = true;
+		for (int i = 0; i < n; i++)
+			if (tool_src_close(&srcs[i]) < 0 && fetched) {
+				fetched = false;
+				snprintf(err, sizeof err, "%s", wasp_last_error());
+			}
+		if (!fetched && r == 0)
+			wasp_virtine_destroy(v);
+		if (!fetched || r < 0)
+			tool_die("%s", err);
 	}
 	if (r < 0)
 		tool_die("%s", wasp_last_error());
