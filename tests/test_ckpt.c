@@ -476,49 +476,68 @@ static void t_incremental_chain(void)
 
 struct runner_thread {
 	struct wasp_virtine *v;
+	uint64_t deadline_ns; /* 0: 60 s */
 	struct wasp_exit e;
 };
 
 static void *run_thread(void *arg)
 {
 	struct runner_thread *t = arg;
-	if (wasp_virtine_run(t->v, 60ull * 1000000000, &t->e) < 0)
+	if (wasp_virtine_run(t->v, t->deadline_ns ? t->deadline_ns : 60ull * 1000000000, &t->e) < 0)
 		t->e.reason = -1;
 	return NULL;
 }
 
 /* A live stream taken while the guest runs restores to the state the
- * guest stopped in; a failed live stream leaves incremental tracking whole. */
+ * guest stopped in; a failed live stream leaves incremental tracking whole.
+ * The guest's progress, not the clock, paces it: a gate on its hypercalls
+ * (scribble makes one every 4096 iterations, ~730 in all) lets it run 50
+ * more before each round, so every round has something to find however
+ * loaded the host, and holds it long before its end until the pause. */
 static void t_live(void)
 {
-	const uint64_t iters = 6000000;
+	const uint64_t iters = 3000000;
 	struct wasp_virtine *ref = scribbler(iters);
 	struct wasp_exit plain = run_to_end(ref);
 	wasp_virtine_destroy(ref);
 
 	struct wasp_virtine *v = scribbler(iters), *c;
-	struct runner_thread t = {.v = v};
+	static struct hc_gate g;
+	hc_gate_set(v, &g, -1, 30);
+	struct runner_thread t = {.v = v, .deadline_ns = 3600ull * 1000000000};
 	pthread_t th;
 	pthread_create(&th, NULL, run_thread, &t);
-	usleep(3000);
+	/* Begun while the guest runs (or waits at the gate). */
+	CHECK(hc_gate_wait(&g, 10), "the guest never made its first 10 hypercalls");
 
 	static struct pieces p;
 	p.len = p.pos = p.writes = 0;
 	struct wasp_sink sink = {.write = pieces_write, .ctx = &p};
 	struct wasp_live *l;
 	MUST(wasp_live_begin(v, NULL, &sink, &l));
-	uint64_t pages, bytes, rounds_with_pages = 0;
-	/* Three rounds, and more while none found pages: on a loaded host the
-	 * guest's thread may not have run at all yet. */
-	for (int i = 0; i < 3 || (!rounds_with_pages && i < 1000); i++) {
-		usleep(2000);
+	uint64_t pages, bytes, rounds_with_pages = 0, pairs_with_pages = 0;
+	/* Three times: a round while the guest runs its next 50 hypercalls,
+	 * one after it has: between them they see what it wrote. */
+	for (int i = 0; i < 3; i++) {
+		uint64_t before = rounds_with_pages;
+		atomic_fetch_add(&g.at, 50);
 		MUST(wasp_live_round(l, &pages, &bytes));
 		rounds_with_pages += pages > 0;
+		CHECK(hc_gate_wait(&g, atomic_load(&g.at)), "the guest never reached hypercall %llu",
+		      (unsigned long long)atomic_load(&g.at));
+		MUST(wasp_live_round(l, &pages, &bytes));
+		rounds_with_pages += pages > 0;
+		pairs_with_pages += rounds_with_pages > before;
 	}
+	/* Stopped while it runs on (or has reached the gate again). */
+	atomic_fetch_add(&g.at, 50);
 	wasp_virtine_pause(v);
+	atomic_store(&g.open, true);
 	pthread_join(th, NULL);
+	MUST(wasp_virtine_trace(v, NULL));
 	CHECK(t.e.reason == WASP_EXIT_PAUSED, "the guest ended before the stop (%d)", t.e.reason);
-	CHECK(rounds_with_pages > 0, "no round found dirty pages while the guest ran");
+	CHECK(pairs_with_pages == 3, "only %llu of 3 pairs of rounds found the guest's writes",
+	      (unsigned long long)pairs_with_pages);
 	struct wasp_ckpt_stats st;
 	MUST(wasp_live_finish(l, &st));
 	CHECK(wasp_live_bytes(l) == p.len, "bytes %llu vs %zu", (unsigned long long)wasp_live_bytes(l),
