@@ -214,10 +214,13 @@ static void simd(bool avx)
 	struct wasp_virtine *v = make(asm_dir, "simd.bin", 0, -1);
 	uint64_t cfg[2] = {300000000, avx};
 	memcpy(wasp_virtine_gpa(v, 0x9000, 16), cfg, 16);
+	/* simd waits at the end of its loop until [0x9010] says it may check
+	 * (the host sets it only in the copy): a pause lands before it ends. */
 	struct wasp_exit e = run_for(v, 30000);
 	CHECK(e.reason == WASP_EXIT_PAUSED, "simd finished before the checkpoint");
 	struct wasp_virtine *c = clone_checked(v, -1);
 	wasp_virtine_destroy(v);
+	memcpy(wasp_virtine_gpa(c, 0x9010, 8), &(uint64_t){1}, 8);
 	e = run_to_end(c);
 	CHECK(e.reason == WASP_EXIT_EXITED && e.code == 0,
 	      "%s registers after restore: %s code %lld (1+first bad register)", avx ? "ymm" : "xmm",
