@@ -55,7 +55,8 @@ static void *pause_later(void *arg)
 	return NULL;
 }
 
-/* Runs until paused after delay_us (or until it exits first). */
+/* Runs until paused after delay_us (or until it exits first): only for a
+ * guest that never ends (spin), or where an end before the pause passes. */
 static struct wasp_exit run_for(struct wasp_virtine *v, unsigned delay_us)
 {
 	pthread_t t;
@@ -64,6 +65,39 @@ static struct wasp_exit run_for(struct wasp_virtine *v, unsigned delay_us)
 	pthread_create(&t, NULL, pause_later, &p);
 	MUST(wasp_virtine_run(v, 60ull * 1000000000, &e));
 	pthread_join(t, NULL);
+	return e;
+}
+
+struct gated_pauser {
+	struct wasp_virtine *v;
+	unsigned delay_us;
+	struct hc_gate *g;
+};
+
+static void *pause_later_gated(void *arg)
+{
+	struct gated_pauser *p = arg;
+	usleep(p->delay_us);
+	wasp_virtine_pause(p->v);
+	atomic_store(&p->g->open, true); /* asked for: the guest may go on, into the pause */
+	return NULL;
+}
+
+/* Runs until paused after delay_us, wherever in the guest that lands, but
+ * never past its `at`-th hypercall numbered nr (< 0: any): a gate holds the
+ * guest there until the pause has been asked for (harness.h), so a finite
+ * guest is paused mid-run however late the timer's thread gets a CPU. */
+static struct wasp_exit run_gated(struct wasp_virtine *v, unsigned delay_us, int nr, uint64_t at)
+{
+	pthread_t t;
+	struct hc_gate g;
+	struct gated_pauser p = {v, delay_us, &g};
+	struct wasp_exit e;
+	hc_gate_set(v, &g, nr, at);
+	pthread_create(&t, NULL, pause_later_gated, &p);
+	MUST(wasp_virtine_run(v, 3600ull * 1000000000, &e));
+	pthread_join(t, NULL);
+	MUST(wasp_virtine_trace(v, NULL));
 	return e;
 }
 
@@ -141,7 +175,8 @@ static void t_chain(void)
 	int links = 0;
 	struct wasp_exit e;
 	for (;;) {
-		e = run_for(v, 5000);
+		/* At most 1000 hypercalls a link: at least 3 links before the end. */
+		e = run_gated(v, 5000, -1, 1000);
 		if (e.reason != WASP_EXIT_PAUSED)
 			break;
 		struct wasp_virtine *c = clone_checked(v, -1);
@@ -172,7 +207,8 @@ static void compare_interrupted(const char *dir, const char *image, const char *
 	v = make(dir, image, 0, fileno(f2));
 	MUST(wasp_virtine_allow(v, "console_write,get_arg"));
 	MUST(wasp_virtine_set_arg(v, arg, strlen(arg) + 1));
-	struct wasp_exit e = run_for(v, delay_us);
+	/* Paused at most at its first console write: before its end. */
+	struct wasp_exit e = run_gated(v, delay_us, WASP_HC_CONSOLE_WRITE, 1);
 	bool paused = e.reason == WASP_EXIT_PAUSED;
 	if (paused) {
 		struct wasp_virtine *c = clone_checked(v, fileno(f2));
@@ -342,7 +378,8 @@ static void t_callbacks_and_files(void)
 	MUST(wasp_virtine_allow(v, "clock"));
 	uint64_t n = 2000;
 	memcpy(wasp_virtine_gpa(v, 0x9000, 8), &n, 8);
-	struct wasp_exit e = run_for(v, 3000);
+	/* Paused within its first 500 hypercalls: before its end. */
+	struct wasp_exit e = run_gated(v, 3000, -1, 500);
 	CHECK(e.reason == WASP_EXIT_PAUSED, "paused");
 
 	struct wasp_sink sink = {.write = pieces_write, .ctx = &p};
