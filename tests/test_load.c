@@ -14,8 +14,10 @@
  *   cycles        CYCLES checkpoint/restore cycles of one guest: 1000; 200
  *                 under AddressSanitizer, whose allocator and shadow make
  *                 each cycle several times dearer; WASP_LOAD_CYCLES=N sets
- *                 it. Each: run 1 ms, save (to a buffer, every 10th to a
- *                 file), destroy, restore, go on. The console gathered
+ *                 it. Each: run 1 ms (or to the guest's next console
+ *                 write: it has twice as many steps as there are cycles,
+ *                 so it never ends first), save (to a buffer, every 10th
+ *                 to a file), destroy, restore, go on. The console gathered
  *                 across all of them must equal an uninterrupted run's; the
  *                 fd count must be the same after every cycle past warm-up,
  *                 and heap in use (mallinfo2) and RSS may not grow by more
@@ -321,13 +323,27 @@ static void t_concurrent64(void)
 
 /* ---- 1000 cycles ------------------------------------------------------- */
 
+/* A cycle's run ends at 1 ms or at the guest's first console write,
+ * whichever comes first: at most one step a cycle. */
+static int stop_at_step(struct wasp_virtine *v, const struct wasp_trace_event *ev, void *opaque)
+{
+	(void)v, (void)opaque;
+	return ev->hc.nr == WASP_HC_CONSOLE_WRITE ? WASP_TRACE_STOP : WASP_TRACE_CONTINUE;
+}
+
 static void t_cycles(void)
 {
 	const char *env = getenv("WASP_LOAD_CYCLES"); /* scripts/valgrind.sh: fewer */
 	const int cycles = env && atoi(env) >= 20 ? atoi(env) : UNDER_ASAN ? 200 : 1000;
 	const int warmup = cycles / 10;
-	/* long enough to outlast every cycle's 1 ms of running */
-	static const char args[] = "2000\0" "200000";
+	/* Twice as many steps as cycles: each cycle ends at its first console
+	 * write (a step's line, see stop_at_step), so the guest outlasts them
+	 * all however long a loaded host lets a 1 ms run go on. */
+	char args[32];
+	size_t args_len = (size_t)snprintf(args, sizeof args, "%d", 2 * cycles) + 1;
+	args_len += (size_t)snprintf(args + args_len, sizeof args - args_len, "200000") + 1;
+	struct wasp_trace_opts stop = {.events = WASP_TRACE_BIT(WASP_TRACE_HYPERCALL),
+				       .fn = stop_at_step};
 	int64_t code;
 	size_t ref_len;
 	char *ref = NULL;
@@ -336,7 +352,7 @@ static void t_cycles(void)
 
 	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
 	snprintf(path, sizeof path, "%s/c.wckpt", dir);
-	struct wasp_virtine *v = make_counter(args, sizeof args, con);
+	struct wasp_virtine *v = make_counter(args, args_len, con);
 	CHECK(v != NULL, "create");
 	if (!v)
 		return;
@@ -346,8 +362,10 @@ static void t_cycles(void)
 	uint64_t bytes = 0, t0 = wasp_now_ns();
 	struct wasp_exit e = {0};
 	for (int i = 0; i < cycles && !failures; i++) {
+		MUST(wasp_virtine_trace(v, &stop));
 		int r = wasp_virtine_run(v, 1 * MS, &e);
-		if (r < 0 || e.reason != WASP_EXIT_TIMEOUT) {
+		MUST(wasp_virtine_trace(v, NULL));
+		if (r < 0 || (e.reason != WASP_EXIT_TIMEOUT && e.reason != WASP_EXIT_PAUSED)) {
 			CHECK(false, "cycle %d: run ended %s", i, r < 0 ? "in error" : wasp_exit_reason_name(e.reason));
 			break;
 		}
@@ -394,7 +412,7 @@ static void t_cycles(void)
 	rmdir(dir);
 	size_t len;
 	char *out = console_text(con, &len);
-	ref = reference(args, sizeof args, &code, &ref_len);
+	ref = reference(args, args_len, &code, &ref_len);
 	printf("%d checkpoint/restore cycles in %.2f s (%.2f ms each, %.0f KiB mean checkpoint)\n",
 	       cycles, ns / 1e9, ns / 1e6 / cycles, bytes / 1024.0 / (cycles - cycles / 10));
 	bool valgrind = RUNNING_ON_VALGRIND;
