@@ -4,7 +4,8 @@
  *   test_load GUEST_DIR CASE
  *
  *   concurrent64  64 virtines run at once (counter, one thread each); all 64
- *                 are paused at the same moment and each thread saves its
+ *                 are paused at the same moment (none can end first: each
+ *                 waits at its third step until paused) and each thread saves its
  *                 checkpoint to a file in one shared directory at once; the
  *                 originals are destroyed, every checkpoint is restored and
  *                 run to the end: each must print exactly what an
@@ -136,6 +137,9 @@ struct worker {
 	pthread_mutex_t lock; /* main pauses v under it; the worker frees v under it */
 	struct wasp_virtine *v;
 	int con;
+	/* Holds the guest at its 4th console write (step 3 at the latest) until
+	 * main has paused it: none ends before the pause (harness.h). */
+	struct hc_gate gate;
 	uint64_t create_ns, save_ns;
 	bool ok;
 	char why[300];
@@ -167,6 +171,8 @@ static void *worker(void *arg)
 	w->create_ns = wasp_now_ns() - t0;
 	if (!v)
 		snprintf(w->why, sizeof w->why, "create: %s", wasp_last_error());
+	else
+		hc_gate_set(v, &w->gate, WASP_HC_CONSOLE_WRITE, 4);
 	pthread_mutex_lock(&w->lock);
 	w->v = v;
 	pthread_mutex_unlock(&w->lock);
@@ -177,6 +183,8 @@ static void *worker(void *arg)
 	while (alive > peak && !atomic_compare_exchange_weak(&peak_alive, &peak, alive))
 		;
 	int r = wasp_virtine_run(v, 600000 * MS, &e);
+	if (r == 0)
+		r = wasp_virtine_trace(v, NULL);
 	if (r < 0 || e.reason != WASP_EXIT_PAUSED) {
 		snprintf(w->why, sizeof w->why, "the first run ended %s (%s)",
 			 r < 0 ? "in error" : wasp_exit_reason_name(e.reason), wasp_last_error());
@@ -283,6 +291,7 @@ static void t_concurrent64(void)
 		pthread_mutex_lock(&ws[i].lock);
 		if (ws[i].v)
 			wasp_virtine_pause(ws[i].v);
+		atomic_store(&ws[i].gate.open, true); /* on, into the pause */
 		pthread_mutex_unlock(&ws[i].lock);
 	}
 	for (int i = 0; i < N_VIRTINES; i++)
