@@ -422,7 +422,7 @@ static void report(const struct run *r)
 /* ---- the good virtine ----------------------------------------------------- */
 
 struct good {
-	atomic_bool stop;
+	atomic_bool stop, first; /* first: a run has finished */
 	unsigned long runs, wrong;
 	uint64_t max_ns;
 	char msg[256];
@@ -459,7 +459,7 @@ static void *good_loop(void *arg)
 			want[i] = in[len - 1 - i];
 		size_t rlen;
 		if (wasp_virtine_load_file(v, path, 0, WASP_MODE_AUTO) < 0 ||
-		    wasp_virtine_set_arg(v, in, len) < 0 || wasp_virtine_run(v, 10000 * MS, &e) < 0)
+		    wasp_virtine_set_arg(v, in, len) < 0 || wasp_virtine_run(v, 300000 * MS, &e) < 0)
 			goto bad;
 		const void *ret = wasp_virtine_ret(v, &rlen);
 		if (e.reason != WASP_EXIT_EXITED || e.code != 0 || rlen != len || memcmp(ret, want, len)) {
@@ -468,6 +468,7 @@ static void *good_loop(void *arg)
 			g->wrong++;
 		}
 		g->runs++;
+		atomic_store(&g->first, true);
 		uint64_t dt = wasp_now_ns() - t0;
 		if (dt > g->max_ns)
 			g->max_ns = dt;
@@ -509,7 +510,10 @@ static void t_concurrent(void)
 	uint64_t t0 = wasp_now_ns();
 
 	pthread_create(&gt, NULL, good_loop, &g);
-	usleep(50000);
+	/* The good virtine has run once before the hostile ones start. */
+	for (uint64_t t1 = wasp_now_ns(); !atomic_load(&g.first) && wasp_now_ns() - t1 < 300000 * MS;)
+		usleep(1000);
+	CHECK(atomic_load(&g.first), "the good virtine never finished a run (in 5 min)");
 	unsigned long before = g.runs;
 	/* WASP_HOSTILE_SKIP=a,b leaves cases out (scripts/valgrind.sh: the
 	 * ones valgrind cannot run, see there). */
