@@ -185,7 +185,7 @@ files_refuse)
 kill_periodic)
 	# counter: ~0.4 s here without checkpoints; the kill comes after 10-250 ms.
 	make_ref 60 1000000
-	mid_write=0 restored_from_earlier=0 t0=$(date +%s)
+	mid_write=0 restored_from_earlier=0 late=0 t0=$(date +%s)
 	for ((i = 0; i < RUNS; i++)); do
 		before=$(sha256sum "$ckpt" 2>/dev/null | cut -c1-16)
 		rm -f "$box/counter.log"
@@ -197,7 +197,19 @@ kill_periodic)
 		# previous run's at the path already.
 		[ "$i" -gt 0 ] || wait_until is_ckpt "$ckpt" || fail "no first checkpoint"
 		sleep "0.$(printf %03d "$(rand_ms 10 250)")"
-		alive "$pid" || fail "run $i: wasp-run ended before the kill (make the guest longer): $(tail -1 "$work/run.err")"
+		if ! alive "$pid"; then
+			# The guest finished before the kill (a loaded host slept
+			# long): not a kill, so this run again, as long as it
+			# finished well and it is not most of the runs.
+			wait "$pid"
+			rc=$?
+			late=$((late + 1))
+			[ "$rc" -eq "$ref_rc" ] && grep -q '^done hash ' "$work/run.out" ||
+				fail "run $i: wasp-run ended before the kill, status $rc: $(tail -1 "$work/run.err")"
+			[ "$late" -le "$RUNS" ] || fail "the guest ended before the kill $late times (make it longer)"
+			i=$((i - 1))
+			continue
+		fi
 		kill -9 "$pid"
 		wait "$pid" 2>/dev/null
 		n=$(temps)
@@ -206,7 +218,7 @@ kill_periodic)
 		[ "$(sha256sum "$ckpt" | cut -c1-16)" = "$before" ] && restored_from_earlier=$((restored_from_earlier + 1))
 		check_restores "run $i"
 	done
-	echo "$RUNS kills in $(($(date +%s) - t0)) s; $mid_write landed while a checkpoint was being written (a temp file was left); $restored_from_earlier times no new checkpoint had been renamed in yet"
+	echo "$RUNS kills in $(($(date +%s) - t0)) s ($late runs ended before their kill and were run again); $mid_write landed while a checkpoint was being written (a temp file was left); $restored_from_earlier times no new checkpoint had been renamed in yet"
 	# The kill must hit writes for the test to mean anything.
 	[ "$mid_write" -gt 0 ] || fail "no kill landed during a write"
 	# One more save to the path removes what the last kill left.
