@@ -347,8 +347,9 @@ dropped)
 	echo "the earlier checkpoint" >"$work/d.wckpt"
 	start_counter d --name drop
 	# First a checkpoint into a pipe nobody reads: the save fills it and
-	# blocks, so the guest stands still...
-	exec 4> >(exec sleep 60 >/dev/null 2>&1)
+	# blocks, so the guest stands still (the reader outlives any slow
+	# host; work_cleanup kills it)...
+	exec 4> >(exec sleep 3600 >/dev/null 2>&1)
 	bg_pids+=($!)
 	"$WASP_CKPT" drop -o - >&4 2>/dev/null &
 	bg_pids+=($!)
@@ -375,7 +376,7 @@ cancel)
 	# abandons that write and the guest goes on as if never asked.
 	ref
 	start_counter c --name cn
-	exec 3> >(exec sleep 60 >/dev/null 2>&1)
+	exec 3> >(exec sleep 3600 >/dev/null 2>&1)
 	bg_pids+=($!)
 	"$WASP_CKPT" cn --timeout 1s -o - >&3 2>"$work/ck.stderr"
 	rc=$?
