@@ -340,7 +340,8 @@ sweep)
 		echo junk >"$work/$f"
 	done
 	mv "$work/$b.tmp.$dead.locked" "$work/$b.tmp.$dead.fedc"
-	(flock 9 && exec sleep 20) 9<>"$work/$b.tmp.$dead.fedc" &
+	# Held for the rest of the case however slow the host (work_cleanup kills it).
+	(flock 9 && exec sleep 3600) 9<>"$work/$b.tmp.$dead.fedc" &
 	bg_pids+=($!)
 	locked() { ! flock -n "$work/$b.tmp.$dead.fedc" true; }
 	wait_until locked || fail "flock(1) did not take the lock"
