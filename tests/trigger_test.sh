@@ -260,7 +260,7 @@ pipe)
 terminal)
 	# -o - on a terminal is refused before anything is asked.
 	command -v script >/dev/null || { echo "SKIP: no script(1)"; exit 77; }
-	"$WASP_RUN" --name tty --timeout 20s "$T/spin_print.bin" >/dev/null 2>&1 &
+	"$WASP_RUN" --name tty --timeout 600s "$T/spin_print.bin" >/dev/null 2>&1 &
 	run_pid=$!
 	bg_pids+=("$run_pid")
 	wait_until test -e "$WASP_RUN_DIR/tty.sock" || fail "no socket"
@@ -435,7 +435,7 @@ run_args)
 permission)
 	# Another user cannot checkpoint our virtine.
 	[ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null || { echo "SKIP: needs root and setpriv"; exit 77; }
-	"$WASP_RUN" --name mine --timeout 20s "$T/spin_print.bin" >/dev/null 2>&1 &
+	"$WASP_RUN" --name mine --timeout 600s "$T/spin_print.bin" >/dev/null 2>&1 &
 	run_pid=$!
 	bg_pids+=("$run_pid")
 	wait_until test -e "$WASP_RUN_DIR/mine.sock" || fail "no socket"
@@ -597,7 +597,7 @@ guessed_temp)
 	[ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null || { echo "SKIP: needs root and setpriv"; exit 77; }
 	chmod 711 "$work"
 	mkdir -p "$work/pub" && chmod 1777 "$work/pub"
-	"$WASP_RUN" --name gt --timeout 60s "$T/spin_print.bin" >/dev/null 2>&1 &
+	"$WASP_RUN" --name gt --timeout 600s "$T/spin_print.bin" >/dev/null 2>&1 &
 	run_pid=$!
 	bg_pids+=("$run_pid")
 	wait_until test -S "$WASP_RUN_DIR/gt.sock" || fail "no socket"
