@@ -184,7 +184,9 @@ period)
 	no_temp_files ;;
 timeout)
 	# The runner keeps --timeout: a guest that never ends still gets 124.
-	"$WASP_RUN" --timeout 1s --checkpoint-path "$work/x.wckpt" --checkpoint-every 200ms \
+	# 5 s: time for the first periodic checkpoint (at 200 ms) to be
+	# written on a loaded host before the timeout.
+	"$WASP_RUN" --timeout 5s --checkpoint-path "$work/x.wckpt" --checkpoint-every 200ms \
 		"$T/spin_print.bin" >"$work/x.out" 2>"$work/x.err"
 	rc=$?
 	[ "$rc" -eq 124 ] || fail "exit status $rc, expected 124"
