@@ -403,7 +403,8 @@ modes)
 		done
 		# Stop it about a third of the way in; should it finish first
 		# anyway (a busy host), try again with a longer computation while
-		# there is one (n + 2: about 2.6 times the work), else sooner.
+		# there is one (n + 2: about 2.6 times the work), else sooner, and
+		# after 8 tries at a point wasp-run takes itself (below).
 		delay=$((ms / 3))
 		for _ in 1 2 3 4 5 6 7 8; do
 			bg "$img" "$WASP_RUN" --name "$img" "$G/$img.bin" -- "$n"
@@ -428,7 +429,16 @@ modes)
 				delay=$((delay / 3))
 			fi
 		done
-		[ "$ckrc" -eq 0 ] || fail "$img -- $n finished before every stop (last delay $delay ms)"
+		if [ "$ckrc" -ne 0 ]; then
+			# Every stop by wasp-ckpt came after the end: on this host the
+			# run is over before its socket can answer. The checkpoint is
+			# then taken at the guest's first hypercall (its argument; the
+			# computation follows), a point no host's speed moves.
+			echo "$img -- $n: ended before every wasp-ckpt --stop (last delay $delay ms); checkpoint after its first hypercall"
+			"$WASP_RUN" --checkpoint-path "$work/$img.wckpt" --checkpoint-after-hypercalls 1 \
+				--stop-after-checkpoint "$G/$img.bin" -- "$n" >"$work/$img.out" 2>"$work/$img.err"
+			rc=$?
+		fi
 		stopped "$img"
 		[ ! -s "$work/$img.out" ] || fail "$img: printed before the stop: $(cat "$work/$img.out")"
 		info "$work/$img.wckpt"
