@@ -9,7 +9,9 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +77,68 @@ static inline long status_kib(const char *name)
 static inline long rss_kib(void)
 {
 	return status_kib("VmRSS");
+}
+
+/* ---- waiting for the guest, not for the clock --------------------------
+ * A timer that pauses a finite guest "a few ms in" fails on a loaded host,
+ * where the guest can end before the pausing thread gets a CPU. A gate
+ * holds the guest instead: a tracer on its hypercalls in which the vCPU's
+ * own thread waits, at the guest's `at`-th hypercall numbered `nr` (any
+ * hypercall when nr < 0) and every one after it, until the test raises
+ * `at` or opens the gate. A pause asked for while the guest waits there
+ * takes effect before it runs another instruction (the pause sets
+ * immediate_exit, so the next KVM_RUN returns at once), so the guest can
+ * never run past the gate into its end before the test's pause. The wait
+ * is bounded by a guard: a test that never opens its gate fails saying so
+ * instead of hanging (100 s: below the 120 s ctest gives most cases, so
+ * the message is seen, not a bare timeout). */
+#define GATE_GUARD_NS (100ull * 1000000000)
+
+struct hc_gate {
+	int nr;                     /* the hypercall counted; < 0: all */
+	atomic_uint_fast64_t calls; /* counted hypercalls so far */
+	atomic_uint_fast64_t at;    /* the guest waits at this one and after... */
+	atomic_bool open;           /* ...until this is set */
+};
+
+static inline int hc_gate_fn(struct wasp_virtine *v, const struct wasp_trace_event *ev, void *opaque)
+{
+	struct hc_gate *g = opaque;
+	(void)v;
+	if (ev->kind != WASP_TRACE_HYPERCALL || (g->nr >= 0 && ev->hc.nr != (uint64_t)g->nr))
+		return WASP_TRACE_CONTINUE;
+	uint64_t n = atomic_fetch_add(&g->calls, 1) + 1, t0 = wasp_now_ns();
+	while (n >= atomic_load(&g->at) && !atomic_load(&g->open)) {
+		if (wasp_now_ns() - t0 > GATE_GUARD_NS) {
+			fprintf(stderr, "the guest waited %llu s at hypercall %llu for the test, which "
+				"never let it go on\n", GATE_GUARD_NS / 1000000000, (unsigned long long)n);
+			exit(1);
+		}
+		usleep(500);
+	}
+	return WASP_TRACE_CONTINUE;
+}
+
+/* Sets v's tracer to the gate g, closed at hypercall `at` (0: nowhere). */
+static inline void hc_gate_set(struct wasp_virtine *v, struct hc_gate *g, int nr, uint64_t at)
+{
+	g->nr = nr;
+	atomic_store(&g->calls, 0);
+	atomic_store(&g->at, at ? at : UINT64_MAX);
+	atomic_store(&g->open, false);
+	struct wasp_trace_opts o = {.events = WASP_TRACE_BIT(WASP_TRACE_HYPERCALL), .fn = hc_gate_fn,
+				    .opaque = g};
+	MUST(wasp_virtine_trace(v, &o));
+}
+
+/* Waits until the guest has made `n` counted hypercalls, for at most the
+ * guard; false if it never did. */
+static inline bool hc_gate_wait(struct hc_gate *g, uint64_t n)
+{
+	for (uint64_t t0 = wasp_now_ns(); atomic_load(&g->calls) < n; usleep(500))
+		if (wasp_now_ns() - t0 > GATE_GUARD_NS)
+			return false;
+	return true;
 }
 
 struct test_case {

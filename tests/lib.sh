@@ -10,10 +10,14 @@ fail() {
 	exit 1
 }
 
-# wait_until CMD...: runs CMD every 50 ms until it succeeds, for at most 30 s.
+# wait_until CMD...: runs CMD every 50 ms until it succeeds, for at most
+# 100 s: a guard against a hang, never a time anything is expected to take
+# (an emulated KVM on a loaded host is slow; a test waits for what it
+# needs), and below the 120 s ctest gives most cases, so a wait that never
+# ends fails with the case's own message, not a bare timeout.
 wait_until() {
 	local i
-	for ((i = 0; i < 600; i++)); do
+	for ((i = 0; i < 2000; i++)); do
 		"$@" && return 0
 		sleep 0.05
 	done

@@ -1,5 +1,6 @@
 ; Fills xmm0-15 (and, when [0x9008] != 0, ymm0-15 with AVX) with known
-; patterns, spins [0x9000] iterations so a checkpoint lands mid-loop, then
+; patterns, spins [0x9000] iterations so a checkpoint lands mid-loop, waits
+; until [0x9010] != 0 (so it cannot end before the host's pause), then
 ; checks every register still holds its pattern: exits 0 when all do,
 ; 1 + the first bad register's number otherwise.
 %include "longhdr.inc"
@@ -23,6 +24,8 @@ start:
 	mov rcx, [0x9000]
 .loop:	dec rcx
 	jnz .loop
+.wait:	cmp qword [0x9010], 0   ; the host's "go on": never before its pause
+	je .wait
 	test r8, r8
 	jnz .avx_check
 %assign i 0

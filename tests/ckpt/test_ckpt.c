@@ -55,7 +55,8 @@ static void *pause_later(void *arg)
 	return NULL;
 }
 
-/* Runs until paused after delay_us (or until it exits first). */
+/* Runs until paused after delay_us (or until it exits first): only for a
+ * guest that never ends (spin), or where an end before the pause passes. */
 static struct wasp_exit run_for(struct wasp_virtine *v, unsigned delay_us)
 {
 	pthread_t t;
@@ -64,6 +65,39 @@ static struct wasp_exit run_for(struct wasp_virtine *v, unsigned delay_us)
 	pthread_create(&t, NULL, pause_later, &p);
 	MUST(wasp_virtine_run(v, 60ull * 1000000000, &e));
 	pthread_join(t, NULL);
+	return e;
+}
+
+struct gated_pauser {
+	struct wasp_virtine *v;
+	unsigned delay_us;
+	struct hc_gate *g;
+};
+
+static void *pause_later_gated(void *arg)
+{
+	struct gated_pauser *p = arg;
+	usleep(p->delay_us);
+	wasp_virtine_pause(p->v);
+	atomic_store(&p->g->open, true); /* asked for: the guest may go on, into the pause */
+	return NULL;
+}
+
+/* Runs until paused after delay_us, wherever in the guest that lands, but
+ * never past its `at`-th hypercall numbered nr (< 0: any): a gate holds the
+ * guest there until the pause has been asked for (harness.h), so a finite
+ * guest is paused mid-run however late the timer's thread gets a CPU. */
+static struct wasp_exit run_gated(struct wasp_virtine *v, unsigned delay_us, int nr, uint64_t at)
+{
+	pthread_t t;
+	struct hc_gate g;
+	struct gated_pauser p = {v, delay_us, &g};
+	struct wasp_exit e;
+	hc_gate_set(v, &g, nr, at);
+	pthread_create(&t, NULL, pause_later_gated, &p);
+	MUST(wasp_virtine_run(v, 3600ull * 1000000000, &e));
+	pthread_join(t, NULL);
+	MUST(wasp_virtine_trace(v, NULL));
 	return e;
 }
 
@@ -89,10 +123,12 @@ static struct wasp_exit run_hypercalls(struct wasp_virtine *v, unsigned n)
 	return e;
 }
 
+/* The deadline only bounds a hang: an emulated KVM on a loaded host may
+ * take minutes over what takes a second here. */
 static struct wasp_exit run_to_end(struct wasp_virtine *v)
 {
 	struct wasp_exit e;
-	MUST(wasp_virtine_run(v, 60ull * 1000000000, &e));
+	MUST(wasp_virtine_run(v, 600ull * 1000000000, &e));
 	return e;
 }
 
@@ -141,7 +177,8 @@ static void t_chain(void)
 	int links = 0;
 	struct wasp_exit e;
 	for (;;) {
-		e = run_for(v, 5000);
+		/* At most 1000 hypercalls a link: at least 3 links before the end. */
+		e = run_gated(v, 5000, -1, 1000);
 		if (e.reason != WASP_EXIT_PAUSED)
 			break;
 		struct wasp_virtine *c = clone_checked(v, -1);
@@ -172,7 +209,8 @@ static void compare_interrupted(const char *dir, const char *image, const char *
 	v = make(dir, image, 0, fileno(f2));
 	MUST(wasp_virtine_allow(v, "console_write,get_arg"));
 	MUST(wasp_virtine_set_arg(v, arg, strlen(arg) + 1));
-	struct wasp_exit e = run_for(v, delay_us);
+	/* Paused at most at its first console write: before its end. */
+	struct wasp_exit e = run_gated(v, delay_us, WASP_HC_CONSOLE_WRITE, 1);
 	bool paused = e.reason == WASP_EXIT_PAUSED;
 	if (paused) {
 		struct wasp_virtine *c = clone_checked(v, fileno(f2));
@@ -212,12 +250,18 @@ static void t_long_mode(void)
 static void simd(bool avx)
 {
 	struct wasp_virtine *v = make(asm_dir, "simd.bin", 0, -1);
-	uint64_t cfg[2] = {300000000, avx};
+	/* A tenth of a second's spin natively, then simd waits at the end of
+	 * its loop until [0x9010] says it may check (the host sets it only in
+	 * the copy): a pause lands before it ends, in either loop, with every
+	 * register live; and the copy does not spin for a minute under an
+	 * emulated, loaded KVM. */
+	uint64_t cfg[2] = {30000000, avx};
 	memcpy(wasp_virtine_gpa(v, 0x9000, 16), cfg, 16);
 	struct wasp_exit e = run_for(v, 30000);
 	CHECK(e.reason == WASP_EXIT_PAUSED, "simd finished before the checkpoint");
 	struct wasp_virtine *c = clone_checked(v, -1);
 	wasp_virtine_destroy(v);
+	memcpy(wasp_virtine_gpa(c, 0x9010, 8), &(uint64_t){1}, 8);
 	e = run_to_end(c);
 	CHECK(e.reason == WASP_EXIT_EXITED && e.code == 0,
 	      "%s registers after restore: %s code %lld (1+first bad register)", avx ? "ymm" : "xmm",
@@ -339,7 +383,8 @@ static void t_callbacks_and_files(void)
 	MUST(wasp_virtine_allow(v, "clock"));
 	uint64_t n = 2000;
 	memcpy(wasp_virtine_gpa(v, 0x9000, 8), &n, 8);
-	struct wasp_exit e = run_for(v, 3000);
+	/* Paused within its first 500 hypercalls: before its end. */
+	struct wasp_exit e = run_gated(v, 3000, -1, 500);
 	CHECK(e.reason == WASP_EXIT_PAUSED, "paused");
 
 	struct wasp_sink sink = {.write = pieces_write, .ctx = &p};
@@ -476,49 +521,68 @@ static void t_incremental_chain(void)
 
 struct runner_thread {
 	struct wasp_virtine *v;
+	uint64_t deadline_ns; /* 0: 60 s */
 	struct wasp_exit e;
 };
 
 static void *run_thread(void *arg)
 {
 	struct runner_thread *t = arg;
-	if (wasp_virtine_run(t->v, 60ull * 1000000000, &t->e) < 0)
+	if (wasp_virtine_run(t->v, t->deadline_ns ? t->deadline_ns : 60ull * 1000000000, &t->e) < 0)
 		t->e.reason = -1;
 	return NULL;
 }
 
 /* A live stream taken while the guest runs restores to the state the
- * guest stopped in; a failed live stream leaves incremental tracking whole. */
+ * guest stopped in; a failed live stream leaves incremental tracking whole.
+ * The guest's progress, not the clock, paces it: a gate on its hypercalls
+ * (scribble makes one every 4096 iterations, ~730 in all) lets it run 50
+ * more before each round, so every round has something to find however
+ * loaded the host, and holds it long before its end until the pause. */
 static void t_live(void)
 {
-	const uint64_t iters = 6000000;
+	const uint64_t iters = 3000000;
 	struct wasp_virtine *ref = scribbler(iters);
 	struct wasp_exit plain = run_to_end(ref);
 	wasp_virtine_destroy(ref);
 
 	struct wasp_virtine *v = scribbler(iters), *c;
-	struct runner_thread t = {.v = v};
+	static struct hc_gate g;
+	hc_gate_set(v, &g, -1, 30);
+	struct runner_thread t = {.v = v, .deadline_ns = 3600ull * 1000000000};
 	pthread_t th;
 	pthread_create(&th, NULL, run_thread, &t);
-	usleep(3000);
+	/* Begun while the guest runs (or waits at the gate). */
+	CHECK(hc_gate_wait(&g, 10), "the guest never made its first 10 hypercalls");
 
 	static struct pieces p;
 	p.len = p.pos = p.writes = 0;
 	struct wasp_sink sink = {.write = pieces_write, .ctx = &p};
 	struct wasp_live *l;
 	MUST(wasp_live_begin(v, NULL, &sink, &l));
-	uint64_t pages, bytes, rounds_with_pages = 0;
-	/* Three rounds, and more while none found pages: on a loaded host the
-	 * guest's thread may not have run at all yet. */
-	for (int i = 0; i < 3 || (!rounds_with_pages && i < 1000); i++) {
-		usleep(2000);
+	uint64_t pages, bytes, rounds_with_pages = 0, pairs_with_pages = 0;
+	/* Three times: a round while the guest runs its next 50 hypercalls,
+	 * one after it has: between them they see what it wrote. */
+	for (int i = 0; i < 3; i++) {
+		uint64_t before = rounds_with_pages;
+		atomic_fetch_add(&g.at, 50);
 		MUST(wasp_live_round(l, &pages, &bytes));
 		rounds_with_pages += pages > 0;
+		CHECK(hc_gate_wait(&g, atomic_load(&g.at)), "the guest never reached hypercall %llu",
+		      (unsigned long long)atomic_load(&g.at));
+		MUST(wasp_live_round(l, &pages, &bytes));
+		rounds_with_pages += pages > 0;
+		pairs_with_pages += rounds_with_pages > before;
 	}
+	/* Stopped while it runs on (or has reached the gate again). */
+	atomic_fetch_add(&g.at, 50);
 	wasp_virtine_pause(v);
+	atomic_store(&g.open, true);
 	pthread_join(th, NULL);
+	MUST(wasp_virtine_trace(v, NULL));
 	CHECK(t.e.reason == WASP_EXIT_PAUSED, "the guest ended before the stop (%d)", t.e.reason);
-	CHECK(rounds_with_pages > 0, "no round found dirty pages while the guest ran");
+	CHECK(pairs_with_pages == 3, "only %llu of 3 pairs of rounds found the guest's writes",
+	      (unsigned long long)pairs_with_pages);
 	struct wasp_ckpt_stats st;
 	MUST(wasp_live_finish(l, &st));
 	CHECK(wasp_live_bytes(l) == p.len, "bytes %llu vs %zu", (unsigned long long)wasp_live_bytes(l),
@@ -596,7 +660,9 @@ static void t_cpuid_subset(void)
 	CHECK(plain.reason == WASP_EXIT_EXITED, "reference run");
 
 	struct wasp_virtine *v = scribbler(iters), *c = NULL;
-	(void)run_for(v, 2000);
+	/* Mid-run: a checkpoint of the ended guest would restore to its end. */
+	struct wasp_exit e0 = run_hypercalls(v, 20);
+	CHECK(e0.reason == WASP_EXIT_PAUSED, "paused mid-run (%s)", wasp_exit_reason_name(e0.reason));
 	uint32_t ecx = leaf1_ecx(v);
 	/* The highest feature bit the guest was given, the hypervisor bit aside. */
 	int bit = 30;

@@ -4,7 +4,8 @@
  *   test_load GUEST_DIR CASE
  *
  *   concurrent64  64 virtines run at once (counter, one thread each); all 64
- *                 are paused at the same moment and each thread saves its
+ *                 are paused at the same moment (none can end first: each
+ *                 waits at its third step until paused) and each thread saves its
  *                 checkpoint to a file in one shared directory at once; the
  *                 originals are destroyed, every checkpoint is restored and
  *                 run to the end: each must print exactly what an
@@ -14,8 +15,10 @@
  *   cycles        CYCLES checkpoint/restore cycles of one guest: 1000; 200
  *                 under AddressSanitizer, whose allocator and shadow make
  *                 each cycle several times dearer; WASP_LOAD_CYCLES=N sets
- *                 it. Each: run 1 ms, save (to a buffer, every 10th to a
- *                 file), destroy, restore, go on. The console gathered
+ *                 it. Each: run 1 ms (or to the guest's next console
+ *                 write: it has twice as many steps as there are cycles,
+ *                 so it never ends first), save (to a buffer, every 10th
+ *                 to a file), destroy, restore, go on. The console gathered
  *                 across all of them must equal an uninterrupted run's; the
  *                 fd count must be the same after every cycle past warm-up,
  *                 and heap in use (mallinfo2) and RSS may not grow by more
@@ -134,6 +137,9 @@ struct worker {
 	pthread_mutex_t lock; /* main pauses v under it; the worker frees v under it */
 	struct wasp_virtine *v;
 	int con;
+	/* Holds the guest at its 4th console write (step 3 at the latest) until
+	 * main has paused it: none ends before the pause (harness.h). */
+	struct hc_gate gate;
 	uint64_t create_ns, save_ns;
 	bool ok;
 	char why[300];
@@ -165,6 +171,8 @@ static void *worker(void *arg)
 	w->create_ns = wasp_now_ns() - t0;
 	if (!v)
 		snprintf(w->why, sizeof w->why, "create: %s", wasp_last_error());
+	else
+		hc_gate_set(v, &w->gate, WASP_HC_CONSOLE_WRITE, 4);
 	pthread_mutex_lock(&w->lock);
 	w->v = v;
 	pthread_mutex_unlock(&w->lock);
@@ -175,6 +183,8 @@ static void *worker(void *arg)
 	while (alive > peak && !atomic_compare_exchange_weak(&peak_alive, &peak, alive))
 		;
 	int r = wasp_virtine_run(v, 600000 * MS, &e);
+	if (r == 0)
+		r = wasp_virtine_trace(v, NULL);
 	if (r < 0 || e.reason != WASP_EXIT_PAUSED) {
 		snprintf(w->why, sizeof w->why, "the first run ended %s (%s)",
 			 r < 0 ? "in error" : wasp_exit_reason_name(e.reason), wasp_last_error());
@@ -281,6 +291,7 @@ static void t_concurrent64(void)
 		pthread_mutex_lock(&ws[i].lock);
 		if (ws[i].v)
 			wasp_virtine_pause(ws[i].v);
+		atomic_store(&ws[i].gate.open, true); /* on, into the pause */
 		pthread_mutex_unlock(&ws[i].lock);
 	}
 	for (int i = 0; i < N_VIRTINES; i++)
@@ -321,13 +332,27 @@ static void t_concurrent64(void)
 
 /* ---- 1000 cycles ------------------------------------------------------- */
 
+/* A cycle's run ends at 1 ms or at the guest's first console write,
+ * whichever comes first: at most one step a cycle. */
+static int stop_at_step(struct wasp_virtine *v, const struct wasp_trace_event *ev, void *opaque)
+{
+	(void)v, (void)opaque;
+	return ev->hc.nr == WASP_HC_CONSOLE_WRITE ? WASP_TRACE_STOP : WASP_TRACE_CONTINUE;
+}
+
 static void t_cycles(void)
 {
 	const char *env = getenv("WASP_LOAD_CYCLES"); /* scripts/valgrind.sh: fewer */
 	const int cycles = env && atoi(env) >= 20 ? atoi(env) : UNDER_ASAN ? 200 : 1000;
 	const int warmup = cycles / 10;
-	/* long enough to outlast every cycle's 1 ms of running */
-	static const char args[] = "2000\0" "200000";
+	/* Twice as many steps as cycles: each cycle ends at its first console
+	 * write (a step's line, see stop_at_step), so the guest outlasts them
+	 * all however long a loaded host lets a 1 ms run go on. */
+	char args[32];
+	size_t args_len = (size_t)snprintf(args, sizeof args, "%d", 2 * cycles) + 1;
+	args_len += (size_t)snprintf(args + args_len, sizeof args - args_len, "200000") + 1;
+	struct wasp_trace_opts stop = {.events = WASP_TRACE_BIT(WASP_TRACE_HYPERCALL),
+				       .fn = stop_at_step};
 	int64_t code;
 	size_t ref_len;
 	char *ref = NULL;
@@ -336,7 +361,7 @@ static void t_cycles(void)
 
 	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
 	snprintf(path, sizeof path, "%s/c.wckpt", dir);
-	struct wasp_virtine *v = make_counter(args, sizeof args, con);
+	struct wasp_virtine *v = make_counter(args, args_len, con);
 	CHECK(v != NULL, "create");
 	if (!v)
 		return;
@@ -346,8 +371,10 @@ static void t_cycles(void)
 	uint64_t bytes = 0, t0 = wasp_now_ns();
 	struct wasp_exit e = {0};
 	for (int i = 0; i < cycles && !failures; i++) {
+		MUST(wasp_virtine_trace(v, &stop));
 		int r = wasp_virtine_run(v, 1 * MS, &e);
-		if (r < 0 || e.reason != WASP_EXIT_TIMEOUT) {
+		MUST(wasp_virtine_trace(v, NULL));
+		if (r < 0 || (e.reason != WASP_EXIT_TIMEOUT && e.reason != WASP_EXIT_PAUSED)) {
 			CHECK(false, "cycle %d: run ended %s", i, r < 0 ? "in error" : wasp_exit_reason_name(e.reason));
 			break;
 		}
@@ -394,7 +421,7 @@ static void t_cycles(void)
 	rmdir(dir);
 	size_t len;
 	char *out = console_text(con, &len);
-	ref = reference(args, sizeof args, &code, &ref_len);
+	ref = reference(args, args_len, &code, &ref_len);
 	printf("%d checkpoint/restore cycles in %.2f s (%.2f ms each, %.0f KiB mean checkpoint)\n",
 	       cycles, ns / 1e9, ns / 1e6 / cycles, bytes / 1024.0 / (cycles - cycles / 10));
 	bool valgrind = RUNNING_ON_VALGRIND;

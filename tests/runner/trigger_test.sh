@@ -184,7 +184,9 @@ period)
 	no_temp_files ;;
 timeout)
 	# The runner keeps --timeout: a guest that never ends still gets 124.
-	"$WASP_RUN" --timeout 1s --checkpoint-path "$work/x.wckpt" --checkpoint-every 200ms \
+	# 5 s: time for the first periodic checkpoint (at 200 ms) to be
+	# written on a loaded host before the timeout.
+	"$WASP_RUN" --timeout 5s --checkpoint-path "$work/x.wckpt" --checkpoint-every 200ms \
 		"$T/spin_print.bin" >"$work/x.out" 2>"$work/x.err"
 	rc=$?
 	[ "$rc" -eq 124 ] || fail "exit status $rc, expected 124"
@@ -260,7 +262,7 @@ pipe)
 terminal)
 	# -o - on a terminal is refused before anything is asked.
 	command -v script >/dev/null || { echo "SKIP: no script(1)"; exit 77; }
-	"$WASP_RUN" --name tty --timeout 20s "$T/spin_print.bin" >/dev/null 2>&1 &
+	"$WASP_RUN" --name tty --timeout 600s "$T/spin_print.bin" >/dev/null 2>&1 &
 	run_pid=$!
 	bg_pids+=("$run_pid")
 	wait_until test -e "$WASP_RUN_DIR/tty.sock" || fail "no socket"
@@ -347,8 +349,9 @@ dropped)
 	echo "the earlier checkpoint" >"$work/d.wckpt"
 	start_counter d --name drop
 	# First a checkpoint into a pipe nobody reads: the save fills it and
-	# blocks, so the guest stands still...
-	exec 4> >(exec sleep 60 >/dev/null 2>&1)
+	# blocks, so the guest stands still (the reader outlives any slow
+	# host; work_cleanup kills it)...
+	exec 4> >(exec sleep 3600 >/dev/null 2>&1)
 	bg_pids+=($!)
 	"$WASP_CKPT" drop -o - >&4 2>/dev/null &
 	bg_pids+=($!)
@@ -375,7 +378,7 @@ cancel)
 	# abandons that write and the guest goes on as if never asked.
 	ref
 	start_counter c --name cn
-	exec 3> >(exec sleep 60 >/dev/null 2>&1)
+	exec 3> >(exec sleep 3600 >/dev/null 2>&1)
 	bg_pids+=($!)
 	"$WASP_CKPT" cn --timeout 1s -o - >&3 2>"$work/ck.stderr"
 	rc=$?
@@ -434,7 +437,7 @@ run_args)
 permission)
 	# Another user cannot checkpoint our virtine.
 	[ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null || { echo "SKIP: needs root and setpriv"; exit 77; }
-	"$WASP_RUN" --name mine --timeout 20s "$T/spin_print.bin" >/dev/null 2>&1 &
+	"$WASP_RUN" --name mine --timeout 600s "$T/spin_print.bin" >/dev/null 2>&1 &
 	run_pid=$!
 	bg_pids+=("$run_pid")
 	wait_until test -e "$WASP_RUN_DIR/mine.sock" || fail "no socket"
@@ -596,7 +599,7 @@ guessed_temp)
 	[ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null || { echo "SKIP: needs root and setpriv"; exit 77; }
 	chmod 711 "$work"
 	mkdir -p "$work/pub" && chmod 1777 "$work/pub"
-	"$WASP_RUN" --name gt --timeout 60s "$T/spin_print.bin" >/dev/null 2>&1 &
+	"$WASP_RUN" --name gt --timeout 600s "$T/spin_print.bin" >/dev/null 2>&1 &
 	run_pid=$!
 	bg_pids+=("$run_pid")
 	wait_until test -S "$WASP_RUN_DIR/gt.sock" || fail "no socket"
