@@ -31,9 +31,10 @@ if [ ${#need[@]} -gt 0 ]; then
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; }
 fi
 
-# The kernel and an initramfs that loads 9p and kvm_amd, then switches to
+# The kernel and an initramfs that loads 9p, kvm_amd and veth (the tests'
+# network namespaces are joined by veth pairs), then switches to
 # the host's / and runs the job script named on the kernel command line.
-if [ ! -s "$cache/vmlinuz" ] || [ ! -s "$cache/initrd-1.gz" ]; then
+if [ ! -s "$cache/vmlinuz" ] || [ ! -s "$cache/initrd-2.gz" ]; then
 	work=$(mktemp -d)
 	trap 'rm -rf "$work"' EXIT
 	pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
@@ -45,7 +46,7 @@ if [ ! -s "$cache/vmlinuz" ] || [ ! -s "$cache/initrd-1.gz" ]; then
 	mkdir -p "$work/ird/bin" "$work/ird/mod" "$work/ird/root" "$work/ird/proc" "$work/ird/sys" "$work/ird/dev"
 	cp /bin/busybox "$work/ird/bin/busybox"
 	order="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci netfs fscache
-	       9pnet 9pnet_virtio 9p irqbypass ccp kvm kvm-amd"
+	       9pnet 9pnet_virtio 9p irqbypass ccp kvm kvm-amd veth"
 	for m in $order; do
 		f=$(find "$mods" -name "$m.ko*" | head -1)
 		[ -n "$f" ] || { echo "nested-kvm: module $m not in $pkg" >&2; exit 1; }
@@ -67,9 +68,9 @@ exec switch_root /root /bin/bash "$job"
 EOF
 	sed -i "s|MODULES|$(echo $order)|" "$work/ird/init"
 	chmod +x "$work/ird/init"
-	(cd "$work/ird" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1 >"$cache/initrd-1.gz.new")
+	(cd "$work/ird" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1 >"$cache/initrd-2.gz.new")
 	cp "$work"/k/boot/vmlinuz-* "$cache/vmlinuz.new"
-	mv "$cache/initrd-1.gz.new" "$cache/initrd-1.gz"
+	mv "$cache/initrd-2.gz.new" "$cache/initrd-2.gz"
 	mv "$cache/vmlinuz.new" "$cache/vmlinuz"
 fi
 
@@ -92,7 +93,7 @@ rm -f "$rcfile"
 } >"$job"
 
 qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "${NESTED_CPUS:-2}" -m "${NESTED_MEM:-6G}" \
-	-nographic -no-reboot -kernel "$cache/vmlinuz" -initrd "$cache/initrd-1.gz" \
+	-nographic -no-reboot -kernel "$cache/vmlinuz" -initrd "$cache/initrd-2.gz" \
 	-append "console=ttyS0 quiet panic=-1 wasp_job=$job" \
 	-fsdev local,id=r,path=/,security_model=passthrough,multidevs=remap \
 	-device virtio-9p-pci,fsdev=r,mount_tag=hostroot </dev/null |

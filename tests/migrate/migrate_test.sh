@@ -544,7 +544,9 @@ incremental | merge)
 		fail "--incremental before any full checkpoint: $(cat "$work/ck.err")"
 	"$WASP_CKPT" -q "$src_pid" -o "$work/c0.wckpt" || fail "full checkpoint"
 	for i in 1 2 3 4 5 6 7 8; do
-		sleep 0.1
+		# One more step of the guest between links (not a fixed sleep).
+		n=$(wc -l <"$work/src.out")
+		wait_until lines_at_least "$work/src.out" $((n + 1)) || fail "inc $i: the guest made no progress"
 		"$WASP_CKPT" -q --incremental "$src_pid" -o "$work/c$i.wckpt" 2>"$work/ck.err" || fail "inc $i: $(cat "$work/ck.err")"
 	done
 	"$WASP_CKPT" --incremental --stop "$src_pid" -o "$work/c9.wckpt" 2>"$work/ck.err" || fail "inc 9: $(cat "$work/ck.err")"
