@@ -55,13 +55,13 @@ struct host_pb {
 	Wasp__LinuxSignal sigs[64], *sigp[64];
 };
 
-/* The Linux personality into b->lx (host.linux_state); 0 when v is no
- * Linux program. */
-static int linux_to_proto(struct wasp_virtine *v, struct host_pb *b)
+/* The Linux personality into b->lx (host.linux_state); 0 when the state
+ * is no Linux program's. */
+static int linux_to_proto(const struct wasp_vstate *vs, struct host_pb *b)
 {
-	struct wasp_linux_state st;
-	if (wasp_virtine_linux_get(v, &st) < 0)
+	if (!vs->has_linux)
 		return 0;
+	const struct wasp_linux_state st = vs->linux_state;
 	Wasp__LinuxState *l = &b->lx;
 	wasp__linux_state__init(l);
 	l->entry = st.entry;
@@ -120,9 +120,10 @@ static int linux_to_proto(struct wasp_virtine *v, struct host_pb *b)
 	return 0;
 }
 
-/* Makes v the Linux program the checkpoint holds (before its files are
- * reopened: they resolve in the program's root). */
-static int linux_apply(struct wasp_virtine *v, const Wasp__LinuxState *l)
+/* The checkpoint's Linux personality into vs (the vmm makes v that
+ * program when the state is loaded, before its files are reopened: they
+ * resolve in the program's root). */
+static int linux_from_proto(const Wasp__LinuxState *l, struct wasp_vstate *vs)
 {
 	struct wasp_linux_state st;
 	memset(&st, 0, sizeof st);
@@ -168,31 +169,26 @@ static int linux_apply(struct wasp_virtine *v, const Wasp__LinuxState *l)
 	st.stdio_closed = l->stdio_closed;
 	st.sleep_rip = l->sleep_rip;
 	st.sleep_left_ns = l->sleep_left_ns;
-	int r = wasp_virtine_linux_set(v, &st);
-	free(maps);
-	return r;
+	vs->linux_state = st; /* vs owns maps now */
+	vs->has_linux = true;
+	return 0;
 }
 
-static void host_to_proto(struct wasp_virtine *v, struct host_pb *b)
+/* The host record: the host side of the state, plus what only a
+ * checkpoint keeps (the allowed hypercalls, the files the guest wrote). */
+static void host_to_proto(struct wasp_virtine *v, const struct wasp_vstate *vs, struct host_pb *b)
 {
 	Wasp__Host *h = &b->host;
 	wasp__host__init(h);
-	unsigned fd;
-	const char *path;
-	int flags;
-	int64_t offset;
-	for (unsigned i = 0; h->n_files < 64; i++) {
-		int k = wasp_virtine_file_at(v, i, &fd, &path, &flags, &offset);
-		if (k < 0)
-			break;
-		if (k == 0)
-			continue;
+	_Static_assert(WASP_VSTATE_MAX_FILES <= 64, "room for every open file");
+	for (unsigned i = 0; i < vs->nfiles; i++) {
+		const struct wasp_vstate_file *sf = &vs->files[i];
 		Wasp__OpenFile *f = &b->files[h->n_files];
 		wasp__open_file__init(f);
-		f->guest_fd = fd;
-		f->path = (char *)path;
-		f->flags = (uint32_t)flags;
-		f->offset = offset > 0 ? (uint64_t)offset : 0;
+		f->guest_fd = sf->guest_fd;
+		f->path = sf->path;
+		f->flags = (uint32_t)sf->flags;
+		f->offset = sf->offset > 0 ? (uint64_t)sf->offset : 0;
 		b->filep[h->n_files++] = f;
 	}
 	h->files = b->filep;
@@ -206,25 +202,22 @@ static void host_to_proto(struct wasp_virtine *v, struct host_pb *b)
 	h->allowed = b->allowed;
 	h->n_allowed_names = h->n_allowed;
 	h->allowed_names = b->names;
-	size_t len;
-	const void *arg = wasp_virtine_arg(v, &len);
-	if (arg) {
+	if (vs->arg) {
 		h->has_arg = true;
-		h->arg.data = (uint8_t *)arg;
-		h->arg.len = len;
+		h->arg.data = vs->arg;
+		h->arg.len = vs->arg_len;
 	}
-	const void *ret = wasp_virtine_ret(v, &len);
-	if (ret) {
+	if (vs->ret) {
 		h->has_ret = true;
-		h->ret.data = (uint8_t *)ret;
-		h->ret.len = len;
+		h->ret.data = vs->ret;
+		h->ret.len = vs->ret_len;
 	}
 	h->has_snapshot_marks = true;
-	h->snapshot_marks = wasp_virtine_snapshot_marks(v);
+	h->snapshot_marks = vs->snapshot_marks;
 	h->has_hypercall_pending = true;
-	h->hypercall_pending = wasp_virtine_hypercall_pending(v);
+	h->hypercall_pending = vs->hypercall_pending;
 	h->has_console_bytes = true;
-	h->console_bytes = wasp_virtine_console_bytes(v);
+	h->console_bytes = vs->console_bytes;
 	h->n_written = b->written.n;
 	h->written = b->written.ptrs;
 	h->has_listed = true;
@@ -232,58 +225,93 @@ static void host_to_proto(struct wasp_virtine *v, struct host_pb *b)
 	h->n_sandbox_files = b->written.nlisting;
 	h->sandbox_files = b->written.listing;
 	h->has_dir_grown = true;
-	h->dir_grown = wasp_virtine_dir_grown(v);
+	h->dir_grown = vs->dir_grown;
 }
 
-static int host_apply(struct wasp_virtine *v, const Wasp__Host *h,
-		      const struct wasp_restore_opts *opts, struct wasp_ckpt_stats *stats)
+/* The host record into the host side of vs; *parts says which parts
+ * the record holds (an older one has no sandbox growth). */
+static int host_from_proto(const Wasp__Host *h, struct wasp_vstate *vs, unsigned *parts)
 {
-	const char *allow = opts->allow;
 	int r;
-	if (h->linux_state && (r = linux_apply(v, h->linux_state)) < 0)
-		return r;
-	/* Files first, before any is reopened: each must be what the guest's
-	 * memory expects, or be put back so, or the restore is refused. */
-	if ((r = wasp_files_apply(v, h, opts->files,
-				  opts->config ? opts->config->sandbox_dir : NULL, stats)) < 0)
-		return r;
-	if (h->has_dir_grown)
-		wasp_virtine_set_dir_grown(v, h->dir_grown);
+	*parts = WASP_VSTATE_FILES | WASP_VSTATE_ARGS | WASP_VSTATE_MARKS | WASP_VSTATE_CONSOLE;
+	if (h->linux_state) {
+		if ((r = linux_from_proto(h->linux_state, vs)) < 0)
+			return r;
+		*parts |= WASP_VSTATE_LINUX;
+	}
+	if (h->n_files > WASP_VSTATE_MAX_FILES)
+		return wasp_fail(-EINVAL, "checkpoint has %zu open files (at most %u)", h->n_files,
+				 WASP_VSTATE_MAX_FILES);
 	for (size_t i = 0; i < h->n_files; i++) {
 		const Wasp__OpenFile *f = h->files[i];
 		if (f->offset > INT64_MAX)
 			return wasp_fail(-EINVAL, "checkpoint file '%s' has offset %llu", f->path,
 					 (unsigned long long)f->offset);
-		r = wasp_virtine_file_restore(v, f->guest_fd, f->path, (int)f->flags, (int64_t)f->offset);
-		if (r < 0)
+		struct wasp_vstate_file *sf = &vs->files[vs->nfiles];
+		if (!(sf->path = strdup(f->path)))
+			return wasp_fail(-ENOMEM, "out of memory");
+		vs->nfiles++;
+		sf->guest_fd = f->guest_fd;
+		sf->flags = (int)f->flags;
+		sf->offset = (int64_t)f->offset;
+	}
+	if (h->has_arg) {
+		if (h->arg.len > (1u << 20))
+			return wasp_fail(-E2BIG, "argument of %zu bytes exceeds %u", h->arg.len, 1u << 20);
+		if (!(vs->arg = malloc(h->arg.len ? h->arg.len : 1)))
+			return wasp_fail(-ENOMEM, "out of memory for the argument");
+		if (h->arg.len)
+			memcpy(vs->arg, h->arg.data, h->arg.len);
+		vs->arg_len = h->arg.len;
+	}
+	if (h->has_ret) {
+		if (h->ret.len > (1u << 20))
+			return wasp_fail(-E2BIG, "return buffer of %zu bytes exceeds %u", h->ret.len,
+					 1u << 20);
+		if (!(vs->ret = malloc(h->ret.len ? h->ret.len : 1)))
+			return wasp_fail(-ENOMEM, "out of memory for the return buffer");
+		if (h->ret.len)
+			memcpy(vs->ret, h->ret.data, h->ret.len);
+		vs->ret_len = h->ret.len;
+	}
+	vs->snapshot_marks = h->snapshot_marks;
+	vs->hypercall_pending = h->hypercall_pending;
+	vs->console_bytes = h->console_bytes;
+	if (h->has_dir_grown) {
+		vs->dir_grown = h->dir_grown;
+		*parts |= WASP_VSTATE_DIR_GROWN;
+	}
+	return 0;
+}
+
+/* What only a checkpoint restores (the files the guest wrote, checked and
+ * put back; the allowed hypercalls), between the Linux personality and the
+ * rest of the state. */
+static int host_apply(struct wasp_virtine *v, const Wasp__Host *h,
+		      const struct wasp_restore_opts *opts, struct wasp_ckpt_stats *stats)
+{
+	const char *allow = opts->allow;
+	int r;
+	/* Files first, before any is reopened: each must be what the guest's
+	 * memory expects, or be put back so, or the restore is refused. */
+	if ((r = wasp_files_apply(v, h, opts->files,
+				  opts->config ? opts->config->sandbox_dir : NULL, stats)) < 0)
+		return r;
+	if (allow)
+		return wasp_virtine_allow(v, allow);
+	for (size_t i = 0; i < h->n_allowed; i++) {
+		uint32_t nr = h->allowed[i];
+		/* Embedder hypercalls must be registered again after a restore;
+		 * their numbers mean nothing here until then. */
+		if (nr >= WASP_HC_USER_BASE)
+			continue;
+		if (nr >= WASP_HC_MAX || !wasp_virtine_hypercall_name(v, nr))
+			return wasp_fail(-ENOTSUP,
+					 "the checkpoint allows hypercall %u, which this host does not have",
+					 nr);
+		if ((r = wasp_virtine_allow_nr(v, nr, true)) < 0)
 			return r;
 	}
-	if (allow) {
-		r = wasp_virtine_allow(v, allow);
-		if (r < 0)
-			return r;
-	} else {
-		for (size_t i = 0; i < h->n_allowed; i++) {
-			uint32_t nr = h->allowed[i];
-			/* Embedder hypercalls must be registered again after a
-			 * restore; their numbers mean nothing here until then. */
-			if (nr >= WASP_HC_USER_BASE)
-				continue;
-			if (nr >= WASP_HC_MAX || !wasp_virtine_hypercall_name(v, nr))
-				return wasp_fail(-ENOTSUP,
-						 "the checkpoint allows hypercall %u, which this host does not have",
-						 nr);
-			if ((r = wasp_virtine_allow_nr(v, nr, true)) < 0)
-				return r;
-		}
-	}
-	if (h->has_arg && (r = wasp_virtine_set_arg(v, h->arg.data, h->arg.len)) < 0)
-		return r;
-	if (h->has_ret && (r = wasp_virtine_set_ret(v, h->ret.data, h->ret.len)) < 0)
-		return r;
-	wasp_virtine_set_snapshot_marks(v, h->snapshot_marks);
-	wasp_virtine_set_hypercall_pending(v, h->hypercall_pending);
-	wasp_virtine_set_console_bytes(v, h->console_bytes);
 	return 0;
 }
 
@@ -353,12 +381,12 @@ static int write_header_full(struct wasp_stream_writer *w, size_t mem_size, bool
 int wasp_ckpt_write_state(struct wasp_stream_writer *w, struct wasp_virtine *v,
 			  const struct wasp_save_opts *opts, struct wasp_ckpt_stats *stats)
 {
-	struct wasp_vcpu_state vs;
+	struct wasp_vstate vs;
 	Wasp__Vcpu *vpb = NULL;
 	struct host_pb *hb = NULL;
 	Wasp__Record rec;
 	uint64_t t0 = wasp_now_ns();
-	int r = wasp_vcpu_capture(v, &vs);
+	int r = wasp_vstate_save(v, WASP_VSTATE_ALL, &vs);
 	if (r < 0)
 		return r;
 	hb = calloc(1, sizeof *hb);
@@ -370,8 +398,8 @@ int wasp_ckpt_write_state(struct wasp_stream_writer *w, struct wasp_virtine *v,
 	if ((r = wasp_files_to_proto(v, opts ? opts->carry_files : 0, &hb->written, stats)) < 0)
 		goto out;
 	stats->files_ns += wasp_now_ns() - tf;
-	host_to_proto(v, hb);
-	if ((r = linux_to_proto(v, hb)) < 0 || (r = wasp_vcpu_to_proto(&vs, &vpb)) < 0)
+	host_to_proto(v, &vs, hb);
+	if ((r = linux_to_proto(&vs, hb)) < 0 || (r = wasp_vcpu_to_proto(&vs, &vpb)) < 0)
 		goto out;
 	stats->capture_ns += wasp_now_ns() - t0;
 
@@ -388,7 +416,7 @@ int wasp_ckpt_write_state(struct wasp_stream_writer *w, struct wasp_virtine *v,
 	r = wasp_stream_writer_finish(w);
 out:
 	wasp_vcpu_proto_free(vpb);
-	wasp_vcpu_state_free(&vs);
+	wasp_vstate_free(&vs);
 	if (hb) {
 		wasp_files_pb_free(&hb->written);
 		free(hb->maps);
@@ -648,7 +676,7 @@ static int read_stream(struct restore *rs, const struct wasp_source *src, size_t
 		else
 			wasp_config_init(&cfg);
 		cfg.mem_size = rs->mem_size = h->mem_size;
-		if ((r = wasp_virtine_create(&cfg, &rs->v)) < 0 || (r = wasp_vcpu_prepare(rs->v)) < 0)
+		if ((r = wasp_virtine_create(&cfg, &rs->v)) < 0 || (r = wasp_vstate_prepare(rs->v)) < 0)
 			goto out;
 		uint8_t *mem = wasp_virtine_gpa(rs->v, 0, cfg.mem_size);
 		if ((r = wasp_memory_applier_new(mem, cfg.mem_size, rs->opts->threads, &rs->ap)) < 0)
@@ -749,7 +777,8 @@ static int restore_chain(const struct wasp_restore_opts *opts, const struct wasp
 {
 	struct wasp_restore_opts defaults = {0};
 	struct wasp_ckpt_stats local;
-	struct wasp_vcpu_state vs = {0};
+	struct wasp_vstate vs = {0};
+	unsigned host_parts = 0;
 	uint64_t t0 = wasp_now_ns();
 	int r = 0;
 
@@ -777,10 +806,18 @@ static int restore_chain(const struct wasp_restore_opts *opts, const struct wasp
 	}
 
 	uint64_t t1 = wasp_now_ns();
+	/* The vmm loads the state in its one order (vmm_state.c); the
+	 * written files and the allowed hypercalls, which only a checkpoint
+	 * holds, go between the Linux personality and the open files. */
 	if ((r = wasp_vcpu_from_proto(rs.vcpu->vcpu, &vs)) < 0 ||
 	    (r = wasp_cpuid_check(vs.cpuid, rs.opts->simulate_missing_cpuid)) < 0 ||
+	    (r = host_from_proto(rs.host->host, &vs, &host_parts)) < 0 ||
+	    (r = wasp_vstate_load(rs.v, &vs, host_parts & WASP_VSTATE_LINUX, NULL, 0)) < 0 ||
 	    (r = host_apply(rs.v, rs.host->host, rs.opts, stats)) < 0 ||
-	    (r = wasp_vcpu_apply(rs.v, &vs, stats->unrestored, sizeof stats->unrestored)) < 0)
+	    (r = wasp_vstate_load(rs.v, &vs,
+				  (host_parts & ~(unsigned)WASP_VSTATE_LINUX) | WASP_VSTATE_VCPU |
+					  WASP_VSTATE_MODE | WASP_VSTATE_VERIFY,
+				  stats->unrestored, sizeof stats->unrestored)) < 0)
 		goto out;
 	stats->apply_ns = wasp_now_ns() - t1;
 	memcpy(stats->id, rs.id, 16);
@@ -789,7 +826,7 @@ static int restore_chain(const struct wasp_restore_opts *opts, const struct wasp
 out:
 	keep(&rs.host, NULL);
 	keep(&rs.vcpu, NULL);
-	wasp_vcpu_state_free(&vs);
+	wasp_vstate_free(&vs);
 	wasp_memory_applier_free(rs.ap);
 	wasp_virtine_destroy(rs.v);
 	stats->total_ns = wasp_now_ns() - t0;

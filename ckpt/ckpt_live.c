@@ -60,7 +60,7 @@ int wasp_live_begin(struct wasp_virtine *v, const struct wasp_save_opts *opts,
 	}
 	/* Track first, then read: everything written from here on is caught.
 	 * The vCPU probing is done now, not in the downtime. */
-	if ((r = wasp_vcpu_prepare_host()) < 0 || (r = wasp_virtine_dirty_start(v)) < 0 ||
+	if ((r = wasp_vstate_prepare_host()) < 0 || (r = wasp_virtine_dirty_start(v)) < 0 ||
 	    (r = fetch(l)) < 0)
 		goto fail;
 	memset(l->pending, 0, l->words * sizeof *l->pending);

@@ -63,7 +63,7 @@ static void seg_from(struct kvm_segment *s, const Wasp__Segment *p)
 	X(rax) X(rbx) X(rcx) X(rdx) X(rsi) X(rdi) X(rsp) X(rbp) X(r8) X(r9) X(r10) X(r11)  \
 	X(r12) X(r13) X(r14) X(r15) X(rip) X(rflags)
 
-int wasp_vcpu_to_proto(const struct wasp_vcpu_state *s, Wasp__Vcpu **out)
+int wasp_vcpu_to_proto(const struct wasp_vstate *s, Wasp__Vcpu **out)
 {
 	uint32_t nmsr = s->msrs ? s->msrs->nmsrs : 0, ncpuid = s->cpuid ? s->cpuid->nent : 0;
 	struct vcpu_pb *b = calloc(1, sizeof *b);
@@ -203,7 +203,7 @@ static int raw(const ProtobufCBinaryData *d, void *dst, size_t size, const char 
 	return 0;
 }
 
-int wasp_vcpu_from_proto(const Wasp__Vcpu *p, struct wasp_vcpu_state *s)
+int wasp_vcpu_from_proto(const Wasp__Vcpu *p, struct wasp_vstate *s)
 {
 	int r;
 	memset(s, 0, sizeof *s);
@@ -311,6 +311,6 @@ int wasp_vcpu_from_proto(const Wasp__Vcpu *p, struct wasp_vcpu_state *s)
 	s->mode = p->has_entry_mode ? (enum wasp_mode)p->entry_mode : WASP_MODE_LONG;
 	return 0;
 fail:
-	wasp_vcpu_state_free(s);
+	wasp_vstate_free(s);
 	return r;
 }

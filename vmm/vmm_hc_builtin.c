@@ -235,11 +235,6 @@ uint64_t wasp_virtine_snapshot_marks(const struct wasp_virtine *v)
 	return v->snapshot_marks;
 }
 
-void wasp_virtine_set_snapshot_marks(struct wasp_virtine *v, uint64_t marks)
-{
-	v->snapshot_marks = marks;
-}
-
 int wasp_virtine_set_ret(struct wasp_virtine *v, const void *ret, size_t len)
 {
 	if (len > WASP_MAX_ARG)
@@ -258,11 +253,6 @@ int wasp_virtine_set_ret(struct wasp_virtine *v, const void *ret, size_t len)
 uint64_t wasp_virtine_console_bytes(const struct wasp_virtine *v)
 {
 	return v->console_bytes;
-}
-
-void wasp_virtine_set_console_bytes(struct wasp_virtine *v, uint64_t n)
-{
-	v->console_bytes = n;
 }
 
 /* The built-in table. exit has no handler: the run loop ends the run. */

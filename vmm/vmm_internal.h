@@ -42,6 +42,14 @@ int wasp__ioctl_checked(int fd, unsigned long cmd, const char *name, void *arg);
 		wasp__ioctl_checked(fd, cmd, #cmd, arg);                                 \
 	})
 
+/* ---- host-side state (vmm_state.c saves and loads it) -------------------- */
+void wasp_virtine_set_mode(struct wasp_virtine *v, enum wasp_mode mode);
+int wasp_virtine_file_at(const struct wasp_virtine *v, unsigned idx, unsigned *guest_fd,
+			 const char **path, int *flags, int64_t *offset);
+int wasp_virtine_set_ret(struct wasp_virtine *v, const void *ret, size_t len);
+/* The MSRs KVM reports as saveable (KVM_GET_MSR_INDEX_LIST), read once. */
+int wasp_host_msr_list(const uint32_t **indices, uint32_t *count);
+
 /* ---- the KVM system fd, opened once per process ------------------------ */
 struct wasp_kvm {
 	int fd;

@@ -642,7 +642,7 @@ int wasp_virtine_set_hypercall_result(struct wasp_virtine *v, int64_t result)
 	return r;
 }
 
-/* ---- state access for ckpt/ ------------------------------------------ */
+/* ---- state access (vmm_state.c, tests) -------------------------------- */
 
 int wasp_virtine_vcpu_fd(const struct wasp_virtine *v)
 {
@@ -677,16 +677,6 @@ void wasp_virtine_set_mode(struct wasp_virtine *v, enum wasp_mode mode)
 	if (kvm_global.sync_regs)
 		v->run->kvm_valid_regs = KVM_SYNC_X86_REGS |
 					 (mode == WASP_MODE_REAL && kvm_global.sync_sregs ? KVM_SYNC_X86_SREGS : 0);
-}
-
-bool wasp_virtine_hypercall_pending(const struct wasp_virtine *v)
-{
-	return v->hc_pending;
-}
-
-void wasp_virtine_set_hypercall_pending(struct wasp_virtine *v, bool pending)
-{
-	v->hc_pending = pending;
 }
 
 int wasp_kvm_fd(void)

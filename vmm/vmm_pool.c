@@ -13,7 +13,9 @@
  * pages the guest wrote since the last reset, the vmm's own bitmap the
  * pages its handlers wrote, and only those are copied back; pages written
  * by every call stay writable ("hot", fetch_dirty) so calls do not fault on
- * them. The registers and special registers go back through
+ * them. The vCPU and host state go back through the vmm's one state
+ * object (vmm_state.c), loading only the parts a call can change
+ * (RESET_PARTS): the registers and special registers through
  * KVM_CAP_SYNC_REGS (kvm_run's shared area, applied by the next KVM_RUN),
  * so they cost no ioctl; the FPU/SSE/AVX state costs one KVM_SET_XSAVE.
  * Each vCPU ioctl costs about a guest exit on PVM (docs/design.md), hence
@@ -43,9 +45,9 @@
 #define CR0_PE 1ull
 #define EFER_SCE 1ull
 
-/* MSRs a guest at CPL 0 can write and a later call could read back: put
- * back on reset when the pristine state can reach ring 0. (FS/GS base and
- * EFER travel in the special registers.) */
+/* MSRs a guest at CPL 0 can write and a later call could read back: the
+ * only ones the pristine state keeps, put back on reset when it can reach
+ * ring 0. (FS/GS base and EFER travel in the special registers.) */
 static const uint32_t ring0_msrs[] = {
 	0x174, 0x175, 0x176,                 /* SYSENTER_CS/ESP/EIP */
 	0x277,                               /* PAT */
@@ -55,45 +57,34 @@ static const uint32_t ring0_msrs[] = {
 };
 #define N_RING0_MSRS (sizeof ring0_msrs / sizeof *ring0_msrs)
 
-struct pristine_file {
-	unsigned guest_fd;
-	char *path;
-	int flags;
-	int64_t offset;
-};
+/* What a call can change, put back by every reset: the registers, the
+ * FPU/SSE state (ordinary ring-3 state: C code leaves data in them), the
+ * open files, the argument and result, the snapshot marks. Not the
+ * console count (it adds up over the virtine's life) nor the sandbox's
+ * growth (the files the guest wrote stay written). */
+#define RESET_PARTS                                                                          \
+	(WASP_VSTATE_REGS | WASP_VSTATE_SREGS | WASP_VSTATE_FPU | WASP_VSTATE_LINUX |         \
+	 WASP_VSTATE_FILES | WASP_VSTATE_ARGS | WASP_VSTATE_MARKS)
+/* ... and what only code at CPL 0 can change. */
+#define RING0_PARTS (WASP_VSTATE_XCRS | WASP_VSTATE_DEBUGREGS | WASP_VSTATE_MSRS)
+/* A clone's fresh vCPU needs both; its events, mp_state and CPUID are a
+ * fresh vCPU's already. */
+#define CLONE_PARTS (RESET_PARTS | RING0_PARTS | WASP_VSTATE_MODE)
 
 /* The state every virtine handed out is in. */
 struct pristine {
-	enum wasp_mode mode;
-	struct kvm_regs regs;
-	struct kvm_sregs sregs;
-	struct kvm_xsave *xsave; /* xsave_size bytes; NULL: fpu instead */
-	size_t xsave_size;
-	struct kvm_fpu fpu;
-	struct kvm_xcrs xcrs;
-	bool have_xcrs;
-	struct kvm_debugregs dregs;
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[N_RING0_MSRS];
-	} msrs;
+	struct wasp_vstate vs;
 	/* The guest may reach ring 0 from here: MSRs, debug registers and
 	 * XCR0 are then put back on every reset, not only on a clone. */
 	bool ring0;
 	uint8_t *mem;       /* private anonymous copy; untouched pages read zero */
 	uint64_t *present;  /* pages that held data when captured */
 	size_t npresent;
-	struct pristine_file files[WASP_MAX_FILES];
-	unsigned nfiles;
-	uint64_t snapshot_marks;
 	/* The buffer the guest named in its snapshot hypercall (0: none): each
 	 * call's argument is copied there before it starts, and its length
 	 * becomes the hypercall's result (docs/pool.md). */
 	wasp_gpa_t arg_buf;
 	uint64_t arg_cap;
-	/* A Linux program's personality at the snapshot (maps copied). */
-	bool has_lx;
-	struct wasp_linux_state lx;
 };
 
 struct wasp_pool {
@@ -137,25 +128,12 @@ void wasp_pool_config_init(struct wasp_pool_config *cfg)
 
 /* ---- capture and apply ---------------------------------------------- */
 
-static size_t xsave_size(void)
-{
-	int kvm = wasp_kvm_fd();
-	int r = ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
-	if (r > (int)sizeof(struct kvm_xsave))
-		return (size_t)r;
-	r = ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE);
-	return r > 0 ? sizeof(struct kvm_xsave) : 0;
-}
-
 static void pristine_free(struct pristine *st, size_t mem_size)
 {
-	free(st->xsave);
+	wasp_vstate_free(&st->vs);
 	if (st->mem && st->mem != MAP_FAILED)
 		munmap(st->mem, mem_size);
 	free(st->present);
-	for (unsigned i = 0; i < st->nfiles; i++)
-		free(st->files[i].path);
-	free((void *)st->lx.maps);
 	memset(st, 0, sizeof *st);
 }
 
@@ -213,167 +191,44 @@ static int capture_memory(struct wasp_pool *p, struct wasp_virtine *v)
 static int capture(struct wasp_pool *p, struct wasp_virtine *v)
 {
 	struct pristine *st = &p->st;
+	struct wasp_vstate *vs = &st->vs;
 	int r;
 
-	st->mode = v->mode;
-	st->snapshot_marks = v->snapshot_marks;
-	if ((r = kvm_ioctl(v->vcpu_fd, KVM_GET_REGS, &st->regs)) < 0 ||
-	    (r = kvm_ioctl(v->vcpu_fd, KVM_GET_SREGS, &st->sregs)) < 0)
+	if ((r = wasp_vstate_save(v, CLONE_PARTS, vs)) < 0)
 		return r;
 	/* A pending interrupt in the bitmap would be injected on every reset. */
-	memset(st->sregs.interrupt_bitmap, 0, sizeof st->sregs.interrupt_bitmap);
-
-	st->xsave_size = xsave_size();
-	if (st->xsave_size) {
-		if (!(st->xsave = calloc(1, st->xsave_size)))
-			return wasp_fail(-ENOMEM, "pool: out of memory for XSAVE state");
-		r = st->xsave_size > sizeof(struct kvm_xsave)
-			    ? kvm_ioctl(v->vcpu_fd, KVM_GET_XSAVE2, st->xsave)
-			    : kvm_ioctl(v->vcpu_fd, KVM_GET_XSAVE, st->xsave);
-	} else {
-		r = kvm_ioctl(v->vcpu_fd, KVM_GET_FPU, &st->fpu);
-	}
-	if (r < 0)
-		return r;
-	st->have_xcrs = ioctl(wasp_kvm_fd(), KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0;
-	if (st->have_xcrs && (r = kvm_ioctl(v->vcpu_fd, KVM_GET_XCRS, &st->xcrs)) < 0)
-		return r;
-	if ((r = kvm_ioctl(v->vcpu_fd, KVM_GET_DEBUGREGS, &st->dregs)) < 0)
-		return r;
-	/* One MSR at a time: KVM_GET_MSRS stops at the first it refuses, and
-	 * only those this host both reads and writes back are kept. */
-	st->msrs.hdr.nmsrs = 0;
-	for (size_t i = 0; i < N_RING0_MSRS; i++) {
-		struct {
-			struct kvm_msrs hdr;
-			struct kvm_msr_entry e;
-		} one = {.hdr.nmsrs = 1, .e.index = ring0_msrs[i]};
-		if (ioctl(v->vcpu_fd, KVM_GET_MSRS, &one) != 1 ||
-		    ioctl(v->vcpu_fd, KVM_SET_MSRS, &one) != 1)
-			continue;
-		st->msrs.e[st->msrs.hdr.nmsrs++] = one.e;
-	}
+	memset(vs->sregs.interrupt_bitmap, 0, sizeof vs->sregs.interrupt_bitmap);
+	wasp_vstate_keep_msrs(vs, ring0_msrs, N_RING0_MSRS);
+	/* Every call starts with its snapshot hypercall answered (the pool
+	 * completed its `out`), and with no argument or result of its own. */
+	vs->hypercall_pending = false;
+	free(vs->arg);
+	free(vs->ret);
+	vs->arg = vs->ret = NULL;
+	vs->arg_len = vs->ret_len = 0;
 	/* Ring 3 without an IDT or SYSCALL has no way into ring 0 (any
 	 * exception triple-faults), so its MSRs cannot change. */
-	st->ring0 = !(st->sregs.cr0 & CR0_PE) || st->sregs.cs.dpl == 0 || st->sregs.ss.dpl == 0 ||
-		    st->sregs.idt.limit != 0 || (st->sregs.efer & EFER_SCE);
-
-	/* Files the guest holds open at this point are reopened, at these
-	 * offsets, by every reset; all others are closed. */
-	for (unsigned i = 0; i < WASP_MAX_FILES; i++) {
-		unsigned fd;
-		const char *path;
-		int flags;
-		int64_t off;
-		if (wasp_virtine_file_at(v, i, &fd, &path, &flags, &off) != 1)
-			continue;
-		struct pristine_file *f = &st->files[st->nfiles];
-		if (!(f->path = strdup(path)))
-			return wasp_fail(-ENOMEM, "pool: out of memory");
-		f->guest_fd = fd;
-		f->flags = flags;
-		f->offset = off;
-		st->nfiles++;
-	}
-	if (wasp_virtine_linux_get(v, &st->lx) == 0) {
-		struct wasp_linux_map *maps = NULL;
-		size_t n = st->lx.nmaps * sizeof *maps;
-		if (n && !(maps = malloc(n)))
-			return wasp_fail(-ENOMEM, "pool: out of memory");
-		if (n)
-			memcpy(maps, st->lx.maps, n);
-		st->lx.maps = maps;
-		st->has_lx = true;
-	}
+	st->ring0 = !(vs->sregs.cr0 & CR0_PE) || vs->sregs.cs.dpl == 0 || vs->sregs.ss.dpl == 0 ||
+		    vs->sregs.idt.limit != 0 || (vs->sregs.efer & EFER_SCE);
 	return capture_memory(p, v);
 }
 
-/* Sets the pristine vCPU state. `full`: a fresh vCPU (a clone), which
- * needs everything; otherwise only what a run from the pristine state can
- * have changed. Registers and special registers go through the sync-regs
- * area when KVM offers it: no ioctl, applied by the next KVM_RUN. */
-static int apply_vcpu(struct wasp_pool *p, struct wasp_virtine *v, bool full)
+/* Puts v in the pristine state: `parts` of it through the vmm's state
+ * object, then the run loop's own bookkeeping. Registers go through the
+ * sync area, and wait there after an ioctl too, so a call can hand over
+ * its argument's length in rax for free. */
+static int apply(struct wasp_pool *p, struct wasp_virtine *v, unsigned parts)
 {
-	const struct wasp_kvm *k;
-	const struct pristine *st = &p->st;
-	int r = wasp_kvm_get(&k);
+	/* What the last call wrote is not this one's. */
+	wasp_hc_files_forget(v);
+	/* An MSR this host refuses to set stays as the vCPU has it, as a
+	 * checkpoint's would: nothing to report to a caller. */
+	int r = wasp_vstate_load(v, &p->st.vs, parts | WASP_VSTATE_SYNCED, NULL, 0);
 	if (r < 0)
 		return r;
-
-	v->run->kvm_dirty_regs = 0;
-	if (!full && k->sync_sregs) {
-		v->run->s.regs.regs = st->regs;
-		v->run->s.regs.sregs = st->sregs;
-		v->run->kvm_dirty_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
-	} else if ((r = kvm_ioctl(v->vcpu_fd, KVM_SET_SREGS, (struct kvm_sregs *)&st->sregs)) < 0 ||
-		   (r = kvm_ioctl(v->vcpu_fd, KVM_SET_REGS, (struct kvm_regs *)&st->regs)) < 0) {
-		return r;
-	}
-	if (full || st->ring0) {
-		if (st->have_xcrs &&
-		    (r = kvm_ioctl(v->vcpu_fd, KVM_SET_XCRS, (struct kvm_xcrs *)&st->xcrs)) < 0)
-			return r;
-		if ((r = kvm_ioctl(v->vcpu_fd, KVM_SET_DEBUGREGS,
-				   (struct kvm_debugregs *)&st->dregs)) < 0)
-			return r;
-		if (st->msrs.hdr.nmsrs) {
-			r = ioctl(v->vcpu_fd, KVM_SET_MSRS, &st->msrs);
-			if (r != (int)st->msrs.hdr.nmsrs)
-				return wasp_fail(r < 0 ? -errno : -EIO,
-						 "pool: KVM_SET_MSRS set %d of %u MSRs", r,
-						 st->msrs.hdr.nmsrs);
-		}
-	}
-	/* Always: SSE registers are ordinary ring-3 state, and C code leaves
-	 * data in them (memcpy, string functions). */
-	if (st->xsave)
-		r = kvm_ioctl(v->vcpu_fd, KVM_SET_XSAVE, st->xsave);
-	else
-		r = kvm_ioctl(v->vcpu_fd, KVM_SET_FPU, (struct kvm_fpu *)&st->fpu);
-	/* The registers also wait in the sync area (harmless after the ioctl),
-	 * so a call can hand over its argument's length in rax for free. */
-	if (r == 0 && k->sync_regs) {
-		v->run->s.regs.regs = st->regs;
-		v->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
-	}
-	return r;
-}
-
-/* Host-side state behind hypercalls, as it was at the pristine point. */
-static int apply_host(struct wasp_pool *p, struct wasp_virtine *v)
-{
-	const struct pristine *st = &p->st;
-	int r;
-
-	v->hc_pending = false;
 	v->last_exit = -2; /* pristine: wasp_pool_put() may take it back unrun */
-	free(v->ret);
-	v->ret = NULL;
-	v->ret_len = 0;
-	free(v->arg);
-	v->arg = NULL;
-	v->arg_len = 0;
-	v->snapshot_marks = st->snapshot_marks;
 	atomic_store(&v->pause_req, false);
 	v->run->immediate_exit = 0;
-	/* Files: close what is open, reopen what was (offsets included). */
-	for (unsigned i = 0; i < WASP_MAX_FILES; i++) {
-		struct wasp_file *f = &v->files[i];
-		if (f->host_fd < 0)
-			continue;
-		close(f->host_fd);
-		free(f->path);
-		*f = (struct wasp_file){.host_fd = -1, .written = -1};
-	}
-	wasp_hc_files_forget(v); /* what the last call wrote is not this one's */
-	/* The Linux personality first: files reopen in the program's root. */
-	if (st->has_lx && (r = wasp_virtine_linux_set(v, &st->lx)) < 0)
-		return r;
-	for (unsigned i = 0; i < st->nfiles; i++) {
-		const struct pristine_file *f = &st->files[i];
-		if ((r = wasp_virtine_file_restore(v, f->guest_fd, f->path, f->flags, f->offset)) < 0)
-			return r;
-	}
 	return 0;
 }
 
@@ -390,7 +245,7 @@ static bool pending_io_at_start(struct wasp_pool *p, struct wasp_virtine *v)
 	if (run->exit_reason != KVM_EXIT_IO)
 		return false;
 	uint64_t base = run->kvm_valid_regs & KVM_SYNC_X86_SREGS ? run->s.regs.sregs.cs.base : 0;
-	return run->s.regs.regs.rip + base == p->st.regs.rip + p->st.sregs.cs.base;
+	return run->s.regs.regs.rip + base == p->st.vs.regs.rip + p->st.vs.sregs.cs.base;
 }
 
 /* Most pages a virtine keeps writable: a reset copies each of them every
@@ -470,9 +325,7 @@ static int reset(struct wasp_pool *p, struct wasp_virtine *v, uint64_t *pages)
 			(*pages)++;
 		}
 	}
-	if ((r = apply_vcpu(p, v, false)) < 0)
-		return r;
-	return apply_host(p, v);
+	return apply(p, v, RESET_PARTS | WASP_VSTATE_LAZY | (p->st.ring0 ? RING0_PARTS : 0));
 }
 
 /* ---- making virtines -------------------------------------------------- */
@@ -503,7 +356,6 @@ static int clone_virtine(struct wasp_pool *p, struct wasp_virtine **out)
 	int r = new_virtine(p, &v);
 	if (r < 0)
 		return r;
-	wasp_virtine_set_mode(v, p->st.mode);
 	for (size_t w = 0; w < p->words; w++) {
 		uint64_t bits = p->st.present[w];
 		while (bits) {
@@ -519,8 +371,7 @@ static int clone_virtine(struct wasp_pool *p, struct wasp_virtine **out)
 		}
 	}
 	v->used = true;
-	if ((r = apply_vcpu(p, v, true)) < 0 || (r = apply_host(p, v)) < 0 ||
-	    (r = wasp_virtine_dirty_start(v)) < 0)
+	if ((r = apply(p, v, CLONE_PARTS)) < 0 || (r = wasp_virtine_dirty_start(v)) < 0)
 		goto fail;
 	v->hc_stop = 1ull << WASP_HC_SET_RET;
 	*out = v;
@@ -645,7 +496,7 @@ static int build_pristine(struct wasp_pool *p, struct wasp_virtine **out)
 	v->run->kvm_dirty_regs = 0;
 	const struct wasp_kvm *k;
 	if (wasp_kvm_get(&k) == 0 && k->sync_regs) {
-		v->run->s.regs.regs = p->st.regs;
+		v->run->s.regs.regs = p->st.vs.regs;
 		v->run->kvm_dirty_regs = KVM_SYNC_X86_REGS;
 	}
 	*out = v;

@@ -176,10 +176,10 @@ void fuzz_decode(const struct wasp_source *src, struct fuzz_decoded *out, bool m
 			if (r < 0)
 				break;
 		} else if (rec->body_case == WASP__RECORD__BODY_VCPU) {
-			struct wasp_vcpu_state vs;
+			struct wasp_vstate vs;
 			memset(&vs, 0, sizeof vs);
 			r = wasp_vcpu_from_proto(rec->vcpu, &vs);
-			wasp_vcpu_state_free(&vs);
+			wasp_vstate_free(&vs);
 			if (r < 0)
 				break;
 		}
