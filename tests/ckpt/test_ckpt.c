@@ -22,6 +22,7 @@
 #include "ckpt_stream.h"
 #include "harness.h"
 #include "vmm.h"
+#include "vstate_check.h"
 
 static const char *asm_dir, *guest_dir;
 
@@ -974,7 +975,68 @@ static void t_paused_while_stepping(void)
 	wasp_virtine_destroy(v);
 }
 
+/* The virtine's state is one object the vmm saves and loads: saved mid-run
+ * (SSE registers in use, an argument held), loaded into a fresh virtine
+ * and saved again, every field comes back the same, and the copy (given
+ * the memory) runs on to simd's own check of its registers. The same
+ * state through a checkpoint (encoded, decoded, loaded by a restore)
+ * comes back the same too: ckpt/ loses nothing on the way. */
+static void t_vstate(void)
+{
+	struct wasp_virtine *v = make(asm_dir, "simd.bin", 0, -1);
+	uint64_t cfg[2] = {300000000, 0};
+	memcpy(wasp_virtine_gpa(v, 0x9000, 16), cfg, 16);
+	MUST(wasp_virtine_allow(v, "get_arg"));
+	MUST(wasp_virtine_set_arg(v, "an argument the guest never read", 33));
+	struct wasp_exit e = run_for(v, 30000);
+	CHECK(e.reason == WASP_EXIT_PAUSED, "simd finished before the save");
+
+	struct wasp_vstate a, b, c;
+	MUST(wasp_vstate_save(v, WASP_VSTATE_ALL, &a));
+	CHECK(a.arg && a.arg_len == 33 && a.msrs && a.msrs->nmsrs && a.cpuid &&
+		      (a.xsave || a.have_fpu),
+	      "the state holds the argument, MSRs, CPUID and the FPU");
+
+	struct wasp_config wc;
+	wasp_config_init(&wc);
+	struct wasp_virtine *w;
+	MUST(wasp_virtine_create(&wc, &w));
+	size_t m = wasp_virtine_mem_size(v);
+	CHECK(wasp_virtine_mem_size(w) == m, "memory size");
+	memcpy(wasp_virtine_gpa(w, 0, m), wasp_virtine_gpa(v, 0, m), m);
+	char unrestored[256];
+	MUST(wasp_vstate_load(w, &a, WASP_VSTATE_ALL | WASP_VSTATE_VERIFY, unrestored,
+			      sizeof unrestored));
+	if (unrestored[0])
+		printf("note: this host did not restore: %s\n", unrestored);
+	MUST(wasp_vstate_save(w, WASP_VSTATE_ALL, &b));
+	vstate_same(&a, &b, WASP_VSTATE_ALL, unrestored, "saved, loaded, saved");
+	e = run_to_end(w);
+	CHECK(e.reason == WASP_EXIT_EXITED && e.code == 0,
+	      "the loaded copy ran to %s code %lld (1+first bad register)",
+	      wasp_exit_reason_name(e.reason), (long long)e.code);
+	wasp_virtine_destroy(w);
+
+	/* Through a checkpoint. */
+	void *buf;
+	size_t len;
+	struct wasp_ckpt_stats st;
+	MUST(wasp_ckpt_save_buffer(v, NULL, &buf, &len, &st));
+	struct wasp_restore_opts ro = {.config = &wc};
+	MUST(wasp_ckpt_restore_buffer(&ro, buf, len, &w, &st));
+	free(buf);
+	MUST(wasp_vstate_save(w, WASP_VSTATE_ALL, &c));
+	vstate_same(&a, &c, WASP_VSTATE_ALL, st.unrestored, "saved, checkpointed, restored, saved");
+	wasp_virtine_destroy(w);
+
+	wasp_vstate_free(&a);
+	wasp_vstate_free(&b);
+	wasp_vstate_free(&c);
+	wasp_virtine_destroy(v);
+}
+
 static const struct test_case cases[] = {
+	{"vstate", t_vstate},
 	{"paused_while_stepping", t_paused_while_stepping},
 	{"pending_triple_fault", t_pending_triple_fault},
 	{"paused_on_breakpoint", t_paused_on_breakpoint},

@@ -17,7 +17,7 @@ target_link_libraries(test_pool PRIVATE wasp_static Threads::Threads)
 add_dependencies(test_pool test_asm_images virtine_pool_guest virtine_argret virtine_pool_fib)
 
 set(POOL_CASES calls secret fast_arg no_snapshot threads faults real_mode no_snapshot_point
-  destroy_outstanding host_state bad_config)
+  destroy_outstanding host_state reset_state bad_config)
 foreach(c ${POOL_CASES})
   add_test(NAME pool.${c} COMMAND test_pool ${c})
   set_tests_properties(pool.${c} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)

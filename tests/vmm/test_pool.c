@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "vstate_check.h"
 
 static atomic_uint init_runs;
 
@@ -488,6 +489,102 @@ static void t_host_state(void)
 	wasp_pool_destroy(p);
 }
 
+/* The pool's reset loads the parts of the vmm's state object a call can
+ * change: after a call that wrote every register it could, xmm0-15 and
+ * left a file open, the virtine handed out next is in the state it was
+ * handed out in before, field by field; and a clone (a fresh vCPU given
+ * the pristine state) is in that state too. */
+static void t_reset_state(void)
+{
+	char dir[] = "/tmp/wasp-pool-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	char path[sizeof dir + 8];
+	snprintf(path, sizeof path, "%s/f", dir);
+	FILE *f = fopen(path, "w");
+	CHECK(f && fputs("x", f) >= 0 && fclose(f) == 0, "make %s", path);
+
+	struct wasp_pool_config c;
+	struct wasp_pool *p = NULL;
+	guest_config(&c, 2);
+	c.vm.sandbox_dir = dir;
+	c.allow = "get_arg,set_ret,snapshot,init_count,open";
+	CHECK(wasp_pool_create(&c, &p) == 0, "create");
+	if (!p)
+		return;
+	CHECK(wasp_pool_fill(p) == 0, "fill");
+	/* What the pool puts back (its MSRs are only those a guest at CPL 0
+	 * can write; events, mp_state and CPUID are a fresh vCPU's). */
+	const unsigned parts = WASP_VSTATE_REGS | WASP_VSTATE_SREGS | WASP_VSTATE_FPU |
+			       WASP_VSTATE_XCRS | WASP_VSTATE_DEBUGREGS | WASP_VSTATE_MODE |
+			       WASP_VSTATE_FILES | WASP_VSTATE_ARGS | WASP_VSTATE_MARKS;
+	struct wasp_virtine *v[2];
+	struct wasp_vstate before[2], after;
+	for (int i = 0; i < 2; i++) {
+		MUST(wasp_pool_get(p, &v[i]));
+		MUST(wasp_vstate_save(v[i], WASP_VSTATE_ALL, &before[i]));
+		CHECK(before[i].nfiles == 0 && !before[i].arg && !before[i].ret,
+		      "virtine %d is handed out with no file, argument or result", i);
+	}
+	vstate_same(&before[0], &before[1], parts | WASP_VSTATE_EVENTS | WASP_VSTATE_MP_STATE, "",
+		    "the pool's two virtines (the first made, a clone)");
+
+	/* Two calls on each: one leaves the secret in every register it can
+	 * (the control checks it is there), one leaves a file open. */
+	const uint64_t secret = 0x5ec12e7c0ffee123ull;
+	for (int i = 0; i < 2; i++) {
+		struct wasp_exit e;
+		uint8_t in[9] = {'s'};
+		memcpy(in + 1, &secret, 8);
+		MUST(wasp_pool_set_arg(p, v[i], in, sizeof in));
+		CHECK(wasp_virtine_run(v[i], 0, &e) == 0 && e.reason == WASP_EXIT_HYPERCALL &&
+			      e.hypercall.nr == WASP_HC_SET_RET,
+		      "the secret call on virtine %d", i);
+		MUST(wasp_vstate_save(v[i], WASP_VSTATE_ALL, &after));
+		CHECK(after.regs.r12 == secret, "the secret is in r12 after the call (the control)");
+		wasp_vstate_free(&after);
+	}
+	struct wasp_virtine *got[2];
+	for (int i = 0; i < 2; i++)
+		wasp_pool_put(p, v[i]);
+	for (int i = 0; i < 2; i++) {
+		struct wasp_exit e;
+		int32_t fd = -1;
+		MUST(wasp_pool_get(p, &got[i]));
+		MUST(wasp_pool_set_arg(p, got[i], "o", 1));
+		CHECK(wasp_virtine_run(got[i], 0, &e) == 0 && e.reason == WASP_EXIT_HYPERCALL,
+		      "the open call");
+		size_t len;
+		const void *r = wasp_virtine_ret(got[i], &len);
+		if (r && len == 4)
+			memcpy(&fd, r, 4);
+		CHECK(fd == 3, "the open call opened guest fd %d", fd);
+		MUST(wasp_vstate_save(got[i], WASP_VSTATE_ALL, &after));
+		CHECK(after.nfiles == 1, "a file is open after the open call (the control)");
+		wasp_vstate_free(&after);
+	}
+	for (int i = 0; i < 2; i++)
+		wasp_pool_put(p, got[i]);
+	CHECK(wasp_pool_fill(p) == 0, "fill");
+	for (int i = 0; i < 2; i++) {
+		MUST(wasp_pool_get(p, &got[i]));
+		MUST(wasp_vstate_save(got[i], WASP_VSTATE_ALL, &after));
+		/* Either may come first: each is compared with itself. */
+		int k = got[i] == v[0] ? 0 : 1;
+		CHECK(got[i] == v[k], "the pool hands out its own two virtines");
+		vstate_same(&before[k], &after, parts | WASP_VSTATE_MSRS | WASP_VSTATE_EVENTS |
+				WASP_VSTATE_MP_STATE | WASP_VSTATE_CPUID, "",
+			    "a reset virtine and itself when first handed out");
+		wasp_vstate_free(&after);
+	}
+	for (int i = 0; i < 2; i++) {
+		wasp_pool_put(p, got[i]);
+		wasp_vstate_free(&before[i]);
+	}
+	wasp_pool_destroy(p);
+	unlink(path);
+	rmdir(dir);
+}
+
 static void *blocked_get(void *arg)
 {
 	struct wasp_virtine *v = NULL;
@@ -559,6 +656,7 @@ int main(int argc, char **argv)
 		{"no_snapshot_point", t_no_snapshot_point},
 		{"destroy_outstanding", t_destroy_outstanding},
 		{"host_state", t_host_state},
+		{"reset_state", t_reset_state},
 		{"bad_config", t_get_after_destroy_started},
 	};
 	return test_main(argc, argv, cases, sizeof cases / sizeof *cases, NULL, 0, "", true);
