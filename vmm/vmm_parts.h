@@ -1,10 +1,10 @@
 /*
  * vmm_parts.h: what libwasp's own parts (ckpt/, migrate/, the tools and
  * tests built with the library) reach inside a virtine for, and embedders
- * never need: the state a checkpoint reads and puts back, the guest's
- * written files, the host's MSR and CPUID lists, and wasp_fail(). Not
- * installed, and nothing here is exported from libwasp.so (the build
- * checks: tests/tools/exports_test.sh).
+ * never need: the virtine's state object (saved and loaded by
+ * vmm_state.c), the guest's written files, the host's CPUID, and
+ * wasp_fail(). Not installed, and nothing here is exported from
+ * libwasp.so (the build checks: tests/tools/exports_test.sh).
  */
 #ifndef WASP_VMM_PARTS_H
 #define WASP_VMM_PARTS_H
