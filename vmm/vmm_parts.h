@@ -131,8 +131,8 @@ size_t wasp_vstate_xsave_size(void);
  * at an instruction boundary. Harmless when nothing is pending. */
 int wasp_virtine_complete_io(struct wasp_virtine *v);
 
-/* ---- Raw vCPU access (tests only: everything else goes through a
- * wasp_vstate) ------------------------------------------------------------ */
+/* ---- Raw access (the tests, and vmm/ itself; ckpt/ and the pool go
+ * through a wasp_vstate) ---------------------------------------------------- */
 
 /* The KVM vCPU fd. Never KVM_RUN it: wasp_virtine_run() owns that. */
 int wasp_virtine_vcpu_fd(const struct wasp_virtine *v);
