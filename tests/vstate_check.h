@@ -10,7 +10,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#define VSTATE_MSR_TSC 0x10
+/* MSRs that count time by themselves: the TSC, and KVM's Hyper-V clocks
+ * (HV_X64_MSR_VP_RUNTIME, HV_X64_MSR_TIME_REF_COUNT). */
+static inline bool vstate_clock_msr(uint32_t index)
+{
+	return index == 0x10 || index == 0x40000010 || index == 0x40000020;
+}
 
 /* Whether `unrestored` (a load's list) names MSR `index`. */
 static inline bool vstate_named(const char *unrestored, uint32_t index)
@@ -27,9 +32,9 @@ static inline bool vstate_named(const char *unrestored, uint32_t index)
 	return false;
 }
 
-/* CHECKs every field of the `parts` of a and b. The TSC moves on by itself
- * and MSRs named in `unrestored` (what this host did not keep) are left
- * out; `what` names the comparison in failures. */
+/* CHECKs every field of the `parts` of a and b. MSRs that move on by
+ * themselves and those named in `unrestored` (what this host did not
+ * keep) are left out; `what` names the comparison in failures. */
 static inline void vstate_same(const struct wasp_vstate *a, const struct wasp_vstate *b,
 			       unsigned parts, const char *unrestored, const char *what)
 {
@@ -77,7 +82,7 @@ static inline void vstate_same(const struct wasp_vstate *a, const struct wasp_vs
 			const struct kvm_msr_entry *x = &a->msrs->entries[i], *y = &b->msrs->entries[i];
 			CHECK(x->index == y->index, "%s: MSR %u is 0x%x vs 0x%x", what, i, x->index,
 			      y->index);
-			if (x->index == VSTATE_MSR_TSC || vstate_named(unrestored, x->index))
+			if (vstate_clock_msr(x->index) || vstate_named(unrestored, x->index))
 				continue;
 			CHECK(x->data == y->data, "%s: MSR 0x%x is %llx vs %llx", what, x->index,
 			      (unsigned long long)x->data, (unsigned long long)y->data);
