@@ -40,16 +40,26 @@
 
 /* ---- what this host's KVM offers, probed once per process ------------- */
 
+/* Asked of KVM once: every load of the FPU part checks the size against
+ * it, and a pool's reset should not pay an ioctl for that. */
 size_t wasp_vstate_xsave_size(void)
 {
+	static _Atomic long known = -1;
+	long size = known;
+	if (size >= 0)
+		return (size_t)size;
 	const struct wasp_kvm *k;
 	if (wasp_kvm_get(&k) < 0)
 		return 0;
 	int r = ioctl(k->fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
-	if (r > (int)sizeof(struct kvm_xsave))
-		return (size_t)r;
-	r = ioctl(k->fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE);
-	return r > 0 ? sizeof(struct kvm_xsave) : 0;
+	if (r > (int)sizeof(struct kvm_xsave)) {
+		size = r;
+	} else {
+		r = ioctl(k->fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE);
+		size = r > 0 ? (long)sizeof(struct kvm_xsave) : 0;
+	}
+	known = size;
+	return (size_t)size;
 }
 
 /* MSRs this host lets us read: KVM_GET_MSRS stops at the first index it
