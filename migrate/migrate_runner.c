@@ -54,11 +54,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control_proto.h"
 #include "migrate_internal.h"
 
 #define MAX_CLIENTS 64     /* connections at once */
 #define MAX_QUEUED 64      /* requests waiting for their checkpoint */
-#define MSG_MAX 4096       /* one request or reply */
+#define MSG_MAX WASP_CTL_MSG_MAX /* one request or reply */
 #define PROBE_TIMEOUT_NS 2000000000ull /* answering a ping at start-up */
 /* How long a paused guest waits for a client to commit the file a
  * stop=1 checkpoint went into: the runner has synced the data already, so
@@ -76,14 +77,6 @@ static int copy_str(char **dst, const char *src)
 	if (!(*dst = strdup(src)))
 		return wasp_fail(-ENOMEM, "out of memory");
 	return 0;
-}
-
-/* One line of text safe to send: no newline inside. */
-static void one_line(char *s)
-{
-	for (; *s; s++)
-		if (*s == '\n' || *s == '\r')
-			*s = ' ';
 }
 
 static uint64_t remaining_ms(uint64_t deadline)
@@ -316,38 +309,26 @@ static int recv_line(int s, char *buf, size_t cap, uint64_t deadline)
 		if (n == 0)
 			return -ECONNRESET;
 		buf[n] = '\0';
-		char *nl = strchr(buf, '\n');
-		if (nl)
-			*nl = '\0';
+		wasp_ctl_unframe(buf);
 		return 0;
 	}
-}
-
-/* Parses "ok wasp-run pid=P name=N proto=V". 0 or -EPROTO. */
-static int parse_ping(const char *line, struct wasp_runner_peer *peer)
-{
-	char name[WASP_RUNNER_NAME_MAX + 2];
-	int pid, proto, n = 0;
-	if (sscanf(line, "ok wasp-run pid=%d name=%65s proto=%d%n", &pid, name, &proto, &n) != 3 ||
-	    line[n] != '\0' || pid <= 0 || strlen(name) > WASP_RUNNER_NAME_MAX)
-		return -EPROTO;
-	peer->pid = pid;
-	snprintf(peer->name, sizeof peer->name, "%s", strcmp(name, "-") ? name : "");
-	return 0;
 }
 
 /* Pings a connected socket. 0 with *peer, -EACCES when refused, -EPROTO
  * when the answer is not a runner's, -ECONNRESET, -ETIMEDOUT. */
 static int ping(int s, uint64_t deadline, struct wasp_runner_peer *peer, char *line, size_t cap)
 {
-	int r = send_msg(s, "ping\n", -1);
+	char req[8] = WASP_CTL_PING;
+	wasp_ctl_frame(req, sizeof req);
+	int r = send_msg(s, req, -1);
 	if (r < 0)
 		return r == -EPIPE ? -ECONNRESET : r;
 	if ((r = recv_line(s, line, cap, deadline)) < 0)
 		return r;
-	if (!strncmp(line, "error ", 6))
-		return strstr(line, "permission denied") ? -EACCES : -EPROTO;
-	return parse_ping(line, peer);
+	const char *err = wasp_ctl_parse_error(line);
+	if (err)
+		return strstr(err, WASP_CTL_DENIED) ? -EACCES : -EPROTO;
+	return wasp_ctl_parse_pong(line, peer);
 }
 
 /* ---- the runner --------------------------------------------------------- */
@@ -555,8 +536,7 @@ static void fail_request(struct request *q, int err, const char *msg)
 /* ---- migrations ------------------------------------------------------------ */
 
 static void post_done(struct wasp_runner *r, struct request *q);
-static void client_reply(struct wasp_runner *r, int slot, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static void client_send(struct wasp_runner *r, int slot, char *line);
 static void finish_request(struct wasp_runner *r, struct request *q);
 
 static void migration_free(struct migration *m)
@@ -571,35 +551,37 @@ static void migration_free(struct migration *m)
 	free(m);
 }
 
-/* Sends one line to the client that asked for the migration (its own dup
- * of the socket, so any thread may); a client that is gone or slow loses
- * the line, the migration never waits for it. */
-static void progress_line(struct migration *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void progress_line(struct migration *m, const char *fmt, ...)
+/* Sends one progress line to the client that asked for the migration
+ * (its own dup of the socket, so any thread may); a client that is gone or
+ * slow loses the line, the migration never waits for it. id: for the
+ * "connected" phase. */
+static void progress_line(struct migration *m, const struct wasp_migrate_progress *p,
+			  const char *id)
 {
 	if (m->progress_fd < 0)
 		return;
 	char line[MSG_MAX];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof line - 1, fmt, ap);
-	va_end(ap);
-	one_line(line);
-	strcat(line, "\n");
-	ssize_t n = send(m->progress_fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT);
+	wasp_ctl_format_progress(line, sizeof line, p, id);
+	size_t len = wasp_ctl_frame(line, sizeof line);
+	ssize_t n = send(m->progress_fd, line, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	(void)n;
 }
 
 static void on_progress(void *opaque, const struct wasp_migrate_stats *s)
 {
 	struct migration *m = opaque;
-	uint64_t last = s->rounds ? s->round_pages[s->rounds - 1] : 0;
-	progress_line(m,
-		      "progress phase=precopy round=%u pages=%llu bytes=%llu dirty=%llu dirty_rate=%.0f "
-		      "bw=%.0f expected_ms=%.3f elapsed_ms=%.1f",
-		      s->rounds, (unsigned long long)last, (unsigned long long)s->bytes,
-		      (unsigned long long)s->dirty_pages, s->dirty_rate, s->bandwidth,
-		      s->expected_downtime_ms, s->precopy_ns / 1e6);
+	struct wasp_migrate_progress p = {
+		.phase = "precopy",
+		.round = s->rounds,
+		.pages = s->rounds ? s->round_pages[s->rounds - 1] : 0,
+		.bytes = s->bytes,
+		.dirty_pages = s->dirty_pages,
+		.dirty_rate = s->dirty_rate,
+		.bandwidth = s->bandwidth,
+		.expected_downtime_ms = s->expected_downtime_ms,
+		.elapsed_ms = s->precopy_ns / 1e6,
+	};
+	progress_line(m, &p, NULL);
 }
 
 /* Gives up a migration in pre-copy (runner lock held): the flag stops the
@@ -616,34 +598,40 @@ static void migration_reply(struct wasp_runner *r, int slot, struct request *q)
 {
 	struct migration *m = q->mig;
 	const struct wasp_migrate_stats *s = &m->st;
-	char pages[1024] = "", stop[64], msg[1200], hold[800], where[3 * WASP_TARGET_MAX];
+	struct wasp_migrate_reply rep = {
+		.outcome = !q->err && m->outcome == WASP_MIGRATED ? WASP_MIGRATED
+			   : m->outcome == WASP_MIGRATE_HELD	  ? WASP_MIGRATE_HELD
+								  : WASP_MIGRATE_RESUMED,
+		.hold_saved = m->hold_saved,
+		.rounds = s->rounds,
+		.bytes = s->bytes,
+		.raw_bytes = s->raw_bytes,
+		.file_bytes = s->file_bytes,
+		.final_pages = s->final_pages,
+		.total_ms = s->total_ns / 1e6,
+		.downtime_ms = s->downtime_ns / 1e6,
+		.precopy_ms = s->precopy_ns / 1e6,
+		.dirty_rate = s->dirty_rate,
+		.bandwidth = s->bandwidth,
+		.expected_downtime_ms = s->expected_downtime_ms,
+		.files_ms = s->files_ns / 1e6,
+		.finish_ms = s->finish_ns / 1e6,
+		.commit_ms = s->commit_ns / 1e6,
+		.settle_ms = s->settle_ns / 1e6,
+		.stopped_ns = s->stopped_ns,
+	};
 	size_t o = 0;
-	for (unsigned i = 0; i < s->rounds && o + 24 < sizeof pages; i++)
-		o += (size_t)snprintf(pages + o, sizeof pages - o, "%s%llu", i ? "," : "",
-				      (unsigned long long)s->round_pages[i]);
-	wasp_pct_encode(s->stop_reason && *s->stop_reason ? s->stop_reason : "-", stop, sizeof stop);
-	wasp_pct_encode(q->msg, msg, sizeof msg);
-	wasp_pct_encode(m->hold, hold, sizeof hold);
-	wasp_pct_encode(s->target[0] ? s->target : "-", where, sizeof where);
-	const char *id = m->x ? wasp_xfer_id(m->x) : "";
-	char kv[MSG_MAX];
-	snprintf(kv, sizeof kv,
-		 "id=%s total_ms=%.3f downtime_ms=%.3f precopy_ms=%.3f settle_ms=%.3f rounds=%u bytes=%llu raw=%llu "
-		 "files=%llu final_pages=%llu dirty_rate=%.0f bw=%.0f expected_ms=%.3f files_ms=%.3f "
-		 "finish_ms=%.3f commit_ms=%.3f stop=%s pages=%s where=%s stopped_ns=%llu",
-		 id[0] ? id : "-", s->total_ns / 1e6, s->downtime_ns / 1e6, s->precopy_ns / 1e6,
-		 s->settle_ns / 1e6, s->rounds, (unsigned long long)s->bytes, (unsigned long long)s->raw_bytes,
-		 (unsigned long long)s->file_bytes, (unsigned long long)s->final_pages, s->dirty_rate,
-		 s->bandwidth, s->expected_downtime_ms, s->files_ns / 1e6, s->finish_ns / 1e6,
-		 s->commit_ns / 1e6, stop, pages[0] ? pages : "-", where,
-		 (unsigned long long)s->stopped_ns);
-	if (!q->err && m->outcome == WASP_MIGRATED)
-		client_reply(r, slot, "ok migrated %s", kv);
-	else if (m->outcome == WASP_MIGRATE_HELD)
-		client_reply(r, slot, "fail held %s hold=%s saved=%d msg=%s", kv, hold,
-			     m->hold_saved ? 1 : 0, msg);
-	else
-		client_reply(r, slot, "fail resumed %s msg=%s", kv, msg);
+	for (unsigned i = 0; i < s->rounds && o + 24 < sizeof rep.round_pages; i++)
+		o += (size_t)snprintf(rep.round_pages + o, sizeof rep.round_pages - o, "%s%llu",
+				      i ? "," : "", (unsigned long long)s->round_pages[i]);
+	snprintf(rep.id, sizeof rep.id, "%s", m->x ? wasp_xfer_id(m->x) : "");
+	snprintf(rep.message, sizeof rep.message, "%s", q->msg);
+	snprintf(rep.hold_path, sizeof rep.hold_path, "%s", m->hold);
+	snprintf(rep.stop_reason, sizeof rep.stop_reason, "%s", s->stop_reason ? s->stop_reason : "");
+	snprintf(rep.remote_target, sizeof rep.remote_target, "%s", s->target);
+	char line[MSG_MAX];
+	wasp_ctl_format_migrate_reply(line, sizeof line, &rep);
+	client_send(r, slot, line);
 }
 
 /* Control thread: the migration's request is done; join its thread. */
@@ -683,7 +671,8 @@ static void *migration_main(void *arg)
 		wasp_xfer_cancel(x);
 	pthread_mutex_unlock(&r->lock);
 	if (err == 0) {
-		progress_line(m, "progress phase=connected id=%s", wasp_xfer_id(m->x)[0] ? wasp_xfer_id(m->x) : "-");
+		struct wasp_migrate_progress p = {.phase = "connected"};
+		progress_line(m, &p, wasp_xfer_id(m->x));
 		m->mo.progress = on_progress;
 		m->mo.opaque = m;
 		m->mo.cancel = &m->cancel;
@@ -704,9 +693,11 @@ static void *migration_main(void *arg)
 			wasp_xfer_cancel(m->x);
 		post_done(r, q);
 	} else {
-		progress_line(m, "progress phase=stop round=%u dirty=%llu expected_ms=%.3f",
-			      m->st.rounds, (unsigned long long)m->st.dirty_pages,
-			      m->st.expected_downtime_ms);
+		struct wasp_migrate_progress p = {.phase = "stop",
+						  .round = m->st.rounds,
+						  .dirty_pages = m->st.dirty_pages,
+						  .expected_downtime_ms = m->st.expected_downtime_ms};
+		progress_line(m, &p, NULL);
 		r->inflight = q;
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -738,25 +729,18 @@ static void start_migration(struct wasp_runner *r, struct request *q)
 	q->mig->thread_started = true;
 }
 
-/* Copies src when it fits; false when it does not. */
-static bool set_field(char *dst, size_t cap, const char *src)
-{
-	size_t n = strlen(src);
-	if (n >= cap)
-		return false;
-	memcpy(dst, src, n + 1);
-	return true;
-}
-
-/* Parses `migrate k=v ...` into a new request; NULL with *bad set. */
-static struct request *parse_migrate(struct wasp_runner *r, char *save, const char **bad,
+/* Parses `migrate k=v ...` (the arguments in args) into a new request;
+ * NULL with *bad set. */
+static struct request *parse_migrate(struct wasp_runner *r, char *args, const char **bad,
 				     char *badbuf, size_t cap)
 {
 	struct request *q = calloc(1, sizeof *q);
 	struct migration *m = calloc(1, sizeof *m);
-	if (!q || !m) {
+	struct wasp_ctl_migrate *c = calloc(1, sizeof *c);
+	if (!q || !m || !c) {
 		free(q);
 		free(m);
+		free(c);
 		*bad = "out of memory";
 		return NULL;
 	}
@@ -766,54 +750,22 @@ static struct request *parse_migrate(struct wasp_runner *r, char *save, const ch
 	q->mig = m;
 	m->progress_fd = -1;
 	m->outcome = WASP_MIGRATE_RESUMED;
-	wasp_xfer_opts_init(&m->xo);
-	m->mo.save = r->o.save;
-	for (char *kv; (kv = strtok_r(NULL, " ", &save)) && !*bad;) {
-		char *eq = strchr(kv, '=');
-		char val[1024];
-		if (!eq || wasp_pct_decode(eq + 1, val, sizeof val) < 0) {
-			snprintf(badbuf, cap, "bad parameter '%.64s'", kv);
-			*bad = badbuf;
-			break;
-		}
-		*eq = '\0';
-		bool long_val = false;
-		char *end = NULL;
-		unsigned long long u = strtoull(val, &end, 10);
-		bool num = end && end != val && !*end;
-		if (!strcmp(kv, "url"))
-			long_val = !set_field(m->url, sizeof m->url, val);
-		else if (!strcmp(kv, "token"))
-			long_val = !set_field(m->token, sizeof m->token, val);
-		else if (!strcmp(kv, "cacert"))
-			long_val = !set_field(m->ca_file, sizeof m->ca_file, val);
-		else if (!strcmp(kv, "hold"))
-			long_val = !set_field(m->hold, sizeof m->hold, val);
-		else if (!strcmp(kv, "max_downtime_us") && num)
-			m->mo.max_downtime_ns = u * 1000ull;
-		else if (!strcmp(kv, "max_rounds") && num && u <= WASP_MIGRATE_MAX_ROUNDS)
-			m->mo.max_rounds = (unsigned)u;
-		else if (!strcmp(kv, "bandwidth") && num)
-			m->mo.bandwidth_limit = u;
-		else if (!strcmp(kv, "commit_timeout_ms") && num)
-			m->xo.commit_timeout_ns = u * 1000000ull;
-		else if (!strcmp(kv, "query_timeout_ms") && num)
-			m->xo.query_timeout_ns = u * 1000000ull;
-		else if (!strcmp(kv, "stall_timeout_ms") && num)
-			m->xo.stall_timeout_ns = u * 1000000ull;
-		else if (!strcmp(kv, "with_files") && num && u <= 1)
-			m->with_files = u;
-		else if (!strcmp(kv, "plain_http") && num && u <= 1)
-			m->xo.allow_plain_http = u;
-		else {
-			snprintf(badbuf, cap, "bad parameter '%.64s'", kv);
-			*bad = badbuf;
-		}
-		if (long_val) {
-			snprintf(badbuf, cap, "%.32s: too long", kv);
-			*bad = badbuf;
-		}
+	/* The runner's defaults, which the request's fields override. */
+	wasp_xfer_opts_init(&c->xo);
+	c->mo.save = r->o.save;
+	if (wasp_ctl_parse_migrate(args, c, badbuf, cap) < 0) {
+		*bad = badbuf;
+	} else {
+		memcpy(m->url, c->url, sizeof m->url);
+		memcpy(m->token, c->token, sizeof m->token);
+		memcpy(m->ca_file, c->ca_file, sizeof m->ca_file);
+		memcpy(m->hold, c->hold, sizeof m->hold);
+		m->mo = c->mo;
+		m->xo = c->xo;
+		m->with_files = c->with_files;
 	}
+	memset(c, 0, sizeof *c); /* it held the token */
+	free(c);
 	if (!*bad && m->with_files && !r->sandbox_dir)
 		*bad = "--with-files: this virtine has no sandbox directory";
 	if (!*bad && m->with_files)
@@ -857,36 +809,47 @@ static void client_watch(struct wasp_runner *r, int slot, bool readable)
 	epoll_ctl(r->epfd, EPOLL_CTL_MOD, r->clients[slot].fd, &ev);
 }
 
-static void client_reply(struct wasp_runner *r, int slot, const char *fmt, ...)
+/* Sends one line (in a buffer of MSG_MAX, framed here) to a client. */
+static void client_send(struct wasp_runner *r, int slot, char *line)
 {
-	char line[MSG_MAX];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof line - 1, fmt, ap);
-	va_end(ap);
-	one_line(line);
-	strcat(line, "\n");
+	size_t len = wasp_ctl_frame(line, MSG_MAX);
 	/* The client waits for this one message; if its buffer is full or it
 	 * is gone, it loses the answer, and the runner never blocks on it. */
-	struct iovec iov = {.iov_base = line, .iov_len = strlen(line)};
+	struct iovec iov = {.iov_base = line, .iov_len = len};
 	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
 	ssize_t n = sendmsg(r->clients[slot].fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
 	(void)n;
 }
 
+/* An `error` answer. */
+static void client_error(struct wasp_runner *r, int slot, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void client_error(struct wasp_runner *r, int slot, const char *fmt, ...)
+{
+	char msg[MSG_MAX], line[MSG_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	wasp_ctl_format_error(line, sizeof line, msg);
+	client_send(r, slot, line);
+}
+
 static void client_drop(struct wasp_runner *r, int slot);
 
-/* The `ok` answer to a checkpoint request (docs/triggers.md), with `tail`. */
-static void reply_ok(struct wasp_runner *r, int slot, struct request *q, const char *tail)
+/* The `ok` answer to a checkpoint request (docs/triggers.md); with
+ * commit_wait, the client is asked to commit its file. */
+static void reply_ok(struct wasp_runner *r, int slot, struct request *q, bool commit_wait)
 {
-	char kept[800] = "";
-	if (q->kept[0]) {
-		strcpy(kept, " kept=");
-		wasp_pct_encode(q->kept, kept + 6, sizeof kept - 6);
-	}
-	client_reply(r, slot, "ok bytes=%llu ms=%.3f%s id=%s kind=%s%s%s",
-		     (unsigned long long)q->bytes, q->ns / 1e6, q->stopped ? " stopped=1" : "",
-		     q->id[0] ? q->id : "-", q->incremental ? "incremental" : "full", kept, tail);
+	struct wasp_checkpoint_reply rep = {.bytes = q->bytes,
+					    .ms = q->ns / 1e6,
+					    .stopped = q->stopped,
+					    .incremental = q->incremental};
+	char line[MSG_MAX];
+	snprintf(rep.id, sizeof rep.id, "%s", q->id);
+	snprintf(rep.kept, sizeof rep.kept, "%s", q->kept);
+	wasp_ctl_format_checkpoint_reply(line, sizeof line, &rep, commit_wait);
+	client_send(r, slot, line);
 }
 
 /* The vCPU thread waits for the client to commit its file: ask it, or
@@ -908,7 +871,7 @@ static void ask_commit(struct wasp_runner *r)
 	if (!ask)
 		return;
 	int slot = (int)(q->client - r->clients);
-	reply_ok(r, slot, q, " commit=wait");
+	reply_ok(r, slot, q, true);
 	client_watch(r, slot, true); /* for its `commit` or `abort` */
 }
 
@@ -932,9 +895,9 @@ static void finish_request(struct wasp_runner *r, struct request *q)
 		if (q->kind == REQ_MIGRATE && q->mig->started)
 			migration_reply(r, slot, q);
 		else if (q->err)
-			client_reply(r, slot, "error %s", q->msg);
+			client_error(r, slot, "%s", q->msg);
 		else
-			reply_ok(r, slot, q, "");
+			reply_ok(r, slot, q, false);
 		q->client->req = NULL;
 		client_watch(r, slot, true);
 	}
@@ -1048,54 +1011,34 @@ static bool virtine_ended(struct wasp_runner *r)
 /* One request line from a client, with the fds that came with it. */
 static void client_request(struct wasp_runner *r, int slot, char *line, int *fds, int nfds)
 {
-	struct client *c = &r->clients[slot];
+	struct client *cl = &r->clients[slot];
 	char *save = NULL, *cmd = strtok_r(line, " ", &save);
 	int keep = -1; /* the fd the request takes */
 
-	if (c->req && c->req->told) {
+	if (cl->req && cl->req->told) {
 		/* The one answer expected now: anything but `commit` keeps the
 		 * virtine running, which is never a loss. */
-		bool commit = cmd && !strcmp(cmd, "commit");
-		if (!commit && !(cmd && !strcmp(cmd, "abort")))
-			client_reply(r, slot, "error expected commit or abort; the virtine goes on");
-		set_verdict(r, c->req, commit ? 1 : -1);
+		bool commit = cmd && !strcmp(cmd, WASP_CTL_COMMIT);
+		if (!commit && !(cmd && !strcmp(cmd, WASP_CTL_ABORT)))
+			client_error(r, slot, "expected commit or abort; the virtine goes on");
+		set_verdict(r, cl->req, commit ? 1 : -1);
 		client_watch(r, slot, false);
 	} else if (!cmd) {
-		client_reply(r, slot, "error empty request");
-	} else if (!strcmp(cmd, "commit") || !strcmp(cmd, "abort")) {
-		client_reply(r, slot, "error no checkpoint is waiting to be committed");
-	} else if (!strcmp(cmd, "ping")) {
+		client_error(r, slot, "empty request");
+	} else if (!strcmp(cmd, WASP_CTL_COMMIT) || !strcmp(cmd, WASP_CTL_ABORT)) {
+		client_error(r, slot, "no checkpoint is waiting to be committed");
+	} else if (!strcmp(cmd, WASP_CTL_PING)) {
 		/* An unnamed instance goes by PID.N, the name its clients check. */
-		client_reply(r, slot, "ok wasp-run pid=%d name=%s proto=%d", (int)getpid(),
-			     r->name ? r->name : r->o.instance ? r->sock_base : "-",
-			     WASP_CONTROL_PROTO);
-	} else if (!strcmp(cmd, "checkpoint")) {
-		bool stop = false, incremental = false, mappable = false;
-		char to[256] = "", keep_at[256] = "";
+		char pong[MSG_MAX];
+		wasp_ctl_format_pong(pong, sizeof pong, (int)getpid(),
+				     r->name ? r->name : r->o.instance ? r->sock_base : NULL);
+		client_send(r, slot, pong);
+	} else if (!strcmp(cmd, WASP_CTL_CHECKPOINT)) {
+		struct wasp_ctl_checkpoint c;
 		const char *bad = NULL;
 		char badbuf[128];
-		for (char *kv; (kv = strtok_r(NULL, " ", &save)) && !bad;) {
-			if (!strcmp(kv, "stop=0") || !strcmp(kv, "stop=1")) {
-				stop = kv[5] == '1';
-			} else if (!strcmp(kv, "kind=full")) {
-			} else if (!strcmp(kv, "kind=incremental")) {
-				incremental = true;
-			} else if (!strcmp(kv, "format=compressed")) {
-			} else if (!strcmp(kv, "format=mappable")) {
-				mappable = true;
-			} else if (!strncmp(kv, "to=", 3)) {
-				/* Only for log lines: an undecodable one is shown as '?'. */
-				if (wasp_pct_decode(kv + 3, to, sizeof to) < 0)
-					snprintf(to, sizeof to, "?");
-			} else if (!strncmp(kv, "keep=", 5)) {
-				if (wasp_pct_decode(kv + 5, keep_at, sizeof keep_at) < 0 ||
-				    keep_at[0] != '/')
-					bad = "keep= must be an absolute path";
-			} else {
-				snprintf(badbuf, sizeof badbuf, "unknown parameter '%.64s'", kv);
-				bad = badbuf;
-			}
-		}
+		if (wasp_ctl_parse_checkpoint(save, &c, badbuf, sizeof badbuf) < 0)
+			bad = badbuf;
 		if (!bad && nfds != 1)
 			bad = nfds ? "send exactly one destination file descriptor"
 				   : "checkpoint needs a destination file descriptor (SCM_RIGHTS)";
@@ -1107,24 +1050,24 @@ static void client_request(struct wasp_runner *r, int slot, char *line, int *fds
 		if (!bad && !(q = new_request(TRIG_SOCKET)))
 			bad = "out of memory";
 		if (bad) {
-			client_reply(r, slot, "error %s", bad);
+			client_error(r, slot, "%s", bad);
 		} else {
 			q->fd = keep = fds[0];
-			q->stop = stop;
-			q->incremental = incremental;
-			q->mappable = mappable;
-			snprintf(q->kept, sizeof q->kept, "%s", keep_at);
-			q->peer = c->pid;
-			q->client = c;
-			if (to[0])
-				snprintf(q->to, sizeof q->to, "%s", to);
+			q->stop = c.stop;
+			q->incremental = c.incremental;
+			q->mappable = c.mappable;
+			snprintf(q->kept, sizeof q->kept, "%s", c.keep);
+			q->peer = cl->pid;
+			q->client = cl;
+			if (c.to[0])
+				snprintf(q->to, sizeof q->to, "%s", c.to);
 			else
-				snprintf(q->to, sizeof q->to, "an fd from pid %d", (int)c->pid);
-			c->req = q;
+				snprintf(q->to, sizeof q->to, "an fd from pid %d", (int)cl->pid);
+			cl->req = q;
 			client_watch(r, slot, false); /* one request at a time per client */
 			enqueue(r, q);
 		}
-	} else if (!strcmp(cmd, "migrate")) {
+	} else if (!strcmp(cmd, WASP_CTL_MIGRATE)) {
 		const char *bad = NULL;
 		char badbuf[160];
 		struct request *q = NULL;
@@ -1141,30 +1084,30 @@ static void client_request(struct wasp_runner *r, int slot, char *line, int *fds
 			bad = "migrate needs url=http(s)://..., url=file:///PATH or a file descriptor";
 		if (q && !bad && nfds && q->mig->with_files)
 			bad = "--with-files needs an http(s) destination";
-		if (q && !bad && (q->mig->progress_fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		if (q && !bad && (q->mig->progress_fd = fcntl(cl->fd, F_DUPFD_CLOEXEC, 0)) < 0)
 			bad = "cannot duplicate the connection";
 		if (bad) {
 			if (q) {
 				migration_free(q->mig);
 				free(q);
 			}
-			client_reply(r, slot, "error %s", bad);
+			client_error(r, slot, "%s", bad);
 		} else {
 			if (nfds)
 				q->fd = keep = fds[0];
-			q->peer = c->pid;
-			q->client = c;
+			q->peer = cl->pid;
+			q->client = cl;
 			if (q->mig->url[0])
 				snprintf(q->to, sizeof q->to, "%.250s", q->mig->url);
 			else
-				snprintf(q->to, sizeof q->to, "an fd from pid %d", (int)c->pid);
+				snprintf(q->to, sizeof q->to, "an fd from pid %d", (int)cl->pid);
 			default_hold(r, q->mig);
-			c->req = q;
+			cl->req = q;
 			client_watch(r, slot, false);
 			enqueue(r, q);
 		}
 	} else {
-		client_reply(r, slot, "error unknown request '%.64s'", cmd);
+		client_error(r, slot, "unknown request '%.64s'", cmd);
 	}
 	for (int i = 0; i < nfds; i++)
 		if (fds[i] != keep)
@@ -1197,7 +1140,7 @@ static void client_readable(struct wasp_runner *r, int slot)
 			memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
 	}
 	if (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
-		client_reply(r, slot, "error %s", (m.msg_flags & MSG_TRUNC)
+		client_error(r, slot, "%s", (m.msg_flags & MSG_TRUNC)
 					 ? "request too long"
 					 : "too many file descriptors");
 		for (int i = 0; i < nfds; i++)
@@ -1205,9 +1148,7 @@ static void client_readable(struct wasp_runner *r, int slot)
 		return;
 	}
 	buf[n] = '\0';
-	char *nl = strchr(buf, '\n');
-	if (nl)
-		*nl = '\0';
+	wasp_ctl_unframe(buf);
 	client_request(r, slot, buf, fds, nfds);
 }
 
@@ -1221,17 +1162,20 @@ static void accept_clients(struct wasp_runner *r)
 		socklen_t len = sizeof cred;
 		const char *refuse = NULL;
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
-			refuse = "error cannot tell who you are\n";
+			refuse = "cannot tell who you are";
 		else if (cred.uid != geteuid() && cred.uid != 0)
-			refuse = "error permission denied\n";
+			refuse = WASP_CTL_DENIED;
 		int slot = -1;
 		for (int i = 0; i < MAX_CLIENTS && slot < 0 && !refuse; i++)
 			if (r->clients[i].fd < 0)
 				slot = i;
 		if (!refuse && slot < 0)
-			refuse = "error too many connections\n";
+			refuse = "too many connections";
 		if (refuse) {
-			send(fd, refuse, strlen(refuse), MSG_NOSIGNAL | MSG_DONTWAIT);
+			char line[128];
+			wasp_ctl_format_error(line, sizeof line, refuse);
+			size_t n = wasp_ctl_frame(line, sizeof line);
+			send(fd, line, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 			close(fd);
 			continue;
 		}
@@ -2108,7 +2052,8 @@ static bool migrate_final(struct wasp_runner *r, struct request *q, struct wasp_
 	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
 	sigpending(&pending);
 	bool had_pipe = sigismember(&pending, SIGPIPE);
-	progress_line(m, "progress phase=commit");
+	struct wasp_migrate_progress cp = {.phase = "commit"};
+	progress_line(m, &cp, NULL);
 	int err = wasp_precopy_finish(m->p, stopped, &v);
 	char why[384];
 	snprintf(why, sizeof why, "%s", wasp_last_error());
@@ -2412,34 +2357,33 @@ int wasp_runner_connect(const char *target, uint64_t timeout_ns, int *sock,
 	return 0;
 }
 
-static void reply_value(const char *line, const char *key, char *out, size_t cap);
-
 int wasp_runner_request_checkpoint(int sock, const struct wasp_checkpoint_request *req,
 				   int dest_fd, uint64_t timeout_ns,
 				   struct wasp_checkpoint_reply *rep)
 {
 	uint64_t deadline = timeout_ns ? wasp_now_ns() + timeout_ns : 0;
-	char line[MSG_MAX], to[768] = "", keep[768] = "";
+	char line[MSG_MAX];
+	bool wait = false;
 
 	memset(rep, 0, sizeof *rep);
-	if (req->to)
-		wasp_pct_encode(req->to, to, sizeof to);
-	if (req->keep)
-		wasp_pct_encode(req->keep, keep, sizeof keep);
-	snprintf(line, sizeof line, "checkpoint stop=%d kind=%s%s%s%s%s%s\n", req->stop ? 1 : 0,
-		 req->incremental ? "incremental" : "full", req->mappable ? " format=mappable" : "",
-		 to[0] ? " to=" : "", to, keep[0] ? " keep=" : "", keep);
+	if (wasp_ctl_format_checkpoint(line, sizeof line, req) < 0)
+		return wasp_fail(-E2BIG, "checkpoint request too long");
+	wasp_ctl_frame(line, sizeof line);
 	int r = send_msg(sock, line, dest_fd);
 	if (r == -EPIPE || r == -ECONNRESET)
 		return wasp_fail(-ECONNRESET, "the runner closed the connection");
 	if (r < 0)
 		return wasp_fail(r, "send: %s", strerror(-r));
 	r = recv_line(sock, line, sizeof line, deadline);
-	if (r == 0 && !strncmp(line, "ok ", 3) && strstr(line, " commit=wait")) {
+	if (r == 0 && wasp_ctl_parse_checkpoint_reply(line, rep, &wait) == 0 && wait) {
 		/* Written and synced, guest paused: our turn to commit. */
 		int c = req->commit ? req->commit(req->commit_ctx) : 0;
+		char answer[8] = WASP_CTL_COMMIT;
+		if (c != 0)
+			snprintf(answer, sizeof answer, "%s", WASP_CTL_ABORT);
+		wasp_ctl_frame(answer, sizeof answer);
 		rep->committed = c == 0;
-		if (send_msg(sock, c == 0 ? "commit\n" : "abort\n", -1) < 0 && c == 0)
+		if (send_msg(sock, answer, -1) < 0 && c == 0)
 			return wasp_fail(-ECONNRESET, "the checkpoint is saved, but the runner "
 						      "went away before it could stop the virtine");
 		if (c < 0)
@@ -2458,125 +2402,27 @@ int wasp_runner_request_checkpoint(int sock, const struct wasp_checkpoint_reques
 		return wasp_fail(-ETIMEDOUT, "no answer in time");
 	if (r < 0)
 		return wasp_fail(r, "recv: %s", strerror(-r));
-	if (!strncmp(line, "error ", 6))
-		return wasp_fail(-EREMOTEIO, "%s", line + 6);
-	unsigned long long bytes;
-	double ms;
-	int n = 0;
-	if (sscanf(line, "ok bytes=%llu ms=%lf%n", &bytes, &ms, &n) != 2)
+	const char *err = wasp_ctl_parse_error(line);
+	if (err)
+		return wasp_fail(-EREMOTEIO, "%s", err);
+	if (wasp_ctl_parse_checkpoint_reply(line, rep, &wait) < 0)
 		return wasp_fail(-EPROTO, "unexpected answer: %.100s", line);
-	rep->bytes = bytes;
-	rep->ms = ms;
-	rep->stopped = strstr(line + n, "stopped=1") != NULL;
-	const char *id = strstr(line + n, " id=");
-	if (id && sscanf(id, " id=%32[0-9a-f]", rep->id) != 1)
-		rep->id[0] = '\0';
-	rep->incremental = strstr(line + n, " kind=incremental") != NULL;
-	reply_value(line + n, "kept", rep->kept, sizeof rep->kept);
 	return 0;
-}
-
-/* The value of ` key=` in a reply line, decoded; "" when absent. */
-static void reply_value(const char *line, const char *key, char *out, size_t cap)
-{
-	char pat[40], raw[MSG_MAX];
-	snprintf(pat, sizeof pat, " %s=", key);
-	out[0] = '\0';
-	const char *p = strstr(line, pat);
-	if (!p)
-		return;
-	p += strlen(pat);
-	size_t n = strcspn(p, " ");
-	if (n >= sizeof raw)
-		n = sizeof raw - 1;
-	memcpy(raw, p, n);
-	raw[n] = '\0';
-	if (wasp_pct_decode(raw, out, cap) < 0)
-		snprintf(out, cap, "%.*s", (int)(cap - 1), raw);
-}
-
-static double reply_num(const char *line, const char *key)
-{
-	char v[64];
-	reply_value(line, key, v, sizeof v);
-	return v[0] ? strtod(v, NULL) : 0;
-}
-
-static void parse_migrate_reply(const char *line, struct wasp_migrate_reply *rep)
-{
-	reply_value(line, "id", rep->id, sizeof rep->id);
-	if (!strcmp(rep->id, "-"))
-		rep->id[0] = '\0';
-	reply_value(line, "msg", rep->message, sizeof rep->message);
-	reply_value(line, "hold", rep->hold_path, sizeof rep->hold_path);
-	reply_value(line, "stop", rep->stop_reason, sizeof rep->stop_reason);
-	reply_value(line, "pages", rep->round_pages, sizeof rep->round_pages);
-	reply_value(line, "where", rep->remote_target, sizeof rep->remote_target);
-	if (!strcmp(rep->remote_target, "-"))
-		rep->remote_target[0] = '\0';
-	rep->hold_saved = reply_num(line, "saved") != 0;
-	rep->rounds = (unsigned)reply_num(line, "rounds");
-	rep->bytes = (uint64_t)reply_num(line, "bytes");
-	rep->raw_bytes = (uint64_t)reply_num(line, "raw");
-	rep->file_bytes = (uint64_t)reply_num(line, "files");
-	rep->final_pages = (uint64_t)reply_num(line, "final_pages");
-	rep->total_ms = reply_num(line, "total_ms");
-	rep->downtime_ms = reply_num(line, "downtime_ms");
-	rep->precopy_ms = reply_num(line, "precopy_ms");
-	rep->dirty_rate = reply_num(line, "dirty_rate");
-	rep->bandwidth = reply_num(line, "bw");
-	rep->expected_downtime_ms = reply_num(line, "expected_ms");
-	rep->files_ms = reply_num(line, "files_ms");
-	rep->finish_ms = reply_num(line, "finish_ms");
-	rep->commit_ms = reply_num(line, "commit_ms");
-	rep->settle_ms = reply_num(line, "settle_ms");
-	char ns[32];
-	reply_value(line, "stopped_ns", ns, sizeof ns);
-	rep->stopped_ns = strtoull(ns, NULL, 10); /* beyond a double's 53 bits */
 }
 
 int wasp_runner_request_migrate(int sock, const struct wasp_migrate_request *req, int dest_fd,
 				void (*progress)(void *opaque, const struct wasp_migrate_progress *p),
 				void *opaque, struct wasp_migrate_reply *rep)
 {
-	char line[MSG_MAX], enc[3 * 1024 + 1];
-	size_t o = 0;
+	char line[MSG_MAX];
 	memset(rep, 0, sizeof *rep);
 	rep->outcome = WASP_MIGRATE_RESUMED;
 
-#define ADD_STR(key, val)                                                                   \
-	do {                                                                                \
-		if ((val) && *(val)) {                                                      \
-			wasp_pct_encode((val), enc, sizeof enc);                            \
-			o += (size_t)snprintf(line + o, sizeof line - o, " %s=%s", key, enc);  \
-		}                                                                           \
-	} while (0)
-#define ADD_NUM(key, val)                                                                   \
-	do {                                                                                \
-		if (val)                                                                    \
-			o += (size_t)snprintf(line + o, sizeof line - o, " %s=%llu", key,      \
-					      (unsigned long long)(val));                   \
-	} while (0)
-	o += (size_t)snprintf(line, sizeof line, "migrate");
-	ADD_STR("url", req->url);
-	ADD_STR("token", req->token);
-	ADD_STR("cacert", req->ca_file);
-	ADD_STR("hold", req->hold_path);
-	ADD_NUM("max_downtime_us", req->max_downtime_ns / 1000);
-	ADD_NUM("max_rounds", req->max_rounds);
-	ADD_NUM("bandwidth", req->bandwidth_limit);
-	ADD_NUM("commit_timeout_ms", req->commit_timeout_ns / 1000000);
-	ADD_NUM("query_timeout_ms", req->query_timeout_ns / 1000000);
-	ADD_NUM("stall_timeout_ms", req->stall_timeout_ns / 1000000);
-	if (req->with_files)
-		o += (size_t)snprintf(line + o, sizeof line - o, " with_files=1");
-	if (req->allow_plain_http)
-		o += (size_t)snprintf(line + o, sizeof line - o, " plain_http=1");
-#undef ADD_STR
-#undef ADD_NUM
-	if (o + 2 >= sizeof line)
+	if (wasp_ctl_format_migrate(line, sizeof line, req) < 0) {
+		memset(line, 0, sizeof line); /* it held the token */
 		return wasp_fail(-E2BIG, "migrate request too long");
-	strcat(line, "\n");
+	}
+	wasp_ctl_frame(line, sizeof line);
 	int r = send_msg(sock, line, dest_fd);
 	memset(line, 0, sizeof line); /* it held the token */
 	if (r == -EPIPE || r == -ECONNRESET)
@@ -2590,41 +2436,18 @@ int wasp_runner_request_migrate(int sock, const struct wasp_migrate_request *req
 					 "the connection closed before the migration was done (did the virtine's process die?)");
 		if (r < 0)
 			return wasp_fail(r, "recv: %s", strerror(-r));
-		if (!strncmp(line, "progress ", 9)) {
-			if (progress) {
-				char phase[32];
-				struct wasp_migrate_progress p = {0};
-				reply_value(line + 8, "phase", phase, sizeof phase);
-				p.phase = phase;
-				p.round = (unsigned)reply_num(line + 8, "round");
-				p.pages = (uint64_t)reply_num(line + 8, "pages");
-				p.bytes = (uint64_t)reply_num(line + 8, "bytes");
-				p.dirty_pages = (uint64_t)reply_num(line + 8, "dirty");
-				p.dirty_rate = reply_num(line + 8, "dirty_rate");
-				p.bandwidth = reply_num(line + 8, "bw");
-				p.expected_downtime_ms = reply_num(line + 8, "expected_ms");
-				p.elapsed_ms = reply_num(line + 8, "elapsed_ms");
+		char phase[32];
+		struct wasp_migrate_progress p;
+		if (wasp_ctl_parse_progress(line, &p, phase, sizeof phase)) {
+			if (progress)
 				progress(opaque, &p);
-			}
 			continue;
 		}
-		if (!strncmp(line, "error ", 6))
-			return wasp_fail(-EREMOTEIO, "%s", line + 6);
-		if (!strncmp(line, "ok migrated", 11)) {
-			rep->outcome = WASP_MIGRATED;
-			parse_migrate_reply(line + 11, rep);
+		const char *err = wasp_ctl_parse_error(line);
+		if (err)
+			return wasp_fail(-EREMOTEIO, "%s", err);
+		if (wasp_ctl_parse_migrate_reply(line, rep) == 0)
 			return 0;
-		}
-		if (!strncmp(line, "fail resumed", 12)) {
-			rep->outcome = WASP_MIGRATE_RESUMED;
-			parse_migrate_reply(line + 12, rep);
-			return 0;
-		}
-		if (!strncmp(line, "fail held", 9)) {
-			rep->outcome = WASP_MIGRATE_HELD;
-			parse_migrate_reply(line + 9, rep);
-			return 0;
-		}
 		return wasp_fail(-EPROTO, "unexpected answer: %.100s", line);
 	}
 }
