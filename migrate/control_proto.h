@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "migrate.h"
+#include "runner.h"
 
 /* One request or reply, with its newline and NUL. */
 #define WASP_CTL_MSG_MAX 4096
