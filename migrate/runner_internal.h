@@ -101,7 +101,7 @@ struct request {
 	int verdict;           /* lock: 1 committed, -1 not (or the client went away) */
 	bool told;             /* control thread: the client was asked to commit */
 	char kept[256];        /* stop=1 into a pipe: where the local copy goes (keep=,
-				* else hold_path()); "" when none was kept */
+				* else wasp_rn_hold_path()); "" when none was kept */
 };
 
 struct client {
