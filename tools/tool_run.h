@@ -9,7 +9,7 @@
 #include <getopt.h>
 #include <stdbool.h>
 
-#include "migrate.h"
+#include "runner.h"
 
 /* getopt codes of the shared long options. */
 enum {

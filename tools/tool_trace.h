@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "migrate.h"
+#include "runner.h"
 
 enum {
 	TOOL_OPT_TRACE = 300,

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "migrate.h"
+#include "runner.h"
 #include "tool_ckpt.h"
 #include "tool_util.h"
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "migrate.h"
+#include "runner.h"
 #include "tool_migrate.h"
 #include "tool_util.h"
 

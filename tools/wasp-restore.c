@@ -22,6 +22,7 @@
 
 #include "ckpt.h"
 #include "migrate.h"
+#include "runner.h"
 #include "tool_ckpt.h"
 #include "tool_migrate.h"
 #include "tool_run.h"

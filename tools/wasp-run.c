@@ -3,7 +3,7 @@
  *
  * All the work is libwasp's; this file turns arguments into a config,
  * errors into one line on stderr, and the guest's exit into an exit status.
- * The virtine always runs under the runner (migrate.h), so every wasp-run
+ * The virtine always runs under the runner (runner.h), so every wasp-run
  * has a control socket and answers wasp-ckpt; the checkpoint triggers
  * (SIGUSR1, a trigger file, a period) are docs/triggers.md.
  */
@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "migrate.h"
+#include "runner.h"
 #include "tool_run.h"
 #include "tool_trace.h"
 #include "tool_util.h"

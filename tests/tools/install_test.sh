@@ -6,7 +6,7 @@ build=$1 src=$2
 tmp=$(mktemp -d /tmp/wasp-install-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
-for f in include/wasp/vmm.h include/wasp/wasp_abi.h bin/wasp-run; do
+for f in include/wasp/vmm.h include/wasp/wasp_abi.h include/wasp/migrate.h include/wasp/runner.h bin/wasp-run; do
 	[ -e "$tmp/prefix/$f" ] || { echo "FAIL: $f not installed"; exit 1; }
 done
 ls "$tmp"/prefix/lib*/libwasp.a "$tmp"/prefix/lib*/libwasp.so >/dev/null
