@@ -76,9 +76,6 @@ static const char usage[] =
 	"      --tls-cert FILE, --tls-key FILE\n"
 	"                             serve HTTPS with this PEM certificate and key\n"
 	"      --cacert FILE          fetching https://: trust this CA too\n"
-	"      --s3-endpoint URL      s3://: the server (http[s]://HOST[:PORT]), before\n"
-	"                             AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL and the\n"
-	"                             profile's (docs/object-storage.md)\n"
 	"      --allow-plain-http     fetching http://: send the token to a\n"
 	"                             non-loopback address too (in clear text)\n"
 	"      --idle-timeout DUR     cut off a source silent for DUR (default 60s)\n"
@@ -359,7 +356,7 @@ int main(int argc, char **argv)
 		O_NOSTDIN = 512, O_NOMAP, O_SIMCPUID, O_LISTEN, O_TOKEN, O_TOKEN_FILE, O_KEEP, O_CERT,
 		O_KEY, O_CACERT, O_MERGE, O_TEST_FAULT, O_MAX_STREAM, O_IDLE, O_STREAM_TIMEOUT,
 		O_HEADER_TIMEOUT, O_PER_ADDRESS, O_ALLOW_REPLAY,
-		O_PLAIN, O_S3_ENDPOINT,
+		O_PLAIN,
 		O_FILES
 	};
 	static const struct option opts[] = {
@@ -379,7 +376,6 @@ int main(int argc, char **argv)
 		{"tls-cert", required_argument, NULL, O_CERT},
 		{"tls-key", required_argument, NULL, O_KEY},
 		{"cacert", required_argument, NULL, O_CACERT},
-		{"s3-endpoint", required_argument, NULL, O_S3_ENDPOINT},
 		{"allow-plain-http", no_argument, NULL, O_PLAIN},
 		{"merge", required_argument, NULL, O_MERGE},
 		{"max-stream-size", required_argument, NULL, O_MAX_STREAM},
@@ -399,7 +395,7 @@ int main(int argc, char **argv)
 	struct wasp_runner_opts rn;
 	struct wasp_listen_opts lo = {0};
 	const char *listen = NULL, *token = NULL, *token_file = NULL, *merge = NULL;
-	const char *cacert = NULL, *s3_endpoint = NULL;
+	const char *cacert = NULL;
 	bool stats = false, keep = false, plain = false;
 	int c;
 
@@ -462,9 +458,6 @@ int main(int argc, char **argv)
 			break;
 		case O_CACERT:
 			cacert = optarg;
-			break;
-		case O_S3_ENDPOINT:
-			s3_endpoint = optarg;
 			break;
 		case O_PLAIN:
 			plain = true;
@@ -569,7 +562,7 @@ int main(int argc, char **argv)
 	xo.token = token;
 	xo.ca_file = cacert;
 	xo.allow_plain_http = plain;
-	xo.s3_endpoint = s3_endpoint;
+	xo.s3_endpoint = rn.s3_endpoint; /* the source's server and the checkpoints' */
 	bool urls = false;
 	for (int i = optind; i < argc; i++) {
 		if (n > 1 && (!strcmp(argv[i], "-") ||
