@@ -2,7 +2,7 @@
  * control_proto.c: the control socket's lines, formatted and parsed in one
  * place (control_proto.h), so the runner and its clients cannot drift
  * apart: a field both ends must know is named once here, and
- * tests/test_ctlproto.c round-trips every message through both halves.
+ * tests/runner/test_ctlproto.c round-trips every message through both halves.
  *
  * The parsers keep the leniency the protocol has always had (docs/
  * triggers.md): a reply's fields are found by name wherever they stand and

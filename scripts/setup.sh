@@ -8,7 +8,7 @@ packages=(
 	protobuf-c-compiler libprotobuf-c-dev libzstd-dev
 	libcurl4-openssl-dev libmicrohttpd-dev
 	iproute2 procps openssl python3 libclang-dev strace
-	musl-tools liblua5.4-dev # the static Linux programs of tests/linux.cmake
+	musl-tools liblua5.4-dev # the static Linux programs of tests/linux/linux.cmake
 	duktape-dev libsqlite3-dev libssl-dev # the workloads (docs/workloads.md)
 	ceph-mon ceph-osd radosgw ceph-common curl # a real S3 server for s3:// (scripts/s3-server.sh)
 )

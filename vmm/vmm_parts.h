@@ -4,7 +4,7 @@
  * never need: the state a checkpoint reads and puts back, the guest's
  * written files, the host's MSR and CPUID lists, and wasp_fail(). Not
  * installed, and nothing here is exported from libwasp.so (the build
- * checks: tests/exports_test.sh).
+ * checks: tests/tools/exports_test.sh).
  */
 #ifndef WASP_VMM_PARTS_H
 #define WASP_VMM_PARTS_H

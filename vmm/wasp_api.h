@@ -1,7 +1,7 @@
 /*
  * wasp_api.h: WASP_API marks what libwasp exports. The library is built
  * with -fvisibility=hidden, so nothing else of it (the parts' internals,
- * vmm_parts.h) is in libwasp.so's symbol table; tests/exports_test.sh
+ * vmm_parts.h) is in libwasp.so's symbol table; tests/tools/exports_test.sh
  * checks that the two lists agree.
  */
 #ifndef WASP_API_H

@@ -1,4 +1,4 @@
-; A short guest for single-step traces (tests/trace_test.sh lists its
+; A short guest for single-step traces (tests/vmm/trace_test.sh lists its
 ; instruction addresses): straight code, a loop of three rounds, and a
 ; hypercall in the middle (PVM forgets a single step across an I/O exit;
 ; the trace must not). Exits with 3.

@@ -1,6 +1,6 @@
 /*
  * bench_cc.c: wasp-bench-cc, what the `virtine` keyword costs per call
- * (docs/embedding.md). Built by wasp-cc (tests/cc.cmake). Rows, each the
+ * (docs/embedding.md). Built by wasp-cc (tests/tools/cc.cmake). Rows, each the
  * median of single calls timed one by one, against a plain call of the
  * same function measured in the same run:
  *   plain        square(x) compiled natively (noinline)

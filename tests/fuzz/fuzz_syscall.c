@@ -1,7 +1,7 @@
 /*
  * fuzz_syscall: a Linux program's system-call layer (docs/linux.md) with
  * hostile arguments and memory, on a real virtine running a static
- * program (tests/linux_core/counter.c, loaded but never run: the calls
+ * program (tests/linux/core/counter.c, loaded but never run: the calls
  * are made from here) whose file calls are confined to a sandbox.
  *
  * Input: a mode byte, a count (at most 16), that many calls (number and

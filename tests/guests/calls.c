@@ -1,6 +1,6 @@
 /*
  * calls: a function called several times, for checkpoints at a chosen
- * point (tests/trace_test.sh). step() is kept out of line so it has an
+ * point (tests/vmm/trace_test.sh). step() is kept out of line so it has an
  * entry address in calls.sym; each call prints, so a run stopped and
  * restored anywhere shows a gap or a repeat in its output.
  * Argument: n (default 6). Prints "step I: acc=X" n times, then

@@ -1,5 +1,5 @@
 /*
- * pool_guest: the virtine tests/test_pool.c drives through a pool.
+ * pool_guest: the virtine tests/vmm/test_pool.c drives through a pool.
  *
  * Init: one call of hypercall 64 ("init_count", registered by the test),
  * then the snapshot hypercall, in one asm block that, right after the

@@ -4,7 +4,7 @@
  * guest file descriptors, and symlinks swapped while the guest opens
  * through them.
  *
- * The harness (tests/test_hostile.c) prepares, for sandbox directory D and
+ * The harness (tests/harden/test_hostile.c) prepares, for sandbox directory D and
  * a directory X outside it:
  *   D/fifo          a FIFO (opening it must not hang the host)
  *   D/dir           a directory

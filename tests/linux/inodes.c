@@ -5,7 +5,7 @@
  * through symlinks, ".." and a rename, and differs between files. In a
  * virtine the numbers are made from paths (docs/linux.md, "Inode
  * numbers"), so they also survive a restore in a copy of the directory,
- * which tests/workloads_test.sh checks with SQLite.
+ * which tests/workloads/workloads_test.sh checks with SQLite.
  */
 #define _GNU_SOURCE
 #include <dirent.h>

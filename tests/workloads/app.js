@@ -1,4 +1,4 @@
-// app.js: the js workload's differential test (tests/linux_test.sh, case
+// app.js: the js workload's differential test (tests/linux/linux_test.sh, case
 // js): the engine's everyday work, with files in its box, printed in a
 // form that is the same on every run: no times, no addresses.
 var words = readFile('words.txt').split('\n').filter(function (w) { return w.length; });

@@ -1,4 +1,4 @@
--- app.lua: the lua workload's differential test (tests/linux_test.sh, case
+-- app.lua: the lua workload's differential test (tests/linux/linux_test.sh, case
 -- lua_app): the interpreter's everyday work, with files in its box.
 local words = {}
 for w in io.lines("words.txt") do

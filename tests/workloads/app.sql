@@ -1,4 +1,4 @@
--- app.sql: the sqlite workload's differential test (tests/linux_test.sh,
+-- app.sql: the sqlite workload's differential test (tests/linux/linux_test.sh,
 -- case sqlite): a database file in the box, many transactions, indexes,
 -- joins, a view, updates and deletes, and its integrity check.
 CREATE TABLE author(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);

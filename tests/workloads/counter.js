@@ -1,5 +1,5 @@
-// counter.js: tests/linux_core/counter.c in JavaScript, for the checkpoint
-// and migration tests of the js workload (tests/linux_ckpt_test.sh): N
+// counter.js: tests/linux/core/counter.c in JavaScript, for the checkpoint
+// and migration tests of the js workload (tests/linux/linux_ckpt_test.sh): N
 // rounds of 32-bit FNV hashing, each printing a line and appending one to
 // log.txt, with arrays made and dropped so the heap moves; one byte of
 // stdin is read after rounds 20 and 200 (the gates that let a test trigger

@@ -1,5 +1,5 @@
--- counter.lua: tests/linux_core/counter.c in Lua, for the checkpoint and
--- migration tests of the lua workload (tests/linux_ckpt_test.sh): N
+-- counter.lua: tests/linux/core/counter.c in Lua, for the checkpoint and
+-- migration tests of the lua workload (tests/linux/linux_ckpt_test.sh): N
 -- rounds of 64-bit hashing (Lua 5.4 integers wrap), each printing a line
 -- and appending one to log.txt, with tables made and dropped so the heap
 -- moves; one byte of stdin is read after rounds 20 and 200 (the gates that
