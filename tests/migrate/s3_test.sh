@@ -20,6 +20,10 @@ stop)
 	exec "$script" stop "$shared" ;;
 esac
 
+# Virtines need KVM: say so before starting a server of their own.
+case "$case" in
+ckpt_*) [ -r /dev/kvm ] && [ -w /dev/kvm ] || { echo "SKIP: /dev/kvm is not available"; exit 77; } ;;
+esac
 dir=$shared
 own=
 if [ "$case" = server_killed ] || [ "$case" = ckpt_server_killed ]; then
