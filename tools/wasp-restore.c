@@ -350,6 +350,74 @@ static int listen_main(struct wasp_listen_opts *lo, struct wasp_runner_opts *rn,
 
 /* ---- main ---------------------------------------------------------------------- */
 
+/* --merge OUT LINK...: a chain of files merges into one atomic file;
+ * with an s3:// link or OUT, the links are read as sources (ranged GETs)
+ * and OUT written as a sink (a multipart upload completed only when the
+ * merged checkpoint is whole). Exits on failure. */
+static void merge_chain(const char *out, char **links, int n, const struct wasp_xfer_opts *xo)
+{
+	struct wasp_ckpt_stats st;
+	bool s3 = !strncmp(out, "s3://", 5);
+	memset(&st, 0, sizeof st);
+	for (int i = 0; i < n; i++) {
+		if (!strcmp(links[i], "-") || (strstr(links[i], "://") && strncmp(links[i], "s3://", 5)))
+			tool_die("--merge: a chain is made of files and s3:// objects: '%s' cannot be "
+				 "part of one", links[i]);
+		s3 = s3 || !strncmp(links[i], "s3://", 5);
+	}
+	if (!strcmp(out, "-") || (strstr(out, "://") && strncmp(out, "s3://", 5)))
+		tool_die("--merge: write to a file or an s3:// object, not '%s'", out);
+	if (!s3) {
+		if (wasp_ckpt_merge_files((const char *const *)links, (size_t)n, out, NULL, &st) < 0)
+			tool_die("%s", wasp_last_error());
+	} else {
+		static struct tool_src src[64];
+		const struct wasp_source *ps[64];
+		char err[512];
+		if (n > 64)
+			tool_die("--merge: a chain of %d checkpoints (at most 64)", n);
+		for (int i = 0; i < n; i++) {
+			if (tool_src_open(&src[i], links[i], xo, err, sizeof err) < 0)
+				tool_die("%s", err);
+			ps[i] = &src[i].src;
+		}
+		struct tool_out o = {.fd = -1};
+		struct wasp_xfer *x = NULL;
+		struct wasp_sink sink;
+		if (!strncmp(out, "s3://", 5)) {
+			if (wasp_xfer_open(out, xo, &x) < 0)
+				tool_die("%s", wasp_last_error());
+			sink = wasp_xfer_sink(x);
+		} else {
+			if (tool_out_open(&o, out, err, sizeof err) < 0)
+				tool_die("%s", err);
+			sink = wasp_sink_fd(&o.fd);
+		}
+		int r = wasp_ckpt_merge(ps, (size_t)n, &sink, NULL, &st);
+		if (r < 0)
+			snprintf(err, sizeof err, "%s", wasp_last_error());
+		for (int i = 0; i < n; i++)
+			if (tool_src_close(&src[i]) < 0 && r == 0) {
+				r = -EIO;
+				snprintf(err, sizeof err, "%s", wasp_last_error());
+			}
+		enum wasp_xfer_verdict v;
+		if (r == 0 && x && wasp_xfer_commit(x, &v) < 0) {
+			r = -EIO;
+			snprintf(err, sizeof err, "%s", wasp_last_error());
+		}
+		if (r == 0 && !x && tool_out_commit(&o, err, sizeof err) < 0)
+			r = -EIO;
+		if (r < 0 && !x)
+			tool_out_abort(&o);
+		wasp_xfer_free(x); /* aborts the upload unless it was completed */
+		if (r < 0)
+			tool_die("%s", err);
+	}
+	fprintf(stderr, "%s: merged %d checkpoints into %s (%llu bytes)\n", tool_name, n, out,
+		(unsigned long long)st.bytes);
+}
+
 int main(int argc, char **argv)
 {
 	enum {
@@ -521,13 +589,10 @@ int main(int argc, char **argv)
 			tool_die("--merge and --listen do not go together");
 		if (optind >= argc)
 			tool_die("--merge needs the chain: FULL [INC...]");
-		struct wasp_ckpt_stats st;
-		memset(&st, 0, sizeof st);
-		if (wasp_ckpt_merge_files((const char *const *)argv + optind, (size_t)(argc - optind),
-					  merge, NULL, &st) < 0)
-			tool_die("%s", wasp_last_error());
-		fprintf(stderr, "%s: merged %d checkpoints into %s (%llu bytes)\n", tool_name,
-			argc - optind, merge, (unsigned long long)st.bytes);
+		struct wasp_xfer_opts mxo;
+		wasp_xfer_opts_init(&mxo);
+		mxo.s3_endpoint = rn.s3_endpoint;
+		merge_chain(merge, argv + optind, argc - optind, &mxo);
 		return 0;
 	}
 	if (listen) {

@@ -12,7 +12,8 @@
 #   run_path      wasp-run --checkpoint-path s3://… with a trigger file and
 #                 --stop-after-checkpoint
 #   chain         a full checkpoint and two incremental ones as objects,
-#                 restored as a chain
+#                 restored as a chain, and merged into one object
+#                 (wasp-restore --merge) that restores the same
 #   refused       a wrong secret, a missing bucket, no credentials: one line
 #                 saying which; no object; the virtine keeps running
 #   server_killed the gateway killed while the upload is under way (seen
@@ -164,7 +165,12 @@ chain)
 	ck "e$$" --incremental --stop -o "$K/inc2"
 	ck_ok
 	stopped "$run_pid" e
-	finish_from e "$K/full" "$K/inc1" "$K/inc2" ;;
+	# The chain merged into one object restores the same (--merge).
+	"$WASP_RESTORE" --merge "$K/merged" "$K/full" "$K/inc1" "$K/inc2" 2>"$work/merge.err" ||
+		fail "--merge to an object: $(cat "$work/merge.err")"
+	cp -a "$work/e" "$work/em" && cp "$work/e.out" "$work/em.out"
+	finish_from e "$K/full" "$K/inc1" "$K/inc2"
+	finish_from em "$K/merged" ;;
 refused)
 	ref
 	counter f --name "f$$"
