@@ -106,6 +106,7 @@ static int rounds;
 
 static char ckpt_dir[4096], ckpt_path[4200];
 static const char *s3_base; /* --s3: s3://BUCKET/PREFIX */
+static bool s3_only;        /* --s3-only: the bucket rows and their file rows */
 
 static void cleanup(void)
 {
@@ -699,6 +700,7 @@ static void usage(FILE *f)
 		"  --image PATH  the guest (default %s)\n"
 		"  --s3 URL      also 16/64/256 MiB x 100 %% through s3://BUCKET/PREFIX\n"
 		"                (credentials and endpoint from the AWS_* environment)\n"
+		"  --s3-only     only those rows and the file rows of the same sizes\n"
 		"Checkpoint and restore of 16/64/256 MiB guests with 1/10/100 %% of memory\n"
 		"filled, split into phases, in milliseconds; checkpoint files go to $TMPDIR\n"
 		"(or /tmp) and are removed. Exit 77: no usable KVM.\n",
@@ -743,6 +745,8 @@ int main(int argc, char **argv)
 			s3_base = argv[++i];
 		} else if (!strncmp(argv[i], "--s3=", 5) && argv[i][5]) {
 			s3_base = argv[i] + 5;
+		} else if (!strcmp(argv[i], "--s3-only")) {
+			s3_only = true;
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			usage(stdout);
 			return 0;
@@ -753,6 +757,10 @@ int main(int argc, char **argv)
 		}
 	}
 	rounds = quick ? quick_rounds : full_rounds;
+	if (s3_only && !s3_base) {
+		fprintf(stderr, "wasp-bench-ckpt: --s3-only needs --s3 URL\n");
+		return 2;
+	}
 	if (s3_base && (strncmp(s3_base, "s3://", 5) || s3_base[strlen(s3_base) - 1] == '/')) {
 		fprintf(stderr, "wasp-bench-ckpt: --s3 '%s': give s3://BUCKET/PREFIX\n", s3_base);
 		return 2;
@@ -796,7 +804,9 @@ int main(int argc, char **argv)
 	snprintf(ckpt_path, sizeof ckpt_path, "%s/bench.wckpt", ckpt_dir);
 
 	static const unsigned sizes[] = {16, 64, 256}, pcts[] = {1, 10, 100};
-	if (quick) {
+	if (s3_only) {
+		/* Only the bucket rows below and the file rows they compare with. */
+	} else if (quick) {
 		/* A corner of the grid: small and large, sparse and full. */
 		add_row(16, 1, 0);
 		add_row(16, 100, 0);
@@ -808,8 +818,10 @@ int main(int argc, char **argv)
 		add_row(64, 100, 1); /* what the compression threads buy */
 	}
 	/* Restore cost against guest size: mapped, it should not grow. */
-	add_row(16, 100, 0)->mappable = true;
-	add_row(256, 100, 0)->mappable = true;
+	if (!s3_only) {
+		add_row(16, 100, 0)->mappable = true;
+		add_row(256, 100, 0)->mappable = true;
+	}
 	/* The bucket beside the file, at the same sizes, all memory filled:
 	 * the file rows these compare with first where the grid lacks them. */
 	if (s3_base) {
