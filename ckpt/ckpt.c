@@ -877,8 +877,10 @@ out:
 	return r;
 }
 
-int wasp_ckpt_merge_files(const char *const *paths, size_t n, const char *out_path,
-			  const struct wasp_save_opts *opts, struct wasp_ckpt_stats *stats)
+/* wasp_ckpt_merge() with each link's name for its errors (NULL: "link N"). */
+static int merge(const struct wasp_source *const *srcs, const char *const *names, size_t n,
+		 const struct wasp_sink *sink, const struct wasp_save_opts *opts,
+		 struct wasp_ckpt_stats *stats)
 {
 	/* At the stream level, no KVM and no files: the chain's memory is
 	 * applied into a memfd (holes stay holes), the last host and vCPU
@@ -886,12 +888,10 @@ int wasp_ckpt_merge_files(const char *const *paths, size_t n, const char *out_pa
 	struct wasp_ckpt_stats local;
 	struct wasp_save_opts full = opts ? *opts : (struct wasp_save_opts){0};
 	struct restore rs = {0};
-	struct wasp_atomic_file f = {.fd = -1};
 	struct wasp_stream_writer *w = NULL;
 	uint64_t *pages = NULL;
 	uint8_t *mem = MAP_FAILED;
-	int fds[64], memfd = -1, r = 0;
-	size_t opened = 0;
+	int memfd = -1, r = 0;
 
 	if (!stats)
 		stats = &local;
@@ -900,16 +900,12 @@ int wasp_ckpt_merge_files(const char *const *paths, size_t n, const char *out_pa
 	if (n == 0 || n > 64)
 		return wasp_fail(-EINVAL, "a chain of %zu checkpoints to merge (1..64)", n);
 	rs.stats = stats;
-	for (; opened < n && r == 0; opened++) {
-		fds[opened] = open(paths[opened], O_RDONLY | O_CLOEXEC);
-		if (fds[opened] < 0) {
-			r = wasp_fail(-errno, "%s: %s", paths[opened], strerror(errno));
-			break;
-		}
-		struct wasp_source src = wasp_source_fd(&fds[opened]);
-		r = read_stream(&rs, &src, opened, &memfd, &mem);
-		if (r < 0)
-			wasp_fail(r, "%s: %s", paths[opened], wasp_last_error());
+	for (size_t i = 0; i < n && r == 0; i++) {
+		r = read_stream(&rs, srcs[i], i, &memfd, &mem);
+		if (r < 0 && names)
+			wasp_fail(r, "%s: %s", names[i], wasp_last_error());
+		else if (r < 0)
+			wasp_fail(r, "link %zu of the chain: %s", i + 1, wasp_last_error());
 	}
 	if (r < 0 || (r = wasp_memory_applier_finish(rs.ap, stats)) < 0)
 		goto out;
@@ -918,12 +914,7 @@ int wasp_ckpt_merge_files(const char *const *paths, size_t n, const char *out_pa
 		goto out;
 	}
 
-	if ((r = wasp_atomic_open(out_path, &f)) < 0)
-		goto out;
-	struct wasp_sink sink = wasp_sink_fd(&f.fd);
-	uint8_t parent[16];
-	memcpy(parent, rs.id, 16);
-	if ((r = wasp_stream_writer_open(&sink, &w)) < 0 ||
+	if ((r = wasp_stream_writer_open(sink, &w)) < 0 ||
 	    (r = write_header_raw(w, rs.mem_size, stats->id,
 				  rs.host->host && rs.host->host->linux_state)) < 0 ||
 	    (r = wasp_memfd_data_pages(memfd, rs.mem_size, &pages)) < 0)
@@ -934,10 +925,7 @@ int wasp_ckpt_merge_files(const char *const *paths, size_t n, const char *out_pa
 	    (r = wasp_stream_write_record(w, rs.vcpu)) < 0 || (r = wasp_stream_writer_finish(w)) < 0)
 		goto out;
 	stats->bytes = wasp_stream_writer_bytes(w);
-	r = wasp_atomic_commit(&f);
 out:
-	if (r < 0)
-		wasp_atomic_abort(&f);
 	wasp_stream_writer_free(w);
 	free(pages);
 	keep(&rs.host, NULL);
@@ -947,9 +935,47 @@ out:
 		munmap(mem, rs.mem_size);
 	if (memfd >= 0)
 		close(memfd);
+	return r;
+}
+
+int wasp_ckpt_merge(const struct wasp_source *const *srcs, size_t n, const struct wasp_sink *sink,
+		    const struct wasp_save_opts *opts, struct wasp_ckpt_stats *stats)
+{
+	return merge(srcs, NULL, n, sink, opts, stats);
+}
+
+int wasp_ckpt_merge_files(const char *const *paths, size_t n, const char *out_path,
+			  const struct wasp_save_opts *opts, struct wasp_ckpt_stats *stats)
+{
+	struct wasp_atomic_file f = {.fd = -1};
+	struct wasp_source srcs[64];
+	const struct wasp_source *ps[64];
+	int fds[64], r = 0;
+	size_t opened = 0;
+
+	if (n == 0 || n > 64)
+		return wasp_fail(-EINVAL, "a chain of %zu checkpoints to merge (1..64)", n);
+	for (; opened < n; opened++) {
+		fds[opened] = open(paths[opened], O_RDONLY | O_CLOEXEC);
+		if (fds[opened] < 0) {
+			r = wasp_fail(-errno, "%s: %s", paths[opened], strerror(errno));
+			goto out;
+		}
+		srcs[opened] = wasp_source_fd(&fds[opened]);
+		ps[opened] = &srcs[opened];
+	}
+	/* The output file only once every link opened: a missing one leaves
+	 * no temporary file behind. */
+	if ((r = wasp_atomic_open(out_path, &f)) < 0)
+		goto out;
+	struct wasp_sink sink = wasp_sink_fd(&f.fd);
+	if ((r = merge(ps, paths, n, &sink, opts, stats)) == 0)
+		r = wasp_atomic_commit(&f);
+out:
+	if (r < 0)
+		wasp_atomic_abort(&f);
 	while (opened > 0)
-		if (fds[--opened] >= 0)
-			close(fds[opened]);
+		close(fds[--opened]);
 	return r;
 }
 

@@ -178,8 +178,14 @@ WASP_API int wasp_ckpt_restore_chain(const struct wasp_restore_opts *opts,
 WASP_API int wasp_ckpt_restore_files(const struct wasp_restore_opts *opts, const char *const *paths,
 			    size_t n, struct wasp_virtine **out, struct wasp_ckpt_stats *stats);
 
-/* Writes one full checkpoint equal to the chain `paths` (full first) to
- * `out_path` (atomically), without running the guest. */
+/* Writes one full checkpoint equal to the chain `srcs` (full first, each
+ * naming the one before as its parent) to `sink`, without running the
+ * guest: the chain's memory as the last link has it, its last host and
+ * vCPU state. */
+WASP_API int wasp_ckpt_merge(const struct wasp_source *const *srcs, size_t n,
+			     const struct wasp_sink *sink, const struct wasp_save_opts *opts,
+			     struct wasp_ckpt_stats *stats);
+/* The same from files to the file `out_path` (atomically). */
 WASP_API int wasp_ckpt_merge_files(const char *const *paths, size_t n, const char *out_path,
 			  const struct wasp_save_opts *opts, struct wasp_ckpt_stats *stats);
 

@@ -135,9 +135,10 @@ int wasp_ctl_format_checkpoint(char *buf, size_t cap, const struct wasp_checkpoi
 		wasp_pct_encode(req->to, to, sizeof to);
 	if (req->keep)
 		wasp_pct_encode(req->keep, keep, sizeof keep);
-	add(buf, cap, &o, "checkpoint stop=%d kind=%s%s%s%s%s%s", req->stop ? 1 : 0,
+	add(buf, cap, &o, "checkpoint stop=%d kind=%s%s%s%s%s%s%s", req->stop ? 1 : 0,
 	    req->incremental ? "incremental" : "full", req->mappable ? " format=mappable" : "",
-	    to[0] ? " to=" : "", to, keep[0] ? " keep=" : "", keep);
+	    to[0] ? " to=" : "", to, keep[0] ? " keep=" : "", keep,
+	    req->confirm ? " confirm=1" : "");
 	return o < cap ? 0 : -E2BIG;
 }
 
@@ -157,6 +158,8 @@ int wasp_ctl_parse_checkpoint(char *args, struct wasp_ctl_checkpoint *out, char 
 			out->mappable = false;
 		} else if (!strcmp(kv, "format=mappable")) {
 			out->mappable = true;
+		} else if (!strcmp(kv, "confirm=0") || !strcmp(kv, "confirm=1")) {
+			out->confirm = kv[8] == '1';
 		} else if (!strncmp(kv, "to=", 3)) {
 			/* Only for log lines: an undecodable one is shown as '?'. */
 			if (wasp_pct_decode(kv + 3, out->to, sizeof out->to) < 0)

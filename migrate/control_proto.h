@@ -66,9 +66,10 @@ struct wasp_ctl_checkpoint {
 	bool stop, incremental, mappable;
 	char to[256];   /* the destination for the log; "?" when it did not decode */
 	char keep[256]; /* an absolute path, or "" */
+	bool confirm;   /* a pipe whose reader commits (confirm=1) */
 };
 
-/* "checkpoint stop=S kind=K [format=mappable] [to=T] [keep=P]". 0, or
+/* "checkpoint stop=S kind=K [format=mappable] [to=T] [keep=P] [confirm=1]". 0, or
  * -E2BIG when it does not fit in cap. */
 int wasp_ctl_format_checkpoint(char *buf, size_t cap, const struct wasp_checkpoint_request *req);
 /* Parses the arguments of a `checkpoint` request (the line after the

@@ -200,7 +200,8 @@ int wasp_runner_create(struct wasp_virtine *v, const struct wasp_runner_opts *o,
 	if (wasp_rn_copy_str(&r->name, o->name) < 0 || wasp_rn_copy_str(&r->ckpt_path, o->checkpoint_path) < 0 ||
 	    wasp_rn_copy_str(&r->trigger_path, o->trigger_file) < 0 ||
 	    wasp_rn_copy_str(&r->log_prefix, o->log_prefix ? o->log_prefix : "wasp") < 0 ||
-	    wasp_rn_copy_str(&r->sandbox_dir, o->sandbox_dir) < 0) {
+	    wasp_rn_copy_str(&r->sandbox_dir, o->sandbox_dir) < 0 ||
+	    wasp_rn_copy_str(&r->s3_endpoint, o->s3_endpoint) < 0) {
 		err = -ENOMEM;
 		goto fail;
 	}
@@ -210,7 +211,21 @@ int wasp_runner_create(struct wasp_virtine *v, const struct wasp_runner_opts *o,
 	r->o.trigger_file = r->trigger_path;
 	r->o.log_prefix = r->log_prefix;
 	r->o.sandbox_dir = r->sandbox_dir;
+	r->o.s3_endpoint = r->s3_endpoint;
 	r->o.run_dir = NULL;
+
+	/* An s3:// path that cannot work (no credentials, a bad bucket name)
+	 * fails here, not at the first checkpoint: opening only reads the
+	 * configuration, nothing is sent. */
+	if (r->ckpt_path && wasp_s3_url(r->ckpt_path)) {
+		struct wasp_xfer_opts xo;
+		struct wasp_xfer *x;
+		wasp_xfer_opts_init(&xo);
+		xo.s3_endpoint = r->s3_endpoint;
+		if ((err = wasp_xfer_open(r->ckpt_path, &xo, &x)) < 0)
+			goto fail;
+		wasp_xfer_free(x);
+	}
 
 	r->epfd = epoll_create1(EPOLL_CLOEXEC);
 	r->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -317,6 +332,7 @@ void wasp_runner_destroy(struct wasp_runner *r)
 	free(r->trigger_base);
 	free(r->log_prefix);
 	free(r->sandbox_dir);
+	free(r->s3_endpoint);
 	free(r);
 }
 
@@ -367,6 +383,30 @@ static int client_sink_write(void *ctx, const void *buf, size_t len)
 
 /* Saves the paused virtine for request q. SIGPIPE is held back so a reader
  * that went away fails this checkpoint instead of killing the process. */
+/* Saves the paused virtine to the runner's own path: a file, written
+ * atomically, or an s3:// object, which appears only when the upload is
+ * completed after the end record (any failure aborts it). */
+static int save_to(struct wasp_runner *r, const struct wasp_save_opts *so, const char *path,
+		   struct wasp_ckpt_stats *st)
+{
+	if (!wasp_s3_url(path))
+		return wasp_ckpt_save_file(r->v, so, path, st);
+	struct wasp_xfer_opts xo;
+	struct wasp_xfer *x;
+	enum wasp_xfer_verdict verdict;
+	wasp_xfer_opts_init(&xo);
+	xo.s3_endpoint = r->s3_endpoint;
+	int err = wasp_xfer_open(path, &xo, &x);
+	if (err < 0)
+		return err;
+	struct wasp_sink sink = wasp_xfer_sink(x);
+	err = wasp_ckpt_save(r->v, so, &sink, st);
+	if (err == 0)
+		err = wasp_xfer_commit(x, &verdict);
+	wasp_xfer_free(x); /* aborts the upload unless it was completed */
+	return err;
+}
+
 static void take_checkpoint(struct wasp_runner *r, struct request *q, uint64_t deadline)
 {
 	sigset_t pipe_set, old, pending;
@@ -402,7 +442,7 @@ static void take_checkpoint(struct wasp_runner *r, struct request *q, uint64_t d
 		if (fl >= 0 && !(fl & O_NONBLOCK))
 			fcntl(q->fd, F_SETFL, fl);
 	} else {
-		err = wasp_ckpt_save_file(r->v, &so, r->ckpt_path, &st);
+		err = save_to(r, &so, r->ckpt_path, &st);
 	}
 	if (err == 0) {
 		memcpy(r->last_id, st.id, sizeof r->last_id);
@@ -463,7 +503,7 @@ static bool keep_copy(struct wasp_runner *r, struct request *q)
 	so.parent_id = NULL;
 	if (!q->kept[0])
 		wasp_rn_hold_path(r, q->kept, sizeof q->kept);
-	if (wasp_ckpt_save_file(r->v, &so, q->kept, NULL) == 0)
+	if (save_to(r, &so, q->kept, NULL) == 0)
 		return true;
 	char msg[sizeof q->msg];
 	snprintf(msg, sizeof msg,
@@ -484,7 +524,28 @@ static bool secure_stop(struct wasp_runner *r, struct request *q, uint64_t deadl
 	struct stat st;
 	if (q->fd < 0)
 		return true; /* our own file, committed (fsync, rename) by the save */
-	if (fstat(q->fd, &st) < 0 || !S_ISREG(st.st_mode))
+	if (fstat(q->fd, &st) < 0)
+		return keep_copy(r, q);
+	if (!S_ISREG(st.st_mode) && q->confirm) {
+		/* A reader that confirms what it read (wasp-ckpt uploading to
+		 * s3://) sees the end of the stream only once our end is closed:
+		 * /dev/null takes the fd's place (the control thread closes q->fd
+		 * later, so the number stays ours), then we wait for its word. */
+		int nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (nul < 0 || dup3(nul, q->fd, O_CLOEXEC) < 0) {
+			char msg[sizeof q->msg];
+			snprintf(msg, sizeof msg, "ending the checkpoint's stream: %s; the virtine goes on",
+				 strerror(errno));
+			if (nul >= 0)
+				close(nul);
+			wasp_rn_fail_request(q, -EIO, msg);
+			return false;
+		}
+		close(nul);
+		q->kept[0] = '\0';
+		return await_commit(r, q, deadline);
+	}
+	if (!S_ISREG(st.st_mode))
 		return keep_copy(r, q);
 	q->kept[0] = '\0'; /* the client's file is the copy */
 	if (fsync(q->fd) < 0) {

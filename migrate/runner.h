@@ -74,8 +74,10 @@ struct wasp_runner_opts {
 	unsigned instance;
 	/* Where SIGUSR1, the trigger file and the period write a checkpoint
 	 * (atomically: a temporary file beside it, fsync, rename). Each
-	 * checkpoint replaces the previous one. NULL: those triggers are
-	 * refused (SIGUSR1 is logged and ignored). */
+	 * checkpoint replaces the previous one. s3://BUCKET/KEY: an object,
+	 * uploaded while it is captured and completed only when whole
+	 * (docs/object-storage.md; s3_endpoint below). NULL: those triggers
+	 * are refused (SIGUSR1 is logged and ignored). */
 	const char *checkpoint_path;
 	/* Its creation (or a rename onto it) asks for a checkpoint; a file
 	 * already there at start counts too. The runner removes it once that
@@ -115,6 +117,11 @@ struct wasp_runner_opts {
 	uint64_t checkpoint_at_count;    /* on its this-many-th hit; 0 is 1 */
 	uint64_t checkpoint_after_exits; /* after this many KVM exits; 0: none */
 	uint64_t checkpoint_after_hypercalls; /* after this many hypercalls; 0: none */
+
+	/* With an s3:// checkpoint_path: the S3 endpoint, before
+	 * AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL and the profile's; NULL: those
+	 * (else AWS). Credentials come as the AWS tools find them. */
+	const char *s3_endpoint;
 };
 
 /* What one wasp_runner_run() ended with. */
@@ -228,6 +235,11 @@ struct wasp_checkpoint_request {
 	 * absolute path, < 256 bytes); NULL: its --checkpoint-path, else
 	 * DIR/PID-held.wckpt beside its socket. */
 	const char *keep;
+	/* With stop, into a pipe whose reader confirms what it read through
+	 * `commit` (wasp-ckpt -o s3://: the upload's completion): the runner
+	 * closes its end once the checkpoint is written and waits for the
+	 * commit, as for a file, instead of keeping a local copy. */
+	bool confirm;
 };
 
 struct wasp_checkpoint_reply {

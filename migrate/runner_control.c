@@ -261,6 +261,7 @@ static void client_request(struct wasp_runner *r, int slot, char *line, int *fds
 			q->stop = c.stop;
 			q->incremental = c.incremental;
 			q->mappable = c.mappable;
+			q->confirm = c.confirm;
 			snprintf(q->kept, sizeof q->kept, "%s", c.keep);
 			q->peer = cl->pid;
 			q->client = cl;

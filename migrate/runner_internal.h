@@ -102,6 +102,7 @@ struct request {
 	bool told;             /* control thread: the client was asked to commit */
 	char kept[256];        /* stop=1 into a pipe: where the local copy goes (keep=,
 				* else wasp_rn_hold_path()); "" when none was kept */
+	bool confirm;          /* stop=1 into a pipe whose reader commits (confirm=1) */
 };
 
 struct client {
@@ -143,6 +144,7 @@ struct wasp_runner {
 	uint8_t last_id[16];
 	bool have_last;
 	char *sandbox_dir;
+	char *s3_endpoint; /* for an s3:// ckpt_path; NULL: the AWS order */
 
 	/* control thread only */
 	struct request *queue, **queue_tail;

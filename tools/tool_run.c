@@ -17,9 +17,10 @@
 const char tool_run_usage[] =
 	"Checkpoints (docs/triggers.md):\n"
 	"      --name NAME       also answer wasp-ckpt NAME (besides wasp-ckpt PID)\n"
-	"      --checkpoint-path PATH\n"
+	"      --checkpoint-path PATH|s3://BUCKET/KEY\n"
 	"                        where SIGUSR1, --trigger-file and --checkpoint-every\n"
-	"                        write a checkpoint (replaced atomically each time)\n"
+	"                        write a checkpoint (replaced atomically each time;\n"
+	"                        an object appears only when complete)\n"
 	"      --trigger-file PATH\n"
 	"                        creating PATH asks for a checkpoint; it is removed\n"
 	"                        once the checkpoint is written\n"
@@ -38,7 +39,10 @@ const char tool_run_usage[] =
 	"                        a checkpoint after its N-th hypercall returns\n"
 	"      --symbols FILE    symbol map (nm output) for --checkpoint-at names\n"
 	"                        (default: IMAGE with .bin replaced by .sym; a Linux\n"
-	"                        program's own symbol table)\n";
+	"                        program's own symbol table)\n"
+	"      --s3-endpoint URL s3://: the server (http[s]://HOST[:PORT]), before\n"
+	"                        AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL and the\n"
+	"                        profile's (docs/object-storage.md)\n";
 
 /* --checkpoint-at and --symbols as given, resolved by tool_run_resolve_points. */
 static const char *at_arg, *symbols_arg;
@@ -85,6 +89,11 @@ bool tool_run_option(int c, const char *arg, struct wasp_runner_opts *ro)
 		return true;
 	case TOOL_OPT_SYMBOLS:
 		symbols_arg = arg;
+		return true;
+	case TOOL_OPT_S3_ENDPOINT:
+		if (!*arg)
+			tool_die("--s3-endpoint: empty URL");
+		ro->s3_endpoint = arg;
 		return true;
 	case TOOL_OPT_AFTER_EXITS:
 		if (parse_u64(arg, &ro->checkpoint_after_exits) < 0 || !ro->checkpoint_after_exits)

@@ -23,6 +23,7 @@ enum {
 	TOOL_OPT_AFTER_HC,
 	TOOL_OPT_SYMBOLS,
 	TOOL_OPT_DIR_QUOTA,
+	TOOL_OPT_S3_ENDPOINT,
 };
 
 #define TOOL_RUN_LONG_OPTIONS                                                      \
@@ -35,7 +36,8 @@ enum {
 	{"checkpoint-after-exits", required_argument, NULL, TOOL_OPT_AFTER_EXITS}, \
 	{"checkpoint-after-hypercalls", required_argument, NULL, TOOL_OPT_AFTER_HC}, \
 	{"symbols", required_argument, NULL, TOOL_OPT_SYMBOLS},                    \
-	{"dir-quota", required_argument, NULL, TOOL_OPT_DIR_QUOTA}
+	{"dir-quota", required_argument, NULL, TOOL_OPT_DIR_QUOTA},                \
+	{"s3-endpoint", required_argument, NULL, TOOL_OPT_S3_ENDPOINT}
 
 /* The --help text of those options. */
 extern const char tool_run_usage[];

@@ -76,9 +76,6 @@ static const char usage[] =
 	"      --tls-cert FILE, --tls-key FILE\n"
 	"                             serve HTTPS with this PEM certificate and key\n"
 	"      --cacert FILE          fetching https://: trust this CA too\n"
-	"      --s3-endpoint URL      s3://: the server (http[s]://HOST[:PORT]), before\n"
-	"                             AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL and the\n"
-	"                             profile's (docs/object-storage.md)\n"
 	"      --allow-plain-http     fetching http://: send the token to a\n"
 	"                             non-loopback address too (in clear text)\n"
 	"      --idle-timeout DUR     cut off a source silent for DUR (default 60s)\n"
@@ -353,13 +350,81 @@ static int listen_main(struct wasp_listen_opts *lo, struct wasp_runner_opts *rn,
 
 /* ---- main ---------------------------------------------------------------------- */
 
+/* --merge OUT LINK...: a chain of files merges into one atomic file;
+ * with an s3:// link or OUT, the links are read as sources (ranged GETs)
+ * and OUT written as a sink (a multipart upload completed only when the
+ * merged checkpoint is whole). Exits on failure. */
+static void merge_chain(const char *out, char **links, int n, const struct wasp_xfer_opts *xo)
+{
+	struct wasp_ckpt_stats st;
+	bool s3 = !strncmp(out, "s3://", 5);
+	memset(&st, 0, sizeof st);
+	for (int i = 0; i < n; i++) {
+		if (!strcmp(links[i], "-") || (strstr(links[i], "://") && strncmp(links[i], "s3://", 5)))
+			tool_die("--merge: a chain is made of files and s3:// objects: '%s' cannot be "
+				 "part of one", links[i]);
+		s3 = s3 || !strncmp(links[i], "s3://", 5);
+	}
+	if (!strcmp(out, "-") || (strstr(out, "://") && strncmp(out, "s3://", 5)))
+		tool_die("--merge: write to a file or an s3:// object, not '%s'", out);
+	if (!s3) {
+		if (wasp_ckpt_merge_files((const char *const *)links, (size_t)n, out, NULL, &st) < 0)
+			tool_die("%s", wasp_last_error());
+	} else {
+		static struct tool_src src[64];
+		const struct wasp_source *ps[64];
+		char err[512];
+		if (n > 64)
+			tool_die("--merge: a chain of %d checkpoints (at most 64)", n);
+		for (int i = 0; i < n; i++) {
+			if (tool_src_open(&src[i], links[i], xo, err, sizeof err) < 0)
+				tool_die("%s", err);
+			ps[i] = &src[i].src;
+		}
+		struct tool_out o = {.fd = -1};
+		struct wasp_xfer *x = NULL;
+		struct wasp_sink sink;
+		if (!strncmp(out, "s3://", 5)) {
+			if (wasp_xfer_open(out, xo, &x) < 0)
+				tool_die("%s", wasp_last_error());
+			sink = wasp_xfer_sink(x);
+		} else {
+			if (tool_out_open(&o, out, err, sizeof err) < 0)
+				tool_die("%s", err);
+			sink = wasp_sink_fd(&o.fd);
+		}
+		int r = wasp_ckpt_merge(ps, (size_t)n, &sink, NULL, &st);
+		if (r < 0)
+			snprintf(err, sizeof err, "%s", wasp_last_error());
+		for (int i = 0; i < n; i++)
+			if (tool_src_close(&src[i]) < 0 && r == 0) {
+				r = -EIO;
+				snprintf(err, sizeof err, "%s", wasp_last_error());
+			}
+		enum wasp_xfer_verdict v;
+		if (r == 0 && x && wasp_xfer_commit(x, &v) < 0) {
+			r = -EIO;
+			snprintf(err, sizeof err, "%s", wasp_last_error());
+		}
+		if (r == 0 && !x && tool_out_commit(&o, err, sizeof err) < 0)
+			r = -EIO;
+		if (r < 0 && !x)
+			tool_out_abort(&o);
+		wasp_xfer_free(x); /* aborts the upload unless it was completed */
+		if (r < 0)
+			tool_die("%s", err);
+	}
+	fprintf(stderr, "%s: merged %d checkpoints into %s (%llu bytes)\n", tool_name, n, out,
+		(unsigned long long)st.bytes);
+}
+
 int main(int argc, char **argv)
 {
 	enum {
 		O_NOSTDIN = 512, O_NOMAP, O_SIMCPUID, O_LISTEN, O_TOKEN, O_TOKEN_FILE, O_KEEP, O_CERT,
 		O_KEY, O_CACERT, O_MERGE, O_TEST_FAULT, O_MAX_STREAM, O_IDLE, O_STREAM_TIMEOUT,
 		O_HEADER_TIMEOUT, O_PER_ADDRESS, O_ALLOW_REPLAY,
-		O_PLAIN, O_S3_ENDPOINT,
+		O_PLAIN,
 		O_FILES
 	};
 	static const struct option opts[] = {
@@ -379,7 +444,6 @@ int main(int argc, char **argv)
 		{"tls-cert", required_argument, NULL, O_CERT},
 		{"tls-key", required_argument, NULL, O_KEY},
 		{"cacert", required_argument, NULL, O_CACERT},
-		{"s3-endpoint", required_argument, NULL, O_S3_ENDPOINT},
 		{"allow-plain-http", no_argument, NULL, O_PLAIN},
 		{"merge", required_argument, NULL, O_MERGE},
 		{"max-stream-size", required_argument, NULL, O_MAX_STREAM},
@@ -399,7 +463,7 @@ int main(int argc, char **argv)
 	struct wasp_runner_opts rn;
 	struct wasp_listen_opts lo = {0};
 	const char *listen = NULL, *token = NULL, *token_file = NULL, *merge = NULL;
-	const char *cacert = NULL, *s3_endpoint = NULL;
+	const char *cacert = NULL;
 	bool stats = false, keep = false, plain = false;
 	int c;
 
@@ -463,9 +527,6 @@ int main(int argc, char **argv)
 		case O_CACERT:
 			cacert = optarg;
 			break;
-		case O_S3_ENDPOINT:
-			s3_endpoint = optarg;
-			break;
 		case O_PLAIN:
 			plain = true;
 			break;
@@ -528,13 +589,10 @@ int main(int argc, char **argv)
 			tool_die("--merge and --listen do not go together");
 		if (optind >= argc)
 			tool_die("--merge needs the chain: FULL [INC...]");
-		struct wasp_ckpt_stats st;
-		memset(&st, 0, sizeof st);
-		if (wasp_ckpt_merge_files((const char *const *)argv + optind, (size_t)(argc - optind),
-					  merge, NULL, &st) < 0)
-			tool_die("%s", wasp_last_error());
-		fprintf(stderr, "%s: merged %d checkpoints into %s (%llu bytes)\n", tool_name,
-			argc - optind, merge, (unsigned long long)st.bytes);
+		struct wasp_xfer_opts mxo;
+		wasp_xfer_opts_init(&mxo);
+		mxo.s3_endpoint = rn.s3_endpoint;
+		merge_chain(merge, argv + optind, argc - optind, &mxo);
 		return 0;
 	}
 	if (listen) {
@@ -569,7 +627,7 @@ int main(int argc, char **argv)
 	xo.token = token;
 	xo.ca_file = cacert;
 	xo.allow_plain_http = plain;
-	xo.s3_endpoint = s3_endpoint;
+	xo.s3_endpoint = rn.s3_endpoint; /* the source's server and the checkpoints' */
 	bool urls = false;
 	for (int i = optind; i < argc; i++) {
 		if (n > 1 && (!strcmp(argv[i], "-") ||

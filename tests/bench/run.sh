@@ -46,7 +46,24 @@ one() {
 }
 one core "$WASP_BENCH_CORE" "${qopt[@]}" --csv "$out/core$sfx.csv"
 one pool "$WASP_BENCH_POOL" "${qopt[@]}" --csv "$out/pool$sfx.csv"
-one ckpt "$WASP_BENCH_CKPT" "${qopt[@]}" --csv "$out/ckpt$sfx.csv"
+# wasp-bench-ckpt's bucket rows go to a Ceph RGW on loopback (a real S3
+# server that checks signatures, scripts/s3-server.sh), when it is installed;
+# its keys reach wasp-bench-ckpt alone.
+s3dir=$(mktemp -d "${TMPDIR:-/tmp}/wasp-bench-s3.XXXXXX")
+s3opt=()
+if "$here/../../scripts/s3-server.sh" start "$s3dir/s3" bench >"$out/s3-server$sfx.log" 2>&1; then
+	s3opt=(--s3 s3://bench/ckpt)
+else
+	echo "run.sh: no S3 server ($out/s3-server$sfx.log): wasp-bench-ckpt runs without its bucket rows"
+fi
+if [ ${#s3opt[@]} -gt 0 ]; then
+	one ckpt bash -c '. "$1" && shift && exec "$@"' - "$s3dir/s3/env" \
+		"$WASP_BENCH_CKPT" "${qopt[@]}" "${s3opt[@]}" --csv "$out/ckpt$sfx.csv"
+	"$here/../../scripts/s3-server.sh" stop "$s3dir/s3" >/dev/null 2>&1
+else
+	one ckpt "$WASP_BENCH_CKPT" "${qopt[@]}" --csv "$out/ckpt$sfx.csv"
+fi
+rm -rf "$s3dir"
 if [ -n "${WASP_BENCH_HTTP:-}" ]; then
 	one http "$WASP_BENCH_HTTP" "${qopt[@]}" --csv "$out/http$sfx.csv"
 fi

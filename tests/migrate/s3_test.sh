@@ -1,6 +1,8 @@
 #!/bin/bash
 # s3:// checkpoints against a real S3 server (Ceph RGW on loopback, from
-# scripts/s3-server.sh). Usage: s3_test.sh CASE. The shared server is
+# scripts/s3-server.sh). Usage: s3_test.sh CASE: test_s3's cases (the
+# library, no KVM) or ckpt_CASE (s3_ckpt_test.sh: virtines through the
+# tools). The shared server is
 # started once per run by the s3.server fixture (s3_test.sh start/stop);
 # cases that kill the server start their own. Skips (77) where radosgw
 # cannot be installed.
@@ -18,9 +20,13 @@ stop)
 	exec "$script" stop "$shared" ;;
 esac
 
+# Virtines need KVM: say so before starting a server of their own.
+case "$case" in
+ckpt_*) [ -r /dev/kvm ] && [ -w /dev/kvm ] || { echo "SKIP: /dev/kvm is not available"; exit 77; } ;;
+esac
 dir=$shared
 own=
-if [ "$case" = server_killed ]; then
+if [ "$case" = server_killed ] || [ "$case" = ckpt_server_killed ]; then
 	dir=$(mktemp -d /tmp/wasp-s3-own.XXXXXX)
 	own=$dir
 	trap '"$script" stop "$own"' EXIT
@@ -33,6 +39,10 @@ fi
 # shellcheck disable=SC1091
 . "$dir/env"
 export WASP_S3_DIR=$dir WASP_S3_SCRIPT=$script
+# Virtines through the tools (KVM): s3_ckpt_test.sh.
+case "$case" in
+ckpt_*) "$here/s3_ckpt_test.sh" "${case#ckpt_}"; exit $? ;;
+esac
 "${WASP_TEST_S3:?set by tests/migrate/s3.cmake}" "$case" || exit 1
 if [ "$case" = abandon ]; then
 	# Given up uploads were aborted: none is left behind for the key.

@@ -99,10 +99,18 @@ static void checkpoint_request(void)
 	CHECK(wasp_ctl_format_checkpoint(buf, sizeof buf, &req) == 0, "format");
 	CHECK(wasp_ctl_parse_checkpoint(buf + strlen(WASP_CTL_CHECKPOINT), &c, why, sizeof why) == 0,
 	      "%s", why);
-	CHECK(c.stop && c.incremental && c.mappable, "flags %d %d %d", c.stop, c.incremental,
-	      c.mappable);
+	CHECK(c.stop && c.incremental && c.mappable && !c.confirm, "flags %d %d %d %d", c.stop,
+	      c.incremental, c.mappable, c.confirm);
 	CHECK_STR(c.to, req.to);
 	CHECK_STR(c.keep, req.keep);
+
+	/* A pipe whose reader commits (wasp-ckpt -o s3://). */
+	struct wasp_checkpoint_request conf = {.stop = true, .confirm = true};
+	CHECK(wasp_ctl_format_checkpoint(buf, sizeof buf, &conf) == 0, "format");
+	CHECK_STR(buf, "checkpoint stop=1 kind=full confirm=1");
+	CHECK(wasp_ctl_parse_checkpoint(buf + strlen(WASP_CTL_CHECKPOINT), &c, why, sizeof why) == 0,
+	      "%s", why);
+	CHECK(c.stop && c.confirm, "confirm %d", c.confirm);
 
 	/* The defaults, with every flag off and no strings. */
 	struct wasp_checkpoint_request none = {0};
@@ -111,7 +119,8 @@ static void checkpoint_request(void)
 	memset(&c, 0xff, sizeof c);
 	CHECK(wasp_ctl_parse_checkpoint(buf + strlen(WASP_CTL_CHECKPOINT), &c, why, sizeof why) == 0,
 	      "%s", why);
-	CHECK(!c.stop && !c.incremental && !c.mappable && !c.to[0] && !c.keep[0], "defaults");
+	CHECK(!c.stop && !c.incremental && !c.mappable && !c.confirm && !c.to[0] && !c.keep[0],
+	      "defaults");
 	char empty[] = "";
 	CHECK(wasp_ctl_parse_checkpoint(empty, &c, why, sizeof why) == 0, "no arguments");
 	CHECK(wasp_ctl_parse_checkpoint(NULL, &c, why, sizeof why) == 0, "NULL arguments");
@@ -122,7 +131,7 @@ static void checkpoint_request(void)
 	      "to '%s'", c.to);
 
 	const char *bad[] = {"stop=2", "stop", "kind=weird", "format=raw", "keep=relative/path",
-			     "keep=%zz", "keep=", "bogus=1", "stop=1 kind=full extra"};
+			     "keep=%zz", "keep=", "bogus=1", "stop=1 kind=full extra", "confirm=2"};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		char args[128];
 		snprintf(args, sizeof args, " %s", bad[i]);
