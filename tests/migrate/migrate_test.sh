@@ -344,10 +344,12 @@ cpu)
 	stayed src d
 	nothing_ran dst ;;
 not_listening)
+	# A port nobody listens on: bind one, note it, let it go. Before the
+	# source starts: python3 takes seconds on an emulated host, time in
+	# which the finite guest could end.
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 9)
 	ref d "$A/dirtier.bin" 9000
 	start_source src "$A/dirtier.bin" 9000
-	# A port nobody listens on: bind one, note it, let it go.
-	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 9)
 	migrate "$src_pid" "http://127.0.0.1:$port" --token "$TOKEN"
 	mig_failed "cannot reach http://127.0.0.1:$port"
 	stayed src d ;;
