@@ -846,6 +846,22 @@ int wasp_ckpt_restore(const struct wasp_restore_opts *opts, const struct wasp_so
 	return wasp_ckpt_restore_chain(opts, &src, 1, out, stats);
 }
 
+
+/* Opens the files of a chain as sources (`*opened` counts the fds to
+ * close, also on failure). */
+static int open_chain(const char *const *paths, size_t n, int *fds, struct wasp_source *srcs,
+		      const struct wasp_source **ptrs, size_t *opened)
+{
+	for (; *opened < n; (*opened)++) {
+		size_t i = *opened;
+		fds[i] = open(paths[i], O_RDONLY | O_CLOEXEC);
+		if (fds[i] < 0)
+			return wasp_fail(-errno, "%s: %s", paths[i], strerror(errno));
+		srcs[i] = wasp_source_fd(&fds[i]);
+		ptrs[i] = &srcs[i];
+	}
+	return 0;
+}
 int wasp_ckpt_restore_files(const struct wasp_restore_opts *opts, const char *const *paths,
 			    size_t n, struct wasp_virtine **out, struct wasp_ckpt_stats *stats)
 {
@@ -858,15 +874,8 @@ int wasp_ckpt_restore_files(const struct wasp_restore_opts *opts, const char *co
 	*out = NULL;
 	if (n > 64)
 		return wasp_fail(-E2BIG, "a chain of %zu checkpoints; at most 64", n);
-	for (; opened < n; opened++) {
-		fds[opened] = open(paths[opened], O_RDONLY | O_CLOEXEC);
-		if (fds[opened] < 0) {
-			r = wasp_fail(-errno, "%s: %s", paths[opened], strerror(errno));
-			goto out;
-		}
-		srcs[opened] = wasp_source_fd(&fds[opened]);
-		ptrs[opened] = &srcs[opened];
-	}
+	if ((r = open_chain(paths, n, fds, srcs, ptrs, &opened)) < 0)
+		goto out;
 	/* The files are ours, at offset 0: the first may be mapped. */
 	r = restore_chain(opts, ptrs, fds, n, out, stats);
 	if (r < 0 && n == 1)
@@ -955,15 +964,8 @@ int wasp_ckpt_merge_files(const char *const *paths, size_t n, const char *out_pa
 
 	if (n == 0 || n > 64)
 		return wasp_fail(-EINVAL, "a chain of %zu checkpoints to merge (1..64)", n);
-	for (; opened < n; opened++) {
-		fds[opened] = open(paths[opened], O_RDONLY | O_CLOEXEC);
-		if (fds[opened] < 0) {
-			r = wasp_fail(-errno, "%s: %s", paths[opened], strerror(errno));
-			goto out;
-		}
-		srcs[opened] = wasp_source_fd(&fds[opened]);
-		ps[opened] = &srcs[opened];
-	}
+	if ((r = open_chain(paths, n, fds, srcs, ps, &opened)) < 0)
+		goto out;
 	/* The output file only once every link opened: a missing one leaves
 	 * no temporary file behind. */
 	if ((r = wasp_atomic_open(out_path, &f)) < 0)
