@@ -846,7 +846,6 @@ int wasp_ckpt_restore(const struct wasp_restore_opts *opts, const struct wasp_so
 	return wasp_ckpt_restore_chain(opts, &src, 1, out, stats);
 }
 
-
 /* Opens the files of a chain as sources (`*opened` counts the fds to
  * close, also on failure). */
 static int open_chain(const char *const *paths, size_t n, int *fds, struct wasp_source *srcs,
@@ -862,6 +861,7 @@ static int open_chain(const char *const *paths, size_t n, int *fds, struct wasp_
 	}
 	return 0;
 }
+
 int wasp_ckpt_restore_files(const struct wasp_restore_opts *opts, const char *const *paths,
 			    size_t n, struct wasp_virtine **out, struct wasp_ckpt_stats *stats)
 {
