@@ -9,7 +9,10 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 script=$here/../../scripts/s3-server.sh
-shared=${WASP_S3_SHARED:?set by tests/migrate/s3.cmake}
+# The server's files hold its daemons' Unix sockets: they go under /tmp
+# (a build directory may be too deep for a socket's 108-byte path, or on
+# a file system without sockets, as 9p is), one per build directory.
+shared=${TMPDIR:-/tmp}/wasp-s3-$(printf %s "${WASP_S3_SHARED:?set by tests/migrate/s3.cmake}" | md5sum | cut -c1-12)
 case=$1
 
 case "$case" in
