@@ -403,6 +403,10 @@ static int save_to(struct wasp_runner *r, const struct wasp_save_opts *so, const
 	err = wasp_ckpt_save(r->v, so, &sink, st);
 	if (err == 0)
 		err = wasp_xfer_commit(x, &verdict);
+	/* A refused or unknown upload is no checkpoint (the reason is in
+	 * wasp_last_error()): the object did not appear. */
+	if (err == 0 && verdict != WASP_XFER_ACCEPTED)
+		err = -EIO;
 	wasp_xfer_free(x); /* aborts the upload unless it was completed */
 	return err;
 }

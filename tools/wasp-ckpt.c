@@ -151,6 +151,8 @@ static int pump_finish(char *err, size_t cap)
 	}
 	enum wasp_xfer_verdict v;
 	int r = wasp_xfer_commit(pump.x, &v);
+	if (r == 0 && v != WASP_XFER_ACCEPTED)
+		r = -EIO; /* refused: the object did not appear; the reason is the library's */
 	if (r < 0) {
 		snprintf(err, cap, "%s", wasp_last_error());
 		return r;

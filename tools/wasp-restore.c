@@ -402,7 +402,7 @@ static void merge_chain(const char *out, char **links, int n, const struct wasp_
 				snprintf(err, sizeof err, "%s", wasp_last_error());
 			}
 		enum wasp_xfer_verdict v;
-		if (r == 0 && x && wasp_xfer_commit(x, &v) < 0) {
+		if (r == 0 && x && (wasp_xfer_commit(x, &v) < 0 || v != WASP_XFER_ACCEPTED)) {
 			r = -EIO;
 			snprintf(err, sizeof err, "%s", wasp_last_error());
 		}

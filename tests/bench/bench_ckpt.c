@@ -525,6 +525,8 @@ static void sample(struct row *row, int round)
 		}
 		tc = now_ns();
 		r = wasp_xfer_commit(x, &vd);
+		if (r == 0 && vd != WASP_XFER_ACCEPTED)
+			r = -EIO;
 		wasp_xfer_free(x);
 		check(r, "wasp_xfer_commit");
 	} else {
