@@ -180,7 +180,9 @@ refused)
 	one_line_error "wrong secret" "the secret access key is wrong"
 	ck --stop "f$$" -o "s3://no-such-bucket-$$/f.wckpt"
 	one_line_error "missing bucket" "the bucket does not exist"
-	env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY HOME="$work" ck --stop "f$$" -o "$K/f.wckpt"
+	env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY HOME="$work" "$WASP_CKPT" --stop "f$$" \
+		-o "$K/f.wckpt" >"$work/ck.out" 2>"$work/ck.err"
+	rc=$?
 	one_line_error "no credentials" "no S3 credentials"
 	no_object "$K/f.wckpt"
 	alive "$run_pid" || fail "the virtine stopped"
