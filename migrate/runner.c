@@ -160,6 +160,16 @@ void wasp_rn_hold_path(const struct wasp_runner *r, char *buf, size_t cap)
 	}
 }
 
+/* An upload to the runner's s3:// path, with its endpoint; opening only
+ * reads the configuration, nothing is sent. */
+static int s3_open(const struct wasp_runner *r, const char *path, struct wasp_xfer **x)
+{
+	struct wasp_xfer_opts xo;
+	wasp_xfer_opts_init(&xo);
+	xo.s3_endpoint = r->s3_endpoint;
+	return wasp_xfer_open(path, &xo, x);
+}
+
 int wasp_runner_create(struct wasp_virtine *v, const struct wasp_runner_opts *o,
 		       struct wasp_runner **out)
 {
@@ -215,14 +225,10 @@ int wasp_runner_create(struct wasp_virtine *v, const struct wasp_runner_opts *o,
 	r->o.run_dir = NULL;
 
 	/* An s3:// path that cannot work (no credentials, a bad bucket name)
-	 * fails here, not at the first checkpoint: opening only reads the
-	 * configuration, nothing is sent. */
+	 * fails here, not at the first checkpoint. */
 	if (r->ckpt_path && wasp_s3_url(r->ckpt_path)) {
-		struct wasp_xfer_opts xo;
 		struct wasp_xfer *x;
-		wasp_xfer_opts_init(&xo);
-		xo.s3_endpoint = r->s3_endpoint;
-		if ((err = wasp_xfer_open(r->ckpt_path, &xo, &x)) < 0)
+		if ((err = s3_open(r, r->ckpt_path, &x)) < 0)
 			goto fail;
 		wasp_xfer_free(x);
 	}
@@ -391,12 +397,9 @@ static int save_to(struct wasp_runner *r, const struct wasp_save_opts *so, const
 {
 	if (!wasp_s3_url(path))
 		return wasp_ckpt_save_file(r->v, so, path, st);
-	struct wasp_xfer_opts xo;
 	struct wasp_xfer *x;
 	enum wasp_xfer_verdict verdict;
-	wasp_xfer_opts_init(&xo);
-	xo.s3_endpoint = r->s3_endpoint;
-	int err = wasp_xfer_open(path, &xo, &x);
+	int err = s3_open(r, path, &x);
 	if (err < 0)
 		return err;
 	struct wasp_sink sink = wasp_xfer_sink(x);
