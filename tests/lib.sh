@@ -44,3 +44,32 @@ work_cleanup() {
 	wait 2>/dev/null
 	[ -n "${KEEP_WORK:-}" ] || rm -rf "$work"
 }
+
+# Races with a finite guest. A case that must reach a running counter
+# (checkpoint, stop or migrate it) before its last step can lose that race
+# on a slow host (an emulated KVM, where starting wasp-ckpt costs seconds):
+# the guest finished first. That says nothing about wasp, so the case says
+# too_late, and retry_slower, called at the top of the script, runs the
+# whole case again in a new process with 5 and then 25 times the steps
+# (scripts scale STEPS by $STEPS_SCALE). A real failure fails every attempt
+# and is reported as it is: retries hide no bug, only the lost race.
+STEPS_SCALE=${WASP_TEST_STEPS_SCALE:-1}
+retry_slower() {
+	[ -n "${WASP_TEST_STEPS_SCALE:-}" ] && return 0
+	local scale rc
+	for scale in 1 5 25; do
+		WASP_TEST_STEPS_SCALE=$scale "$BASH" "$0" "$@"
+		rc=$?
+		[ "$rc" -eq 75 ] || exit "$rc"
+	done
+	echo "FAIL: $1: the guest finished before the tools reached it, even with 25 times the steps"
+	exit 1
+}
+# too_late MSG: the race is lost (exit 75: retry_slower runs the case again).
+too_late() {
+	echo "too late (${STEPS_SCALE}x steps): $case_name: $*; again with more steps"
+	exit 75
+}
+# too_late_if_done OUT MSG: the guest whose stdout is OUT printed its last
+# line ("done ..."), so what failed came too late for it.
+too_late_if_done() { ! grep -q '^done' "$1" 2>/dev/null || too_late "$2"; }

@@ -12,6 +12,8 @@
 set -u
 case_name=$1
 [ -r /dev/kvm ] && [ -w /dev/kvm ] || { echo "SKIP: /dev/kvm is not available"; exit 77; }
+. "$(dirname "$0")/../lib.sh"
+retry_slower "$@"
 
 work=$(mktemp -d /tmp/wasp-mig-XXXXXX)
 export WASP_RUN_DIR=$work/run
@@ -29,11 +31,10 @@ trap cleanup EXIT
 G=$GUEST_DIR A=$ASM_DIR
 TOKEN=migrate-test-token-$$-$RANDOM
 ALLOW=--allow=console_write,get_arg,files
-# counter: about 2-3 s (80 steps of ~30 ms); dirtier: 1 MiB of fresh
-# random data per pass, ~0.3 ms a pass (more while it is being tracked).
-STEPS=80 WORK=20000000
-
-. "$(dirname "$0")/../lib.sh"
+# counter: about 2-3 s (80 steps of ~30 ms; more when a slow host lost
+# the race to it, retry_slower in lib.sh); dirtier: 1 MiB of fresh random
+# data per pass, ~0.3 ms a pass (more while it is being tracked).
+STEPS=$((80 * STEPS_SCALE)) WORK=20000000
 
 # ref NAME GUEST ARGS...: the unmigrated run, in the background, in $work/ref-NAME.
 ref() {
@@ -92,6 +93,7 @@ migrate() {
 	mrc=$?
 }
 mig_ok() {
+	[ "$mrc" -eq 0 ] || too_late_if_done "$work/src.out" "wasp-migrate reached the source after its last step"
 	[ "$mrc" -eq 0 ] || fail "wasp-migrate exit status $mrc: $(cat "$work/mig.err")"
 	grep -q '^wasp-migrate: migrated .* total [0-9.]* s, downtime [0-9.]* ms, [0-9]* rounds\?, .* sent, compression [0-9.]*x$' \
 		"$work/mig.err" || fail "no summary line: $(cat "$work/mig.err")"
@@ -544,14 +546,24 @@ incremental | merge)
 	"$WASP_CKPT" -q --incremental "$src_pid" -o "$work/x.wckpt" 2>"$work/ck.err"
 	[ $? -eq 125 ] && grep -q 'no parent checkpoint: take a full one first' "$work/ck.err" ||
 		fail "--incremental before any full checkpoint: $(cat "$work/ck.err")"
-	"$WASP_CKPT" -q "$src_pid" -o "$work/c0.wckpt" || fail "full checkpoint"
+	"$WASP_CKPT" -q "$src_pid" -o "$work/c0.wckpt" || {
+		too_late_if_done "$work/src.out" "the full checkpoint: the guest had finished"
+		fail "full checkpoint"
+	}
 	for i in 1 2 3 4 5 6 7 8; do
 		# One more step of the guest between links (not a fixed sleep).
 		n=$(wc -l <"$work/src.out")
-		wait_until lines_at_least "$work/src.out" $((n + 1)) || fail "inc $i: the guest made no progress"
-		"$WASP_CKPT" -q --incremental "$src_pid" -o "$work/c$i.wckpt" 2>"$work/ck.err" || fail "inc $i: $(cat "$work/ck.err")"
+		wait_until eval 'lines_at_least "$work/src.out" $((n + 1)) || ! alive "$src_pid"' ||
+			fail "inc $i: the guest made no progress"
+		"$WASP_CKPT" -q --incremental "$src_pid" -o "$work/c$i.wckpt" 2>"$work/ck.err" || {
+			too_late_if_done "$work/src.out" "inc $i: the guest had finished"
+			fail "inc $i: $(cat "$work/ck.err")"
+		}
 	done
-	"$WASP_CKPT" --incremental --stop "$src_pid" -o "$work/c9.wckpt" 2>"$work/ck.err" || fail "inc 9: $(cat "$work/ck.err")"
+	"$WASP_CKPT" --incremental --stop "$src_pid" -o "$work/c9.wckpt" 2>"$work/ck.err" || {
+		too_late_if_done "$work/src.out" "inc 9: the guest had finished"
+		fail "inc 9: $(cat "$work/ck.err")"
+	}
 	grep -q '^wasp-ckpt: incremental checkpoint of' "$work/ck.err" || fail "no incremental summary: $(cat "$work/ck.err")"
 	wait "$src_pid" || fail "the source exited $?"
 	for i in 1 2 3 4 5 6 7 8 9; do

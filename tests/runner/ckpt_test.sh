@@ -16,6 +16,8 @@ case_name=$1
 for v in WASP_RUN WASP_CKPT WASP_RESTORE WASP_INSPECT GUEST_DIR; do
 	[ -n "${!v:-}" ] || { echo "FAIL: $case_name: $v is not set"; exit 1; }
 done
+. "$(dirname "$0")/../lib.sh"
+retry_slower "$@"
 
 work=$(mktemp -d /tmp/wasp-ckpt-XXXXXX)
 # A private socket directory: tests never touch /run/wasp.
@@ -31,12 +33,11 @@ trap cleanup EXIT
 G=$GUEST_DIR
 ALLOW=--allow=console_write,get_arg,files
 # About 2 s of guest work: 40 steps of ~50 ms, so checkpoints taken
-# after a given number of steps land mid-run with room to spare.
-STEPS=40 WORK=20000000
+# after a given number of steps land mid-run with room to spare (more
+# steps when a slow host lost that race: retry_slower in lib.sh).
+STEPS=$((40 * STEPS_SCALE)) WORK=20000000
 have_py=0
 command -v python3 >/dev/null 2>&1 && [ -z "${CKPT_TEST_NO_PYTHON:-}" ] && have_py=1
-
-. "$(dirname "$0")/../lib.sh"
 
 # wait_lines TAG N: TAG.out has N lines (the guest did N steps).
 wait_lines() { wait_until lines_at_least "$work/$1.out" "$2" || fail "$1: fewer than $2 lines of output"; }
@@ -91,10 +92,20 @@ same_as_ref() {
 	cmp -s "$expect" "$2" || fail "$1: stdout differs from the uninterrupted run's ($(cmp "$expect" "$2" 2>&1))"
 	cmp -s "$work/ref/counter.log" "$4" || fail "$1: counter.log differs from the uninterrupted run's ($(cmp "$work/ref/counter.log" "$4" 2>&1))"
 }
-# not_done TAG: the guest had not finished when it was checkpointed.
-not_done() { ! grep -q '^done hash' "$work/$1.out" || fail "$1: the guest finished before the checkpoint"; }
+# not_done TAG: the guest had not finished when it was checkpointed (if it
+# had, the host was too slow for the case's steps: too_late).
+not_done() { too_late_if_done "$work/$1.out" "$1: the guest finished before the checkpoint"; }
 # logged TAG K SOURCE: the runner (wasp-run or wasp-restore) logged checkpoint K from SOURCE as taken.
 logged() { grep -q "^wasp-[a-z]*: checkpoint $2 ($3[^)]*) to .*: [0-9]* bytes in " "$work/$1.err"; }
+# wait_logged TAG K SOURCE PID: waits until TAG logged checkpoint K, or its
+# process (PID) ended without it (the guest finished first: too_late).
+logged_or_gone() { logged "$1" "$2" "$3" || ! alive "$4"; }
+wait_logged() {
+	wait_until logged_or_gone "$@" || fail "$1: no checkpoint $2 ($3) logged"
+	logged "$1" "$2" "$3" && return
+	too_late_if_done "$work/$1.out" "$1 finished before checkpoint $2 ($3)"
+	fail "$1: ended without logging checkpoint $2 ($3)"
+}
 # stopped TAG: the process ended with status 0 after a checkpoint with stop.
 stopped() {
 	[ "$rc" -eq 0 ] || fail "$1: exit status $rc after a checkpoint with stop, expected 0"
@@ -103,7 +114,12 @@ stopped() {
 
 # ck ARGS...: runs wasp-ckpt; stdout/stderr in ck.stdout/ck.stderr; sets rc.
 ck() { "$WASP_CKPT" "$@" >"$work/ck.stdout" 2>"$work/ck.stderr"; rc=$?; }
-ck_ok() { [ "$rc" -eq 0 ] || fail "wasp-ckpt: status $rc: $(cat "$work/ck.stderr")"; }
+# ck_ok [TAG]: it succeeded; if not, and TAG's guest had finished, too late.
+ck_ok() {
+	[ "$rc" -eq 0 ] && return
+	[ -n "${1:-}" ] && too_late_if_done "$work/$1.out" "wasp-ckpt reached $1 after its last step"
+	fail "wasp-ckpt: status $rc: $(cat "$work/ck.stderr")"
+}
 
 # info CKPT: reads the checkpoint with wasp-inspect --json; sets ck_off (the
 # first open file's offset, -1 without one), ck_cb (console bytes), ck_cr0,
@@ -182,7 +198,7 @@ stop_counter() {
 	counter "$1" "$2" --name "$1"
 	wait_lines "$1" 3
 	ck "$1" --stop -o "$work/$1.wckpt"
-	ck_ok
+	ck_ok "$1"
 	status "$run_pid"
 	stopped "$1"
 	not_done "$1"
@@ -274,19 +290,19 @@ moments)
 	counter m "$work/m" --name mom --checkpoint-path "$P" --trigger-file "$T"
 	m_pid=$run_pid
 	wait_lines m 4
-	ck mom -o "$work/ck1.wckpt"; ck_ok
+	ck mom -o "$work/ck1.wckpt"; ck_ok m
 	wait_lines m 10
-	ck mom -o "$work/ck2.wckpt"; ck_ok
+	ck mom -o "$work/ck2.wckpt"; ck_ok m
 	wait_lines m 16
 	kill -USR1 "$m_pid"
-	wait_until logged m 3 SIGUSR1 || fail "no SIGUSR1 checkpoint logged"
+	wait_logged m 3 SIGUSR1 "$m_pid"
 	cp "$P" "$work/ck3.wckpt"
 	wait_lines m 22
-	ck mom -o "$work/ck4.wckpt"; ck_ok
+	ck mom -o "$work/ck4.wckpt"; ck_ok m
 	wait_lines m 28
 	touch "$T"
+	wait_logged m 5 'trigger file' "$m_pid"
 	wait_until test ! -e "$T" || fail "the trigger file was not removed"
-	logged m 5 'trigger file' || fail "no trigger-file checkpoint logged"
 	cp "$P" "$work/ck5.wckpt"
 	not_done m
 	status "$m_pid"
@@ -316,7 +332,7 @@ stop_chain)
 	counter c1 "$D" --name link1
 	for ((k = 1; k < links; k++)); do
 		wait_lines c$k 3
-		ck link$k --stop -o "$work/c$k.wckpt"; ck_ok
+		ck link$k --stop -o "$work/c$k.wckpt"; ck_ok c$k
 		grep -q 'the virtine stopped' "$work/ck.stderr" || fail "link $k: wasp-ckpt does not say it stopped"
 		status "$run_pid"
 		stopped c$k
@@ -342,6 +358,7 @@ pipe)
 	wait_lines p1 5
 	"$WASP_CKPT" piper --stop -o - 2>"$work/ck.stderr" | "$WASP_RESTORE" --dir "$D" - >"$work/p2.out" 2>"$work/p2.err"
 	st=("${PIPESTATUS[@]}")
+	[ "${st[0]}" -eq 0 ] || too_late_if_done "$work/p1.out" "wasp-ckpt reached p1 after its last step"
 	[ "${st[0]}" -eq 0 ] || fail "wasp-ckpt -o - exit status ${st[0]}: $(cat "$work/ck.stderr")"
 	grep -q ' to stdout: [0-9]* bytes in .*; the virtine stopped$' "$work/ck.stderr" ||
 		fail "wasp-ckpt summary: $(cat "$work/ck.stderr")"
@@ -364,7 +381,7 @@ mappable)
 	"$WASP_CKPT" mapper --mappable --incremental -o "$work/bad.wckpt" 2>"$work/ck.stderr" &&
 		fail "--mappable --incremental was accepted"
 	grep -q 'do not go together' "$work/ck.stderr" || fail "--mappable --incremental: $(cat "$work/ck.stderr")"
-	ck mapper --stop --mappable -o "$work/m.wckpt"; ck_ok
+	ck mapper --stop --mappable -o "$work/m.wckpt"; ck_ok m1
 	status "$m1_pid"
 	stopped m1
 	sum_before=$(sha "$work/m.wckpt")
@@ -540,24 +557,24 @@ restore_again)
 	D=$work/ra P=$work/ra.path T=$work/ra.trig
 	counter a0 "$D" --name gen0
 	wait_lines a0 3
-	ck gen0 --stop -o "$work/a0.wckpt"; ck_ok
+	ck gen0 --stop -o "$work/a0.wckpt"; ck_ok a0
 	status "$run_pid"
 	stopped a0
 	bg a1 "$WASP_RESTORE" "$work/a0.wckpt" --dir "$D" --name gen1 --checkpoint-path "$P" --trigger-file "$T"
 	a1_pid=$run_pid
 	wait_lines a1 4
 	kill -USR1 "$a1_pid"
-	wait_until logged a1 1 SIGUSR1 || fail "no SIGUSR1 checkpoint logged by wasp-restore"
+	wait_logged a1 1 SIGUSR1 "$a1_pid"
 	cp "$P" "$work/g1.wckpt"
 	wait_lines a1 8
-	ck gen1 -o "$work/g2.wckpt"; ck_ok
+	ck gen1 -o "$work/g2.wckpt"; ck_ok a1
 	grep -q "checkpoint of gen1 (pid $a1_pid)" "$work/ck.stderr" || fail "wasp-ckpt summary: $(cat "$work/ck.stderr")"
 	wait_lines a1 12
-	ck "$a1_pid" -o "$work/g3.wckpt"; ck_ok
+	ck "$a1_pid" -o "$work/g3.wckpt"; ck_ok a1
 	wait_lines a1 16
 	touch "$T"
+	wait_logged a1 4 'trigger file' "$a1_pid"
 	wait_until test ! -e "$T" || fail "the trigger file was not removed"
-	logged a1 4 'trigger file' || fail "no trigger-file checkpoint logged by wasp-restore"
 	cp "$P" "$work/g4.wckpt"
 	not_done a1
 	status "$a1_pid"
@@ -585,10 +602,10 @@ inspect_chain)
 	ref
 	counter ic "$work/ic" --name "ic-$$"
 	wait_lines ic 3
-	ck "ic-$$" -o "$work/ic0.wckpt"; ck_ok
+	ck "ic-$$" -o "$work/ic0.wckpt"; ck_ok ic
 	for i in 1 2 3; do
 		wait_lines ic $((3 + 3 * i))
-		ck "ic-$$" --incremental -o "$work/ic$i.wckpt"; ck_ok
+		ck "ic-$$" --incremental -o "$work/ic$i.wckpt"; ck_ok ic
 	done
 	"$WASP_INSPECT" "$work/ic0.wckpt" "$work/ic1.wckpt" "$work/ic2.wckpt" "$work/ic3.wckpt" \
 		>"$work/in.out" 2>"$work/in.err" || fail "a good chain: $(cat "$work/in.err")"
@@ -607,7 +624,7 @@ inspect_chain)
 	"$WASP_INSPECT" "$work/ic1.wckpt" "$work/ic2.wckpt" >/dev/null 2>"$work/in.err"
 	[ $? -eq 1 ] && grep -q 'incremental' "$work/in.err" || fail "a chain without its full checkpoint passed"
 	# The same chain restores and finishes like the uninterrupted run.
-	ck "ic-$$" --stop --incremental -o "$work/ic4.wckpt"; ck_ok
+	ck "ic-$$" --stop --incremental -o "$work/ic4.wckpt"; ck_ok ic
 	status "$run_pid"
 	"$WASP_RESTORE" --dir "$work/ic" "$work/ic0.wckpt" "$work/ic1.wckpt" "$work/ic2.wckpt" \
 		"$work/ic3.wckpt" "$work/ic4.wckpt" >"$work/ic2nd.out" 2>"$work/ic2nd.err"
@@ -670,7 +687,7 @@ mappable_truncate)
 	D=$work/mt
 	counter mt1 "$D" --name "mt-$$"
 	wait_lines mt1 3
-	ck "mt-$$" --stop --mappable -o "$work/mt.wckpt"; ck_ok
+	ck "mt-$$" --stop --mappable -o "$work/mt.wckpt"; ck_ok mt1
 	status "$run_pid"
 	stopped mt1
 	cp "$work/mt.wckpt" "$work/mt-shared.wckpt"
