@@ -3,20 +3,57 @@
 # OUT/report SUFFIX.md (the targets, then each benchmark's medians) and, when
 # gnuplot is installed, PNG plots beside it named after the Wasp paper's
 # figures. SUFFIX is "" (full run) or "-quick". Reads OUT/{core,pool,ckpt,
-# http,linux,apps,cc,migrate}SUFFIX.{csv,log}; a missing one is left out of
-# the report.
+# http,linux,apps,cc,migrate,qemu_ckpt}SUFFIX.{csv,log}; a missing one is
+# left out of the report. Writes the ratios between two benchmarks (wasp's
+# checkpoint rows over QEMU's) to OUT/vs_qemuSUFFIX.log and prints them.
+# The report's first lines say whether the QEMU comparison ran, and with
+# which CPU model; a full run without it is a failure, said there first.
+# WASP_BENCH_FAILED (run.sh): the benchmarks that failed, also said there.
 # Exit status: 0 written, 1 nothing to report or a write failed, 2 usage.
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: report.sh OUT [SUFFIX]" >&2; exit 2; }
 out=$1 sfx=${2:-}
 md=$out/report$sfx.md
 csv() { echo "$out/$1$sfx.csv"; }
-[ -f "$(csv core)" ] || { echo "report.sh: no $(csv core): run the suite first" >&2; exit 1; }
+found=0
+for n in core pool ckpt http linux apps cc migrate qemu_ckpt; do
+	[ -f "$(csv $n)" ] && found=1
+done
+[ $found = 1 ] || { echo "report.sh: no CSV of the suite in $out: run the suite first" >&2; exit 1; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/wasp-report-XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 
 # median of core.csv's row NAME (empty when absent)
-core() { awk -F, -v n="$1" '$1 == n { print $2 }' "$(csv core)"; }
+core() { [ -f "$(csv core)" ] && awk -F, -v n="$1" '$1 == n { print $2 }' "$(csv core)"; }
+
+# ---- wasp over QEMU, from two benchmarks of this run ------------------------
+# wasp-bench-ckpt's 64 MiB x 100 % row (the first one: the grid's, auto
+# threads) against bench_qemu_ckpt.sh's 64 MiB: save_file (the whole
+# wasp_ckpt_save_file() call of the paused guest: capture, compress, write,
+# fsync, rename, fsync of the directory) over QEMU's save (migrate of the
+# stopped guest to the file until written, fsync of file and directory);
+# restore_call (open, wasp_ckpt_restore_file(): a new virtine, read,
+# decompress, apply) over QEMU's restore (migrate-incoming into a started
+# QEMU until completed). README.md, "QEMU comparison".
+# col FILE NAME: the column number of NAME in FILE's header (empty if none).
+col() { head -n 1 "$1" | tr ',' '\n' | grep -nx "$2" | cut -d: -f1; }
+vs=$out/vs_qemu$sfx.log
+: >"$vs" || exit 1
+if [ -f "$(csv ckpt)" ] && [ -f "$(csv qemu_ckpt)" ]; then
+	ws=$(col "$(csv ckpt)" save_file_ms) wr=$(col "$(csv ckpt)" restore_call_ms)
+	qs=$(col "$(csv qemu_ckpt)" save_ms) qr=$(col "$(csv qemu_ckpt)" restore_ms)
+	if [ -n "$ws" ] && [ -n "$wr" ] && [ -n "$qs" ] && [ -n "$qr" ]; then
+		w=$(awk -F, -v s="$ws" -v r="$wr" '$1 == 64 && $2 == 100 && $4 == "zstd" { print $s, $r; exit }' "$(csv ckpt)")
+		q=$(awk -F, -v s="$qs" -v r="$qr" '$2 == 64 { print $s, $r; exit }' "$(csv qemu_ckpt)")
+		if [ -n "$w" ] && [ -n "$q" ]; then
+			awk -v w="$w" -v q="$q" 'BEGIN { split(w, a, " "); split(q, b, " ")
+				if (b[1] > 0) printf "ratio ckpt_save_64MiB_full/qemu %.2f (target 0.6)\n", a[1] / b[1]
+				if (b[2] > 0) printf "ratio restore_64MiB_full/qemu %.2f (target 0.5)\n", a[2] / b[2]
+				printf "(wasp save_file %.1f ms, restore_call %.1f ms; QEMU save %.1f ms, restore %.1f ms)\n", a[1], a[2], b[1], b[2] }' >"$vs"
+		fi
+	fi
+fi
+[ -s "$vs" ] && cat "$vs"
 
 plots=()
 have_gnuplot=0
@@ -74,7 +111,7 @@ awk -F, '$1 ~ /^image_[0-9]+(B|KiB|MiB)_(load_run|pool_call)$/ {
 	if (s ~ /KiB$/) mult = 1024; else if (s ~ /MiB$/) mult = 1048576
 	sub(/[A-Za-z]+$/, "", s); key = s * mult
 	if ($1 ~ /load_run/) l[key] = $2; else c[key] = $2; keys[key] = 1 }
-	END { for (k in keys) print k, l[k], c[k] }' "$(csv core)" | sort -n >"$tmp/fig12.dat"
+	END { for (k in keys) print k, l[k], c[k] }' "$(csv core)" 2>/dev/null | sort -n >"$tmp/fig12.dat"
 [ -s "$tmp/fig12.dat" ] && plot fig12_image_size "Start latency vs image size (Wasp Fig. 12)" "microseconds (log)" \
 	"set logscale xy; set xlabel 'image bytes'; plot '$tmp/fig12.dat' using 1:2 with linespoints title 'load + run on a virtine', '' using 1:3 with linespoints title 'call through a pool'"
 
@@ -143,11 +180,46 @@ fi
 	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)."
 	echo "Medians; ratios are against baselines measured in the same run (tests/bench/README.md)."
 	echo
+	# The QEMU comparison first: it must never vanish unnoticed.
+	qfail=$(cat "$out/migrate$sfx.log" "$out/qemu_ckpt$sfx.log" 2>/dev/null |
+		sed -n 's/^\(bench_[a-z_]*\): QEMU comparison FAILED: /\1: /p' | sort -u)
+	if [ -z "$sfx" ]; then
+		# A full run must show the peers: positive evidence, not the absence of a complaint.
+		grep -qs '^qemu,' "$(csv migrate)" || qfail="$qfail${qfail:+$'\n'}migrate$sfx.csv has no QEMU rows"
+		grep -qs '^qemu,' "$(csv qemu_ckpt)" || qfail="$qfail${qfail:+$'\n'}qemu_ckpt$sfx.csv has no QEMU rows"
+	fi
+	if [ -n "$qfail" ]; then
+		if [ -z "$sfx" ]; then
+			echo "**FAILED: the QEMU comparison did not run.** Its rows and ratios are missing from this report:"
+		else
+			echo "**No QEMU comparison in this quick run** (a full run fails for it). Its rows and ratios are missing:"
+		fi
+		echo
+		sed 's/^/    /' <<<"$qfail"
+		echo
+	else
+		qcpu=$(cat "$out/migrate$sfx.log" "$out/qemu_ckpt$sfx.log" 2>/dev/null |
+			sed -n 's/^\(bench_[a-z_]*\): QEMU CPU model /- \1: CPU model /p')
+		qver=$(cat "$out/migrate$sfx.log" "$out/qemu_ckpt$sfx.log" 2>/dev/null |
+			grep -o 'QEMU emulator version [^ ]*' | head -n 1)
+		if [ -n "$qcpu" ]; then
+			echo "QEMU comparison ran: ${qver:-QEMU} with KVM."
+			echo
+			echo "$qcpu"
+		fi
+		grep -qs 'QEMU comparison not run (--no-qemu)' "$out/migrate$sfx.log" &&
+			echo "(Quick: no QEMU migrations; QEMU's checkpoint rows only.)"
+		echo
+	fi
+	if [ -n "${WASP_BENCH_FAILED:-}" ]; then
+		echo "**FAILED benchmarks: ${WASP_BENCH_FAILED}** (their logs: $out)"
+		echo
+	fi
 	echo "## Targets"
 	echo
 	echo "| ratio | value | target | met |"
 	echo "|---|---|---|---|"
-	for n in core pool ckpt http linux apps cc migrate; do
+	for n in core pool ckpt http linux apps cc migrate qemu_ckpt vs_qemu; do
 		[ -f "$out/$n$sfx.log" ] && grep '^ratio ' "$out/$n$sfx.log"
 	done | awk '{ v = $3; t = $0; sub(/.*\(/, "", t); sub(/\).*/, "", t)
 		met = "-"; if (t ~ /^target /) { sub(/^target /, "", t); met = (v + 0 <= t + 0) ? "yes" : "no" }
@@ -157,6 +229,20 @@ fi
 		echo "![${p#*|}](${p%%|*})"
 	done
 	[ $have_gnuplot = 1 ] || echo "(no plots: gnuplot is not installed; tests/bench/setup.sh installs it)"
+	if [ -s "$vs" ]; then
+		echo
+		echo "## wasp vs QEMU: checkpoint to a file and restore, 64 MiB fully written"
+		echo
+		echo "Medians of this run (tests/bench/README.md, \"QEMU comparison\"). wasp: save_file is the whole"
+		echo "wasp_ckpt_save_file() call of the paused guest (capture, compress, write, fsync, rename, fsync of"
+		echo "the directory); restore_call is open + wasp_ckpt_restore_file() (a new virtine, read, decompress,"
+		echo "apply). QEMU: save is QMP \`migrate exec:cat > FILE\` of the stopped guest until QEMU's child has"
+		echo "written the file and exited, plus fsync of the file and its directory; restore is QMP"
+		echo "\`migrate-incoming exec:cat FILE\` into a started QEMU (\`-incoming defer\`) until it completes;"
+		echo "its guest is then checked to run on (fill read back, marks continuing)."
+		echo
+		sed 's/^/    /' "$vs"
+	fi
 	# The paper's two application experiments as the paper tables them.
 	if [ -f "$(csv apps)" ] && grep -q '^fig14_native,' "$(csv apps)"; then
 		echo
@@ -187,7 +273,7 @@ fi
 				printf "| µs per call, virtine |"; for (i = 1; i <= n; i++) printf " %.1f |", u["virtine", z[i]]; printf "\n"
 				printf "| virtine / native |"; for (i = 1; i <= n; i++) printf " %.4f |", t["virtine", z[i]] / t["native", z[i]]; printf "\n" }' "$(csv apps)"
 	fi
-	for n in core pool ckpt http linux apps cc migrate; do
+	for n in core pool ckpt qemu_ckpt http linux apps cc migrate; do
 		f=$(csv $n)
 		[ -f "$f" ] || continue
 		echo

@@ -424,10 +424,12 @@ def main():
                 wait("the guest's first mark", lambda: marks(src_con), 120, ("source", src))
                 return src, src_qmp, src_con
             except Fail as e:
-                if src.poll() is None or i == len(cpus) - 1:
+                if src.poll() is None:
                     raise
                 chosen["refused"].append("%s: %s" % (cpu, e))
                 procs.pop()
+                if i == len(cpus) - 1:
+                    raise Fail("no CPU model ran the guest: " + "; ".join(chosen["refused"]))
         raise Fail("no CPU model")  # not reached
 
     def cpu_info():
