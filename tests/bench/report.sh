@@ -146,7 +146,9 @@ awk -F, '$1 ~ /^image_[0-9]+(B|KiB|MiB)_(load_run|pool_call)$/ {
 
 # Checkpoint and restore of fully written memory: wasp beside QEMU
 if [ -f "$(csv ckpt)" ]; then
-	ws=$(col "$(csv ckpt)" save_file_ms) wr=$(col "$(csv ckpt)" restore_call_ms) wt=$(col "$(csv ckpt)" restore_total_ms)
+	wr=$(col "$(csv ckpt)" restore_call_ms)
+	qf=()
+	[ -f "$(csv qemu_ckpt)" ] && qf=("$(csv qemu_ckpt)")
 	# restore vs guest size, all memory written: compressed, mapped, QEMU
 	awk -F, -v c="$wr" 'NR > 1 && $2 == 100 && ($4 == "zstd" || $4 == "mappable") && !(($1, $4) in v) {
 			v[$1, $4] = $c; s[$1] = 1 }
@@ -154,7 +156,7 @@ if [ -f "$(csv ckpt)" ]; then
 		FILENAME != ARGV[1] && FNR > 1 && qc { q[$2] = $qc; s[$2] = 1 }
 		END { for (k in s) printf "%d %s %s %s\n", k, ((k, "zstd") in v) ? v[k, "zstd"] : "NaN",
 			((k, "mappable") in v) ? v[k, "mappable"] : "NaN", (k in q) ? q[k] : "NaN" }' \
-		"$(csv ckpt)" $( [ -f "$(csv qemu_ckpt)" ] && csv qemu_ckpt) | sort -n |
+		"$(csv ckpt)" "${qf[@]}" | sort -n |
 		awk '{ $1 = $1 " MiB"; print }' | sed 's/^\([0-9]*\) MiB/"\1 MiB"/' >"$tmp/ck.dat"
 	[ -s "$tmp/ck.dat" ] && plot ckpt_restore "Restore from a local checkpoint, all memory written" "milliseconds" \
 		"$(clusters "$tmp/ck.dat" "wasp, compressed (restore_call)|wasp, mappable (restore_call)|QEMU migrate-incoming from a file" "set xlabel 'guest size'")"
@@ -231,6 +233,9 @@ fi
 	if [ -z "$sfx" ]; then
 		# A full run must show the peers: positive evidence, not the absence of a complaint.
 		grep -qs '^qemu,' "$(csv migrate)" || qfail="$qfail${qfail:+$'\n'}migrate$sfx.csv has no QEMU rows"
+	fi
+	# Quick runs run bench_qemu_ckpt.sh too.
+	if [ -z "$sfx" ] || [ -f "$out/qemu_ckpt$sfx.log" ]; then
 		grep -qs '^qemu,' "$(csv qemu_ckpt)" || qfail="$qfail${qfail:+$'\n'}qemu_ckpt$sfx.csv has no QEMU rows"
 	fi
 	if [ -n "$qfail" ]; then
