@@ -73,7 +73,7 @@ plot() {
 		set ylabel "$3"
 		set yrange [0:*]
 		set grid y
-		set key below
+		set key below width 2
 		set offsets 0, 0, graph 0.08, 0
 		set datafile missing "NaN"
 		$4
@@ -227,6 +227,11 @@ fi
 	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)."
 	echo "Medians; ratios are against baselines measured in the same run (tests/bench/README.md)."
 	echo
+	cpu=$(sed -n 's/^model name[[:space:]]*: *//p' /proc/cpuinfo 2>/dev/null | head -n 1)
+	# scripts/nested-kvm.sh's VM: its CPU, and the KVM in it, are emulated.
+	case $cpu in
+	*TCG*) echo "**Emulated: the CPU is \`$cpu\` (QEMU TCG, e.g. scripts/nested-kvm.sh): these numbers show that the rows run and are measured, not how fast wasp or QEMU is.**"; echo ;;
+	esac
 	# The QEMU comparison first: it must never vanish unnoticed.
 	qfail=$(cat "$out/migrate$sfx.log" "$out/qemu_ckpt$sfx.log" 2>/dev/null |
 		sed -n 's/^\(bench_[a-z_]*\): QEMU comparison FAILED: /\1: /p' | sort -u)
