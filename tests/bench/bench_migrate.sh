@@ -20,7 +20,8 @@
 # WASP_RESTORE, WASP_MIGRATE, WASP_DIRTIER (dirtier.bin); optional
 # WASP_QEMU_GUEST (dirtier_mb.bin; else nasm builds it here) and WASP_QEMU
 # (default qemu-system-x86_64).
-# Exit status: 0 done, 1 a migration or a step failed, 2 bad usage,
+# Exit status: 0 done, 1 a migration or a step failed (or, with
+# --require-qemu, QEMU could not run), 2 bad usage,
 # 77 no usable /dev/kvm. Docs: README.md beside this file.
 set -u
 
@@ -33,7 +34,7 @@ while [ $# -gt 0 ]; do
 	--sizes) sizes=${2:-}; shift ;;
 	--no-qemu) want_qemu=0 ;;
 	--require-qemu) need_qemu=1 ;;
-	-h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench_migrate: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 	shift
