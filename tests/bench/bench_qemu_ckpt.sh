@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
 	--sizes) sizes=${2:-}; shift ;;
 	--csv) csv=${2:-}; shift ;;
 	--require-qemu) need_qemu=1 ;;
-	-h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench_qemu_ckpt: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 	shift
