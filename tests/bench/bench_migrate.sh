@@ -34,7 +34,7 @@ while [ $# -gt 0 ]; do
 	--sizes) sizes=${2:-}; shift ;;
 	--no-qemu) want_qemu=0 ;;
 	--require-qemu) need_qemu=1 ;;
-	-h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench_migrate: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 	shift
