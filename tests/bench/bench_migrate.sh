@@ -1,29 +1,40 @@
 #!/usr/bin/env bash
-# bench_migrate.sh [--quick] [--runs N] [--csv PATH] [--no-qemu]: live
+# bench_migrate.sh [--quick] [--runs N] [--sizes "16 64"] [--csv PATH]
+# [--no-qemu | --require-qemu]: live
 # migration over loopback (docs/migration.md), for guests of 16, 64 and
 # 256 MiB at a low and a high dirty rate: a source wasp-run running
 # tests/asm/dirtier.asm, a receiver wasp-restore --listen 127.0.0.1:0, and
 # wasp-migrate --json between them. Beside each wasp row, the same for a
 # QEMU/KVM guest (qemu/dirtier_mb.asm, driven by qemu/qemu_migrate.py);
 # setup.sh installs qemu-system-x86 first. --no-qemu: wasp rows only.
-# Full: 5 runs per row; quick: 1 run, 64 MiB only (the downtime target).
+# QEMU runs with the first CPU model of WASP_QEMU_CPUS (default
+# host,EPYC,Skylake-Client,qemu64) that boots its guest, named in a line
+# "bench_migrate: QEMU CPU model ...". When QEMU cannot run, the wasp rows
+# still run and a line "bench_migrate: QEMU comparison FAILED: WHY" says so
+# (report.sh puts it at the top of the report); with --require-qemu (a full
+# run.sh) that also makes the exit status 1.
+# Full: 5 runs per row; quick: 1 run, 64 MiB only (the downtime target);
+# --sizes picks the sizes (MiB, of 16 64 256).
 #
 # Environment (the `bench` / `bench-quick` targets set them): WASP_RUN,
 # WASP_RESTORE, WASP_MIGRATE, WASP_DIRTIER (dirtier.bin); optional
 # WASP_QEMU_GUEST (dirtier_mb.bin; else nasm builds it here) and WASP_QEMU
 # (default qemu-system-x86_64).
-# Exit status: 0 done, 1 a migration or a step failed, 2 bad usage,
+# Exit status: 0 done, 1 a migration or a step failed (or, with
+# --require-qemu, QEMU could not run), 2 bad usage,
 # 77 no usable /dev/kvm. Docs: README.md beside this file.
 set -u
 
-quick=0 runs='' csv='' want_qemu=1
+quick=0 runs='' csv='' want_qemu=1 need_qemu=0 sizes=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) quick=1 ;;
 	--runs) runs=${2:-}; shift ;;
 	--csv) csv=${2:-}; shift ;;
+	--sizes) sizes=${2:-}; shift ;;
 	--no-qemu) want_qemu=0 ;;
-	-h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--require-qemu) need_qemu=1 ;;
+	-h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench_migrate: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 	shift
@@ -37,7 +48,12 @@ for v in WASP_RUN WASP_RESTORE WASP_MIGRATE WASP_DIRTIER; do
 done
 [ -r /dev/kvm ] && [ -w /dev/kvm ] || { echo "bench_migrate: SKIP: /dev/kvm is not available"; exit 77; }
 
-if [ $quick = 1 ]; then sizes="64"; else sizes="16 64 256"; fi
+for s in $sizes; do
+	case $s in 16|64|256) ;; *) echo "bench_migrate: --sizes: '$s' is not one of 16 64 256" >&2; exit 2 ;; esac
+done
+if [ -z "$sizes" ]; then
+	if [ $quick = 1 ]; then sizes="64"; else sizes="16 64 256"; fi
+fi
 # dirty rate = the dirtier's region, rewritten pass after pass with fresh
 # incompressible data: low 64 KiB, high 4 MiB (its maximum).
 declare -A region=([low]=64 [high]=4096)
@@ -159,7 +175,11 @@ QEMU=${WASP_QEMU:-qemu-system-x86_64}
 DRIVER=$(cd "$(dirname "$0")" && pwd)/qemu/qemu_migrate.py
 SETUP=$(cd "$(dirname "$0")" && pwd)/setup.sh
 QGUEST_SRC=$(cd "$(dirname "$0")" && pwd)/qemu/dirtier_mb.asm
-qemu_off() { echo "bench_migrate: no QEMU comparison: $*"; }
+# Said on stdout, so it is in the log report.sh reads, not only on a terminal.
+qemu_failed=''
+qemu_off() { qemu_failed=$*; echo "bench_migrate: QEMU comparison FAILED: $*"; }
+QCPUS=${WASP_QEMU_CPUS:-host,EPYC,Skylake-Client,qemu64}
+qcpu=
 # bg CMD...: CMD in the background, waited for, so a signal's trap runs at
 # once and kills it with the rest (its QEMUs die with it).
 bg() { "$@" & local p=$!; pids+=("$p"); wait "$p"; }
@@ -180,13 +200,21 @@ qemu_prepare() {
 	fi
 	[ -s "$qguest" ] || { qemu_off "no guest image '$qguest'"; return; }
 	mkdir -p "$work/q"
-	# Does QEMU/KVM run a guest here at all? Boot one and time its passes.
-	local d
+	# Does QEMU/KVM run a guest here at all, and with which CPU model?
+	# Boot one with each model in turn until one runs, then time its passes.
+	local d cpus=$QCPUS
 	for d in low high; do
 		bg python3 "$DRIVER" --qemu "$QEMU" --kernel "$qguest" --size 16 --region "${region[$d]}" \
-			--fill 4 --work "$work/q" --probe --timeout 60 >"$work/q.out" 2>"$work/q.err" ||
-			{ qemu_off "QEMU/KVM cannot run a guest here: $(tail -n 1 "$work/q.err")"; return; }
+			--fill 4 --work "$work/q" --probe --cpu "$cpus" --timeout 120 >"$work/q.out" 2>"$work/q.err" ||
+			{ qemu_off "QEMU/KVM cannot run a guest here (CPU models tried: $cpus): $(tail -n 1 "$work/q.err")"; return; }
 		qrate[$d]=$(json passes_per_s "$work/q.out")
+		if [ -z "$qcpu" ]; then
+			qcpu=$(json cpu "$work/q.out")
+			cpus=$qcpu
+			local refused
+			refused=$(sed -n 's/.*"cpu_refused": "\([^"]*\)".*/\1/p' "$work/q.out")
+			echo "bench_migrate: QEMU CPU model $qcpu${refused:+ (refused: $refused)}"
+		fi
 	done
 	"$QEMU" --version | head -n 1 | sed 's/^/bench_migrate: /'
 	qemu=1
@@ -214,7 +242,7 @@ one_qemu() {
 	local tag="qemu $size MiB, $dirty, run $run"
 	rm -f "$work"/q/*
 	bg python3 "$DRIVER" --qemu "$QEMU" --kernel "$qguest" --size "$size" --region "${region[$dirty]}" \
-		--fill "$fill" --downtime-ms 50 --work "$work/q" --timeout 180 >"$work/q.out" 2>"$work/q.err" ||
+		--fill "$fill" --downtime-ms 50 --cpu "$qcpu" --work "$work/q" --timeout 180 >"$work/q.out" 2>"$work/q.err" ||
 		fail "$tag: $(tail -n 1 "$work/q.err")"
 	local v="qemu $size $dirty" k x
 	for k in total_ms downtime_ms rounds bytes ratio; do
@@ -235,7 +263,7 @@ echo "bench_migrate: $runs run(s) per row, sizes $sizes MiB, dirty low (64 KiB r
 if [ $want_qemu = 1 ]; then
 	qemu_prepare
 else
-	echo "bench_migrate: no QEMU comparison: --no-qemu"
+	echo "bench_migrate: QEMU comparison not run (--no-qemu)"
 fi
 if [ $qemu = 1 ]; then
 	# How closely the two guests match: passes per second, unmigrated.
@@ -313,3 +341,8 @@ if [ -n "$csv" ]; then
 	echo "CSV: $csv"
 fi
 echo "bench_migrate: done in $(($(date +%s) - start)) s"
+if [ -n "$qemu_failed" ]; then
+	echo "bench_migrate: QEMU comparison FAILED: $qemu_failed"
+	[ $need_qemu = 1 ] && exit 1
+fi
+exit 0

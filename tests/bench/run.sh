@@ -9,7 +9,11 @@
 # Environment (the targets set it): WASP_BENCH_OUT (the output directory),
 # WASP_BENCH_CORE, WASP_BENCH_CKPT, WASP_BENCH_POOL (programs), WASP_BENCH_HTTP,
 # WASP_BENCH_LINUX, WASP_BENCH_APPS and WASP_BENCH_CC (optional),
-# WASP_BENCH_MIGRATE (bench_migrate.sh) with the variables it reads.
+# WASP_BENCH_MIGRATE (bench_migrate.sh) with the variables it reads;
+# bench_qemu_ckpt.sh (beside this script) reads WASP_QEMU_CKPT_GUEST.
+# A full run needs the QEMU comparison: when QEMU cannot run, the migrate
+# and qemu_ckpt benchmarks fail (report.sh says why at the top of the
+# report); a quick run only notes it.
 # Exit status: 0 all ran, 1 a benchmark failed (the others still run),
 # 2 bad usage.
 set -uo pipefail
@@ -76,19 +80,26 @@ fi
 if [ -n "${WASP_BENCH_CC:-}" ]; then
 	one cc "$WASP_BENCH_CC" "${qopt[@]}" --csv "$out/cc$sfx.csv"
 fi
-# Quick: no QEMU (its guests take a minute of their own).
+# Quick: no QEMU migrations (its guests take a minute of their own), but
+# its checkpoint rows (seconds), for the ckpt .../qemu ratios.
 if [ $quick = 1 ]; then
 	one migrate bash "$WASP_BENCH_MIGRATE" --quick --no-qemu --csv "$out/migrate$sfx.csv"
+	one qemu_ckpt bash "$here/bench_qemu_ckpt.sh" --quick --csv "$out/qemu_ckpt$sfx.csv"
 else
-	one migrate bash "$WASP_BENCH_MIGRATE" --csv "$out/migrate$sfx.csv"
+	one migrate bash "$WASP_BENCH_MIGRATE" --require-qemu --csv "$out/migrate$sfx.csv"
+	one qemu_ckpt bash "$here/bench_qemu_ckpt.sh" --require-qemu --csv "$out/qemu_ckpt$sfx.csv"
 fi
 
-"$here/report.sh" "$out" "$sfx" || failed+=(report)
+# report.sh also writes the ratios between benchmarks (wasp's checkpoint
+# rows over QEMU's) to vs_qemu.log, and the comparison's failures first.
+WASP_BENCH_FAILED="${failed[*]}" "$here/report.sh" "$out" "$sfx" || failed+=(report)
 echo
 echo "== the suite's targets ($(($(date +%s) - start)) s; report: $out/report$sfx.md)"
-for n in core pool ckpt http linux apps cc migrate; do
+for n in core pool ckpt http linux apps cc migrate qemu_ckpt vs_qemu; do
 	[ -f "$out/$n$sfx.log" ] && grep '^ratio ' "$out/$n$sfx.log"
 done
+# Last words, where they are seen: a comparison that did not run.
+cat "$out/migrate$sfx.log" "$out/qemu_ckpt$sfx.log" 2>/dev/null | grep 'QEMU comparison FAILED' | sort -u
 if [ ${#failed[@]} -gt 0 ]; then
 	echo "run.sh: failed: ${failed[*]}"
 	exit 1

@@ -1,0 +1,179 @@
+; touch_mb: the QEMU twin of tests/bench/touch.asm at 100 %, for the
+; checkpoint-to-file rows of bench_qemu_ckpt.sh (README.md beside
+; bench_migrate.sh, "QEMU comparison").
+; A multiboot (v1) kernel for `qemu-system-x86_64 -kernel touch_mb.bin`: it
+; goes to long mode, drops to ring 3 and there fills every byte of guest RAM
+; from FILL (1 MiB + 128 KiB, past this image and the multiboot information
+; QEMU puts after it) to the top of RAM with xorshift64 words, the same
+; incompressible stream as touch.asm (same step, same 8-byte words), then
+; spins. Every 2^22 laps of the spin it writes one byte, the count of such
+; marks (1, 2, ... mod 256), to the debugcon port 0xe9, so the driver sees
+; it run and, after a restore, that it runs on exactly where it stopped.
+; It keeps its seed, the first and the last word it wrote and the RAM top in
+; its data (RESULT below), where the driver reads them back through QMP
+; after the restore. Ring 3 as touch.asm and dirtier_mb.asm (under PVM ring-0
+; code is emulated, docs/design.md). Never exits; a fault triple-faults (run
+; it with -no-reboot).
+bits 32
+org 0x100000
+
+MB_MAGIC equ 0x1badb002
+MB_FLAGS equ 0x00010000         ; addresses below are valid (a.out kludge)
+FILL    equ 0x120000
+SEED    equ 0x9e3779b97f4a7c15 ; touch.asm's round-1 seed base
+PORT    equ 0xe9
+LAPS    equ 22                  ; a mark every 2^LAPS laps
+
+mb_header:
+	dd MB_MAGIC, MB_FLAGS, -(MB_MAGIC + MB_FLAGS)
+	dd mb_header            ; header_addr
+	dd 0x100000             ; load_addr
+	dd 0                    ; load_end_addr: the whole file
+	dd 0                    ; bss_end_addr: none
+	dd entry32              ; entry_addr
+
+entry32:
+	; eax = 0x2badb002, ebx = multiboot info; protected mode, paging off.
+	cmp eax, 0x2badb002
+	jne $
+	mov esp, stack0_top
+	; The RAM top: mem_upper (KiB above 1 MiB), valid with flag 0. Read
+	; before the fill, which overwrites the information.
+	test dword [ebx], 1
+	jz $
+	mov eax, [ebx + 8]
+	add eax, 1024
+	shl eax, 10
+	mov [result_top], eax
+	; Identity map the first GiB with 2 MiB pages, user-accessible.
+	mov dword [pml4], pdpt + 7
+	mov dword [pdpt], pd + 7
+	mov edi, pd
+	mov eax, 0x87           ; present, writable, user, 2 MiB
+	mov ecx, 512
+.pd:
+	mov [edi], eax
+	add eax, 0x200000
+	add edi, 8
+	dec ecx
+	jnz .pd
+	; The TSS descriptor's base (the GDT is in the image, so patch it here).
+	mov eax, tss
+	mov [gdt_tss + 2], ax
+	shr eax, 16
+	mov [gdt_tss + 4], al
+	mov [gdt_tss + 7], ah
+	lgdt [gdt_ptr]
+	mov eax, cr4
+	or eax, 1 << 5          ; PAE
+	mov cr4, eax
+	mov eax, pml4
+	mov cr3, eax
+	mov ecx, 0xc0000080     ; EFER.LME
+	rdmsr
+	or eax, 1 << 8
+	wrmsr
+	mov eax, cr0
+	or eax, (1 << 31) | 1   ; PG, PE
+	mov cr0, eax
+	jmp 0x08:entry64
+
+bits 64
+entry64:
+	mov ax, 0x10
+	mov ds, ax
+	mov es, ax
+	mov ss, ax
+	mov ax, 0x28
+	ltr ax
+	; Ring 3 with IOPL 3: `out` to the debugcon is legal there.
+	push 0x18 | 3           ; ss
+	push stack3_top         ; rsp
+	push 0x3002             ; rflags: IOPL 3, interrupts off
+	push 0x20 | 3           ; cs
+	mov rax, user
+	push rax
+	iretq
+
+; Ring 3 from here on.
+user:
+	mov rax, SEED
+	mov [rel result_seed], rax
+	mov rsi, FILL
+	mov ecx, [rel result_top]
+	sub rcx, rsi
+	shr rcx, 3              ; words
+.fill:	mov rdx, rax            ; xorshift64: x ^= x << 13; x ^= x >> 7; x ^= x << 17
+	shl rdx, 13
+	xor rax, rdx
+	mov rdx, rax
+	shr rdx, 7
+	xor rax, rdx
+	mov rdx, rax
+	shl rdx, 17
+	xor rax, rdx
+	mov [rsi], rax
+	add rsi, 8
+	dec rcx
+	jnz .fill
+	mov [rel result_last], rax
+	mov rax, [FILL]
+	mov [rel result_first], rax
+	mov qword [rel result_done], 0x454e4f44 ; "DONE", as touch.asm's
+	xor ebx, ebx            ; laps
+	xor ecx, ecx            ; marks
+.spin:
+	inc rbx
+	test ebx, (1 << LAPS) - 1
+	jnz .spin
+	inc ecx
+	mov eax, ecx
+	out PORT, al
+	jmp .spin
+
+align 8
+; RESULT: what the driver reads back (offsets from the image start, 0x100000,
+; are in qemu_migrate.py: keep them in step).
+times 0x800 - ($ - $$) db 0
+result_done:  dq 0              ; +0x800
+result_seed:  dq 0              ; +0x808
+result_first: dq 0              ; +0x810 the word at FILL
+result_last:  dq 0              ; +0x818 the word at the RAM top - 8
+result_top:   dq 0              ; +0x820 the RAM top (bytes)
+align 16
+gdt:
+	dq 0
+	dq 0x00209a0000000000   ; 0x08 code, ring 0, 64-bit
+	dq 0x0000920000000000   ; 0x10 data, ring 0
+	dq 0x0000f20000000000   ; 0x18 data, ring 3
+	dq 0x0020fa0000000000   ; 0x20 code, ring 3, 64-bit
+gdt_tss:                        ; 0x28 64-bit TSS, base patched at boot
+	dw tss_end - tss - 1
+	dw 0
+	db 0, 0x89, 0, 0
+	dq 0
+gdt_end:
+gdt_ptr:
+	dw gdt_end - gdt - 1
+	dd gdt
+align 16
+tss:
+	dd 0
+	dq stack0_top           ; rsp0
+	times 88 db 0
+	dw 0
+	dw iomap - tss          ; I/O bitmap offset
+iomap:
+	times 0x400 / 8 db 0    ; ports 0-0x3ff allowed
+	db 0xff
+tss_end:
+; Page tables and stacks inside the image (zeros in the file), so nothing
+; the fill writes lies under them.
+align 4096
+pml4:	times 4096 db 0
+pdpt:	times 4096 db 0
+pd:	times 4096 db 0
+	times 4096 db 0
+stack0_top:
+	times 4096 db 0
+stack3_top:
