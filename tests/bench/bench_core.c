@@ -41,7 +41,7 @@
  * is checked (reason, port, exit code): a benchmark that times faults is
  * worthless. Nothing here asserts on time.
  *
- * Usage: wasp-bench-core [--quick] [--csv PATH] [--cpu N]
+ * Usage: wasp-bench-core [--quick] [--csv PATH] [--cpu N] [--only LIST]
  * Exit status: 0 done, 1 a step failed, 2 bad usage, 77 no usable /dev/kvm.
  */
 #define _GNU_SOURCE
@@ -1121,13 +1121,45 @@ static void write_csv(FILE *f)
 	}
 }
 
+/* The sections after the floor, by the names --only takes. */
+static const struct {
+	const char *name;
+	void (*run)(void);
+} sections[] = {
+	{"life", round_lifecycle},   {"reuse", round_reuse},
+	{"hypercalls", round_hypercalls}, {"fig8", round_baselines},
+	{"boot", round_boot_modes}, {"fib20", round_fib_modes},
+	{"fib", round_fib_n},       {"image", round_image_sizes},
+};
+
+/* The bit mask of the sections named in `list` (comma-separated); 0 when
+ * a name is unknown. */
+static unsigned parse_only(const char *list)
+{
+	unsigned mask = 0;
+	char buf[256];
+	snprintf(buf, sizeof buf, "%s", list);
+	for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		size_t k = 0;
+		while (k < sizeof sections / sizeof *sections && strcmp(sections[k].name, t))
+			k++;
+		if (k == sizeof sections / sizeof *sections)
+			return 0;
+		mask |= 1u << k;
+	}
+	return mask;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: wasp-bench-core [--quick] [--csv PATH] [--cpu N]\n"
+		"usage: wasp-bench-core [--quick] [--csv PATH] [--cpu N] [--only LIST]\n"
 		"  --quick     fewer iterations (a smoke run of a few seconds)\n"
 		"  --csv PATH  also write the results as CSV to PATH\n"
 		"  --cpu N     pin the benchmark (and its vCPUs) to CPU N\n"
+		"  --only LIST these sections after the floor, comma-separated, of: life, reuse,\n"
+		"              hypercalls, fig8, boot, fib20, fib, image (default: all; an\n"
+		"              emulated KVM, e.g. the nested test VM, runs real mode very slowly)\n"
 		"Times are in microseconds over many iterations; x_floor is a row's median over\n"
 		"the cheapest raw KVM `out` exit round trip (the floor). Exit 77: no usable KVM.\n");
 }
@@ -1137,6 +1169,7 @@ int main(int argc, char **argv)
 	const char *csv_path = NULL;
 	bool quick = false;
 	int cpu = -1;
+	unsigned only = ~0u;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--quick")) {
@@ -1154,6 +1187,14 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			cpu = (int)n;
+		} else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+			only = parse_only(argv[++i]);
+			if (!only) {
+				fprintf(stderr, "wasp-bench-core: --only: unknown section in '%s'\n",
+					argv[i]);
+				usage(stderr);
+				return 2;
+			}
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			usage(stdout);
 			return 0;
@@ -1207,15 +1248,10 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	uint64_t t0 = now_ns();
 	for (int round = 1; round <= P.rounds; round++) {
-		round_floor();
-		round_lifecycle();
-		round_reuse();
-		round_hypercalls();
-		round_baselines();
-		round_boot_modes();
-		round_fib_modes();
-		round_fib_n();
-		round_image_sizes();
+		round_floor(); /* always: every row is reported against it */
+		for (size_t k = 0; k < sizeof sections / sizeof *sections; k++)
+			if (only & (1u << k))
+				sections[k].run();
 		fprintf(stderr, "wasp-bench-core: round %d/%d done (%.1f s)\n", round, P.rounds,
 			(double)(now_ns() - t0) / 1e9);
 	}
@@ -1248,13 +1284,14 @@ int main(int argc, char **argv)
 	if (int3_missing[0])
 		printf("ring-3 exit %s not measured: %s\n", bench_ring3_names[BENCH_RING3_INT3],
 		       int3_missing);
-	printf("ratio vmrun_3b/floor %.2f (for comparison)\n",
-	       find("vmrun_3b")->median / floor_us);
+	if (only & parse_only("fig8"))
+		printf("ratio vmrun_3b/floor %.2f (for comparison)\n",
+		       find("vmrun_3b")->median / floor_us);
 	/* What tracing costs, against the same call with no tracer, measured
 	 * in the same rounds (docs/tracing.md). */
 	const struct row *off = row("hypercall_noop_user"), *idle = row("hypercall_noop_tracer_idle"),
 			 *on = row("hypercall_noop_traced");
-	if (off->median > 0)
+	if ((only & parse_only("hypercalls")) && off->median > 0)
 		printf("tracing: tracer attached, no events x%.3f; hypercalls traced x%.3f "
 		       "(of hypercall_noop_user)\n",
 		       idle->median / off->median, on->median / off->median);
