@@ -1249,9 +1249,15 @@ int main(int argc, char **argv)
 	uint64_t t0 = now_ns();
 	for (int round = 1; round <= P.rounds; round++) {
 		round_floor(); /* always: every row is reported against it */
-		for (size_t k = 0; k < sizeof sections / sizeof *sections; k++)
-			if (only & (1u << k))
-				sections[k].run();
+		for (size_t k = 0; k < sizeof sections / sizeof *sections; k++) {
+			if (!(only & (1u << k)))
+				continue;
+			/* Where a slow (emulated) host spends its time, and where a
+			 * run that was stopped got to. */
+			fprintf(stderr, "wasp-bench-core: round %d: %s (%.1f s)\n", round,
+				sections[k].name, (double)(now_ns() - t0) / 1e9);
+			sections[k].run();
+		}
 		fprintf(stderr, "wasp-bench-core: round %d/%d done (%.1f s)\n", round, P.rounds,
 			(double)(now_ns() - t0) / 1e9);
 	}
