@@ -220,8 +220,11 @@ int wasp_kick_signal(void);
 
 /* vmm_kvm.c: a fault's control registers (cr0, cr2, cr3, cr4, efer). */
 void wasp_fault_sregs(struct wasp_virtine *v, struct wasp_exit *e);
-/* vmm_kvm.c: clears guest memory a run used (punching out the memfd). */
-int wasp_zero_if_used(struct wasp_virtine *v);
+/* vmm_kvm.c: clears guest memory a run used (punching out the memfd),
+ * except the pages of [keep, keep + keep_len), which the caller is about
+ * to overwrite: those stay in place, only their bytes outside the range
+ * zeroed. keep_len 0 clears everything. */
+int wasp_zero_if_used(struct wasp_virtine *v, wasp_gpa_t keep, size_t keep_len);
 /* vmm_trace.c: reports a Linux system call served (when a tracer asked). */
 void wasp_trace_syscall(struct wasp_virtine *v, uint64_t nr, const uint64_t a[6], int64_t result,
 			uint64_t ns, const char *name);

@@ -742,7 +742,7 @@ static int load_linux_fd(struct wasp_virtine *v, int fd, const char *path, const
 			      LX_STACK_SIZE >> 20);
 		goto out;
 	}
-	if ((r = wasp_zero_if_used(v)) < 0)
+	if ((r = wasp_zero_if_used(v, 0, 0)) < 0)
 		goto out;
 	if (!v->lx && !(v->lx = calloc(1, sizeof *v->lx))) {
 		r = wasp_fail(-ENOMEM, "out of memory");
