@@ -1,31 +1,21 @@
 /*
  * pool_fib: a function-style virtine for the pool (docs/pool.md).
  *
- * Initialises once (here: a table of small Fibonacci numbers, standing in
- * for whatever costly set-up a real function has), then calls
- * the snapshot hypercall: a pool captures the virtine there, and every call
- * starts right after it with the table ready. Each call reads its argument
- * (n as a decimal string, or 4 or 8 bytes little-endian), computes fib(n)
- * recursively and hands back the 8-byte result with wasp_set_ret(); in a
- * pool that ends the call. Run outside a pool (wasp-run pool_fib.bin -- 20),
- * it goes on to print the result and exit 0.
+ * Starts (the C runtime's set-up, standing in for whatever costly set-up a
+ * real function has), then calls the snapshot hypercall: a pool captures
+ * the virtine there, and every call starts right after it. Each call reads
+ * its argument (n as a decimal string, or 4 or 8 bytes little-endian),
+ * computes fib(n) by the paper's naive recursion (fib_naive.h: no table,
+ * so a call's cost grows with n as in the Wasp paper's Fig. 11) and hands
+ * back the 8-byte result with wasp_set_ret(); in a pool that ends the
+ * call. Run outside a pool (wasp-run pool_fib.bin -- 20), it goes on to
+ * print the result and exit 0.
  */
 #include "wasp_guest.h"
-
-static uint64_t table[16];
-
-static uint64_t fib(unsigned n)
-{
-	if (n < sizeof table / sizeof *table)
-		return table[n];
-	return fib(n - 1) + fib(n - 2);
-}
+#include "fib_naive.h"
 
 int main(void)
 {
-	table[1] = 1;
-	for (unsigned i = 2; i < sizeof table / sizeof *table; i++)
-		table[i] = table[i - 1] + table[i - 2];
 	/* The snapshot hypercall names a buffer for the argument: a pool
 	 * copies each call's argument there and returns its length, which
 	 * saves the exit of wasp_get_arg(). Anywhere else it returns 0, and
@@ -42,7 +32,7 @@ int main(void)
 		arg[len < (int64_t)sizeof arg - 1 ? len : (int64_t)sizeof arg - 1] = '\0';
 		n = (unsigned)strtoul(arg, NULL, 10);
 	}
-	uint64_t r = fib(n);
+	uint64_t r = fib_naive(n);
 	wasp_set_ret(&r, sizeof r);
 	wasp_printf("fib(%u) = %llu\n", n, (unsigned long long)r);
 	return 0;

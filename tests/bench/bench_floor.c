@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <linux/kvm.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,11 @@
 
 const char *const bench_floor_names[BENCH_FLOOR_MODES] = {
 	"kvm_out_ring0_real", "kvm_out_ring0_long", "kvm_out_ring3_long"};
+
+const char *const bench_ring3_names[BENCH_RING3_EXITS] = {
+	"kvm_out_ring3_long", "kvm_mmio_ring3_long", "kvm_int3_ring3_guestdbg"};
+
+#define RAW_MMIO 0x3f000000u /* mapped by the page tables, not backed: MMIO */
 
 #define RAW_MEM (4u << 20)
 
@@ -167,6 +173,15 @@ int bench_vm_open(int kvm_fd, enum bench_floor_mode mode, const uint8_t *code, s
 	return ret;
 }
 
+/* One KVM_RUN, retried on EINTR. */
+static int run_once(struct bench_vm *r, struct errbuf *eb)
+{
+	while (ioctl(r->vcpu, KVM_RUN, 0) < 0)
+		if (errno != EINTR)
+			return fail(eb, errno, "KVM_RUN: %s", strerror(errno));
+	return 0;
+}
+
 int bench_floor_run(int kvm_fd, enum bench_floor_mode mode, int warmup, int iters,
 		    uint64_t *ns, char *err, size_t errlen)
 {
@@ -180,12 +195,7 @@ int bench_floor_run(int kvm_fd, enum bench_floor_mode mode, int warmup, int iter
 		return ret;
 	for (int i = -warmup; ret == 0 && i < iters; i++) {
 		uint64_t t0 = now_ns();
-		while (ioctl(r.vcpu, KVM_RUN, 0) < 0) {
-			if (errno != EINTR) {
-				ret = fail(&eb, errno, "KVM_RUN: %s", strerror(errno));
-				break;
-			}
-		}
+		ret = run_once(&r, &eb);
 		uint64_t t1 = now_ns();
 		if (ret < 0)
 			break;
@@ -195,6 +205,94 @@ int bench_floor_run(int kvm_fd, enum bench_floor_mode mode, int warmup, int iter
 				   bench_floor_names[mode], r.run->exit_reason);
 		else if (i >= 0)
 			ns[i] = t1 - t0;
+	}
+	bench_vm_close(&r);
+	return ret;
+}
+
+/* Is the exit just taken the one the ring-3 loop of `kind` makes? */
+static bool ring3_exit_ok(const struct kvm_run *run, enum bench_ring3_exit kind)
+{
+	switch (kind) {
+	case BENCH_RING3_OUT:
+		return run->exit_reason == KVM_EXIT_IO && run->io.direction == KVM_EXIT_IO_OUT &&
+		       run->io.port == 0x10;
+	case BENCH_RING3_MMIO:
+		return run->exit_reason == KVM_EXIT_MMIO && run->mmio.is_write &&
+		       run->mmio.phys_addr == RAW_MMIO;
+	case BENCH_RING3_INT3:
+		return run->exit_reason == KVM_EXIT_DEBUG && run->debug.arch.exception == 3;
+	default:
+		return false;
+	}
+}
+
+int bench_ring3_run(int kvm_fd, enum bench_ring3_exit kind, int warmup, int iters, uint64_t *ns,
+		    char *err, size_t errlen)
+{
+	/* l: out 0x10, al; jmp l */
+	static const uint8_t out[] = {0xe6, 0x10, 0xeb, 0xfc};
+	/* mov rax, RAW_MMIO; l: mov [rax], eax; jmp l */
+	static const uint8_t mmio[] = {0x48, 0xc7, 0xc0, 0x00, 0x00, 0x00, 0x3f,
+				       0x89, 0x00, 0xeb, 0xfc};
+	/* l: int3; jmp l (the host moves rip to the jmp after each exit) */
+	static const uint8_t int3[] = {0xcc, 0xeb, 0xfd};
+	static const struct {
+		const uint8_t *code;
+		size_t len;
+	} loops[BENCH_RING3_EXITS] = {
+		[BENCH_RING3_OUT] = {out, sizeof out},
+		[BENCH_RING3_MMIO] = {mmio, sizeof mmio},
+		[BENCH_RING3_INT3] = {int3, sizeof int3},
+	};
+	struct errbuf eb = {err, errlen};
+	struct bench_vm r;
+	if (warmup < 0 || iters < 0 || (unsigned)kind >= BENCH_RING3_EXITS)
+		return fail(&eb, EINVAL, "bad count or exit kind");
+	const char *name = bench_ring3_names[kind];
+	if (kind == BENCH_RING3_INT3) {
+		int sync = ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS);
+		if (sync <= 0 || !(sync & KVM_SYNC_X86_REGS))
+			return fail(&eb, EOPNOTSUPP, "%s: no KVM_CAP_SYNC_REGS to move rip with",
+				    name);
+	}
+	int ret = bench_vm_open(kvm_fd, BENCH_FLOOR_LONG3, loops[kind].code, loops[kind].len, &r,
+				err, errlen);
+	if (ret < 0)
+		return ret;
+	if (kind == BENCH_RING3_INT3) {
+		/* #BP exits to the VMM (not the guest's absent IDT). */
+		struct kvm_guest_debug dbg = {.control = KVM_GUESTDBG_ENABLE |
+							  KVM_GUESTDBG_USE_SW_BP};
+		if ((ret = checked(&eb, r.vcpu, KVM_SET_GUEST_DEBUG, &dbg,
+				   "KVM_SET_GUEST_DEBUG")) < 0) {
+			bench_vm_close(&r);
+			return ret == -EINVAL ? -EOPNOTSUPP : ret;
+		}
+		r.run->kvm_valid_regs = KVM_SYNC_X86_REGS;
+	}
+	for (int i = -warmup; ret == 0 && i < iters; i++) {
+		uint64_t t0 = now_ns();
+		if (kind == BENCH_RING3_INT3 && i > -warmup) {
+			/* Past the int3, whether KVM left rip on it or after it. */
+			r.run->s.regs.regs.rip = BENCH_VM_CODE + 1;
+			r.run->kvm_dirty_regs = KVM_SYNC_X86_REGS;
+		}
+		ret = run_once(&r, &eb);
+		uint64_t t1 = now_ns();
+		if (ret < 0)
+			break;
+		if (!ring3_exit_ok(r.run, kind)) {
+			/* A KVM that turns the first #BP into something else has
+			 * no such exit; any other surprise is a failure. */
+			bool lacks = kind == BENCH_RING3_INT3 && i == -warmup;
+			ret = fail(&eb, lacks ? EOPNOTSUPP : EPROTO,
+				   "%s: KVM exit %u%s", name, r.run->exit_reason,
+				   lacks ? ", not KVM_EXIT_DEBUG: this KVM does not report #BP to the VMM"
+					 : ", not the loop's exit");
+		} else if (i >= 0) {
+			ns[i] = t1 - t0;
+		}
 	}
 	bench_vm_close(&r);
 	return ret;

@@ -114,12 +114,12 @@ done >"$tmp/fig3.dat"
 
 # Fig. 8: context creation, wasp's beside the host's (threads, processes)
 : >"$tmp/fig8.dat"
-for n in pthread_create_join fork_waitpid vfork_exec_true virtine_create_16m virtine_cycle; do
+for n in vmrun_3b pthread_create_join fork_waitpid vfork_exec_true virtine_create_16m virtine_cycle; do
 	v=$(core $n)
 	[ -n "$v" ] && echo "$n $v" >>"$tmp/fig8.dat"
 done
 if [ -f "$(csv pool)" ]; then
-	awk -F, '$1 == "pool_get_run_3b" || $1 == "pool_cycle_3b" { print $1, $2 }' "$(csv pool)" >>"$tmp/fig8.dat"
+	awk -F, '$1 == "pool3_get_run" || $1 == "pool3_get_run_put" { print $1, $2 }' "$(csv pool)" >>"$tmp/fig8.dat"
 fi
 [ -s "$tmp/fig8.dat" ] && plot fig8_context_creation "Creating an execution context (Wasp Fig. 8)" "microseconds" \
 	"$(bars "$tmp/fig8.dat" "set xtics rotate by -30")"
