@@ -195,7 +195,7 @@ qemu_prepare() {
 	qguest=${WASP_QEMU_GUEST:-}
 	if [ -z "$qguest" ]; then
 		qguest=$work/dirtier_mb.bin
-		nasm -f bin -I"$(dirname "$0")/../asm/" -o "$qguest" "$QGUEST_SRC" 2>"$work/nasm.err" ||
+		nasm -f bin -I"$(dirname "$0")/../asm/" -I"$(dirname "$0")/qemu/" -o "$qguest" "$QGUEST_SRC" 2>"$work/nasm.err" ||
 			{ qemu_off "nasm: $(head -n 1 "$work/nasm.err")"; return; }
 	fi
 	[ -s "$qguest" ] || { qemu_off "no guest image '$qguest'"; return; }

@@ -75,7 +75,7 @@ command -v python3 >/dev/null 2>&1 || off "no python3 (scripts/setup.sh installs
 guest=${WASP_QEMU_CKPT_GUEST:-}
 if [ -z "$guest" ]; then
 	guest=$work/touch_mb.bin
-	nasm -f bin -o "$guest" "$here/qemu/touch_mb.asm" 2>"$work/nasm.err" ||
+	nasm -f bin -I"$here/../asm/" -I"$here/qemu/" -o "$guest" "$here/qemu/touch_mb.asm" 2>"$work/nasm.err" ||
 		off "nasm: $(head -n 1 "$work/nasm.err")"
 fi
 [ -s "$guest" ] || off "no guest image '$guest'"

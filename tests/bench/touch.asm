@@ -8,6 +8,7 @@
 ; Only a pause (or a timeout) stops it; it makes no exits of its own.
 ;
 ; Parameter page (host writes PCT and SEED after load, before the run):
+%include "xorshift_fill.inc"
 PARAM      equ 0x9000
 PCT        equ PARAM + 0x00 ; u64 in: percent of the pages to fill, 0..100
 SEED       equ PARAM + 0x08 ; u64 in: xorshift64 state, non-zero
@@ -34,19 +35,7 @@ start:
 	mov rax, [SEED]
 	test rcx, rcx
 	jz .filled
-.fill:	mov rdx, rax            ; xorshift64: x ^= x << 13; x ^= x >> 7; x ^= x << 17
-	shl rdx, 13
-	xor rax, rdx
-	mov rdx, rax
-	shr rdx, 7
-	xor rax, rdx
-	mov rdx, rax
-	shl rdx, 17
-	xor rax, rdx
-	mov [rsi], rax
-	add rsi, 8
-	dec rcx
-	jnz .fill
+	XORSHIFT_FILL
 .filled:
 	mov [LAST], rax
 	mov qword [DONE], DONE_MAGIC

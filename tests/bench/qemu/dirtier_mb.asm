@@ -12,6 +12,7 @@
 ; as the wasp guest: under PVM ring-0 code is emulated (docs/design.md), so
 ; a ring-0 loop would dirty ~100x slower. Never exits; a fault triple-faults
 ; (run it with -no-reboot).
+%include "climb64.inc"
 bits 32
 org 0x100000
 %include "dirtier.inc"   ; tests/asm: the loops it shares with dirtier.asm
@@ -71,37 +72,7 @@ entry32:
 	mov ecx, 3 * 4096 / 4
 	xor eax, eax
 	rep stosd
-	mov dword [PML4], PDPT | 7
-	mov dword [PDPT], PD | 7
-	mov edi, PD
-	mov eax, 0x87           ; present, writable, user, 2 MiB
-	mov ecx, 512
-.pd:
-	mov [edi], eax
-	add eax, 0x200000
-	add edi, 8
-	dec ecx
-	jnz .pd
-	; The TSS descriptor's base (the GDT is in the image, so patch it here).
-	mov eax, tss
-	mov [gdt_tss + 2], ax
-	shr eax, 16
-	mov [gdt_tss + 4], al
-	mov [gdt_tss + 7], ah
-	lgdt [gdt_ptr]
-	mov eax, cr4
-	or eax, 1 << 5          ; PAE
-	mov cr4, eax
-	mov eax, PML4
-	mov cr3, eax
-	mov ecx, 0xc0000080     ; EFER.LME
-	rdmsr
-	or eax, 1 << 8
-	wrmsr
-	mov eax, cr0
-	or eax, (1 << 31) | 1   ; PG, PE
-	mov cr0, eax
-	jmp 0x08:entry64
+	CLIMB64 PML4, PDPT, PD
 
 ; num32: the decimal at esi in eax (0 if none); esi past it. Skips spaces.
 num32:

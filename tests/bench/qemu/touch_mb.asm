@@ -14,6 +14,8 @@
 ; after the restore. Ring 3 as touch.asm and dirtier_mb.asm (under PVM ring-0
 ; code is emulated, docs/design.md). Never exits; a fault triple-faults (run
 ; it with -no-reboot).
+%include "climb64.inc"
+%include "xorshift_fill.inc"
 bits 32
 org 0x100000
 
@@ -46,37 +48,7 @@ entry32:
 	shl eax, 10
 	mov [result_top], eax
 	; Identity map the first GiB with 2 MiB pages, user-accessible.
-	mov dword [pml4], pdpt + 7
-	mov dword [pdpt], pd + 7
-	mov edi, pd
-	mov eax, 0x87           ; present, writable, user, 2 MiB
-	mov ecx, 512
-.pd:
-	mov [edi], eax
-	add eax, 0x200000
-	add edi, 8
-	dec ecx
-	jnz .pd
-	; The TSS descriptor's base (the GDT is in the image, so patch it here).
-	mov eax, tss
-	mov [gdt_tss + 2], ax
-	shr eax, 16
-	mov [gdt_tss + 4], al
-	mov [gdt_tss + 7], ah
-	lgdt [gdt_ptr]
-	mov eax, cr4
-	or eax, 1 << 5          ; PAE
-	mov cr4, eax
-	mov eax, pml4
-	mov cr3, eax
-	mov ecx, 0xc0000080     ; EFER.LME
-	rdmsr
-	or eax, 1 << 8
-	wrmsr
-	mov eax, cr0
-	or eax, (1 << 31) | 1   ; PG, PE
-	mov cr0, eax
-	jmp 0x08:entry64
+	CLIMB64 pml4, pdpt, pd
 
 bits 64
 entry64:
@@ -103,19 +75,7 @@ user:
 	mov ecx, [rel result_top]
 	sub rcx, rsi
 	shr rcx, 3              ; words
-.fill:	mov rdx, rax            ; xorshift64: x ^= x << 13; x ^= x >> 7; x ^= x << 17
-	shl rdx, 13
-	xor rax, rdx
-	mov rdx, rax
-	shr rdx, 7
-	xor rax, rdx
-	mov rdx, rax
-	shl rdx, 17
-	xor rax, rdx
-	mov [rsi], rax
-	add rsi, 8
-	dec rcx
-	jnz .fill
+	XORSHIFT_FILL
 	mov [rel result_last], rax
 	mov rax, [FILL]
 	mov [rel result_first], rax
