@@ -143,30 +143,4 @@ user:
 align 8
 arg_region: dd 0
 arg_fill:   dd 0
-align 16
-gdt:
-	dq 0
-	dq 0x00209a0000000000   ; 0x08 code, ring 0, 64-bit
-	dq 0x0000920000000000   ; 0x10 data, ring 0
-	dq 0x0000f20000000000   ; 0x18 data, ring 3
-	dq 0x0020fa0000000000   ; 0x20 code, ring 3, 64-bit
-gdt_tss:                        ; 0x28 64-bit TSS, base patched at boot
-	dw tss_end - tss - 1
-	dw 0
-	db 0, 0x89, 0, 0
-	dq 0
-gdt_end:
-gdt_ptr:
-	dw gdt_end - gdt - 1
-	dd gdt
-align 16
-tss:
-	dd 0
-	dq STACK0               ; rsp0
-	times 88 db 0
-	dw 0
-	dw iomap - tss          ; I/O bitmap offset
-iomap:
-	times 0x400 / 8 db 0    ; ports 0-0x3ff allowed
-	db 0xff
-tss_end:
+CLIMB64_TABLES STACK0

@@ -100,33 +100,7 @@ result_seed:  dq 0              ; +0x808
 result_first: dq 0              ; +0x810 the word at FILL
 result_last:  dq 0              ; +0x818 the word at the RAM top - 8
 result_top:   dq 0              ; +0x820 the RAM top (bytes)
-align 16
-gdt:
-	dq 0
-	dq 0x00209a0000000000   ; 0x08 code, ring 0, 64-bit
-	dq 0x0000920000000000   ; 0x10 data, ring 0
-	dq 0x0000f20000000000   ; 0x18 data, ring 3
-	dq 0x0020fa0000000000   ; 0x20 code, ring 3, 64-bit
-gdt_tss:                        ; 0x28 64-bit TSS, base patched at boot
-	dw tss_end - tss - 1
-	dw 0
-	db 0, 0x89, 0, 0
-	dq 0
-gdt_end:
-gdt_ptr:
-	dw gdt_end - gdt - 1
-	dd gdt
-align 16
-tss:
-	dd 0
-	dq stack0_top           ; rsp0
-	times 88 db 0
-	dw 0
-	dw iomap - tss          ; I/O bitmap offset
-iomap:
-	times 0x400 / 8 db 0    ; ports 0-0x3ff allowed
-	db 0xff
-tss_end:
+CLIMB64_TABLES stack0_top
 ; Page tables and stacks inside the image (zeros in the file), so nothing
 ; the fill writes lies under them.
 align 4096
