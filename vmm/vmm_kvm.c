@@ -391,8 +391,10 @@ void wasp_virtine_dirty_return(struct wasp_virtine *v, const uint64_t *bitmap)
 void *wasp_virtine_gpa_w(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len)
 {
 	void *p = wasp_virtine_gpa(v, gpa, len);
-	if (p)
+	if (p) {
 		wasp_mark_dirty(v, gpa, len);
+		v->used = true; /* the next load clears what the host wrote */
+	}
 	return p;
 }
 
@@ -439,6 +441,11 @@ static int load_finish(struct wasp_virtine *v, wasp_gpa_t gpa, size_t len, enum 
 	struct wasp_image_header h;
 	bool has_header = false;
 	const uint8_t *img = v->mem + gpa;
+
+	/* Memory holds the image now: a load before any run must clear it
+	 * as a run's leftovers are (else a smaller image would run beside
+	 * the bytes of a bigger one loaded before it). */
+	v->used = true;
 
 	if (len >= WASP_IMAGE_HEADER_OFFSET + sizeof h && img[0] == 0xEB) {
 		memcpy(&h, img + WASP_IMAGE_HEADER_OFFSET, sizeof h);

@@ -160,6 +160,25 @@ static void t_exit_code(void)
 	CHECK(len > 0 && (size_t)len < sizeof img, "read exit7.bin");
 	close(fd);
 	reload_zeroed(v, img, (size_t)len);
+	/* Loads with no run between them: a big image, then exit7 over it,
+	 * and the host's writes into a fresh virtine: none of it may stay. */
+	static uint8_t big[64 << 10];
+	memset(big, 0xee, sizeof big);
+	memcpy(big, img, (size_t)len);
+	MUST(wasp_virtine_load(v, big, sizeof big, 0, WASP_MODE_AUTO));
+	MUST(wasp_virtine_load(v, img, (size_t)len, 0, WASP_MODE_AUTO));
+	const uint8_t *m = wasp_virtine_gpa(v, WASP_GPA_LOAD, sizeof big);
+	size_t nz = 0;
+	for (size_t i = (size_t)len; i < sizeof big; i++)
+		nz += m[i] != 0;
+	CHECK(nz == 0, "%zu bytes of the image loaded before are left", nz);
+	struct wasp_exit e2 = run(v, 0);
+	CHECK(e2.reason == WASP_EXIT_EXITED && e2.code == 7, "after two loads: reason %d", e2.reason);
+	wasp_virtine_destroy(v);
+	v = make("exit7", 0, NULL);
+	memset(wasp_virtine_gpa_w(v, 0x100000, 16), 0xab, 16);
+	MUST(wasp_virtine_load(v, img, (size_t)len, 0, WASP_MODE_AUTO));
+	CHECK(*(uint8_t *)wasp_virtine_gpa(v, 0x100000, 1) == 0, "the host's write before any run stayed");
 	wasp_virtine_destroy(v);
 }
 
