@@ -122,19 +122,23 @@ rgw frontends = beast endpoint=127.0.0.1:$rgw_port
 rgw data = $dir/rgw
 EOF
 	local c=(-c "$dir/ceph.conf")
-	monmaptool --create --addv a "[v1:127.0.0.1:$mon_port]" --fsid "$fsid" "$dir/monmap" >/dev/null &&
-	ceph-mon "${c[@]}" -i a --mkfs --monmap "$dir/monmap" 2>>"$dir/log/setup.log" &&
-	ceph-mon "${c[@]}" -i a 2>>"$dir/log/setup.log" &&
-	timeout 60 ceph "${c[@]}" osd create "$osd_uuid" 0 >/dev/null 2>>"$dir/log/setup.log" &&
-	ceph-osd "${c[@]}" -i 0 --mkfs --osd-uuid "$osd_uuid" 2>>"$dir/log/setup.log" &&
-	ceph-osd "${c[@]}" -i 0 2>>"$dir/log/setup.log" &&
+	# step NAME: what the start is doing, named when it fails (the
+	# daemons' own stderr is mostly noise: one line of it is there on
+	# every start, good or bad).
+	step=monmap; monmaptool --create --addv a "[v1:127.0.0.1:$mon_port]" --fsid "$fsid" "$dir/monmap" >/dev/null &&
+	step="monitor mkfs"; ceph-mon "${c[@]}" -i a --mkfs --monmap "$dir/monmap" 2>>"$dir/log/setup.log" &&
+	step="monitor start"; ceph-mon "${c[@]}" -i a 2>>"$dir/log/setup.log" &&
+	step="osd create"; timeout 60 ceph "${c[@]}" osd create "$osd_uuid" 0 >/dev/null 2>>"$dir/log/setup.log" &&
+	step="osd mkfs"; ceph-osd "${c[@]}" -i 0 --mkfs --osd-uuid "$osd_uuid" 2>>"$dir/log/setup.log" &&
+	step="osd start"; ceph-osd "${c[@]}" -i 0 2>>"$dir/log/setup.log" &&
 	mkdir -p "$dir/rgw" &&
-	radosgw "${c[@]}" -n client.rgw 2>>"$dir/log/setup.log" || return 1
+	step="gateway start"; radosgw "${c[@]}" -n client.rgw 2>>"$dir/log/setup.log" || return 1
 
 	# The keys are random: nothing else on this host knows them.
 	local ak sk
 	ak=$(head -c 15 /dev/urandom | base32 | tr -d '=')
 	sk=$(head -c 30 /dev/urandom | base64 | tr -d '=+/')
+	step="user create"
 	timeout 60 radosgw-admin "${c[@]}" user create --uid=wasp --display-name=wasp \
 		--access-key="$ak" --secret-key="$sk" >/dev/null 2>>"$dir/log/setup.log" || return 1
 	cat > "$dir/env" <<EOF
@@ -144,7 +148,8 @@ export AWS_SECRET_ACCESS_KEY=$sk
 export AWS_REGION=us-east-1
 EOF
 	chmod 600 "$dir/env"
-	wait_gateway || return 1
+	step="gateway answer"; wait_gateway || return 1
+	step="bucket create"
 	local s=(--aws-sigv4 "aws:amz:us-east-1:s3" --user "$ak:$sk" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
 	local b
 	for b in "$@"; do
@@ -155,11 +160,12 @@ EOF
 
 # A port taken between the check and the bind is the one way a start can
 # fail by chance: try again on other ports.
+step=config
 for attempt in 1 2 3; do
 	if start_once "$@"; then
 		exit 0
 	fi
-	echo "s3-server: start $attempt failed: $(tail -n 3 "$dir/log/setup.log" 2>/dev/null | tr '\n' ' ')" >&2
+	echo "s3-server: start $attempt failed at the $step: $(tail -n 3 "$dir/log/setup.log" 2>/dev/null | tr '\n' ' ')$(tail -n 2 "$dir/log/client.rgw.log" 2>/dev/null | tr '\n' ' ')" >&2
 	stop_all
 done
 rm -rf "$dir"
