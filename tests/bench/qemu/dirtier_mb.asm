@@ -17,8 +17,6 @@ bits 32
 org 0x100000
 %include "dirtier.inc"   ; tests/asm: the loops it shares with dirtier.asm
 
-MB_MAGIC equ 0x1badb002
-MB_FLAGS equ 0x00010000         ; addresses below are valid (a.out kludge)
 PML4    equ 0x200000            ; page tables: PML4, PDPT, PD (1 GiB, 2 MiB pages)
 PDPT    equ 0x201000
 PD      equ 0x202000
@@ -29,13 +27,7 @@ FILLAT  equ 0x800000
 EVERY   equ 250
 PORT    equ 0xe9
 
-mb_header:
-	dd MB_MAGIC, MB_FLAGS, -(MB_MAGIC + MB_FLAGS)
-	dd mb_header            ; header_addr
-	dd 0x100000             ; load_addr
-	dd 0                    ; load_end_addr: the whole file
-	dd 0                    ; bss_end_addr: none
-	dd entry32              ; entry_addr
+MULTIBOOT_HEADER
 
 entry32:
 	; eax = 0x2badb002, ebx = multiboot info; protected mode, paging off.

@@ -19,20 +19,12 @@
 bits 32
 org 0x100000
 
-MB_MAGIC equ 0x1badb002
-MB_FLAGS equ 0x00010000         ; addresses below are valid (a.out kludge)
 FILL    equ 0x120000
 SEED    equ 0x9e3779b97f4a7c15 ; touch.asm's round-1 seed base
 PORT    equ 0xe9
 LAPS    equ 22                  ; a mark every 2^LAPS laps
 
-mb_header:
-	dd MB_MAGIC, MB_FLAGS, -(MB_MAGIC + MB_FLAGS)
-	dd mb_header            ; header_addr
-	dd 0x100000             ; load_addr
-	dd 0                    ; load_end_addr: the whole file
-	dd 0                    ; bss_end_addr: none
-	dd entry32              ; entry_addr
+MULTIBOOT_HEADER
 
 entry32:
 	; eax = 0x2badb002, ebx = multiboot info; protected mode, paging off.
